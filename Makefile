@@ -1,0 +1,53 @@
+# Cairn — the commands a newcomer needs. `make dev` runs Cairn; `make test` passes the tests.
+SHELL := /bin/bash
+SWIFT ?= swift
+# Fail the build when a target imports a module it does not declare: the manifest is the
+# architecture, and this keeps it honest.
+SWIFT_BUILD_FLAGS ?= --explicit-target-dependency-import-check error
+DEBIAN_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config postgresql python3-venv
+SERVERS := deploy/local/servers.sh
+DATA_DIR ?= .data/dev
+
+.PHONY: help deps build dev test bench bench-smoke proto clean
+
+help:
+	@echo "make dev     build and run every Cairn role in one process (API :8288, gateway :8289)"
+	@echo "make test    install what is missing, start private Redis + Postgres, run every test"
+	@echo "make build   build every executable"
+	@echo "make bench   run the benchmarks in bench/"
+
+# Installs the Debian packages Cairn needs, only those that are missing.
+deps:
+	@missing=""; \
+	for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build $(SWIFT_BUILD_FLAGS)
+
+dev: build
+	@BIN=$$($(SWIFT) build --show-bin-path); exec "$$BIN/cairn" dev --data-dir $(DATA_DIR)
+
+# Tests run against real servers: a private redis-server and Postgres cluster on free loopback
+# ports, started before `swift test` and stopped after it, pass or fail.
+test: deps
+	$(SWIFT) build --build-tests $(SWIFT_BUILD_FLAGS)
+	CAIRN_PG_FSYNC=off $(SERVERS) run -- bash -c '\
+	  export CAIRN_TEST_POSTGRES_URL="$$CAIRN_POSTGRES_URL" CAIRN_TEST_REDIS_URL="$$CAIRN_REDIS_URL"; \
+	  export CAIRN_TEST_BIN_DIR="$$($(SWIFT) build --show-bin-path)"; \
+	  $(SWIFT) test --skip-build $(SWIFT_TEST_FLAGS)'
+
+bench: build
+	bench/run.sh
+
+bench-smoke: build
+	BENCH_SMOKE=1 bench/run.sh
+
+clean:
+	rm -rf .build .data

@@ -1,0 +1,247 @@
+// swift-tools-version: 6.1
+//
+// The package graph is Cairn's architecture (see STYLE.md):
+//
+//   CairnCore      pure values and decisions; imports nothing that does I/O
+//   CairnEngine    use cases and services written against ports (protocols)
+//   CairnPostgres  ┐
+//   CairnRedis     ├ adapters: implement Engine ports on a concrete client; never import each other
+//   CairnHTTP      ┘
+//   CairnRoles     composition roots: configuration + wiring of each role, shared by the role
+//                  executables and by `cairn dev`
+//   CairnTesting   fixtures and contract suites for the test targets
+//   Services/*     executables: a `main` that hands its environment to CairnRoles
+//
+// `make build` compiles with `--explicit-target-dependency-import-check error`, so a target that
+// imports a module it does not declare fails the build.
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Cairn",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "cairn", targets: ["CairnCLI"]),
+        .executable(name: "cairn-event-api", targets: ["CairnEventAPI"]),
+        .executable(name: "cairn-api", targets: ["CairnAPI"]),
+        .executable(name: "cairn-scheduler", targets: ["CairnScheduler"]),
+        .executable(name: "cairn-executor", targets: ["CairnExecutor"]),
+        .executable(name: "cairn-gateway", targets: ["CairnGateway"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.25.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.25.0"),
+    ],
+    targets: [
+        // MARK: System libraries
+
+        // libhiredis-dev puts its headers under /usr/include/hiredis; the shim includes them by
+        // that path, so no pkg-config flags are needed.
+        .systemLibrary(name: "CHiredis", path: "Shared/CHiredis"),
+
+        // MARK: Layers
+
+        .target(
+            name: "CairnCore",
+            path: "Shared/CairnCore",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CairnEngine",
+            dependencies: [
+                "CairnCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/CairnEngine",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CairnPostgres",
+            dependencies: [
+                "CairnCore",
+                "CairnEngine",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/CairnPostgres",
+            resources: [.copy("Migrations")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CairnRedis",
+            dependencies: [
+                "CHiredis",
+                "CairnCore",
+                "CairnEngine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/CairnRedis",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CairnHTTP",
+            dependencies: [
+                "CairnCore",
+                "CairnEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/CairnHTTP",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CairnRoles",
+            dependencies: [
+                "CairnCore",
+                "CairnEngine",
+                "CairnPostgres",
+                "CairnRedis",
+                "CairnHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/CairnRoles",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CairnTesting",
+            dependencies: [
+                "CairnCore",
+                "CairnEngine",
+                "CairnPostgres",
+                "CairnRedis",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/CairnTesting",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Executables (main + environment only)
+
+        .executableTarget(
+            name: "CairnEventAPI",
+            dependencies: ["CairnRoles"],
+            path: "Services/EventAPI",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "CairnAPI",
+            dependencies: ["CairnRoles"],
+            path: "Services/API",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "CairnScheduler",
+            dependencies: ["CairnRoles"],
+            path: "Services/Scheduler",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "CairnExecutor",
+            dependencies: ["CairnRoles"],
+            path: "Services/Executor",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "CairnGateway",
+            dependencies: ["CairnRoles"],
+            path: "Services/Gateway",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "CairnCLI",
+            dependencies: [
+                "CairnEngine",
+                "CairnPostgres",
+                "CairnRoles",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/CLI",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tests
+
+        .testTarget(
+            name: "CairnCoreTests",
+            dependencies: ["CairnCore"],
+            path: "Tests/CairnCoreTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CairnEngineTests",
+            dependencies: ["CairnCore", "CairnEngine", "CairnTesting"],
+            path: "Tests/CairnEngineTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CairnPostgresTests",
+            dependencies: [
+                "CairnCore", "CairnEngine", "CairnPostgres", "CairnTesting",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/CairnPostgresTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CairnRedisTests",
+            dependencies: [
+                "CairnCore", "CairnEngine", "CairnRedis", "CairnTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/CairnRedisTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CairnHTTPTests",
+            dependencies: [
+                "CairnCore", "CairnEngine", "CairnHTTP", "CairnTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            path: "Tests/CairnHTTPTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CairnRolesTests",
+            dependencies: ["CairnCore", "CairnEngine", "CairnPostgres", "CairnRoles"],
+            path: "Tests/CairnRolesTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "CairnCore", "CairnEngine", "CairnRoles", "CairnTesting",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/EndToEndTests",
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,4 @@
+import CairnRoles
+
+// cairn-api: see CairnConfiguration for its environment variables.
+await RoleEntryPoint.run(.api)

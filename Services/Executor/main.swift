@@ -1,0 +1,4 @@
+import CairnRoles
+
+// cairn-executor: see CairnConfiguration for its environment variables.
+await RoleEntryPoint.run(.executor)

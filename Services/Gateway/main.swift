@@ -1,0 +1,4 @@
+import CairnRoles
+
+// cairn-gateway: see CairnConfiguration for its environment variables.
+await RoleEntryPoint.run(.gateway)

@@ -1,0 +1,4 @@
+import CairnRoles
+
+// cairn-scheduler: see CairnConfiguration for its environment variables.
+await RoleEntryPoint.run(.scheduler)

@@ -1,0 +1,204 @@
+public import CairnEngine
+public import CairnPostgres
+public import Logging
+
+/// Everything a Cairn process is configured with, read from environment variables in one place.
+///
+/// Every variable is documented here and in README.md with its default. `init(environment:)`
+/// validates all of them and reports every problem at once, each naming its variable.
+public struct CairnConfiguration: Sendable {
+    /// `CAIRN_POSTGRES_URL` — the Postgres database that is Cairn's record. Required.
+    /// Form: `postgres://user[:password]@host:port/database[?sslmode=…&search_path=…]`.
+    public var postgres: PostgresSettings
+    /// `CAIRN_REDIS_URL` — the Redis server for streams and hot indexes. Required.
+    /// Form: `redis://[user:password@]host:port/db` or `unix:///path/to/redis.sock`.
+    public var redisURL: String
+    /// `CAIRN_POSTGRES_POOL_SIZE` — most Postgres connections per process. Default 20.
+    public var postgresPoolSize: Int
+    /// `CAIRN_REDIS_POOL_SIZE` — Redis connections per process for ordinary commands (blocking
+    /// reads use their own). Default 8.
+    public var redisPoolSize: Int
+    /// `CAIRN_HOST` — the address HTTP listeners bind. Default `0.0.0.0` (containers);
+    /// `cairn dev` uses `127.0.0.1`.
+    public var host: String
+    /// `CAIRN_PORT` — the HTTP port of this role (health, metrics and the role's own API).
+    /// Default: event-api and api 8288, gateway 8289, scheduler 8290, executor 8291. Under
+    /// `cairn dev` this is the port serving the event API, the API and `/healthz` (8288).
+    public var port: Int?
+    /// `CAIRN_GATEWAY_PORT` — under `cairn dev`, the connect gateway's port. Default 8289.
+    public var gatewayPort: Int
+    /// `CAIRN_STREAM_PREFIX` — prefix of every Redis stream and key Cairn uses, so tenants or
+    /// tests can share one Redis. Default `cairn:`.
+    public var streamPrefix: String
+    /// `CAIRN_SHUTDOWN_GRACE_SECONDS` — how long in-flight work may take to finish after
+    /// SIGTERM before it is cancelled. Default 30.
+    public var shutdownGrace: Duration
+    /// `CAIRN_LOG_LEVEL` — `trace`, `debug`, `info`, `notice`, `warning`, `error` or
+    /// `critical`. Default `info`.
+    public var logLevel: Logger.Level
+    /// `INNGEST_SIGNING_KEY` — key that signs requests to SDKs and authenticates SDK calls.
+    /// Unset means dev mode: unsigned requests, any event key accepted.
+    public var signingKey: SigningKeyText?
+    /// `INNGEST_SIGNING_KEY_FALLBACK` — a second accepted key, for rotation. Optional.
+    public var signingKeyFallback: SigningKeyText?
+    /// `INNGEST_EVENT_KEY` — comma-separated event keys accepted by `POST /e/{key}`. Empty in
+    /// dev mode accepts any key.
+    public var eventKeys: [String]
+
+    /// Dev mode: no signing key is configured.
+    public var isDevMode: Bool { signingKey == nil }
+
+    /// Reads and validates the configuration.
+    ///
+    /// - Parameter environment: the process environment (tests pass their own).
+    /// - Throws: `ConfigurationError` listing every invalid or missing variable.
+    public init(environment: [String: String]) throws(ConfigurationError) {
+        var problems: [ConfigurationError.Problem] = []
+        func value(_ name: String) -> String? {
+            guard let raw = environment[name]?.trimmingWhitespace(), !raw.isEmpty else { return nil }
+            return raw
+        }
+        func integer(_ name: String, default fallback: Int, range: ClosedRange<Int>) -> Int {
+            guard let raw = value(name) else { return fallback }
+            guard let parsed = Int(raw), range.contains(parsed) else {
+                problems.append(.init(variable: name, rule: "must be an integer from \(range.lowerBound) to \(range.upperBound), got \"\(raw)\""))
+                return fallback
+            }
+            return parsed
+        }
+
+        var postgres = try? PostgresSettings(url: "postgres://cairn@127.0.0.1:5432/cairn")
+        if let raw = value("CAIRN_POSTGRES_URL") {
+            do { postgres = try PostgresSettings(url: raw) } catch {
+                problems.append(.init(variable: "CAIRN_POSTGRES_URL", rule: error.description))
+            }
+        } else {
+            problems.append(.init(variable: "CAIRN_POSTGRES_URL", rule: "is required (e.g. postgres://cairn@127.0.0.1:5432/cairn)"))
+        }
+        let redisURL = value("CAIRN_REDIS_URL") ?? ""
+        if redisURL.isEmpty {
+            problems.append(.init(variable: "CAIRN_REDIS_URL", rule: "is required (e.g. redis://127.0.0.1:6379/0)"))
+        } else if let rule = RedisWiring.validate(url: redisURL) {
+            problems.append(.init(variable: "CAIRN_REDIS_URL", rule: rule))
+        }
+        let postgresPoolSize = integer("CAIRN_POSTGRES_POOL_SIZE", default: 20, range: 1...1000)
+        let redisPoolSize = integer("CAIRN_REDIS_POOL_SIZE", default: 8, range: 1...256)
+        let host = value("CAIRN_HOST") ?? "0.0.0.0"
+        let port: Int? = value("CAIRN_PORT") == nil ? nil : integer("CAIRN_PORT", default: 0, range: 0...65535)
+        let gatewayPort = integer("CAIRN_GATEWAY_PORT", default: 8289, range: 0...65535)
+        let streamPrefix = value("CAIRN_STREAM_PREFIX") ?? "cairn:"
+        if streamPrefix.contains(where: { $0 == " " || $0 == "\n" }) {
+            problems.append(.init(variable: "CAIRN_STREAM_PREFIX", rule: "must not contain spaces or newlines"))
+        }
+        let grace = integer("CAIRN_SHUTDOWN_GRACE_SECONDS", default: 30, range: 0...3600)
+        var logLevel = Logger.Level.info
+        if let raw = value("CAIRN_LOG_LEVEL") {
+            if let level = Logger.Level(rawValue: raw.lowercased()) { logLevel = level } else {
+                problems.append(.init(variable: "CAIRN_LOG_LEVEL", rule: "must be one of trace, debug, info, notice, warning, error, critical, got \"\(raw)\""))
+            }
+        }
+        func signingKey(_ name: String) -> SigningKeyText? {
+            guard let raw = value(name) else { return nil }
+            do { return try SigningKeyText(raw) } catch {
+                problems.append(.init(variable: name, rule: error.rule))
+                return nil
+            }
+        }
+        let signingKey = signingKey("INNGEST_SIGNING_KEY")
+        let signingKeyFallback = signingKey("INNGEST_SIGNING_KEY_FALLBACK")
+        if signingKeyFallback != nil && signingKey == nil && value("INNGEST_SIGNING_KEY") == nil {
+            problems.append(.init(variable: "INNGEST_SIGNING_KEY_FALLBACK", rule: "is set without INNGEST_SIGNING_KEY"))
+        }
+        let eventKeys = (value("INNGEST_EVENT_KEY") ?? "")
+            .split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
+
+        guard problems.isEmpty, var postgresSettings = postgres else {
+            throw ConfigurationError(problems: problems)
+        }
+        postgresSettings.maximumConnections = postgresPoolSize
+        self.postgres = postgresSettings
+        self.redisURL = redisURL
+        self.postgresPoolSize = postgresPoolSize
+        self.redisPoolSize = redisPoolSize
+        self.host = host
+        self.port = port
+        self.gatewayPort = gatewayPort
+        self.streamPrefix = streamPrefix
+        self.shutdownGrace = .seconds(grace)
+        self.logLevel = logLevel
+        self.signingKey = signingKey
+        self.signingKeyFallback = signingKeyFallback
+        self.eventKeys = eventKeys
+    }
+
+    /// The HTTP port a process playing only `role` listens on: `CAIRN_PORT`, else the role's
+    /// default.
+    public func port(for role: Role) -> Int {
+        if let port { return port }
+        switch role {
+        case .eventAPI, .api: return 8288
+        case .gateway: return 8289
+        case .scheduler: return 8290
+        case .executor: return 8291
+        }
+    }
+}
+
+/// A signing key as configured: `signkey-<env>-<hex>` or bare hex of even length.
+public struct SigningKeyText: Sendable, Equatable {
+    /// The key exactly as configured (with its prefix, if any).
+    public var raw: String
+    /// The hex part, without the `signkey-<env>-` prefix; this text is the HMAC key.
+    public var hex: String
+
+    /// Validates `raw`.
+    public init(_ raw: String) throws(SigningKeyError) {
+        var hex = Substring(raw)
+        if raw.hasPrefix("signkey-") {
+            let afterPrefix = raw.dropFirst("signkey-".count)
+            guard let dash = afterPrefix.firstIndex(of: "-"), dash != afterPrefix.startIndex else {
+                throw SigningKeyError(rule: "must look like signkey-<env>-<hex>")
+            }
+            hex = afterPrefix[afterPrefix.index(after: dash)...]
+        }
+        guard !hex.isEmpty, hex.count % 2 == 0, hex.allSatisfy(\.isHexDigit) else {
+            throw SigningKeyError(rule: "must be an even-length hex string, optionally prefixed signkey-<env>-")
+        }
+        self.raw = raw
+        self.hex = String(hex)
+    }
+}
+
+/// A signing key that is not of the accepted form.
+public struct SigningKeyError: Error, Equatable {
+    /// The rule the key breaks.
+    public var rule: String
+}
+
+/// Invalid or missing configuration: every problem, each naming its environment variable.
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    /// One variable and the rule it breaks.
+    public struct Problem: Sendable, Equatable, CustomStringConvertible {
+        /// The environment variable.
+        public var variable: String
+        /// The rule it breaks, with the value that broke it.
+        public var rule: String
+        public var description: String { "\(variable): \(rule)" }
+    }
+
+    /// Every problem found, in the order the variables are read.
+    public var problems: [Problem]
+
+    public var description: String {
+        "invalid configuration:\n" + problems.map { "  \($0)" }.joined(separator: "\n")
+    }
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s.removeFirst() }
+        while let c = s.last, c.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}

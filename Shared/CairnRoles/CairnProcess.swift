@@ -1,0 +1,111 @@
+public import CairnEngine
+import CairnHTTP
+public import CairnPostgres
+import Hummingbird
+public import Logging
+public import ServiceLifecycle
+
+/// The composition root of a Cairn process: the dependencies, the services of the roles it
+/// plays, and the HTTP listeners, in one ordered `ServiceGroup`.
+///
+/// Each role executable is `CairnProcess(roles: [that role])`; `cairn dev` is the same with
+/// every role — there is no second implementation. Service order states dependencies:
+/// Postgres and Redis first, then role services, then the HTTP listeners; shutdown runs in
+/// reverse, so listeners stop taking requests before the clients they use go away.
+public struct CairnProcess: Sendable {
+    /// A port an HTTP listener of this process bound, reported once it accepts connections.
+    public struct BoundListener: Sendable {
+        /// The roles whose routes the listener serves.
+        public var roles: [Role]
+        /// The port it bound (useful when `0` asked for any free port).
+        public var port: Int
+    }
+
+    /// The roles this process plays.
+    public let roles: [Role]
+    /// The validated configuration.
+    public let configuration: CairnConfiguration
+    let logger: Logger
+    let onListening: @Sendable (BoundListener) async -> Void
+
+    /// Creates a process playing `roles`.
+    ///
+    /// - Parameter onListening: called once per HTTP listener when it accepts connections.
+    public init(
+        roles: [Role],
+        configuration: CairnConfiguration,
+        logger: Logger,
+        onListening: @escaping @Sendable (BoundListener) async -> Void = { _ in }
+    ) {
+        precondition(!roles.isEmpty, "a process plays at least one role")
+        self.roles = roles
+        self.configuration = configuration
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    /// Which listener serves which roles: one listener for a single role; under `cairn dev`
+    /// the event API, the API and the background roles share `CAIRN_PORT` (8288) and the gateway
+    /// has its own port (8289), as in production.
+    func listeners() -> [(roles: [Role], port: Int)] {
+        guard roles.count > 1 else { return [(roles, configuration.port(for: roles[0]))] }
+        let main = roles.filter { $0 != .gateway }
+        var result: [(roles: [Role], port: Int)] = []
+        if !main.isEmpty { result.append((main, configuration.port ?? 8288)) }
+        if roles.contains(.gateway) { result.append(([.gateway], configuration.gatewayPort)) }
+        return result
+    }
+
+    /// Builds every service of the process, in start order.
+    public func services() -> [any Service] {
+        let postgres = CairnPostgresDatabase(settings: configuration.postgres, logger: logger)
+        let redis = RedisWiring.makeClient(url: configuration.redisURL, poolSize: configuration.redisPoolSize, logger: logger)
+        let readiness = Readiness(probes: [postgres.readinessProbe, redis.readinessProbe])
+
+        var services: [any Service] = [postgres, redis.service]
+        for (listenerRoles, port) in listeners() {
+            let router = Router()
+            HealthRoutes(roles: listenerRoles, readiness: readiness).register(on: router)
+            let onListening = self.onListening
+            let app = Application(
+                router: router,
+                configuration: .init(address: .hostname(configuration.host, port: port), serverName: "cairn"),
+                onServerRunning: { channel in
+                    await onListening(BoundListener(roles: listenerRoles, port: channel.localAddress?.port ?? port))
+                },
+                logger: logger
+            )
+            services.append(app)
+        }
+        return services
+    }
+
+    /// The process's services in one group. With `handlingSignals`, SIGTERM and SIGINT start
+    /// a graceful shutdown, bounded by `CAIRN_SHUTDOWN_GRACE_SECONDS`; without, the caller
+    /// ends it with `triggerGracefulShutdown()` (tests do).
+    public func serviceGroup(handlingSignals: Bool = true) -> ServiceGroup {
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services().map { .init(service: $0) },
+            gracefulShutdownSignals: handlingSignals ? [.sigterm, .sigint] : [],
+            cancellationSignals: [],
+            logger: logger
+        )
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGrace
+        return ServiceGroup(configuration: groupConfiguration)
+    }
+
+    /// Runs the process until SIGTERM or SIGINT, then shuts down gracefully.
+    public func run() async throws {
+        logger.info("starting", metadata: ["roles": "\(roles.map(\.rawValue).joined(separator: ","))"])
+        try await serviceGroup().run()
+    }
+}
+
+extension CairnConfiguration {
+    /// A logger for a process, at the configured level.
+    public func makeLogger(label: String) -> Logger {
+        var logger = Logger(label: label)
+        logger.logLevel = logLevel
+        return logger
+    }
+}

@@ -1,0 +1,76 @@
+import CairnEngine
+import CairnRoles
+import Testing
+
+@Suite struct ConfigurationTests {
+    let minimal = [
+        "CAIRN_POSTGRES_URL": "postgres://cairn@127.0.0.1:5432/cairn",
+        "CAIRN_REDIS_URL": "redis://127.0.0.1:6379/0",
+    ]
+
+    @Test func defaults() throws {
+        let c = try CairnConfiguration(environment: minimal)
+        #expect(c.postgres.maximumConnections == 20)
+        #expect(c.redisPoolSize == 8)
+        #expect(c.host == "0.0.0.0")
+        #expect(c.port(for: .eventAPI) == 8288)
+        #expect(c.port(for: .api) == 8288)
+        #expect(c.port(for: .gateway) == 8289)
+        #expect(c.port(for: .scheduler) == 8290)
+        #expect(c.port(for: .executor) == 8291)
+        #expect(c.gatewayPort == 8289)
+        #expect(c.streamPrefix == "cairn:")
+        #expect(c.shutdownGrace == .seconds(30))
+        #expect(c.logLevel == .info)
+        #expect(c.isDevMode)
+        #expect(c.eventKeys.isEmpty)
+    }
+
+    @Test func overrides() throws {
+        var env = minimal
+        env["CAIRN_POSTGRES_POOL_SIZE"] = "5"
+        env["CAIRN_PORT"] = "9000"
+        env["CAIRN_LOG_LEVEL"] = "DEBUG"
+        env["INNGEST_SIGNING_KEY"] = "signkey-prod-0123456789abcdef"
+        env["INNGEST_SIGNING_KEY_FALLBACK"] = "abcd"
+        env["INNGEST_EVENT_KEY"] = " k1, k2 ,,"
+        let c = try CairnConfiguration(environment: env)
+        #expect(c.postgres.maximumConnections == 5)
+        #expect(c.port(for: .executor) == 9000)
+        #expect(c.logLevel == .debug)
+        #expect(c.signingKey?.hex == "0123456789abcdef")
+        #expect(c.signingKeyFallback?.hex == "abcd")
+        #expect(!c.isDevMode)
+        #expect(c.eventKeys == ["k1", "k2"])
+    }
+
+    @Test(arguments: [
+        ("CAIRN_POSTGRES_POOL_SIZE", "0", "CAIRN_POSTGRES_POOL_SIZE: must be an integer from 1 to 1000, got \"0\""),
+        ("CAIRN_REDIS_POOL_SIZE", "many", "CAIRN_REDIS_POOL_SIZE: must be an integer from 1 to 256, got \"many\""),
+        ("CAIRN_PORT", "70000", "CAIRN_PORT: must be an integer from 0 to 65535, got \"70000\""),
+        ("CAIRN_LOG_LEVEL", "loud", "CAIRN_LOG_LEVEL: must be one of trace"),
+        ("CAIRN_POSTGRES_URL", "mysql://x", "CAIRN_POSTGRES_URL: invalid Postgres URL"),
+        ("CAIRN_REDIS_URL", "http://x", "CAIRN_REDIS_URL:"),
+        ("INNGEST_SIGNING_KEY", "signkey-prod-xyz", "INNGEST_SIGNING_KEY: must be an even-length hex string"),
+        ("INNGEST_SIGNING_KEY", "abc", "INNGEST_SIGNING_KEY: must be an even-length hex string"),
+        ("CAIRN_SHUTDOWN_GRACE_SECONDS", "-1", "CAIRN_SHUTDOWN_GRACE_SECONDS: must be an integer from 0 to 3600"),
+    ])
+    func rejects(variable: String, value: String, message: String) {
+        var env = minimal
+        env[variable] = value
+        #expect {
+            try CairnConfiguration(environment: env)
+        } throws: { error in
+            (error as? ConfigurationError)?.description.contains(message) == true
+        }
+    }
+
+    @Test func reportsEveryMissingVariableAtOnce() {
+        #expect {
+            try CairnConfiguration(environment: [:])
+        } throws: { error in
+            let problems = (error as? ConfigurationError)?.problems.map(\.variable)
+            return problems == ["CAIRN_POSTGRES_URL", "CAIRN_REDIS_URL"]
+        }
+    }
+}
