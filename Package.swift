@@ -46,9 +46,13 @@ let package = Package(
     targets: [
         // MARK: System libraries
 
-        // libhiredis-dev puts its headers under /usr/include/hiredis; the shim includes them by
-        // that path, so no pkg-config flags are needed.
-        .systemLibrary(name: "CHiredis", path: "Shared/CHiredis"),
+        // hiredis's reply reader, found with pkg-config; `make deps` installs libhiredis-dev.
+        .systemLibrary(
+            name: "CHiredis",
+            path: "Shared/CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
 
         // MARK: Layers
 

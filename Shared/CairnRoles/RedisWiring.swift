@@ -30,6 +30,6 @@ struct RedisReadinessProbe: ReadinessProbe {
     var name: String { "redis" }
 
     func check() async throws {
-        try await client.ping()
+        _ = try await client.ping()
     }
 }
