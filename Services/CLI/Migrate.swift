@@ -26,15 +26,7 @@ enum MigrationCommand {
     /// Applies the bundled migrations and prints what changed.
     static func apply(configuration: CairnConfiguration, logger: Logger) async throws {
         let database = CairnPostgresDatabase(settings: configuration.postgres, logger: logger)
-        let report = try await withThrowingTaskGroup(of: Migrator.Report?.self) { group in
-            group.addTask { try await database.run(); return nil }
-            group.addTask { try await database.migrate() }
-            defer { group.cancelAll() }
-            while let result = try await group.next() {
-                if let report = result { return report }
-            }
-            throw CancellationError()
-        }
+        let report = try await database.migrate()
         if report.applied.isEmpty {
             print("migrations: schema is up to date (\(report.alreadyApplied.count) applied)")
         } else {

@@ -129,7 +129,8 @@ public struct Migrator: Sendable {
             // CREATE SCHEMA IF NOT EXISTS can race with itself; the lock below comes first.
             try await connection.query("SELECT pg_advisory_lock(\(lockKey))", logger: logger)
             do {
-                _ = try await connection.simpleQuery("CREATE SCHEMA IF NOT EXISTS \"\(schema)\"; SET search_path TO \"\(schema)\"").get()
+                try await execute("CREATE SCHEMA IF NOT EXISTS \"\(schema)\"", on: connection)
+                try await execute("SET search_path TO \"\(schema)\"", on: connection)
             } catch {
                 _ = try? await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger)
                 throw error
@@ -148,14 +149,14 @@ public struct Migrator: Sendable {
     }
 
     private func applyPending(on connection: PostgresConnection) async throws -> Report {
-        _ = try await connection.simpleQuery("""
+        try await execute("""
             CREATE TABLE IF NOT EXISTS cairn_schema_migrations (
                 version    integer     PRIMARY KEY,
                 name       text        NOT NULL,
                 checksum   text        NOT NULL,
                 applied_at timestamptz NOT NULL DEFAULT now()
             )
-            """).get()
+            """, on: connection)
         var recorded: [Int: String] = [:]
         let rows = try await connection.query("SELECT version, checksum FROM cairn_schema_migrations", logger: logger)
         for try await (version, checksum) in rows.decode((Int, String).self) {
@@ -177,19 +178,28 @@ public struct Migrator: Sendable {
             }
             logger.info("applying migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
             do {
-                _ = try await connection.simpleQuery("BEGIN;\n\(migration.sql)\n;").get()
+                try await execute("BEGIN", on: connection)
+                for statement in SQLScript.statements(migration.sql) {
+                    try await execute(statement, on: connection)
+                }
                 try await connection.query("""
                     INSERT INTO cairn_schema_migrations (version, name, checksum)
                     VALUES (\(migration.version), \(migration.name), \(migration.checksum))
                     """, logger: logger)
-                _ = try await connection.simpleQuery("COMMIT").get()
+                try await execute("COMMIT", on: connection)
             } catch {
-                _ = try? await connection.simpleQuery("ROLLBACK").get()
+                try? await execute("ROLLBACK", on: connection)
                 throw MigrationError(code: .failed, version: migration.version, detail: "\(migration.name).sql failed: \(String(reflecting: error))")
             }
             report.applied.append(migration.version)
         }
         return report
+    }
+
+    /// Runs one statement that returns no rows we need.
+    private func execute(_ sql: String, on connection: PostgresConnection) async throws {
+        let rows = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+        for try await _ in rows {}
     }
 
     /// A 64-bit advisory-lock key derived from the schema name, so migrators of different

@@ -28,10 +28,25 @@ public final class CairnPostgresDatabase: Service, Sendable {
         }
     }
 
-    /// Applies the bundled migrations into this database's schema.
+    /// Applies the bundled migrations (or `migrations`) into this database's schema.
+    ///
+    /// Uses a connection of its own rather than the pool, so it works whether or not `run()`
+    /// has started, and the advisory lock lives exactly as long as that connection.
     public func migrate(migrations: [Migration]? = nil) async throws -> Migrator.Report {
         let migrator = Migrator(migrations: try migrations ?? Migration.bundled(), schema: settings.schema, logger: logger)
-        return try await migrator.migrate(client)
+        let connection = try await PostgresConnection.connect(
+            configuration: try settings.connectionConfiguration(),
+            id: 0,
+            logger: logger
+        )
+        do {
+            let report = try await migrator.migrate(on: connection)
+            try await connection.close()
+            return report
+        } catch {
+            try? await connection.close()
+            throw error
+        }
     }
 
     /// A readiness probe that runs `SELECT 1`.

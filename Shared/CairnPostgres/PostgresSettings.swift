@@ -147,10 +147,33 @@ public struct PostgresSettings: Sendable, Equatable {
         }
         configuration.options.maximumConnections = maximumConnections
         configuration.options.minimumConnections = minimumConnections
+        configuration.options.additionalStartupParameters = startupParameters
+        return configuration
+    }
+
+    /// The configuration of a single PostgresNIO connection with the same settings, for work
+    /// that needs one session of its own (the migrator holds an advisory lock on it).
+    public func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        var configuration: PostgresConnection.Configuration
+        if let unixSocketPath {
+            configuration = .init(unixSocketPath: unixSocketPath, username: username, password: password, database: database)
+        } else {
+            let tls: PostgresConnection.Configuration.TLS
+            switch tlsMode {
+            case .disable: tls = .disable
+            case .prefer: tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            case .require: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            }
+            configuration = .init(host: host, port: port, username: username, password: password, database: database, tls: tls)
+        }
+        configuration.options.additionalStartupParameters = startupParameters
+        return configuration
+    }
+
+    private var startupParameters: [(String, String)] {
         var startup: [(String, String)] = [("application_name", applicationName)]
         if let schema { startup.append(("search_path", schema)) }
-        configuration.options.additionalStartupParameters = startup
-        return configuration
+        return startup
     }
 
     /// `true` for names that need no quoting: a letter or `_`, then letters, digits or `_`, at

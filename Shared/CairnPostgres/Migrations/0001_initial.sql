@@ -46,10 +46,11 @@ CREATE INDEX events_name_id ON events (name, id DESC);
 CREATE INDEX events_unpublished ON events (id) WHERE published_at IS NULL;
 
 -- 24-hour dedupe by the event's own `id`: one live row per key; an expired row may be
--- replaced by a new event with the same key.
+-- replaced by a new event with the same key. The key is claimed before the event row is
+-- written in the same transaction, hence the deferred foreign key.
 CREATE TABLE event_dedupe (
     external_id   text        PRIMARY KEY,
-    event_id      text        NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    event_id      text        NOT NULL REFERENCES events (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
     expires_at    timestamptz NOT NULL
 );
 CREATE INDEX event_dedupe_expiry ON event_dedupe (expires_at);
