@@ -97,15 +97,15 @@ public struct CairnConfiguration: Sendable {
                 problems.append(.init(variable: "CAIRN_LOG_LEVEL", rule: "must be one of trace, debug, info, notice, warning, error, critical, got \"\(raw)\""))
             }
         }
-        func signingKey(_ name: String) -> SigningKeyText? {
+        func readSigningKey(_ name: String) -> SigningKeyText? {
             guard let raw = value(name) else { return nil }
             do { return try SigningKeyText(raw) } catch {
                 problems.append(.init(variable: name, rule: error.rule))
                 return nil
             }
         }
-        let signingKey = signingKey("INNGEST_SIGNING_KEY")
-        let signingKeyFallback = signingKey("INNGEST_SIGNING_KEY_FALLBACK")
+        let signingKey = readSigningKey("INNGEST_SIGNING_KEY")
+        let signingKeyFallback = readSigningKey("INNGEST_SIGNING_KEY_FALLBACK")
         if signingKeyFallback != nil && signingKey == nil && value("INNGEST_SIGNING_KEY") == nil {
             problems.append(.init(variable: "INNGEST_SIGNING_KEY_FALLBACK", rule: "is set without INNGEST_SIGNING_KEY"))
         }

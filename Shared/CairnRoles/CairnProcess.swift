@@ -1,6 +1,6 @@
 public import CairnEngine
 import CairnHTTP
-public import CairnPostgres
+import CairnPostgres
 import Hummingbird
 public import Logging
 public import ServiceLifecycle

@@ -1,5 +1,5 @@
 public import CairnPostgres
-public import Logging
+import Logging
 
 /// Runs `body` against a migrated database in a schema of its own, dropped afterwards.
 ///
@@ -28,7 +28,7 @@ public func withTestDatabase<Result: Sendable>(
             try await database.client.query("DROP SCHEMA IF EXISTS \(unescaped: schema) CASCADE")
             return result
         } catch {
-            try? await database.client.query("DROP SCHEMA IF EXISTS \(unescaped: schema) CASCADE")
+            _ = try? await database.client.query("DROP SCHEMA IF EXISTS \(unescaped: schema) CASCADE")
             throw error
         }
     }
