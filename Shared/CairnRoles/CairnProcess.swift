@@ -26,6 +26,7 @@ public struct CairnProcess: Sendable {
     /// The validated configuration.
     public let configuration: CairnConfiguration
     let logger: Logger
+    let clock: any WallClock
     let onListening: @Sendable (BoundListener) async -> Void
 
     /// Creates a process playing `roles`.
@@ -35,12 +36,14 @@ public struct CairnProcess: Sendable {
         roles: [Role],
         configuration: CairnConfiguration,
         logger: Logger,
+        clock: any WallClock = SystemWallClock(),
         onListening: @escaping @Sendable (BoundListener) async -> Void = { _ in }
     ) {
         precondition(!roles.isEmpty, "a process plays at least one role")
         self.roles = roles
         self.configuration = configuration
         self.logger = logger
+        self.clock = clock
         self.onListening = onListening
     }
 
@@ -62,10 +65,19 @@ public struct CairnProcess: Sendable {
         let redis = RedisWiring.makeClient(url: configuration.redisURL, poolSize: configuration.redisPoolSize, logger: logger)
         let readiness = Readiness(probes: [postgres.readinessProbe, redis.readinessProbe])
 
+        let dependencies = RoleDependencies(
+            configuration: configuration, postgres: postgres, redis: redis.client, clock: clock, logger: logger
+        )
+        let parts = Dictionary(uniqueKeysWithValues: roles.map { ($0, $0.parts(dependencies)) })
+
         var services: [any Service] = [postgres, redis.service]
+        for role in roles { services += parts[role]!.services }
         for (listenerRoles, port) in listeners() {
             let router = Router()
             HealthRoutes(roles: listenerRoles, readiness: readiness).register(on: router)
+            for role in listenerRoles {
+                for register in parts[role]!.routes { register(router) }
+            }
             let onListening = self.onListening
             let app = Application(
                 router: router,

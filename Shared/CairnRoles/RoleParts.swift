@@ -1,0 +1,43 @@
+public import CairnEngine
+public import CairnPostgres
+public import CairnRedis
+import Hummingbird
+public import Logging
+import ServiceLifecycle
+
+/// The shared clients and settings every role is built from; one set per process, so under
+/// `cairn dev` the roles share pools exactly as they would share a machine.
+public struct RoleDependencies: Sendable {
+    /// The validated configuration.
+    public let configuration: CairnConfiguration
+    /// The Postgres pool (a `Service` started before every role).
+    public let postgres: CairnPostgresDatabase
+    /// The Redis client (a `Service` started before every role).
+    public let redis: RedisClient
+    /// The wall clock roles read time from.
+    public let clock: any WallClock
+    /// The process logger.
+    public let logger: Logger
+}
+
+/// What one role adds to a process: its background services (started after the clients,
+/// before the listeners) and the routes it serves on its listener.
+struct RoleParts {
+    /// Long-running loops of the role, in start order.
+    var services: [any Service] = []
+    /// Registers the role's HTTP routes; called once per listener that serves the role.
+    var routes: [(Router<BasicRequestContext>) -> Void] = []
+}
+
+extension Role {
+    /// The services and routes of this role. Each role's wiring lives in `Roles/`.
+    func parts(_ dependencies: RoleDependencies) -> RoleParts {
+        switch self {
+        case .eventAPI: EventAPIRole.parts(dependencies)
+        case .api: APIRole.parts(dependencies)
+        case .scheduler: SchedulerRole.parts(dependencies)
+        case .executor: ExecutorRole.parts(dependencies)
+        case .gateway: GatewayRole.parts(dependencies)
+        }
+    }
+}

@@ -1,0 +1,6 @@
+/// Wiring of `cairn-gateway`: holds connect workers' WebSocket connections.
+enum GatewayRole {
+    static func parts(_ dependencies: RoleDependencies) -> RoleParts {
+        RoleParts()
+    }
+}
