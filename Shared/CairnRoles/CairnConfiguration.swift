@@ -45,6 +45,10 @@ public struct CairnConfiguration: Sendable {
     /// dev mode accepts any key.
     public var eventKeys: [String]
 
+    /// Dev mode: no signing key is configured, so SDK calls are accepted unsigned, requests to
+    /// SDKs go unsigned, and (with no `INNGEST_EVENT_KEY`) any event key is accepted.
+    public var isDevMode: Bool { signingKey == nil }
+
     /// Dev mode: no signing key is configured.
     public var isDevMode: Bool { signingKey == nil }
 
