@@ -49,9 +49,6 @@ public struct CairnConfiguration: Sendable {
     /// SDKs go unsigned, and (with no `INNGEST_EVENT_KEY`) any event key is accepted.
     public var isDevMode: Bool { signingKey == nil }
 
-    /// Dev mode: no signing key is configured.
-    public var isDevMode: Bool { signingKey == nil }
-
     /// Reads and validates the configuration.
     ///
     /// - Parameter environment: the process environment (tests pass their own).
