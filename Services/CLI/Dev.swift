@@ -33,14 +33,14 @@ struct Dev: AsyncParsableCommand {
             }
             let dir = URL(fileURLWithPath: dataDir, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            print("cairn dev: starting private Redis and Postgres under \(dir.path)")
+            say("cairn dev: starting private Redis and Postgres under \(dir.path)")
             let started = try LocalServers.start(script: script, directory: dir)
             servers = started
             environment.merge(started.environment) { _, new in new }
         }
         defer {
             if let servers {
-                do { try servers.stop() } catch { print("cairn dev: \(error)") }
+                do { try servers.stop() } catch { say("cairn dev: \(error)") }
             }
         }
         environment["CAIRN_HOST"] = environment["CAIRN_HOST"] ?? "127.0.0.1"
@@ -55,7 +55,7 @@ struct Dev: AsyncParsableCommand {
         try await MigrationCommand.apply(configuration: configuration, logger: logger)
         let process = CairnProcess(roles: Role.allCases, configuration: configuration, logger: logger) { listener in
             let roles = listener.roles.map(\.rawValue).joined(separator: ", ")
-            print("cairn dev: http://\(configuration.host):\(listener.port) serving \(roles)")
+            say("cairn dev: http://\(configuration.host):\(listener.port) serving \(roles)")
         }
         try await process.run()
     }

@@ -28,9 +28,9 @@ enum MigrationCommand {
         let database = CairnPostgresDatabase(settings: configuration.postgres, logger: logger)
         let report = try await database.migrate()
         if report.applied.isEmpty {
-            print("migrations: schema is up to date (\(report.alreadyApplied.count) applied)")
+            say("migrations: schema is up to date (\(report.alreadyApplied.count) applied)")
         } else {
-            print("migrations: applied \(report.applied.map(String.init).joined(separator: ", "))")
+            say("migrations: applied \(report.applied.map(String.init).joined(separator: ", "))")
         }
     }
 }

@@ -54,23 +54,68 @@ public struct LocalServers: Sendable {
         return nil
     }
 
+    /// Runs the script with stdin from /dev/null and stdout+stderr in one pipe (one reader,
+    /// so a chatty stream can never fill its pipe and stall the script); returns the output.
+    ///
+    /// Spawned with `posix_spawn` and reaped with `waitpid` here, rather than through
+    /// Foundation's `Process`, whose termination monitoring does not fire from the async
+    /// context `cairn dev` runs in. Signal dispositions are reset to their defaults in the
+    /// child: a signal the service group ignores must not be ignored by the servers.
     private static func run(_ script: URL, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = script
-        process.arguments = arguments
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let out = stdout.fileHandleForReading.readDataToEndOfFile()
-        let err = stderr.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw LocalServersError(message: String(decoding: err, as: UTF8.self).trimmingWhitespace())
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw LocalServersError(message: "pipe(): \(String(cString: strerror(errno)))") }
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
+        posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
+        posix_spawn_file_actions_addclose(&actions, readEnd)
+        posix_spawn_file_actions_addclose(&actions, writeEnd)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = ([script.path] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, script.path, &actions, &attributes, argv, environ)
+        close(writeEnd)
+        guard spawned == 0 else {
+            close(readEnd)
+            throw LocalServersError(message: "cannot run \(script.path): \(String(cString: strerror(spawned)))")
         }
-        return String(decoding: out, as: UTF8.self)
+
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                output += buffer[0..<count]
+            } else if count == 0 || errno != EINTR {
+                break
+            }
+        }
+        close(readEnd)
+
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let text = String(decoding: output, as: UTF8.self)
+        // WIFEXITED && WEXITSTATUS == 0, spelled out: the macros are not imported into Swift.
+        guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
+            throw LocalServersError(message: text.trimmingWhitespace())
+        }
+        return text
     }
 }
 

@@ -70,7 +70,15 @@ start() {
   local bin; bin=$(pg_bin)
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
-  [ ! -f "$dir/env" ] || die "$dir already holds running servers (run: servers.sh stop $dir)"
+  if [ -f "$dir/env" ]; then
+    # A leftover env file from an owner that died: stop what may remain, then start afresh.
+    local old_port
+    old_port=$(sed -n 's|^CAIRN_REDIS_URL=redis://127.0.0.1:\([0-9]*\)/.*|\1|p' "$dir/env")
+    if [ -n "$old_port" ] && redis-cli -p "$old_port" ping >/dev/null 2>&1; then
+      die "$dir already holds running servers (run: servers.sh stop $dir)"
+    fi
+    stop "$dir"
+  fi
 
   local redis_port pg_port
   redis_port=$(free_port)
@@ -87,24 +95,27 @@ start() {
   mkdir -p "$dir/pg"
   if [ "$(id -u)" = 0 ]; then chown "${CAIRN_PG_USER:-cairn-pg}" "$dir/pg"; chmod 700 "$dir/pg"; fi
   chmod o+x "$dir" 2>/dev/null || true
-  as_pg "$bin/initdb" -D "$dir/pg/data" -U cairn --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$dir/pg/initdb.log" 2>&1 \
-    || { cat "$dir/pg/initdb.log" >&2; die "initdb failed"; }
-  local sync=${CAIRN_PG_FSYNC:-on}
-  cat >>"$dir/pg/data/postgresql.conf" <<CONF
+  # An existing cluster is reused, so `cairn dev` keeps its data across restarts; the port and
+  # durability settings are given per start rather than written into postgresql.conf.
+  if [ ! -f "$dir/pg/data/PG_VERSION" ]; then
+    as_pg "$bin/initdb" -D "$dir/pg/data" -U cairn --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$dir/pg/initdb.log" 2>&1 \
+      || { cat "$dir/pg/initdb.log" >&2; die "initdb failed"; }
+    cat >>"$dir/pg/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
-port = $pg_port
-unix_socket_directories = '$dir/pg'
 max_connections = 200
 shared_buffers = 256MB
-fsync = $sync
-synchronous_commit = $sync
-full_page_writes = $sync
 wal_level = minimal
 max_wal_senders = 0
 CONF
-  as_pg "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -w -t 60 start >/dev/null \
+  fi
+  local sync=${CAIRN_PG_FSYNC:-on}
+  case "$sync" in on|off) ;; *) die "CAIRN_PG_FSYNC must be on or off, got $sync" ;; esac
+  as_pg "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -w -t 60 \
+    -o "-p $pg_port -k $dir/pg -c fsync=$sync -c synchronous_commit=$sync -c full_page_writes=$sync" start >/dev/null \
     || { tail -n 30 "$dir/pg/postgres.log" >&2; die "postgres did not start"; }
-  as_pg "$bin/psql" -h 127.0.0.1 -p "$pg_port" -U cairn -d postgres -qAt -c "CREATE DATABASE cairn" >/dev/null
+  if [ -z "$(as_pg "$bin/psql" -h 127.0.0.1 -p "$pg_port" -U cairn -d postgres -qAt -c "SELECT 1 FROM pg_database WHERE datname = 'cairn'")" ]; then
+    as_pg "$bin/psql" -h 127.0.0.1 -p "$pg_port" -U cairn -d postgres -qAt -c "CREATE DATABASE cairn" >/dev/null
+  fi
 
   cat >"$dir/env.tmp" <<ENV
 CAIRN_POSTGRES_URL=postgres://cairn@127.0.0.1:$pg_port/cairn

@@ -1,0 +1,7 @@
+import Foundation
+
+/// Writes one line to standard output at once (no stdio buffering), so progress shows as it
+/// happens even when output goes to a file or a pipe.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
