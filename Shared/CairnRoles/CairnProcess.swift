@@ -74,7 +74,7 @@ public struct CairnProcess: Sendable {
         for role in roles { services += parts[role]!.services }
         for (listenerRoles, port) in listeners() {
             let router = Router()
-            HealthRoutes(roles: listenerRoles, readiness: readiness).register(on: router)
+            HealthRoutes(roles: roles, readiness: readiness).register(on: router)
             for role in listenerRoles {
                 for register in parts[role]!.routes { register(router) }
             }
