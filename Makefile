@@ -42,11 +42,13 @@ test: deps
 	  export CAIRN_TEST_POSTGRES_URL="$$CAIRN_POSTGRES_URL" CAIRN_TEST_REDIS_URL="$$CAIRN_REDIS_URL"; \
 	  export CAIRN_TEST_BIN_DIR="$$($(SWIFT) build --show-bin-path)"; \
 	  $(SWIFT) test --skip-build $(SWIFT_TEST_FLAGS)'
+	deploy/check.sh
+	BENCH_SMOKE=1 bench/run.sh
 
-bench: build
+bench: deps
 	bench/run.sh
 
-bench-smoke: build
+bench-smoke: deps
 	BENCH_SMOKE=1 bench/run.sh
 
 clean:

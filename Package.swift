@@ -32,6 +32,7 @@ let package = Package(
         .executable(name: "cairn-scheduler", targets: ["CairnScheduler"]),
         .executable(name: "cairn-executor", targets: ["CairnExecutor"]),
         .executable(name: "cairn-gateway", targets: ["CairnGateway"]),
+        .executable(name: "cairn-bench", targets: ["CairnBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
@@ -182,6 +183,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Services/CLI",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Benchmarks (run by `make bench`; see bench/)
+
+        .executableTarget(
+            name: "CairnBench",
+            dependencies: [
+                "CairnRedis",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "bench/CairnBench",
             swiftSettings: swiftSettings
         ),
 

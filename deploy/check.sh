@@ -140,7 +140,12 @@ if not yaml_files:
 
 # ---- Package.swift -----------------------------------------------------------------------------
 manifest = read(os.path.join(root, "Package.swift"))
-products = re.findall(r'\.executable\(\s*name:\s*"([^"]+)"', manifest)
+# Benchmark tools (targets under bench/) are products too, but never shipped in the image.
+bench_targets = {re.search(r'name:\s*"([^"]+)"', block).group(1)
+                 for block in re.split(r'\n\s*\.executableTarget\(', manifest)[1:]
+                 if re.search(r'path:\s*"bench/', block.split("\n        ),")[0])}
+products = [name for name, target in re.findall(r'\.executable\(\s*name:\s*"([^"]+)",\s*targets:\s*\["([^"]+)"\]', manifest)
+            if target not in bench_targets]
 check(len(products) > 0, f"Package.swift declares executables: {', '.join(products)}",
       "no .executable(name: ...) products found in Package.swift")
 package_name = re.search(r'Package\(\s*name:\s*"([^"]+)"', manifest).group(1)
