@@ -44,6 +44,15 @@ public struct CairnConfiguration: Sendable {
     /// `INNGEST_EVENT_KEY` — comma-separated event keys accepted by `POST /e/{key}`. Empty in
     /// dev mode accepts any key.
     public var eventKeys: [String]
+    /// `CAIRN_EVENT_MAX_BODY_BYTES` — largest `POST /e/{key}` body, in bytes. Default 524288
+    /// (512 KiB); at most 3145728 (3 MiB).
+    public var eventMaxBodyBytes: Int
+    /// `CAIRN_EVENT_DEDUPE_WINDOW_SECONDS` — how long an event `id` blocks a repeat. Default
+    /// 86400 (24 h).
+    public var eventDedupeWindow: Duration
+    /// `CAIRN_EVENTS_STREAM_MAXLEN` — approximate length the `events` stream is trimmed to
+    /// (`XADD MAXLEN ~`); Postgres keeps every event regardless. Default 1000000.
+    public var eventsStreamMaxLength: Int
 
     /// Dev mode: no signing key is configured, so SDK calls are accepted unsigned, requests to
     /// SDKs go unsigned, and (with no `INNGEST_EVENT_KEY`) any event key is accepted.
@@ -112,6 +121,9 @@ public struct CairnConfiguration: Sendable {
         }
         let eventKeys = (value("INNGEST_EVENT_KEY") ?? "")
             .split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
+        let eventMaxBodyBytes = integer("CAIRN_EVENT_MAX_BODY_BYTES", default: 512 * 1024, range: 1024...(3 * 1024 * 1024))
+        let dedupeSeconds = integer("CAIRN_EVENT_DEDUPE_WINDOW_SECONDS", default: 86_400, range: 1...(366 * 86_400))
+        let eventsStreamMaxLength = integer("CAIRN_EVENTS_STREAM_MAXLEN", default: 1_000_000, range: 1_000...1_000_000_000)
 
         guard problems.isEmpty, var postgresSettings = postgres else {
             throw ConfigurationError(problems: problems)
@@ -130,6 +142,9 @@ public struct CairnConfiguration: Sendable {
         self.signingKey = signingKey
         self.signingKeyFallback = signingKeyFallback
         self.eventKeys = eventKeys
+        self.eventMaxBodyBytes = eventMaxBodyBytes
+        self.eventDedupeWindow = .seconds(dedupeSeconds)
+        self.eventsStreamMaxLength = eventsStreamMaxLength
     }
 
     /// The HTTP port a process playing only `role` listens on: `CAIRN_PORT`, else the role's

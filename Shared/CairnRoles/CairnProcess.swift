@@ -2,6 +2,7 @@ public import CairnEngine
 import CairnHTTP
 import CairnPostgres
 import Hummingbird
+import Prometheus
 public import Logging
 public import ServiceLifecycle
 
@@ -66,7 +67,8 @@ public struct CairnProcess: Sendable {
         let readiness = Readiness(probes: [postgres.readinessProbe, redis.readinessProbe])
 
         let dependencies = RoleDependencies(
-            configuration: configuration, postgres: postgres, redis: redis.client, clock: clock, logger: logger
+            configuration: configuration, postgres: postgres, redis: redis.client, clock: clock, logger: logger,
+            metricsRegistry: PrometheusCollectorRegistry()
         )
         let parts = Dictionary(uniqueKeysWithValues: roles.map { ($0, $0.parts(dependencies)) })
 
@@ -75,6 +77,7 @@ public struct CairnProcess: Sendable {
         for (listenerRoles, port) in listeners() {
             let router = Router()
             HealthRoutes(roles: roles, readiness: readiness).register(on: router)
+            MetricsRoute(registry: dependencies.metricsRegistry).register(on: router)
             for role in listenerRoles {
                 for register in parts[role]!.routes { register(router) }
             }

@@ -3,6 +3,7 @@ public import CairnPostgres
 public import CairnRedis
 import Hummingbird
 public import Logging
+public import Prometheus
 import ServiceLifecycle
 
 /// The shared clients and settings every role is built from; one set per process, so under
@@ -18,6 +19,17 @@ public struct RoleDependencies: Sendable {
     public let clock: any WallClock
     /// The process logger.
     public let logger: Logger
+    /// The process's metrics registry, served at `/metrics` by every listener.
+    public let metricsRegistry: PrometheusCollectorRegistry
+    /// Creates metrics on `metricsRegistry`.
+    public var metricsFactory: PrometheusMetricsFactory {
+        PrometheusMetricsFactory(registry: metricsRegistry)
+    }
+
+    /// The full name of a stream or key: `CAIRN_STREAM_PREFIX` + `name`.
+    public func streamKey(_ name: String) -> String {
+        configuration.streamPrefix + name
+    }
 }
 
 /// What one role adds to a process: its background services (started after the clients,

@@ -1,0 +1,85 @@
+import CairnCore
+public import CairnEngine
+import Foundation
+public import Hummingbird
+
+/// `GET /v1/events/{id}` and `GET /v1/events?name=&limit=&cursor=`, in the REST v1 shape
+/// `{"data": …, "metadata": {"fetched_at": …, "cached_until": null}}` (PROTOCOL.md §7).
+///
+/// An event is `{"internal_id", "id", "name", "data", "user", "ts", "v", "received_at"}` where
+/// `id` is the sender's id (or the internal id when none was given). The list is newest first;
+/// `limit` is 1–100 (default 20); when more may follow, `metadata.cursor` is the value to pass
+/// as `cursor` for the next page.
+public struct EventQueryRoutes: Sendable {
+    let log: any EventLog
+    let clock: any WallClock
+
+    /// Creates the routes over `log`.
+    public init(log: any EventLog, clock: any WallClock) {
+        self.log = log
+        self.clock = clock
+    }
+
+    /// Registers both routes on `router`.
+    public func register<Context: RequestContext>(on router: Router<Context>) {
+        router.get("/v1/events/:id") { _, context in
+            let text = context.parameters.get("id") ?? ""
+            guard let id = ULID(text) else {
+                return Self.error(.badRequest, "id: must be an event's internal ULID, got \(JSONText.quoted(text))")
+            }
+            guard let event = try await self.log.event(id: id) else {
+                return Self.error(.notFound, "event \(id) not found")
+            }
+            return self.envelope(data: Self.render(event), extra: [])
+        }
+        router.get("/v1/events") { request, _ in
+            let query = request.uri.queryParameters
+            var limit = 20
+            if let raw = query["limit"] {
+                guard let value = Int(String(raw)), (1...100).contains(value) else {
+                    return Self.error(.badRequest, "limit: must be an integer from 1 to 100, got \(JSONText.quoted(String(raw)))")
+                }
+                limit = value
+            }
+            var cursor: ULID?
+            if let raw = query["cursor"], !raw.isEmpty {
+                guard let value = ULID(String(raw)) else {
+                    return Self.error(.badRequest, "cursor: must be a cursor from a previous page, got \(JSONText.quoted(String(raw)))")
+                }
+                cursor = value
+            }
+            let name = query["name"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+            let events = try await self.log.events(name: name, before: cursor, limit: limit)
+            let data = JSONValue.array(events.map(Self.render))
+            let extra: [(String, JSONValue)] = events.count == limit ? [("cursor", .string(events.last!.id.description))] : []
+            return self.envelope(data: data, extra: extra)
+        }
+    }
+
+    static func render(_ event: AcceptedEvent) -> JSONValue {
+        var members: [(String, JSONValue)] = [("internal_id", .string(event.id.description))]
+        let payload = event.payload
+        members.append(("id", payload["id"] ?? .string(event.id.description)))
+        members.append(("name", .string(event.name)))
+        members.append(("data", payload["data"] ?? .object([:])))
+        members.append(("user", payload["user"] ?? .object([:])))
+        members.append(("ts", .number(JSONNumber(event.ts))))
+        members.append(("v", payload["v"] ?? .null))
+        members.append(("received_at", .string(RFC3339.format(milliseconds: event.receivedAt))))
+        return .object(JSONObject(members: members))
+    }
+
+    func envelope(data: JSONValue, extra: [(String, JSONValue)]) -> Response {
+        let now = Int64((clock.now.timeIntervalSince1970 * 1000).rounded(.down))
+        var metadata: [(String, JSONValue)] = [("fetched_at", .string(RFC3339.format(milliseconds: now))), ("cached_until", .null)]
+        metadata += extra
+        let body = JSONValue.object(JSONObject(members: [
+            ("data", data), ("metadata", .object(JSONObject(members: metadata))),
+        ]))
+        return JSONText.response(status: .ok, body: body.jsonString)
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        JSONText.response(status: status, body: #"{"error":\#(JSONText.quoted(message)),"status":\#(status.code)}"#)
+    }
+}

@@ -1,0 +1,147 @@
+public import CairnCore
+public import CairnEngine
+public import Foundation
+public import Logging
+public import PostgresNIO
+
+/// `EventLog` on Postgres: tables `events` and `event_dedupe` (migration 0001).
+///
+/// `append` is one transaction: claim the dedupe keys (`INSERT … ON CONFLICT` that replaces
+/// only an expired claim), look up the holders of the keys not claimed, then insert the events
+/// whose keys were claimed or that have none, with one multi-row insert. Two replicas claiming
+/// the same key serialise on its row; the second sees the first's claim once it commits.
+/// Payloads are stored as `json` text exactly as written.
+public struct PostgresEventLog: EventLog {
+    let client: PostgresClient
+    let logger: Logger
+
+    /// Creates the log on `client` (its pool must be running).
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    public func append(_ events: [AcceptedEvent], dedupeUntil: Date, now: Date) async throws -> [AppendOutcome] {
+        if events.isEmpty { return [] }
+        return try await client.withTransaction(logger: logger) { connection in
+            var holders: [String: String] = [:]
+            let keyed = events.compactMap(\.dedupeKey)
+            if !keyed.isEmpty {
+                let expiries = [Date](repeating: dedupeUntil, count: keyed.count)
+                let ids = events.filter { $0.dedupeKey != nil }.map(\.id.description)
+                let claimed = try await connection.query("""
+                    INSERT INTO event_dedupe (external_id, event_id, expires_at)
+                    SELECT * FROM unnest(\(keyed)::text[], \(ids)::text[], \(expiries)::timestamptz[])
+                    ON CONFLICT (external_id) DO UPDATE
+                        SET event_id = EXCLUDED.event_id, expires_at = EXCLUDED.expires_at
+                        WHERE event_dedupe.expires_at <= \(now)
+                    RETURNING external_id
+                    """, logger: logger)
+                var won = Set<String>()
+                for try await key in claimed.decode(String.self) { won.insert(key) }
+                let lost = keyed.filter { !won.contains($0) }
+                if !lost.isEmpty {
+                    let rows = try await connection.query(
+                        "SELECT external_id, event_id FROM event_dedupe WHERE external_id = ANY(\(lost))", logger: logger)
+                    for try await (key, holder) in rows.decode((String, String).self) { holders[key] = holder }
+                }
+            }
+
+            var outcomes: [AppendOutcome] = []
+            outcomes.reserveCapacity(events.count)
+            var columns = EventColumns()
+            for event in events {
+                if let key = event.dedupeKey, let holderText = holders[key] {
+                    guard let holder = ULID(holderText) else {
+                        throw PostgresEventLogError(detail: "event_dedupe holds a malformed event id \(holderText) for \(key)")
+                    }
+                    outcomes.append(.duplicate(of: holder))
+                } else {
+                    columns.append(event)
+                    outcomes.append(.stored)
+                }
+            }
+            if !columns.ids.isEmpty {
+                try await connection.query("""
+                    INSERT INTO events (id, name, external_id, ts, payload, received_at)
+                    SELECT id, name, NULLIF(external_id, ''), ts, payload::json, to_timestamp(received_ms / 1000.0)
+                    FROM unnest(\(columns.ids)::text[], \(columns.names)::text[], \(columns.externalIDs)::text[],
+                                \(columns.timestamps)::int8[], \(columns.payloads)::text[], \(columns.receivedAt)::int8[])
+                        AS t(id, name, external_id, ts, payload, received_ms)
+                    """, logger: logger)
+            }
+            return outcomes
+        }
+    }
+
+    public func markPublished(_ ids: [ULID], at: Date) async throws {
+        if ids.isEmpty { return }
+        let texts = ids.map(\.description)
+        try await client.query(
+            "UPDATE events SET published_at = \(at) WHERE id = ANY(\(texts)) AND published_at IS NULL", logger: logger)
+    }
+
+    public func unpublished(receivedBefore: Date, limit: Int) async throws -> [AcceptedEvent] {
+        try await select("""
+            SELECT id, name, external_id, ts, payload::text, (extract(epoch FROM received_at) * 1000)::int8
+            FROM events WHERE published_at IS NULL AND received_at < \(receivedBefore)
+            ORDER BY id LIMIT \(limit)
+            """)
+    }
+
+    public func event(id: ULID) async throws -> AcceptedEvent? {
+        try await select("""
+            SELECT id, name, external_id, ts, payload::text, (extract(epoch FROM received_at) * 1000)::int8
+            FROM events WHERE id = \(id.description)
+            """).first
+    }
+
+    public func events(name: String?, before: ULID?, limit: Int) async throws -> [AcceptedEvent] {
+        let name = name ?? ""
+        let before = before?.description ?? ""
+        return try await select("""
+            SELECT id, name, external_id, ts, payload::text, (extract(epoch FROM received_at) * 1000)::int8
+            FROM events
+            WHERE (\(name) = '' OR name = \(name)) AND (\(before) = '' OR id < \(before))
+            ORDER BY id DESC LIMIT \(limit)
+            """)
+    }
+
+    private func select(_ query: PostgresQuery) async throws -> [AcceptedEvent] {
+        let rows = try await client.query(query, logger: logger)
+        var events: [AcceptedEvent] = []
+        for try await (id, name, externalID, ts, payload, receivedAt) in rows.decode((String, String, String?, Int64, String, Int64).self) {
+            guard let ulid = ULID(id) else { throw PostgresEventLogError(detail: "events holds a malformed id \(id)") }
+            let value = try JSONValue(parsing: payload)
+            events.append(AcceptedEvent(id: ulid, name: name, dedupeKey: externalID, ts: ts, payload: value, receivedAt: receivedAt))
+        }
+        return events
+    }
+}
+
+/// Column arrays for one multi-row insert into `events`.
+private struct EventColumns {
+    var ids: [String] = []
+    var names: [String] = []
+    var externalIDs: [String] = []
+    var timestamps: [Int64] = []
+    var payloads: [String] = []
+    var receivedAt: [Int64] = []
+
+    mutating func append(_ event: AcceptedEvent) {
+        ids.append(event.id.description)
+        names.append(event.name)
+        // Validation never lets an empty `id` through, so '' safely stands for "none".
+        externalIDs.append(event.dedupeKey ?? "")
+        timestamps.append(event.ts)
+        payloads.append(event.payload.jsonString)
+        receivedAt.append(event.receivedAt)
+    }
+}
+
+/// The events tables hold something Cairn never writes.
+public struct PostgresEventLogError: Error, CustomStringConvertible {
+    /// What was found.
+    public var detail: String
+    public var description: String { "event log: \(detail)" }
+}
