@@ -248,6 +248,11 @@ let package = Package(
                 "CairnCore", "CairnEngine", "CairnHTTP", "CairnTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Tests/CairnHTTPTests",
             swiftSettings: swiftSettings
@@ -261,7 +266,9 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "CairnCore", "CairnEngine", "CairnRoles", "CairnTesting",
+                "CairnCore", "CairnEngine", "CairnPostgres", "CairnRedis", "CairnRoles", "CairnTesting",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -118,15 +118,22 @@ public final class EventIngestor: Service, Sendable {
     }
 
     /// Runs the commit workers and the publish marker until graceful shutdown.
+    ///
+    /// Graceful shutdown and cancellation both close the queue: waiting requests are still
+    /// committed, new ones are refused, and the workers return once it is empty.
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { group in
-                for _ in 0..<settings.concurrentCommits {
-                    group.addTask { await self.commitLoop() }
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await withDiscardingTaskGroup { group in
+                    for _ in 0..<settings.concurrentCommits {
+                        group.addTask { await self.commitLoop() }
+                    }
+                    group.addTask { await self.markLoop() }
                 }
-                group.addTask { await self.markLoop() }
+            } onGracefulShutdown: {
+                self.queue.close()
             }
-        } onGracefulShutdown: {
+        } onCancel: {
             self.queue.close()
         }
     }

@@ -1,0 +1,86 @@
+public import CairnCore
+public import CairnEngine
+public import Foundation
+import Synchronization
+
+/// An `EventLog` in memory, with the same dedupe semantics as the Postgres one: a key is held
+/// until its expiry, then free to claim again. For engine and route tests.
+public final class InMemoryEventLog: EventLog {
+    private struct State {
+        var events: [ULID: AcceptedEvent] = [:]
+        var published: Set<ULID> = []
+        var keys: [String: (holder: ULID, expires: Date)] = [:]
+        var failNextAppend: (any Error)?
+    }
+
+    private let state = Mutex(State())
+
+    /// Creates an empty log.
+    public init() {}
+
+    /// Makes the next `append` throw `error` and store nothing.
+    public func failNextAppend(with error: any Error) {
+        state.withLock { $0.failNextAppend = error }
+    }
+
+    /// Every stored event, oldest first.
+    public var storedEvents: [AcceptedEvent] {
+        state.withLock { $0.events.values.sorted { $0.id < $1.id } }
+    }
+
+    public func append(_ events: [AcceptedEvent], dedupeUntil: Date, now: Date) async throws -> [AppendOutcome] {
+        try state.withLock { state in
+            if let error = state.failNextAppend {
+                state.failNextAppend = nil
+                throw error
+            }
+            return events.map { event in
+                if let key = event.dedupeKey {
+                    if let claim = state.keys[key], claim.expires > now { return .duplicate(of: claim.holder) }
+                    state.keys[key] = (event.id, dedupeUntil)
+                }
+                state.events[event.id] = event
+                return .stored
+            }
+        }
+    }
+
+    public func markPublished(_ ids: [ULID], at: Date) async throws {
+        state.withLock { $0.published.formUnion(ids) }
+    }
+
+    public func unpublished(receivedBefore: Date, limit: Int) async throws -> [AcceptedEvent] {
+        let cutoff = Int64((receivedBefore.timeIntervalSince1970 * 1000).rounded(.down))
+        return state.withLock { state in
+            Array(state.events.values.filter { !state.published.contains($0.id) && $0.receivedAt < cutoff }
+                .sorted { $0.id < $1.id }.prefix(limit))
+        }
+    }
+
+    public func event(id: ULID) async throws -> AcceptedEvent? {
+        state.withLock { $0.events[id] }
+    }
+
+    public func events(name: String?, before: ULID?, limit: Int) async throws -> [AcceptedEvent] {
+        state.withLock { state in
+            Array(state.events.values
+                .filter { (name == nil || $0.name == name) && (before == nil || $0.id < before!) }
+                .sorted { $0.id > $1.id }.prefix(limit))
+        }
+    }
+}
+
+/// An `EventStream` that records what was published, in order.
+public final class RecordingEventStream: EventStream {
+    private let published = Mutex<[AcceptedEvent]>([])
+
+    /// Creates an empty recorder.
+    public init() {}
+
+    /// Everything published so far, in order (repeats included).
+    public var events: [AcceptedEvent] { published.withLock { $0 } }
+
+    public func publish(_ events: [AcceptedEvent]) async throws {
+        published.withLock { $0 += events }
+    }
+}
