@@ -7,8 +7,11 @@ SWIFT_BUILD_FLAGS ?= --explicit-target-dependency-import-check error
 DEBIAN_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config postgresql python3-venv
 SERVERS := deploy/local/servers.sh
 DATA_DIR ?= .data/dev
+# The end-to-end tests drive an app on the official Inngest Python SDK, installed here.
+VENV := .venv
+PYTHON_APP_REQUIREMENTS := Tests/EndToEndTests/PythonApp/requirements.txt
 
-.PHONY: help deps build dev test bench bench-smoke proto clean
+.PHONY: help deps venv build dev test bench bench-smoke proto clean
 
 help:
 	@echo "make dev     build and run every Cairn role in one process (API :8288, gateway :8289)"
@@ -28,6 +31,13 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# A venv with the Python SDK app's requirements; rebuilt when the requirements change.
+venv: $(VENV)/.installed
+$(VENV)/.installed: $(PYTHON_APP_REQUIREMENTS) | deps
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(PYTHON_APP_REQUIREMENTS)
+	touch $@
+
 build: deps
 	$(SWIFT) build $(SWIFT_BUILD_FLAGS)
 
@@ -36,10 +46,11 @@ dev: build
 
 # Tests run against real servers: a private redis-server and Postgres cluster on free loopback
 # ports, started before `swift test` and stopped after it, pass or fail.
-test: deps
+test: deps venv
 	$(SWIFT) build --build-tests $(SWIFT_BUILD_FLAGS)
 	CAIRN_PG_FSYNC=off $(SERVERS) run -- bash -c '\
 	  export CAIRN_TEST_POSTGRES_URL="$$CAIRN_POSTGRES_URL" CAIRN_TEST_REDIS_URL="$$CAIRN_REDIS_URL"; \
+	  export CAIRN_TEST_PYTHON="$(CURDIR)/$(VENV)/bin/python"; \
 	  export CAIRN_TEST_BIN_DIR="$$($(SWIFT) build --show-bin-path)"; \
 	  $(SWIFT) test --skip-build $(SWIFT_TEST_FLAGS)'
 	deploy/check.sh
@@ -52,4 +63,4 @@ bench-smoke: deps
 	BENCH_SMOKE=1 bench/run.sh
 
 clean:
-	rm -rf .build .data
+	rm -rf .build .data $(VENV)

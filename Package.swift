@@ -46,6 +46,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
     ],
     targets: [
         // MARK: System libraries
@@ -62,6 +63,10 @@ let package = Package(
 
         .target(
             name: "CairnCore",
+            dependencies: [
+                // Pure computation only: SHA-256 and HMAC for request signing and checksums.
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             path: "Shared/CairnCore",
             swiftSettings: swiftSettings
         ),
@@ -113,6 +118,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -142,6 +148,8 @@ let package = Package(
                 "CairnEngine",
                 "CairnPostgres",
                 "CairnRedis",
+                "CairnRoles",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -184,7 +192,9 @@ let package = Package(
         .executableTarget(
             name: "CairnCLI",
             dependencies: [
+                "CairnCore",
                 "CairnEngine",
+                "CairnHTTP",
                 "CairnPostgres",
                 "CairnRoles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -201,6 +211,9 @@ let package = Package(
             dependencies: [
                 "CairnRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "bench/CairnBench",
@@ -266,7 +279,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "CairnCore", "CairnEngine", "CairnPostgres", "CairnRedis", "CairnRoles", "CairnTesting",
+                "CairnCore", "CairnEngine", "CairnHTTP", "CairnPostgres", "CairnRedis", "CairnRoles", "CairnTesting",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -274,6 +287,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/EndToEndTests",
+            // The app on the official Python SDK that the tests run; `make test` installs its
+            // requirements into a venv.
+            exclude: ["PythonApp"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -12,39 +12,43 @@ public import Hummingbird
 /// as `cursor` for the next page.
 public struct EventQueryRoutes: Sendable {
     let log: any EventLog
-    let clock: any WallClock
+    let responses: RESTResponses
+    let authorization: APIAuthorization
 
     /// Creates the routes over `log`.
-    public init(log: any EventLog, clock: any WallClock) {
+    public init(log: any EventLog, clock: any WallClock, authorization: APIAuthorization) {
         self.log = log
-        self.clock = clock
+        self.responses = RESTResponses(clock: clock)
+        self.authorization = authorization
     }
 
     /// Registers both routes on `router`.
     public func register<Context: RequestContext>(on router: Router<Context>) {
-        router.get("/v1/events/:id") { _, context in
+        router.get("/v1/events/:id") { request, context in
+            if let refusal = self.authorization.refusal(request) { return refusal }
             let text = context.parameters.get("id") ?? ""
             guard let id = ULID(text) else {
-                return Self.error(.badRequest, "id: must be an event's internal ULID, got \(JSONText.quoted(text))")
+                return RESTResponses.error(.badRequest, "id: must be an event's internal ULID, got \(JSONText.quoted(text))")
             }
             guard let event = try await self.log.event(id: id) else {
-                return Self.error(.notFound, "event \(id) not found")
+                return RESTResponses.error(.notFound, "event \(id) not found")
             }
-            return self.envelope(data: Self.render(event), extra: [])
+            return self.responses.envelope(data: Self.render(event), extra: [])
         }
         router.get("/v1/events") { request, _ in
+            if let refusal = self.authorization.refusal(request) { return refusal }
             let query = request.uri.queryParameters
             var limit = 20
             if let raw = query["limit"] {
                 guard let value = Int(String(raw)), (1...100).contains(value) else {
-                    return Self.error(.badRequest, "limit: must be an integer from 1 to 100, got \(JSONText.quoted(String(raw)))")
+                    return RESTResponses.error(.badRequest, "limit: must be an integer from 1 to 100, got \(JSONText.quoted(String(raw)))")
                 }
                 limit = value
             }
             var cursor: ULID?
             if let raw = query["cursor"], !raw.isEmpty {
                 guard let value = ULID(String(raw)) else {
-                    return Self.error(.badRequest, "cursor: must be a cursor from a previous page, got \(JSONText.quoted(String(raw)))")
+                    return RESTResponses.error(.badRequest, "cursor: must be a cursor from a previous page, got \(JSONText.quoted(String(raw)))")
                 }
                 cursor = value
             }
@@ -52,7 +56,7 @@ public struct EventQueryRoutes: Sendable {
             let events = try await self.log.events(name: name, before: cursor, limit: limit)
             let data = JSONValue.array(events.map(Self.render))
             let extra: [(String, JSONValue)] = events.count == limit ? [("cursor", .string(events.last!.id.description))] : []
-            return self.envelope(data: data, extra: extra)
+            return self.responses.envelope(data: data, extra: extra)
         }
     }
 
@@ -67,19 +71,5 @@ public struct EventQueryRoutes: Sendable {
         members.append(("v", payload["v"] ?? .null))
         members.append(("received_at", .string(RFC3339.format(milliseconds: event.receivedAt))))
         return .object(JSONObject(members: members))
-    }
-
-    func envelope(data: JSONValue, extra: [(String, JSONValue)]) -> Response {
-        let now = Int64((clock.now.timeIntervalSince1970 * 1000).rounded(.down))
-        var metadata: [(String, JSONValue)] = [("fetched_at", .string(RFC3339.format(milliseconds: now))), ("cached_until", .null)]
-        metadata += extra
-        let body = JSONValue.object(JSONObject(members: [
-            ("data", data), ("metadata", .object(JSONObject(members: metadata))),
-        ]))
-        return JSONText.response(status: .ok, body: body.jsonString)
-    }
-
-    static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
-        JSONText.response(status: status, body: #"{"error":\#(JSONText.quoted(message)),"status":\#(status.code)}"#)
     }
 }

@@ -1,3 +1,4 @@
+public import CairnCore
 public import CairnEngine
 public import CairnPostgres
 public import Logging
@@ -38,9 +39,9 @@ public struct CairnConfiguration: Sendable {
     public var logLevel: Logger.Level
     /// `INNGEST_SIGNING_KEY` — key that signs requests to SDKs and authenticates SDK calls.
     /// Unset means dev mode: unsigned requests, any event key accepted.
-    public var signingKey: SigningKeyText?
+    public var signingKey: SigningKey?
     /// `INNGEST_SIGNING_KEY_FALLBACK` — a second accepted key, for rotation. Optional.
-    public var signingKeyFallback: SigningKeyText?
+    public var signingKeyFallback: SigningKey?
     /// `INNGEST_EVENT_KEY` — comma-separated event keys accepted by `POST /e/{key}`. Empty in
     /// dev mode accepts any key.
     public var eventKeys: [String]
@@ -57,6 +58,11 @@ public struct CairnConfiguration: Sendable {
     /// Dev mode: no signing key is configured, so SDK calls are accepted unsigned, requests to
     /// SDKs go unsigned, and (with no `INNGEST_EVENT_KEY`) any event key is accepted.
     public var isDevMode: Bool { signingKey == nil }
+
+    /// The signing keys, or nil in dev mode.
+    public var signingKeys: SigningKeys? {
+        signingKey.map { SigningKeys(primary: $0, fallback: signingKeyFallback) }
+    }
 
     /// Reads and validates the configuration.
     ///
@@ -107,9 +113,9 @@ public struct CairnConfiguration: Sendable {
                 problems.append(.init(variable: "CAIRN_LOG_LEVEL", rule: "must be one of trace, debug, info, notice, warning, error, critical, got \"\(raw)\""))
             }
         }
-        func readSigningKey(_ name: String) -> SigningKeyText? {
+        func readSigningKey(_ name: String) -> SigningKey? {
             guard let raw = value(name) else { return nil }
-            do { return try SigningKeyText(raw) } catch {
+            do { return try SigningKey(raw) } catch {
                 problems.append(.init(variable: name, rule: error.rule))
                 return nil
             }
@@ -158,37 +164,6 @@ public struct CairnConfiguration: Sendable {
         case .executor: return 8291
         }
     }
-}
-
-/// A signing key as configured: `signkey-<env>-<hex>` or bare hex of even length.
-public struct SigningKeyText: Sendable, Equatable {
-    /// The key exactly as configured (with its prefix, if any).
-    public var raw: String
-    /// The hex part, without the `signkey-<env>-` prefix; this text is the HMAC key.
-    public var hex: String
-
-    /// Validates `raw`.
-    public init(_ raw: String) throws(SigningKeyError) {
-        var hex = Substring(raw)
-        if raw.hasPrefix("signkey-") {
-            let afterPrefix = raw.dropFirst("signkey-".count)
-            guard let dash = afterPrefix.firstIndex(of: "-"), dash != afterPrefix.startIndex else {
-                throw SigningKeyError(rule: "must look like signkey-<env>-<hex>")
-            }
-            hex = afterPrefix[afterPrefix.index(after: dash)...]
-        }
-        guard !hex.isEmpty, hex.count % 2 == 0, hex.allSatisfy(\.isHexDigit) else {
-            throw SigningKeyError(rule: "must be an even-length hex string, optionally prefixed signkey-<env>-")
-        }
-        self.raw = raw
-        self.hex = String(hex)
-    }
-}
-
-/// A signing key that is not of the accepted form.
-public struct SigningKeyError: Error, Equatable {
-    /// The rule the key breaks.
-    public var rule: String
 }
 
 /// Invalid or missing configuration: every problem, each naming its environment variable.

@@ -42,26 +42,8 @@ import Testing
         return !process.isRunning
     }
 
-    func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        try withUnsafeMutablePointer(to: &address) { pointer in
-            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                guard bind(fd, sa, length) == 0, getsockname(fd, sa, &length) == 0 else {
-                    throw MissingBinary(path: "could not bind a free port")
-                }
-            }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     @Test func roleExecutableServesHealthAndExitsZeroOnSIGTERM() async throws {
-        let port = try freePort()
+        let port = try TestEnvironment.freePort()
         let (process, output) = try launch("cairn-scheduler", environment: [
             "CAIRN_POSTGRES_URL": try TestEnvironment.postgresURL(),
             "CAIRN_REDIS_URL": try TestEnvironment.redisURL(),

@@ -1,13 +1,22 @@
+import CairnEngine
 import CairnHTTP
 import CairnPostgres
 
 /// Wiring of `cairn-api`: the control plane — app sync, queries and the SDK's callbacks.
 ///
-/// Routes: `GET /v1/events/{id}`, `GET /v1/events`.
+/// Routes: `POST /fn/register`, `POST /v1/apps/sync`, `GET /v1/apps`,
+/// `GET /v1/apps/{app}/functions`, `GET /v1/events/{id}`, `GET /v1/events`.
 enum APIRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
+        let configuration = dependencies.configuration
+        let authorization = APIAuthorization(keys: configuration.signingKeys)
         let log = PostgresEventLog(client: dependencies.postgres.client, logger: dependencies.logger)
-        let events = EventQueryRoutes(log: log, clock: dependencies.clock)
-        return RoleParts(services: [], routes: [events.register(on:)])
+        let events = EventQueryRoutes(log: log, clock: dependencies.clock, authorization: authorization)
+        let registry = PostgresAppRegistry(client: dependencies.postgres.client, logger: dependencies.logger)
+        let sync = AppSync(
+            registry: registry, transport: HTTPSDKTransport(), keys: configuration.signingKeys, clock: dependencies.clock,
+            logger: dependencies.logger)
+        let apps = AppRoutes(sync: sync, registry: registry, clock: dependencies.clock, authorization: authorization)
+        return RoleParts(services: [], routes: [events.register(on:), apps.register(on:)])
     }
 }

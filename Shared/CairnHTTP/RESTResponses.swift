@@ -1,0 +1,49 @@
+public import CairnCore
+public import CairnEngine
+import Foundation
+public import Hummingbird
+
+/// The control-plane REST conventions (PROTOCOL.md §7): successes are
+/// `{"data": …, "metadata": {"fetched_at": …, "cached_until": null, …}}`, failures are
+/// `{"error": "<field>: <rule>", "status": <code>}`.
+struct RESTResponses: Sendable {
+    let clock: any WallClock
+
+    func envelope(data: JSONValue, extra: [(String, JSONValue)] = []) -> Response {
+        var metadata: [(String, JSONValue)] = [("fetched_at", .string(RFC3339.format(milliseconds: nowMilliseconds))), ("cached_until", .null)]
+        metadata += extra
+        let body = JSONValue.object(JSONObject(members: [
+            ("data", data), ("metadata", .object(JSONObject(members: metadata))),
+        ]))
+        return JSONText.response(status: .ok, body: body.jsonString)
+    }
+
+    var nowMilliseconds: Int64 { Int64((clock.now.timeIntervalSince1970 * 1000).rounded(.down)) }
+
+    static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        JSONText.response(status: status, body: #"{"error":\#(JSONText.quoted(message)),"status":\#(status.code)}"#)
+    }
+
+    static func render(_ date: Date) -> JSONValue {
+        .string(RFC3339.format(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded(.down))))
+    }
+}
+
+/// Who may call the control plane (`/v1/*`) and the SDK's callbacks: outside dev mode, callers
+/// present `Authorization: Bearer <signing key or its hash>` (PROTOCOL.md §5), as SDKs do; in
+/// dev mode anyone may.
+public struct APIAuthorization: Sendable {
+    let keys: SigningKeys?
+
+    /// Requires `keys` when given; `nil` is dev mode.
+    public init(keys: SigningKeys?) {
+        self.keys = keys
+    }
+
+    /// A 401 response when `request` is not authorized, else nil.
+    func refusal(_ request: Request) -> Response? {
+        guard let keys else { return nil }
+        if keys.authorizes(authorization: request.headers[.authorization]) { return nil }
+        return RESTResponses.error(.unauthorized, "authorization: must be Bearer <signing key or its hash>")
+    }
+}
