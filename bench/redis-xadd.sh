@@ -16,16 +16,13 @@ bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
 if [ -z "${CAIRN_REDIS_URL:-}" ]; then
   exec "$root/deploy/local/servers.sh" run -- "$0" "$@"
 fi
+source "$root/bench/lib.sh"
 port=$(sed -E 's|^redis://[^:]+:([0-9]+).*|\1|' <<<"$CAIRN_REDIS_URL")
 
-# redis-benchmark -q prints: `XADD ...: 1234567.00 requests per second, p50=... msec`.
-reference=$(redis-benchmark -h 127.0.0.1 -p "$port" -P 64 -c 50 -n "$count" -q \
-  XADD cairn-bench:reference '*' field value | tr '\r' '\n' | grep 'requests per second' | tail -n 1)
-reference_rate=$(sed -E 's/.*: ([0-9.]+) requests per second.*/\1/' <<<"$reference")
-redis-cli -p "$port" DEL cairn-bench:reference >/dev/null
-echo "redis-benchmark XADD -P 64 -c 50: ${reference_rate%.*} per second"
+reference_rate=$(redis_xadd_reference "$port" "$count")
+echo "redis-benchmark XADD -P 64 -c 50: $reference_rate per second"
 
 cairn=$("$bin/cairn-bench" redis-xadd --redis-url "$CAIRN_REDIS_URL" --count "$count" --pipeline 64 --clients 50 --json)
-cairn_rate=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["per_second"])' "$cairn")
+cairn_rate=$(json_field "$cairn" per_second)
 echo "cairn-redis XADD pipeline 64, 50 clients: $cairn_rate per second"
 python3 -c 'import sys; print(f"redis_xadd_ratio={float(sys.argv[1]) / float(sys.argv[2]):.2f}")' "$cairn_rate" "$reference_rate"

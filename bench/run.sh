@@ -10,13 +10,16 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 if [ -n "${BENCH_SMOKE:-}" ]; then
-  swift build --product cairn-bench >/dev/null
+  for product in cairn-bench cairn cairn-event-api; do swift build --product "$product" >/dev/null; done
   export BENCH_BIN_DIR=${BENCH_BIN_DIR:-$(swift build --show-bin-path)}
 else
   echo "building release binaries (first time: several minutes)"
-  swift build -c release --product cairn-bench >/dev/null
+  for product in cairn-bench cairn cairn-event-api; do swift build -c release --product "$product" >/dev/null; done
   export BENCH_BIN_DIR=${BENCH_BIN_DIR:-$(swift build -c release --show-bin-path)}
 fi
 
 echo "== Redis: pipelined XADD, CairnRedis vs redis-benchmark"
 bench/redis-xadd.sh
+
+echo "== Event API: ingest throughput and latency (one cairn-event-api)"
+bench/ingest.sh

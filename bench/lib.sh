@@ -1,0 +1,30 @@
+# Shared by the bench scripts: source it, don't run it.
+
+# redis_xadd_reference PORT COUNT: redis-benchmark's pipelined XADD rate (-P 64, 50 clients,
+# one short field/value pair per entry) against the server on PORT, in entries per second.
+redis_xadd_reference() {
+  local port=$1 count=$2 line
+  # redis-benchmark -q prints: `XADD ...: 1234567.00 requests per second, p50=... msec`.
+  line=$(redis-benchmark -h 127.0.0.1 -p "$port" -P 64 -c 50 -n "$count" -q \
+    XADD cairn-bench:reference '*' field value | tr '\r' '\n' | grep 'requests per second' | tail -n 1)
+  redis-cli -p "$port" DEL cairn-bench:reference >/dev/null
+  local rate
+  rate=$(sed -E 's/.*: ([0-9.]+) requests per second.*/\1/' <<<"$line")
+  echo "${rate%.*}"
+}
+
+# json_field JSON NAME: one top-level field of a JSON object.
+json_field() {
+  python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
+}
+
+# wait_for_http URL SECONDS: until URL answers 200, or fail.
+wait_for_http() {
+  local url=$1 seconds=$2 i
+  for ((i = 0; i < seconds * 10; i++)); do
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "no answer from $url within ${seconds}s" >&2
+  return 1
+}
