@@ -51,6 +51,9 @@ public struct CairnConfiguration: Sendable {
     /// `CAIRN_EVENT_DEDUPE_WINDOW_SECONDS` — how long an event `id` blocks a repeat. Default
     /// 86400 (24 h).
     public var eventDedupeWindow: Duration
+    /// `CAIRN_RETRY_BACKOFF_SCALE` — multiplies every retry backoff (15 s, 30 s, 1 m, … plus up
+    /// to 30 s of jitter). Default 1; development and tests use less. 0.001…1000.
+    public var retryBackoffScale: Double
     /// `CAIRN_EVENTS_STREAM_MAXLEN` — approximate length the `events` stream is trimmed to
     /// (`XADD MAXLEN ~`); Postgres keeps every event regardless. Default 1000000.
     public var eventsStreamMaxLength: Int
@@ -129,6 +132,12 @@ public struct CairnConfiguration: Sendable {
             .split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
         let eventMaxBodyBytes = integer("CAIRN_EVENT_MAX_BODY_BYTES", default: 512 * 1024, range: 1024...(3 * 1024 * 1024))
         let dedupeSeconds = integer("CAIRN_EVENT_DEDUPE_WINDOW_SECONDS", default: 86_400, range: 1...(366 * 86_400))
+        var retryBackoffScale = 1.0
+        if let raw = value("CAIRN_RETRY_BACKOFF_SCALE") {
+            if let parsed = Double(raw), (0.001...1_000).contains(parsed) { retryBackoffScale = parsed } else {
+                problems.append(.init(variable: "CAIRN_RETRY_BACKOFF_SCALE", rule: "must be a number from 0.001 to 1000, got \"\(raw)\""))
+            }
+        }
         let eventsStreamMaxLength = integer("CAIRN_EVENTS_STREAM_MAXLEN", default: 1_000_000, range: 1_000...1_000_000_000)
 
         guard problems.isEmpty, var postgresSettings = postgres else {
@@ -151,6 +160,7 @@ public struct CairnConfiguration: Sendable {
         self.eventMaxBodyBytes = eventMaxBodyBytes
         self.eventDedupeWindow = .seconds(dedupeSeconds)
         self.eventsStreamMaxLength = eventsStreamMaxLength
+        self.retryBackoffScale = retryBackoffScale
     }
 
     /// The HTTP port a process playing only `role` listens on: `CAIRN_PORT`, else the role's

@@ -27,6 +27,10 @@ extension TestEnvironment {
 /// A fixture process that did not start or answer.
 public struct LocalProcessError: Error, CustomStringConvertible {
     public var description: String
+
+    public init(description: String) {
+        self.description = description
+    }
 }
 
 /// A Cairn process running in this test process, on a schema and stream prefix of its own.
@@ -117,15 +121,16 @@ public struct PythonApp: Sendable {
     }
 }
 
-/// Runs `body` while the Python app serves on a free port, pointed at `cairn`. In dev mode
+/// Runs `body` while the Python app serves on `port` (default: a free one), pointed at `cairn`. In dev mode
 /// (no `INNGEST_SIGNING_KEY` in `environment`) the SDK runs with `INNGEST_DEV=1`; otherwise in
 /// cloud mode. The app is stopped afterwards; its output is attached to any failure.
 public func withPythonApp<Result: Sendable>(
     pointingAt cairn: RunningCairn,
+    port: Int? = nil,
     environment extra: [String: String] = [:],
     _ body: @Sendable (PythonApp) async throws -> Result
 ) async throws -> Result {
-    let port = try TestEnvironment.freePort()
+    let port = try port ?? TestEnvironment.freePort()
     var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("INNGEST_") }
     environment["APP_PORT"] = String(port)
     environment["INNGEST_BASE_URL"] = cairn.origin

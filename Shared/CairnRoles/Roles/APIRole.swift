@@ -5,7 +5,8 @@ import CairnPostgres
 /// Wiring of `cairn-api`: the control plane — app sync, queries and the SDK's callbacks.
 ///
 /// Routes: `POST /fn/register`, `POST /v1/apps/sync`, `GET /v1/apps`,
-/// `GET /v1/apps/{app}/functions`, `GET /v1/events/{id}`, `GET /v1/events`.
+/// `GET /v1/apps/{app}/functions`, `GET /v1/events/{id}`, `GET /v1/events`, `GET /v1/runs/{id}`,
+/// `GET /v1/events/{id}/runs`.
 enum APIRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
         let configuration = dependencies.configuration
@@ -17,6 +18,9 @@ enum APIRole {
             registry: registry, transport: HTTPSDKTransport(), keys: configuration.signingKeys, clock: dependencies.clock,
             logger: dependencies.logger)
         let apps = AppRoutes(sync: sync, registry: registry, clock: dependencies.clock, authorization: authorization)
-        return RoleParts(services: [], routes: [events.register(on:), apps.register(on:)])
+        let runs = RunRoutes(
+            runs: PostgresRunStore(client: dependencies.postgres.client, logger: dependencies.logger), clock: dependencies.clock,
+            authorization: authorization)
+        return RoleParts(services: [], routes: [events.register(on:), apps.register(on:), runs.register(on:)])
     }
 }

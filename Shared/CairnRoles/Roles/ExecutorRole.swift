@@ -1,6 +1,22 @@
+import CairnEngine
+import CairnHTTP
+import CairnPostgres
+import CairnRedis
+
 /// Wiring of `cairn-executor`: drives runs by calling the app's SDK.
+///
+/// Services: the run executor (consumer group `executor` on `work`).
 enum ExecutorRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
-        RoleParts()
+        var settings = ExecutorSettings()
+        settings.backoffScale = dependencies.configuration.retryBackoffScale
+        let store = PostgresRunStore(client: dependencies.postgres.client, logger: dependencies.logger)
+        let source = RedisStreamSource(
+            client: dependencies.redis, stream: dependencies.streamKey("work"), group: "executor", consumer: settings.owner,
+            reclaimIdle: settings.leaseDuration)
+        let executor = RunExecutor(
+            store: store, sdk: HTTPSDKTransport(), source: source, clock: dependencies.clock,
+            keys: dependencies.configuration.signingKeys, settings: settings, logger: dependencies.logger)
+        return RoleParts(services: [executor])
     }
 }

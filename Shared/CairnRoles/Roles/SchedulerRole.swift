@@ -1,6 +1,24 @@
+import Foundation
+import CairnEngine
+import CairnPostgres
+import CairnRedis
+
 /// Wiring of `cairn-scheduler`: decides when runs start or resume.
+///
+/// Services: the event router (consumer group `scheduler` on `events`: trigger matching, run
+/// creation) and the timer service (due sleeps and retries, and the work relay).
 enum SchedulerRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
-        RoleParts()
+        let store = PostgresRunStore(client: dependencies.postgres.client, logger: dependencies.logger)
+        let registry = PostgresAppRegistry(client: dependencies.postgres.client, logger: dependencies.logger)
+        let work = RedisWorkQueue(client: dependencies.redis, stream: dependencies.streamKey("work"))
+        let events = RedisStreamSource(
+            client: dependencies.redis, stream: dependencies.streamKey("events"), group: "scheduler",
+            consumer: "scheduler-" + UUID().uuidString.lowercased())
+        let router = EventRouter(
+            source: events, catalog: FunctionCatalog(registry: registry, clock: dependencies.clock), store: store, work: work,
+            clock: dependencies.clock, logger: dependencies.logger)
+        let timers = TimerService(store: store, work: work, clock: dependencies.clock, logger: dependencies.logger)
+        return RoleParts(services: [router, timers])
     }
 }

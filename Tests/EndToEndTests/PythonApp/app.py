@@ -6,8 +6,10 @@ cloud mode; INNGEST_BASE_URL points the SDK at Cairn. APP_VARIANT=v2 serves a ch
 function set (one function removed, one changed, one added) to exercise re-syncs.
 """
 
+import collections
 import datetime
 import os
+import threading
 
 import flask
 import inngest
@@ -26,13 +28,13 @@ client = inngest.Inngest(
     trigger=inngest.TriggerEvent(event="test/hello"),
     retries=2 if variant == "v1" else 3,
 )
-def hello(ctx: inngest.Context, step: inngest.StepSync) -> str:
-    name = step.run("greet", lambda: ctx.event.data.get("name", "world"))
+def hello(ctx: inngest.ContextSync) -> str:
+    name = ctx.step.run("greet", lambda: ctx.event.data.get("name", "world"))
     return f"hello {name}"
 
 
-def full_config_failed(ctx: inngest.Context, step: inngest.StepSync) -> None:
-    step.run("note-failure", lambda: None)
+def full_config_failed(ctx: inngest.ContextSync) -> None:
+    ctx.step.run("note-failure", lambda: None)
 
 
 @client.create_function(
@@ -55,8 +57,8 @@ def full_config_failed(ctx: inngest.Context, step: inngest.StepSync) -> None:
     singleton=inngest.Singleton(key="event.data.user_id", mode="skip"),
     on_failure=full_config_failed,
 )
-def full_config(ctx: inngest.Context, step: inngest.StepSync) -> None:
-    step.run("work", lambda: None)
+def full_config(ctx: inngest.ContextSync) -> None:
+    ctx.step.run("work", lambda: None)
 
 
 @client.create_function(
@@ -65,23 +67,96 @@ def full_config(ctx: inngest.Context, step: inngest.StepSync) -> None:
     batch_events=inngest.Batch(max_size=10, timeout=datetime.timedelta(seconds=5), key="event.data.k"),
     rate_limit=inngest.RateLimit(limit=1, period=datetime.timedelta(hours=1), key="event.data.k"),
 )
-def batched(ctx: inngest.Context, step: inngest.StepSync) -> int:
+def batched(ctx: inngest.ContextSync) -> int:
     return len(ctx.events)
 
 
-functions = [hello, full_config]
+# How often each step body ran, by name: the tests read it at GET /counts.
+counts: collections.Counter[str] = collections.Counter()
+counts_lock = threading.Lock()
+
+
+def count(name: str) -> int:
+    with counts_lock:
+        counts[name] += 1
+        return counts[name]
+
+
+@client.create_function(fn_id="three-steps", trigger=inngest.TriggerEvent(event="test/three"))
+def three_steps(ctx: inngest.ContextSync) -> dict:
+    key = ctx.event.data["key"]
+    a = ctx.step.run("one", lambda: count(f"{key}:one") and 1)
+    b = ctx.step.run("two", lambda: count(f"{key}:two") and a + 1)
+    c = ctx.step.run("three", lambda: count(f"{key}:three") and b + 1)
+    return {"sum": a + b + c}
+
+
+@client.create_function(fn_id="flaky", trigger=inngest.TriggerEvent(event="test/flaky"), retries=3)
+def flaky(ctx: inngest.ContextSync) -> str:
+    key = ctx.event.data["key"]
+
+    def unreliable() -> str:
+        if count(f"{key}:unreliable") <= 2:
+            raise RuntimeError("not yet")
+        return "finally"
+
+    return ctx.step.run("unreliable", unreliable)
+
+
+@client.create_function(fn_id="non-retriable", trigger=inngest.TriggerEvent(event="test/non-retriable"), retries=3)
+def non_retriable(ctx: inngest.ContextSync) -> None:
+    count(f"{ctx.event.data['key']}:non-retriable")
+    raise inngest.NonRetriableError("this cannot work")
+
+
+@client.create_function(fn_id="sleeper", trigger=inngest.TriggerEvent(event="test/sleep"))
+def sleeper(ctx: inngest.ContextSync) -> str:
+    key = ctx.event.data["key"]
+    ctx.step.run("before", lambda: count(f"{key}:before"))
+    ctx.step.sleep("nap", datetime.timedelta(seconds=1))
+    ctx.step.run("after", lambda: count(f"{key}:after"))
+    return "rested"
+
+
+@client.create_function(
+    fn_id="filtered",
+    trigger=inngest.TriggerEvent(event="test/filtered", expression="event.data.plan == 'pro'"),
+)
+def filtered(ctx: inngest.ContextSync) -> str:
+    return ctx.event.data["plan"]
+
+
+@client.create_function(fn_id="echo", trigger=inngest.TriggerEvent(event="test/echo"))
+def echo(ctx: inngest.ContextSync) -> object:
+    return ctx.step.run("echo", lambda: ctx.event.data["value"])
+
+
+functions = [hello, full_config, three_steps, flaky, non_retriable, sleeper, filtered, echo]
 if variant == "v1":
     functions.append(batched)
 else:
 
     @client.create_function(fn_id="added-later", trigger=inngest.TriggerEvent(event="app/*"))
-    def added_later(ctx: inngest.Context, step: inngest.StepSync) -> None:
+    def added_later(ctx: inngest.ContextSync) -> None:
         return None
 
     functions.append(added_later)
 
 app = flask.Flask(__name__)
 inngest.flask.serve(app, client, functions)
+
+
+@app.get("/counts")
+def get_counts() -> dict:
+    with counts_lock:
+        return dict(counts)
+
+
+@app.post("/send")
+def send() -> dict:
+    """Sends the posted events with the SDK's own client, as an app would."""
+    events = [inngest.Event(name=e["name"], data=e.get("data", {}), id=e.get("id", "")) for e in flask.request.json]
+    return {"ids": client.send_sync(events)}
 
 if __name__ == "__main__":
     app.run(host="127.0.0.1", port=int(os.environ["APP_PORT"]), threaded=True)

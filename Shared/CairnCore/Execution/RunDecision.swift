@@ -1,0 +1,135 @@
+public import Foundation
+
+/// A call to the SDK for one run: discovery (`stepId=step`) or one planned step, at an attempt.
+public struct SDKCall: Sendable, Hashable, CustomStringConvertible {
+    /// `step` for discovery, else the hashed id of the planned step to run.
+    public var stepID: String
+    /// 0-based; sent as `ctx.attempt`.
+    public var attempt: Int
+
+    public static let discoveryStepID = "step"
+    public static let discovery = SDKCall(stepID: discoveryStepID, attempt: 0)
+
+    public init(stepID: String, attempt: Int) {
+        self.stepID = stepID
+        self.attempt = attempt
+    }
+
+    public var isDiscovery: Bool { stepID == Self.discoveryStepID }
+    public var description: String { "\(stepID)#\(attempt)" }
+}
+
+/// What the executor does after an SDK reply, in order.
+public enum RunAction: Sendable, Hashable {
+    /// Record a step's memo value (`{"data":…}`, `{"error":…}`, an event, or null), once.
+    case recordStep(id: String, name: String, op: String, result: JSONValue)
+    /// Call the SDK again at once, on the same lease.
+    case call(SDKCall)
+    /// Call the SDK again at `at` (a retry after a failed attempt).
+    case retry(SDKCall, at: Date, error: JSONValue)
+    /// Wake at `until`: record null for the step, then call discovery.
+    case sleep(stepID: String, name: String, until: Date)
+    /// The run finished with `output`.
+    case complete(output: JSONValue)
+    /// The run failed with `error`.
+    case fail(error: JSONValue)
+}
+
+/// Decides what an SDK reply means for a run (PROTOCOL.md §3, §8). Pure: the executor performs
+/// the actions.
+public enum RunDecision {
+    /// The longest sleep accepted: 366 days.
+    public static let maximumSleepSeconds: Double = 366 * 86_400
+
+    /// - Parameters:
+    ///   - outcome: the classified reply.
+    ///   - call: the call it answered.
+    ///   - maxAttempts: retries + 1.
+    ///   - jitter: a random number in 0...1 for the retry backoff.
+    ///   - backoffScale: multiplies retry delays (1 in production).
+    public static func decide(outcome: SDKOutcome, call: SDKCall, maxAttempts: Int, now: Date, jitter: Double, backoffScale: Double = 1) -> [RunAction] {
+        let backoff = BackoffInput(jitter: jitter, scale: backoffScale)
+        switch outcome {
+        case .completed(let output):
+            return [.complete(output: output)]
+        case .failed(let error, let retry):
+            return retryOrFail(call: call, error: error, retry: retry, maxAttempts: maxAttempts, now: now, backoff: backoff, failing: [.fail(error: error)])
+        case .ops(let all):
+            let ops = all.filter { !$0.kind.isLazy && $0.kind != .none }
+            guard !ops.isEmpty else {
+                let error: JSONValue = ["name": "Error", "message": "the SDK reported no operation to run", "error": "Error: the SDK reported no operation to run"]
+                return retryOrFail(call: call, error: error, retry: RetryDirective(), maxAttempts: maxAttempts, now: now, backoff: backoff, failing: [.fail(error: error)])
+            }
+            guard ops.count == 1 else {
+                return [.fail(error: unsupported("parallel steps (\(ops.count) operations in one reply)"))]
+            }
+            return decide(op: ops[0], call: call, maxAttempts: maxAttempts, now: now, backoff: backoff)
+        }
+    }
+
+    struct BackoffInput {
+        var jitter: Double
+        var scale: Double
+    }
+
+    static func decide(op: SDKOpcode, call: SDKCall, maxAttempts: Int, now: Date, backoff: BackoffInput) -> [RunAction] {
+        let name = op.displayName
+        switch op.kind {
+        case .stepRun:
+            return [.recordStep(id: op.id, name: name, op: "StepRun", result: .object(["data": op.data ?? .null])), .call(.discovery)]
+        case .step:
+            return [.recordStep(id: op.id, name: name, op: "Step", result: op.data ?? .null), .call(.discovery)]
+        case .stepFailed:
+            return [.recordStep(id: op.id, name: name, op: "StepFailed", result: .object(["error": op.error ?? .null])), .call(.discovery)]
+        case .stepError:
+            let error = op.error ?? .null
+            let failing: [RunAction] = [.recordStep(id: op.id, name: name, op: "StepFailed", result: .object(["error": error])), .call(.discovery)]
+            return retryOrFail(call: call, error: error, retry: RetryDirective(), maxAttempts: maxAttempts, now: now, backoff: backoff, failing: failing)
+        case .stepPlanned:
+            return [.call(SDKCall(stepID: op.id, attempt: 0))]
+        case .sleep:
+            guard let until = sleepUntil(op, now: now) else {
+                return [.fail(error: invalid("sleep \"\(name)\": the duration must be a time string such as 30s or an RFC 3339 time, at most 366 days away"))]
+            }
+            return [.sleep(stepID: op.id, name: name, until: until)]
+        case .discoveryRequest:
+            return [.call(.discovery)]
+        case .none, .deferAdd, .deferAbort, .runComplete:
+            return [.call(.discovery)]
+        case .waitForEvent, .invokeFunction, .aiGateway, .gateway, .waitForSignal, .syncRunComplete:
+            return [.fail(error: unsupported("\(op.kind) (step \"\(name)\")"))]
+        case .unknown(let opName):
+            return [.fail(error: unsupported("the operation \"\(opName)\" (step \"\(name)\")"))]
+        }
+    }
+
+    static func retryOrFail(
+        call: SDKCall, error: JSONValue, retry: RetryDirective, maxAttempts: Int, now: Date, backoff: BackoffInput, failing: [RunAction]
+    ) -> [RunAction] {
+        if retry.noRetry || call.attempt + 1 >= maxAttempts { return failing }
+        let at = retry.retryAt ?? Backoff.retryAt(afterAttempt: call.attempt, now: now, jitter: backoff.jitter, scale: backoff.scale)
+        return [.retry(SDKCall(stepID: call.stepID, attempt: call.attempt + 1), at: at, error: error)]
+    }
+
+    /// `opts.duration`, else `name`: an RFC 3339 time ("until") or a time string ("for").
+    static func sleepUntil(_ op: SDKOpcode, now: Date) -> Date? {
+        guard let text = op.opts?["duration"]?.stringValue ?? op.name else { return nil }
+        var until: Date?
+        if text.count >= 10, let milliseconds = RFC3339.parseMilliseconds(text) {
+            until = Date(timeIntervalSince1970: Double(milliseconds) / 1_000)
+        } else if let duration = try? ConfigDuration(parsing: text) {
+            until = now.addingTimeInterval(Double(duration.milliseconds) / 1_000)
+        }
+        guard let until, until.timeIntervalSince(now) <= maximumSleepSeconds else { return nil }
+        return until
+    }
+
+    static func unsupported(_ what: String) -> JSONValue {
+        let message = "Cairn does not run \(what) yet"
+        return ["name": "UnsupportedOperation", "message": .string(message), "error": .string("UnsupportedOperation: \(message)")]
+    }
+
+    static func invalid(_ message: String) -> JSONValue {
+        ["name": "InvalidOperation", "message": .string(message), "error": .string("InvalidOperation: \(message)")]
+    }
+}

@@ -1,0 +1,250 @@
+public import CairnCore
+public import Foundation
+public import Logging
+public import ServiceLifecycle
+
+/// Settings of the executor.
+public struct ExecutorSettings: Sendable {
+    /// How long a lease lasts; renewed while a call is in flight.
+    public var leaseDuration: Duration = .seconds(60)
+    /// Runs driven at once by one process.
+    public var concurrency = 64
+    /// Longest wait for an SDK reply (PROTOCOL.md: a function or step may take 2 h).
+    public var callTimeout: Duration = .seconds(7_200)
+    /// Multiplies retry backoffs (`CAIRN_RETRY_BACKOFF_SCALE`; 1 in production).
+    public var backoffScale: Double = 1
+    /// The executor's name in leases; unique per process.
+    public var owner = "executor-" + UUID().uuidString.lowercased()
+
+    public init() {}
+}
+
+/// The executor: takes work items from the `work` stream, leases each run and drives it by
+/// calling the SDK until the run ends or has to wait (a sleep, a retry backoff).
+///
+/// Sequential steps stay on one lease: record the step (one Postgres commit), call again. The
+/// run goes back through a timer and the stream only to wait. Every write is fenced by the
+/// lease token, so a run taken over by another executor (after this one stalled past its
+/// lease) is advanced by one of them only.
+public final class RunExecutor: Service {
+    let store: any RunStore
+    let sdk: any SDKTransport
+    let source: any StreamSource
+    let clock: any WallClock
+    let keys: SigningKeys?
+    let settings: ExecutorSettings
+    let logger: Logger
+
+    public init(
+        store: any RunStore, sdk: any SDKTransport, source: any StreamSource, clock: any WallClock, keys: SigningKeys?,
+        settings: ExecutorSettings = ExecutorSettings(), logger: Logger
+    ) {
+        self.store = store
+        self.sdk = sdk
+        self.source = source
+        self.clock = clock
+        self.keys = keys
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// Consumes the stream until graceful shutdown, with at most `concurrency` runs in flight;
+    /// in-flight runs finish (or park) before it returns.
+    public func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            let slots = AsyncSlots(count: settings.concurrency)
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                let free = await slots.waitForFree()
+                let deliveries: [StreamDelivery]
+                do {
+                    deliveries = try await cancelWhenGracefulShutdown { try await self.source.read(maximum: free) }
+                } catch is CancellationError {
+                    break
+                } catch {
+                    logger.warning("reading work failed; retrying", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: .milliseconds(200))
+                    continue
+                }
+                for delivery in deliveries {
+                    await slots.take()
+                    group.addTask {
+                        defer { Task { await slots.give() } }
+                        await self.handle(delivery)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drives one delivery and acknowledges it unless another executor holds the run (then it
+    /// is delivered again later).
+    func handle(_ delivery: StreamDelivery) async {
+        guard let bytes = delivery.fields["item"], let json = try? JSONValue(parsing: bytes), let item = WorkItem(json: json) else {
+            logger.error("dropping a work entry that is not a work item", metadata: ["entry": "\(delivery.entryID)"])
+            try? await source.acknowledge([delivery.entryID])
+            return
+        }
+        do {
+            if try await drive(item) {
+                try await source.acknowledge([delivery.entryID])
+            }
+        } catch {
+            logger.warning("driving a run failed; it will be delivered again", metadata: ["run": "\(item.runID)", "error": "\(error)"])
+        }
+    }
+
+    /// Drives `item`'s run as far as it can go now. Returns false when the run is leased by
+    /// another executor (the item should be delivered again), true when handled.
+    public func drive(_ item: WorkItem) async throws -> Bool {
+        let lease: RunLease
+        switch try await store.lease(item.runID, owner: settings.owner, until: clock.now + settings.leaseDuration, now: clock.now) {
+        case .granted(let granted): lease = granted
+        case .busy: return false
+        case .ended: return true
+        }
+        var snapshot = try await store.snapshot(item.runID)
+        let metadata: Logger.Metadata = ["run": "\(item.runID)", "function": "\(snapshot.function.id)"]
+        var call = item.call
+        if item.reason == .wake {
+            if snapshot.steps[call.stepID] == nil {
+                guard try await record(lease, &snapshot, stepID: call.stepID, name: "sleep", op: "Sleep", result: .null, attempts: 1) else { return true }
+            }
+            call = .discovery
+        }
+        let maxAttempts = snapshot.function.retries + 1
+        var version = -1
+        while true {
+            if snapshot.stack.count >= RunLimits.maximumSteps {
+                _ = try await store.finish(lease, .failed(error: RunLimits.error("the run has \(snapshot.stack.count) steps; at most \(RunLimits.maximumSteps) are allowed")), now: clock.now)
+                return true
+            }
+            let outcome = try await callSDK(lease, snapshot: snapshot, call: call, maxAttempts: maxAttempts, version: &version)
+            let actions = RunDecision.decide(outcome: outcome, call: call, maxAttempts: maxAttempts, now: clock.now, jitter: Double.random(in: 0...1), backoffScale: settings.backoffScale)
+            var next: SDKCall?
+            for action in actions {
+                switch action {
+                case .recordStep(let id, let name, let op, let result):
+                    let size = result.serialized().count
+                    if size > RunLimits.maximumStepOutputBytes {
+                        _ = try await store.finish(lease, .failed(error: RunLimits.error("step \"\(name)\" returned \(size) bytes; at most \(RunLimits.maximumStepOutputBytes) are allowed")), now: clock.now)
+                        return true
+                    }
+                    // The SDK runs a step on the call that reports it, at that call's attempt.
+                    let attempts = call.attempt + 1
+                    guard try await record(lease, &snapshot, stepID: id, name: name, op: op, result: result, attempts: attempts) else { return true }
+                case .call(let nextCall):
+                    next = nextCall
+                case .retry(let retryCall, let at, let error):
+                    logger.info("attempt failed; retrying", metadata: metadata.merging(["call": "\(call)", "at": "\(at)", "error": "\(error["message"] ?? error)"]) { $1 })
+                    _ = try await store.park(lease, until: at, item: WorkItem(runID: item.runID, reason: .retry, call: retryCall), now: clock.now)
+                    return true
+                case .sleep(let stepID, _, let until):
+                    _ = try await store.park(lease, until: until, item: WorkItem(runID: item.runID, reason: .wake, call: SDKCall(stepID: stepID, attempt: 0)), now: clock.now)
+                    return true
+                case .complete(let output):
+                    _ = try await store.finish(lease, .completed(output: output), now: clock.now)
+                    logger.debug("run completed", metadata: metadata)
+                    return true
+                case .fail(let error):
+                    _ = try await store.finish(lease, .failed(error: error), now: clock.now)
+                    logger.info("run failed", metadata: metadata.merging(["error": "\(error["message"] ?? error)"]) { $1 })
+                    return true
+                }
+            }
+            guard let next else { return true }
+            call = next
+        }
+    }
+
+    /// Records a step and keeps the snapshot in step; false when the lease was lost.
+    func record(_ lease: RunLease, _ snapshot: inout RunSnapshot, stepID: String, name: String, op: String, result: JSONValue, attempts: Int) async throws -> Bool {
+        guard try await store.recordStep(lease, stepID: stepID, name: name, op: op, result: result, attempts: attempts, now: clock.now) else {
+            logger.notice("lost the lease on a run; another executor has it", metadata: ["run": "\(lease.runID)"])
+            return false
+        }
+        if snapshot.steps[stepID] == nil {
+            snapshot.steps[stepID] = result
+            snapshot.stack.append(stepID)
+        }
+        return true
+    }
+
+    /// One call request, with the lease renewed while it is in flight. Transport failures and
+    /// replies the server cannot read count as a failed attempt of the function.
+    func callSDK(_ lease: RunLease, snapshot: RunSnapshot, call: SDKCall, maxAttempts: Int, version: inout Int) async throws -> SDKOutcome {
+        let request = try SDKCallRequest.make(snapshot: snapshot, call: call, maxAttempts: maxAttempts, version: version, keys: keys, now: clock.now, timeout: settings.callTimeout)
+        let reply: SDKReply
+        do {
+            reply = try await withLeaseRenewed(lease) { try await self.sdk.send(request) }
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            let message = "calling the app at \(request.url) failed: \(error)"
+            return .failed(error: ["name": "Error", "message": .string(message), "error": .string("Error: \(message)")], retry: RetryDirective())
+        }
+        if let returned = reply.headers["x-inngest-req-version"].flatMap(Int.init) { version = returned }
+        do {
+            if (200..<300).contains(reply.status), reply.headers["x-inngest-sdk"] == nil {
+                throw SDKResponseError(reason: "the reply (HTTP \(reply.status)) did not come from an Inngest SDK (no x-inngest-sdk header)")
+            }
+            return try SDKOutcome.classify(status: reply.status, headers: reply.headers, body: reply.body, now: clock.now)
+        } catch {
+            let message = "\(error)"
+            return .failed(error: ["name": "Error", "message": .string(message), "error": .string("Error: \(message)")], retry: RetryDirective())
+        }
+    }
+
+    func withLeaseRenewed<T: Sendable>(_ lease: RunLease, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: self.settings.leaseDuration / 3)
+                    _ = try await self.store.renew(lease, until: self.clock.now + self.settings.leaseDuration)
+                }
+            }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let result { return result }
+            }
+            throw CancellationError()
+        }
+    }
+}
+
+/// Per-run limits (PROTOCOL.md §8).
+public enum RunLimits {
+    public static let maximumSteps = 1_000
+    public static let maximumStepOutputBytes = 4 * 1024 * 1024
+    public static let maximumStateBytes = 32 * 1024 * 1024
+
+    static func error(_ message: String) -> JSONValue {
+        ["name": "RunLimitExceeded", "message": .string(message), "error": .string("RunLimitExceeded: \(message)")]
+    }
+}
+
+/// A counter of free slots that tasks wait on.
+actor AsyncSlots {
+    private var free: Int
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(count: Int) {
+        free = count
+    }
+
+    /// Waits until at least one slot is free; returns how many are.
+    func waitForFree() async -> Int {
+        while free == 0 { await withCheckedContinuation { waiters.append($0) } }
+        return free
+    }
+
+    func take() async {
+        while free == 0 { await withCheckedContinuation { waiters.append($0) } }
+        free -= 1
+    }
+
+    func give() {
+        free += 1
+        if !waiters.isEmpty { waiters.removeFirst().resume() }
+    }
+}

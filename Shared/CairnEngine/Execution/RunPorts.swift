@@ -1,0 +1,225 @@
+public import CairnCore
+public import Foundation
+
+/// A unit of work on the `work` stream: drive `runID` with `call`.
+///
+/// Entry ids are deterministic (run, reason, step, attempt), so handling one twice is a no-op.
+public struct WorkItem: Sendable, Hashable, CustomStringConvertible {
+    public enum Reason: String, Sendable, Hashable {
+        /// A new run: discovery.
+        case start
+        /// A retry after a failed attempt: the same call, next attempt.
+        case retry
+        /// A sleep ended: record null for `call.stepID`, then discovery.
+        case wake
+    }
+
+    public var runID: ULID
+    public var reason: Reason
+    public var call: SDKCall
+
+    public init(runID: ULID, reason: Reason, call: SDKCall) {
+        self.runID = runID
+        self.reason = reason
+        self.call = call
+    }
+
+    /// The deterministic id consumers dedupe on.
+    public var entryID: String { "\(runID):\(reason.rawValue):\(call.stepID):\(call.attempt)" }
+
+    public var description: String { entryID }
+
+    /// The item as stream fields / JSON.
+    public var json: JSONValue {
+        ["run": .string(runID.description), "reason": .string(reason.rawValue), "step": .string(call.stepID), "attempt": .number(JSONNumber(call.attempt))]
+    }
+
+    /// Reads `json`; nil when it is not a work item.
+    public init?(json: JSONValue) {
+        guard let run = json["run"]?.stringValue.flatMap(ULID.init), let reasonText = json["reason"]?.stringValue,
+            let reason = Reason(rawValue: reasonText), let step = json["step"]?.stringValue,
+            let attempt = json["attempt"]?.int64Value
+        else { return nil }
+        self.init(runID: run, reason: reason, call: SDKCall(stepID: step, attempt: Int(attempt)))
+    }
+}
+
+/// A run to create for an event and a function.
+public struct NewRun: Sendable, Hashable {
+    public var id: ULID
+    public var functionID: UUID
+    public var functionVersion: Int
+    public var eventIDs: [ULID]
+    /// One run per (function, key) until `idempotentUntil`: the event's id by default.
+    public var idempotencyKey: String
+    public var idempotentUntil: Date
+
+    public init(id: ULID, functionID: UUID, functionVersion: Int, eventIDs: [ULID], idempotencyKey: String, idempotentUntil: Date) {
+        self.id = id
+        self.functionID = functionID
+        self.functionVersion = functionVersion
+        self.eventIDs = eventIDs
+        self.idempotencyKey = idempotencyKey
+        self.idempotentUntil = idempotentUntil
+    }
+}
+
+/// The right to advance one run: writes are conditioned on `token`.
+public struct RunLease: Sendable, Hashable {
+    public var runID: ULID
+    public var token: Int64
+    public var owner: String
+
+    public init(runID: ULID, token: Int64, owner: String) {
+        self.runID = runID
+        self.token = token
+        self.owner = owner
+    }
+}
+
+/// The answer to a lease request.
+public enum LeaseOutcome: Sendable, Hashable {
+    case granted(RunLease)
+    /// Another owner holds a live lease: try again once it may have expired.
+    case busy
+    /// The run has ended (or does not exist): nothing to do.
+    case ended
+}
+
+/// Everything a call request needs, loaded when a lease is granted.
+public struct RunSnapshot: Sendable {
+    public var runID: ULID
+    public var function: FunctionConfig
+    public var functionID: UUID
+    /// The run's events, the trigger first, as the SDK sees them.
+    public var events: [JSONValue]
+    /// Recorded memo values by hashed step id.
+    public var steps: [String: JSONValue]
+    /// Step ids in the order their results were recorded.
+    public var stack: [String]
+    /// Attempts recorded per step id.
+    public var attempts: [String: Int]
+
+    public init(runID: ULID, function: FunctionConfig, functionID: UUID, events: [JSONValue], steps: [String: JSONValue], stack: [String], attempts: [String: Int]) {
+        self.runID = runID
+        self.function = function
+        self.functionID = functionID
+        self.events = events
+        self.steps = steps
+        self.stack = stack
+        self.attempts = attempts
+    }
+}
+
+/// How a run ended.
+public enum RunEnd: Sendable, Hashable {
+    case completed(output: JSONValue)
+    case failed(error: JSONValue)
+    case cancelled
+}
+
+/// Runs, steps and timers: Postgres in production.
+///
+/// Every write made under a lease is conditioned on its token: a stale holder changes nothing
+/// and learns so from the `false` it gets back.
+public protocol RunStore: Sendable {
+    /// Creates each run whose (function, idempotency key) is free, with its `start` work item
+    /// in the outbox, in one transaction. Returns the ids of the runs created.
+    func createRuns(_ runs: [NewRun], now: Date) async throws -> [ULID]
+
+    /// Grants a lease until `until` if the run is unfinished and not leased by another owner
+    /// whose lease is live.
+    func lease(_ runID: ULID, owner: String, until: Date, now: Date) async throws -> LeaseOutcome
+
+    /// The run's function, events and recorded steps.
+    func snapshot(_ runID: ULID) async throws -> RunSnapshot
+
+    /// Extends a lease; false when it was lost.
+    func renew(_ lease: RunLease, until: Date) async throws -> Bool
+
+    /// Records a step's memo value, first write wins. False when the lease was lost; true when
+    /// recorded now or already recorded.
+    func recordStep(_ lease: RunLease, stepID: String, name: String, op: String, result: JSONValue, attempts: Int, now: Date) async throws -> Bool
+
+    /// Hands the run back until `item` is due: a durable timer, and the lease released.
+    func park(_ lease: RunLease, until: Date, item: WorkItem, now: Date) async throws -> Bool
+
+    /// Ends the run; false when the lease was lost or the run had already ended.
+    func finish(_ lease: RunLease, _ end: RunEnd, now: Date) async throws -> Bool
+
+    /// Fires timers due at `now` (each once, across replicas): their work items move to the
+    /// outbox. Returns the items, at most `limit`.
+    func fireDueTimers(now: Date, limit: Int) async throws -> [WorkItem]
+
+    /// Work items in the outbox older than `createdBefore`, oldest first, at most `limit`.
+    func pendingWork(createdBefore: Date, limit: Int) async throws -> [WorkItem]
+
+    /// Removes work items from the outbox once they are on the stream.
+    func markWorkPublished(_ items: [WorkItem]) async throws
+}
+
+/// The `work` stream.
+public protocol WorkQueue: Sendable {
+    /// Appends items (at least once: consumers dedupe by `entryID`).
+    func publish(_ items: [WorkItem]) async throws
+}
+
+/// A run as the API shows it.
+public struct RunRecord: Sendable {
+    public struct Step: Sendable {
+        public var id: String
+        public var name: String
+        public var op: String
+        public var result: JSONValue
+        public var attempts: Int
+        public var recordedAt: Date
+
+        public init(id: String, name: String, op: String, result: JSONValue, attempts: Int, recordedAt: Date) {
+            self.id = id
+            self.name = name
+            self.op = op
+            self.result = result
+            self.attempts = attempts
+            self.recordedAt = recordedAt
+        }
+    }
+
+    public var id: ULID
+    public var functionID: UUID
+    public var functionSlug: String
+    public var functionVersion: Int
+    public var eventID: ULID?
+    public var status: String
+    public var output: JSONValue?
+    public var error: JSONValue?
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var endedAt: Date?
+    public var steps: [Step]
+
+    public init(
+        id: ULID, functionID: UUID, functionSlug: String, functionVersion: Int, eventID: ULID?, status: String,
+        output: JSONValue?, error: JSONValue?, createdAt: Date, startedAt: Date?, endedAt: Date?, steps: [Step]
+    ) {
+        self.id = id
+        self.functionID = functionID
+        self.functionSlug = functionSlug
+        self.functionVersion = functionVersion
+        self.eventID = eventID
+        self.status = status
+        self.output = output
+        self.error = error
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.steps = steps
+    }
+}
+
+/// Read access to runs for the API.
+public protocol RunQueries: Sendable {
+    /// The run with its steps, in the order recorded; nil when unknown.
+    func run(_ id: ULID) async throws -> RunRecord?
+    /// The runs an event started, oldest first (without steps).
+    func runs(eventID: ULID) async throws -> [RunRecord]
+}

@@ -1,0 +1,67 @@
+public import CairnCore
+public import Foundation
+
+/// The HTTP request that calls a function (PROTOCOL.md §2).
+public enum SDKCallRequest {
+    /// Builds the call for `call` on `snapshot`'s run.
+    ///
+    /// The body carries the run's events, every recorded step (in the order recorded) and the
+    /// context the SDKs require. `ctx.fn_id` is left out on purpose: it would switch JS SDKs to
+    /// a checkpointing API Cairn does not serve. With signing keys the body is written with
+    /// sorted keys (JCS), the form SDKs canonicalize to before checking the signature.
+    public static func make(
+        snapshot: RunSnapshot, call: SDKCall, maxAttempts: Int, version: Int, keys: SigningKeys?, now: Date, timeout: Duration
+    ) throws -> SDKRequest {
+        guard let step = snapshot.function.steps.first, step.runtimeType == "http" else {
+            throw SDKResponseError(reason: "function \(snapshot.function.id) has no http step to call")
+        }
+        guard var url = URLComponents(string: step.url) else {
+            throw SDKResponseError(reason: "function \(snapshot.function.id) has an unreadable step URL \(step.url)")
+        }
+        var query = (url.queryItems ?? []).filter { $0.name != "stepId" && $0.name != "fnId" }
+        query.append(URLQueryItem(name: "fnId", value: snapshot.function.id))
+        query.append(URLQueryItem(name: "stepId", value: call.stepID))
+        url.queryItems = query
+
+        var steps: [(String, JSONValue)] = []
+        steps.reserveCapacity(snapshot.stack.count)
+        for id in snapshot.stack { steps.append((id, snapshot.steps[id] ?? .null)) }
+        let stack: JSONValue = .array(snapshot.stack.map(JSONValue.string))
+        let context: JSONValue = .object(JSONObject(members: [
+            ("run_id", .string(snapshot.runID.description)), ("attempt", .number(JSONNumber(call.attempt))),
+            ("max_attempts", .number(JSONNumber(maxAttempts))), ("step_id", .string(call.stepID)), ("env", ""),
+            ("disable_immediate_execution", false), ("use_api", false),
+            ("stack", .object(JSONObject(members: [("stack", stack), ("current", .number(JSONNumber(snapshot.stack.count)))]))),
+        ]))
+        var body: JSONValue = .object(JSONObject(members: [
+            ("event", snapshot.events.first ?? .object([:])), ("events", .array(snapshot.events)),
+            ("steps", .object(JSONObject(members: steps))), ("ctx", context), ("version", .number(JSONNumber(version))),
+            ("use_api", false),
+        ]))
+        var headers = [
+            ("content-type", "application/json"), ("x-inngest-server-kind", keys == nil ? "dev" : "cloud"),
+            ("x-run-id", snapshot.runID.description),
+        ]
+        if keys != nil { body = body.sortingKeys() }
+        let bytes = body.serialized()
+        if let keys {
+            headers.append(("x-inngest-signature", keys.primary.signatureHeader(body: bytes, unixSeconds: Int64(now.timeIntervalSince1970))))
+        }
+        return SDKRequest(method: "POST", url: url.string ?? step.url, headers: headers, body: bytes, timeout: timeout)
+    }
+}
+
+extension JSONValue {
+    /// The same value with every object's keys in JCS order (by UTF-16 code units).
+    func sortingKeys() -> JSONValue {
+        switch self {
+        case .object(let object):
+            let members = object.members.map { ($0.key, $0.value.sortingKeys()) }.sorted { $0.0.utf16.lexicographicallyPrecedes($1.0.utf16) }
+            return .object(JSONObject(members: members))
+        case .array(let elements):
+            return .array(elements.map { $0.sortingKeys() })
+        default:
+            return self
+        }
+    }
+}

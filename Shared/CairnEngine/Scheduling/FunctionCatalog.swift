@@ -1,0 +1,67 @@
+public import CairnCore
+public import Foundation
+
+/// The live functions with their event triggers compiled, reloaded from the registry when
+/// older than `maximumAge` (a sync shows up within that time).
+///
+/// An expression that fails to compile or evaluate is recorded on the function (logged with
+/// its id), never a crash; such a trigger matches nothing.
+public actor FunctionCatalog {
+    /// One event trigger, compiled.
+    public struct EventTrigger: Sendable {
+        public var function: FunctionRecord
+        public var trigger: FunctionTrigger
+        public var expression: CairnCore.Expression?
+    }
+
+    let registry: any AppRegistry
+    let clock: any WallClock
+    let maximumAge: TimeInterval
+    private var loadedAt: Date?
+    private var triggers: [EventTrigger] = []
+    private var bySlug: [String: FunctionRecord] = [:]
+    /// Compile errors by function slug, from the last load.
+    public private(set) var problems: [String: String] = [:]
+
+    public init(registry: any AppRegistry, clock: any WallClock, maximumAge: TimeInterval = 1) {
+        self.registry = registry
+        self.clock = clock
+        self.maximumAge = maximumAge
+    }
+
+    /// Event triggers whose name pattern matches `eventName` (expressions not yet evaluated).
+    public func candidates(for eventName: String) async throws -> [EventTrigger] {
+        try await refreshIfStale()
+        return triggers.filter { $0.trigger.matches(eventName: eventName) }
+    }
+
+    /// Drops the cache, so the next read loads the registry.
+    public func invalidate() {
+        loadedAt = nil
+    }
+
+    func refreshIfStale() async throws {
+        let now = clock.now
+        if let loadedAt, now.timeIntervalSince(loadedAt) < maximumAge { return }
+        let functions = try await registry.liveFunctions()
+        var compiled: [EventTrigger] = []
+        var problems: [String: String] = [:]
+        for function in functions {
+            for trigger in function.config.triggers {
+                guard case .event(_, let source) = trigger else { continue }
+                var expression: CairnCore.Expression?
+                if let source {
+                    do { expression = try CairnCore.Expression(compiling: source) } catch {
+                        problems[function.slug] = "trigger expression \(source): \(error)"
+                        continue
+                    }
+                }
+                compiled.append(EventTrigger(function: function, trigger: trigger, expression: expression))
+            }
+        }
+        triggers = compiled
+        bySlug = Dictionary(functions.map { ($0.slug, $0) }, uniquingKeysWith: { first, _ in first })
+        self.problems = problems
+        loadedAt = now
+    }
+}

@@ -1,0 +1,67 @@
+public import Foundation
+public import Logging
+public import ServiceLifecycle
+
+/// Fires durable timers (sleeps, retry backoffs) when due and publishes the work they hold;
+/// also republishes work items a crash left in the outbox.
+///
+/// Firing is one transaction per batch (`FOR UPDATE SKIP LOCKED`), so two schedulers never
+/// fire the same timer; publishing is at least once and the executor dedupes.
+public final class TimerService: Service {
+    let store: any RunStore
+    let work: any WorkQueue
+    let clock: any WallClock
+    let logger: Logger
+    /// How often due timers are looked for.
+    let pollInterval: Duration
+    /// Outbox entries older than this are republished by the relay pass.
+    let relayGrace: TimeInterval = 5
+    let batchSize = 500
+
+    public init(store: any RunStore, work: any WorkQueue, clock: any WallClock, pollInterval: Duration = .milliseconds(10), logger: Logger) {
+        self.pollInterval = pollInterval
+        self.store = store
+        self.work = work
+        self.clock = clock
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var lastRelay = ContinuousClock.now
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let fired = try await fireDue()
+                if ContinuousClock.now - lastRelay > .seconds(1) {
+                    lastRelay = ContinuousClock.now
+                    _ = try await relayPending()
+                }
+                if fired < batchSize {
+                    try await Task.sleep(for: pollInterval)
+                }
+            } catch is CancellationError {
+                break
+            } catch {
+                logger.warning("firing timers failed; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    /// Fires what is due now; returns how many.
+    public func fireDue() async throws -> Int {
+        let items = try await store.fireDueTimers(now: clock.now, limit: batchSize)
+        if items.isEmpty { return 0 }
+        try await work.publish(items)
+        try await store.markWorkPublished(items)
+        return items.count
+    }
+
+    /// Publishes outbox work older than `relayGrace`; returns how many.
+    public func relayPending() async throws -> Int {
+        let items = try await store.pendingWork(createdBefore: clock.now.addingTimeInterval(-relayGrace), limit: batchSize)
+        if items.isEmpty { return 0 }
+        try await work.publish(items)
+        try await store.markWorkPublished(items)
+        return items.count
+    }
+}

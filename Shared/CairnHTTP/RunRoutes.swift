@@ -1,0 +1,72 @@
+import CairnCore
+public import CairnEngine
+import Foundation
+public import Hummingbird
+
+/// Runs over REST (PROTOCOL.md §7).
+///
+/// - `GET /v1/runs/{id}` — status, output, error, timestamps, and the steps with their
+///   recorded result (`output` or `error`) and attempts.
+/// - `GET /v1/events/{id}/runs` — the runs an event started:
+///   `{run_id, run_started_at, function_id, function_version, event_id, status, ended_at, output}`.
+public struct RunRoutes: Sendable {
+    let runs: any RunQueries
+    let responses: RESTResponses
+    let authorization: APIAuthorization
+
+    public init(runs: any RunQueries, clock: any WallClock, authorization: APIAuthorization) {
+        self.runs = runs
+        self.responses = RESTResponses(clock: clock)
+        self.authorization = authorization
+    }
+
+    public func register<Context: RequestContext>(on router: Router<Context>) {
+        router.get("/v1/runs/:id") { request, context -> Response in
+            if let refusal = self.authorization.refusal(request) { return refusal }
+            let text = context.parameters.get("id") ?? ""
+            guard let id = ULID(text) else {
+                return RESTResponses.error(.badRequest, "id: must be a run id (ULID), got \(JSONText.quoted(text))")
+            }
+            guard let run = try await self.runs.run(id) else { return RESTResponses.error(.notFound, "run \(id) not found") }
+            var data = Self.summary(run)
+            data.setValue(.array(run.steps.map(Self.step)), forKey: "steps")
+            return self.responses.envelope(data: data)
+        }
+        router.get("/v1/events/:id/runs") { request, context -> Response in
+            if let refusal = self.authorization.refusal(request) { return refusal }
+            let text = context.parameters.get("id") ?? ""
+            guard let id = ULID(text) else {
+                return RESTResponses.error(.badRequest, "id: must be an event's internal ULID, got \(JSONText.quoted(text))")
+            }
+            return self.responses.envelope(data: .array(try await self.runs.runs(eventID: id).map(Self.summary)))
+        }
+    }
+
+    static func summary(_ run: RunRecord) -> JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("run_id", .string(run.id.description)), ("function_id", .string(run.functionSlug)),
+            ("function_version", .number(JSONNumber(run.functionVersion))),
+            ("event_id", run.eventID.map { .string($0.description) } ?? .null), ("status", .string(run.status)),
+            ("run_started_at", run.startedAt.map(RESTResponses.render) ?? .null),
+            ("ended_at", run.endedAt.map(RESTResponses.render) ?? .null), ("created_at", RESTResponses.render(run.createdAt)),
+        ]
+        if let output = run.output { members.append(("output", output)) }
+        if let error = run.error { members.append(("error", error)) }
+        return .object(JSONObject(members: members))
+    }
+
+    static func step(_ step: RunRecord.Step) -> JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("id", .string(step.id)), ("name", .string(step.name)), ("op", .string(step.op)),
+            ("attempts", .number(JSONNumber(step.attempts))), ("recorded_at", RESTResponses.render(step.recordedAt)),
+        ]
+        if let error = step.result["error"], step.op == "StepFailed" {
+            members.append(("error", error))
+        } else if case .object(let object) = step.result, object.count == 1, let data = object["data"] {
+            members.append(("output", data))
+        } else {
+            members.append(("output", step.result))
+        }
+        return .object(JSONObject(members: members))
+    }
+}

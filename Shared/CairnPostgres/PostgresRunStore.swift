@@ -1,0 +1,291 @@
+public import CairnCore
+public import CairnEngine
+public import Foundation
+public import Logging
+public import PostgresNIO
+
+/// `RunStore` on Postgres: tables `runs`, `run_idempotency`, `steps`, `timers`, `outbox`
+/// (migration 0001).
+///
+/// Every write under a lease is one statement conditioned on `runs.fencing_token`, so a stale
+/// executor changes nothing; a step is one autocommitted `INSERT … ON CONFLICT DO NOTHING`
+/// (the hot path: one commit per step).
+public struct PostgresRunStore: RunStore {
+    let client: PostgresClient
+    let logger: Logger
+    /// The outbox stream name work items are filed under.
+    static let workStream = "work"
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    public func createRuns(_ runs: [NewRun], now: Date) async throws -> [ULID] {
+        if runs.isEmpty { return [] }
+        return try await client.withTransaction(logger: logger) { connection in
+            var created: [ULID] = []
+            for run in runs {
+                let claimed = try await connection.query("""
+                    INSERT INTO run_idempotency (function_id, key, run_id, expires_at)
+                    VALUES (\(run.functionID), \(run.idempotencyKey), \(run.id.description), \(run.idempotentUntil))
+                    ON CONFLICT (function_id, key) DO UPDATE
+                        SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at
+                        WHERE run_idempotency.expires_at <= \(now)
+                    RETURNING run_id
+                    """, logger: logger)
+                var won = false
+                for try await _ in claimed.decode(String.self) { won = true }
+                guard won else { continue }
+                // The idempotency row points at the run; the foreign key is checked at commit.
+                let eventIDs = run.eventIDs.map(\.description)
+                try await connection.query("""
+                    INSERT INTO runs (id, function_id, function_version, event_id, event_ids, status, created_at, updated_at)
+                    VALUES (\(run.id.description), \(run.functionID), \(run.functionVersion), \(eventIDs.first),
+                            \(eventIDs), 'Queued', \(now), \(now))
+                    """, logger: logger)
+                let item = WorkItem(runID: run.id, reason: .start, call: .discovery)
+                try await insertOutbox(item, connection: connection)
+                created.append(run.id)
+            }
+            return created
+        }
+    }
+
+    public func lease(_ runID: ULID, owner: String, until: Date, now: Date) async throws -> LeaseOutcome {
+        let rows = try await client.query("""
+            UPDATE runs SET fencing_token = fencing_token + 1, lease_owner = \(owner), lease_expires_at = \(until),
+                status = 'Running', started_at = coalesce(started_at, \(now)), updated_at = \(now)
+            WHERE id = \(runID.description) AND status IN ('Queued', 'Running')
+              AND (lease_expires_at IS NULL OR lease_expires_at <= \(now) OR lease_owner = \(owner))
+            RETURNING fencing_token
+            """, logger: logger)
+        for try await token in rows.decode(Int64.self) { return .granted(RunLease(runID: runID, token: token, owner: owner)) }
+        let status = try await client.query("SELECT status FROM runs WHERE id = \(runID.description)", logger: logger)
+        for try await text in status.decode(String.self) where text == "Queued" || text == "Running" { return .busy }
+        return .ended
+    }
+
+    public func snapshot(_ runID: ULID) async throws -> RunSnapshot {
+        let runRows = try await client.query("""
+            SELECT r.function_id, f.config::text, r.event_ids FROM runs r JOIN functions f ON f.id = r.function_id
+            WHERE r.id = \(runID.description)
+            """, logger: logger)
+        var found: (UUID, String, [String])?
+        for try await row in runRows.decode((UUID, String, [String]).self) { found = row }
+        guard let (functionID, configText, eventIDs) = found else {
+            throw PostgresRunStoreError(detail: "run \(runID) does not exist")
+        }
+        let function = try FunctionConfig(parsing: try JSONValue(parsing: configText))
+
+        var eventsByID: [String: JSONValue] = [:]
+        let eventRows = try await client.query(
+            "SELECT id, ts, payload::text FROM events WHERE id = ANY(\(eventIDs))", logger: logger)
+        for try await (id, ts, payload) in eventRows.decode((String, Int64, String).self) {
+            eventsByID[id] = Self.sdkEvent(id: id, ts: ts, payload: try JSONValue(parsing: payload))
+        }
+        let events = eventIDs.compactMap { eventsByID[$0] }
+
+        var steps: [String: JSONValue] = [:]
+        var stack: [String] = []
+        var attempts: [String: Int] = [:]
+        let stepRows = try await client.query(
+            "SELECT step_id, result::text, attempts FROM steps WHERE run_id = \(runID.description) ORDER BY position",
+            logger: logger)
+        for try await (stepID, result, count) in stepRows.decode((String, String?, Int32).self) {
+            steps[stepID] = try result.map { try JSONValue(parsing: $0) } ?? .null
+            stack.append(stepID)
+            attempts[stepID] = Int(count)
+        }
+        return RunSnapshot(runID: runID, function: function, functionID: functionID, events: events, steps: steps, stack: stack, attempts: attempts)
+    }
+
+    /// An event as SDKs receive it: `id` is the sender's id or the internal one, `ts` is set and
+    /// `user` is `{}` when missing.
+    static func sdkEvent(id: String, ts: Int64, payload: JSONValue) -> JSONValue {
+        var event = payload
+        if event["id"]?.stringValue?.isEmpty != false { event.setValue(.string(id), forKey: "id") }
+        event.setValue(.number(JSONNumber(ts)), forKey: "ts")
+        if event["data"] == nil || event["data"] == .null { event.setValue(.object([:]), forKey: "data") }
+        if event["user"] == nil || event["user"] == .null { event.setValue(.object([:]), forKey: "user") }
+        return event
+    }
+
+    public func renew(_ lease: RunLease, until: Date) async throws -> Bool {
+        let rows = try await client.query("""
+            UPDATE runs SET lease_expires_at = \(until)
+            WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) RETURNING 1
+            """, logger: logger)
+        for try await _ in rows.decode(Int32.self) { return true }
+        return false
+    }
+
+    public func recordStep(
+        _ lease: RunLease, stepID: String, name: String, op: String, result: JSONValue, attempts: Int, now: Date
+    ) async throws -> Bool {
+        let resultText = result.jsonString
+        let rows = try await client.query("""
+            WITH holder AS (
+                SELECT id FROM runs WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token)
+            ), inserted AS (
+                INSERT INTO steps (run_id, step_id, position, name, op, result, attempts, recorded_at)
+                SELECT holder.id, \(stepID),
+                       (SELECT coalesce(max(position), -1) + 1 FROM steps WHERE run_id = holder.id),
+                       \(name), \(op), \(resultText)::json, \(max(1, attempts)), \(now)
+                FROM holder
+                ON CONFLICT ON CONSTRAINT steps_once DO NOTHING
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM holder)::int8, (SELECT count(*) FROM inserted)::int8
+            """, logger: logger)
+        for try await (held, inserted) in rows.decode((Int64, Int64).self) {
+            if held == 1 && inserted == 0 {
+                logger.debug("step already recorded; keeping the first result", metadata: ["run": "\(lease.runID)", "step": "\(stepID)"])
+            }
+            return held == 1
+        }
+        return false
+    }
+
+    public func park(_ lease: RunLease, until: Date, item: WorkItem, now: Date) async throws -> Bool {
+        try await client.withTransaction(logger: logger) { connection in
+            let released = try await connection.query("""
+                UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL, updated_at = \(now)
+                WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) RETURNING 1
+                """, logger: logger)
+            var held = false
+            for try await _ in released.decode(Int32.self) { held = true }
+            guard held else { return false }
+            let kind = item.reason.rawValue
+            try await connection.query("""
+                INSERT INTO timers (id, kind, run_id, due_at, payload, created_at)
+                VALUES (\(item.entryID), \(kind), \(lease.runID.description), \(until), \(item.json.jsonString)::json, \(now))
+                ON CONFLICT (id) DO NOTHING
+                """, logger: logger)
+            return true
+        }
+    }
+
+    public func finish(_ lease: RunLease, _ end: RunEnd, now: Date) async throws -> Bool {
+        let status: String
+        var output: String?
+        var error: String?
+        switch end {
+        case .completed(let value):
+            status = "Completed"
+            output = value.jsonString
+        case .failed(let value):
+            status = "Failed"
+            error = value.jsonString
+        case .cancelled:
+            status = "Cancelled"
+        }
+        let rows = try await client.query("""
+            UPDATE runs SET status = \(status), output = \(output)::json, error = \(error)::json, ended_at = \(now),
+                updated_at = \(now), lease_owner = NULL, lease_expires_at = NULL
+            WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) AND status IN ('Queued', 'Running')
+            RETURNING 1
+            """, logger: logger)
+        for try await _ in rows.decode(Int32.self) { return true }
+        return false
+    }
+
+    public func fireDueTimers(now: Date, limit: Int) async throws -> [WorkItem] {
+        try await client.withTransaction(logger: logger) { connection in
+            let rows = try await connection.query("""
+                UPDATE timers SET fired_at = \(now)
+                WHERE id IN (
+                    SELECT id FROM timers WHERE fired_at IS NULL AND due_at <= \(now)
+                    ORDER BY due_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
+                )
+                RETURNING payload::text
+                """, logger: logger)
+            var items: [WorkItem] = []
+            for try await payload in rows.decode(String.self) {
+                guard let item = WorkItem(json: try JSONValue(parsing: payload)) else {
+                    throw PostgresRunStoreError(detail: "a timer holds a payload that is not a work item: \(payload)")
+                }
+                items.append(item)
+            }
+            for item in items { try await insertOutbox(item, connection: connection) }
+            return items
+        }
+    }
+
+    public func pendingWork(createdBefore: Date, limit: Int) async throws -> [WorkItem] {
+        let rows = try await client.query("""
+            SELECT fields::text FROM outbox WHERE stream = \(Self.workStream) AND created_at < \(createdBefore)
+            ORDER BY seq LIMIT \(limit)
+            """, logger: logger)
+        var items: [WorkItem] = []
+        for try await fields in rows.decode(String.self) {
+            if let item = WorkItem(json: try JSONValue(parsing: fields)) { items.append(item) }
+        }
+        return items
+    }
+
+    public func markWorkPublished(_ items: [WorkItem]) async throws {
+        if items.isEmpty { return }
+        let ids = items.map(\.entryID)
+        try await client.query(
+            "DELETE FROM outbox WHERE stream = \(Self.workStream) AND entry_id = ANY(\(ids))", logger: logger)
+    }
+
+    private func insertOutbox(_ item: WorkItem, connection: PostgresConnection) async throws {
+        try await connection.query("""
+            INSERT INTO outbox (stream, entry_id, fields) VALUES (\(Self.workStream), \(item.entryID), \(item.json.jsonString)::json)
+            ON CONFLICT ON CONSTRAINT outbox_entry_once DO NOTHING
+            """, logger: logger)
+    }
+}
+
+/// Stored data the run store cannot read.
+public struct PostgresRunStoreError: Error, CustomStringConvertible {
+    public var detail: String
+    public var description: String { "run store: \(detail)" }
+}
+
+extension PostgresRunStore: RunQueries {
+    public func run(_ id: ULID) async throws -> RunRecord? {
+        let rows = try await client.query("""
+            SELECT r.id, r.function_id, f.slug, r.function_version, r.event_id, r.status, r.output::text, r.error::text,
+                   r.created_at, r.started_at, r.ended_at
+            FROM runs r JOIN functions f ON f.id = r.function_id WHERE r.id = \(id.description)
+            """, logger: logger)
+        guard var run = try await Self.decodeRuns(rows).first else { return nil }
+        let steps = try await client.query("""
+            SELECT step_id, name, op, result::text, attempts, recorded_at FROM steps
+            WHERE run_id = \(id.description) ORDER BY position
+            """, logger: logger)
+        for try await (stepID, name, op, result, attempts, recordedAt) in steps.decode((String, String, String, String?, Int32, Date).self) {
+            run.steps.append(RunRecord.Step(
+                id: stepID, name: name, op: op, result: try result.map { try JSONValue(parsing: $0) } ?? .null,
+                attempts: Int(attempts), recordedAt: recordedAt))
+        }
+        return run
+    }
+
+    public func runs(eventID: ULID) async throws -> [RunRecord] {
+        let rows = try await client.query("""
+            SELECT r.id, r.function_id, f.slug, r.function_version, r.event_id, r.status, r.output::text, r.error::text,
+                   r.created_at, r.started_at, r.ended_at
+            FROM runs r JOIN functions f ON f.id = r.function_id WHERE r.event_id = \(eventID.description) ORDER BY r.id
+            """, logger: logger)
+        return try await Self.decodeRuns(rows)
+    }
+
+    private static func decodeRuns(_ rows: PostgresRowSequence) async throws -> [RunRecord] {
+        var runs: [RunRecord] = []
+        for try await (id, functionID, slug, version, eventID, status, output, error, createdAt, startedAt, endedAt)
+            in rows.decode((String, UUID, String, Int32, String?, String, String?, String?, Date, Date?, Date?).self)
+        {
+            guard let runID = ULID(id) else { throw PostgresRunStoreError(detail: "runs holds a malformed id \(id)") }
+            runs.append(RunRecord(
+                id: runID, functionID: functionID, functionSlug: slug, functionVersion: Int(version),
+                eventID: eventID.flatMap(ULID.init), status: status, output: try output.map { try JSONValue(parsing: $0) },
+                error: try error.map { try JSONValue(parsing: $0) }, createdAt: createdAt, startedAt: startedAt,
+                endedAt: endedAt, steps: []))
+        }
+        return runs
+    }
+}

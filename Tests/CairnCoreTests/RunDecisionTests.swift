@@ -1,0 +1,130 @@
+import CairnCore
+import Foundation
+import Testing
+
+/// What each SDK reply means for a run, as a table over the pure decision.
+@Suite struct RunDecisionTests {
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    static func ops(_ json: String) throws -> SDKOutcome {
+        try SDKOutcome.classify(status: 206, headers: [:], body: Array(json.utf8), now: now)
+    }
+
+    static func decide(_ outcome: SDKOutcome, call: SDKCall = .discovery, maxAttempts: Int = 5) -> [RunAction] {
+        RunDecision.decide(outcome: outcome, call: call, maxAttempts: maxAttempts, now: now, jitter: 0)
+    }
+
+    @Test func aReturnedValueCompletesTheRun() throws {
+        let outcome = try SDKOutcome.classify(status: 200, headers: [:], body: Array(#"{"n":9007199254740993}"#.utf8), now: Self.now)
+        #expect(Self.decide(outcome) == [.complete(output: ["n": .number(JSONNumber(literal: "9007199254740993")!)])])
+        #expect(try SDKOutcome.classify(status: 200, headers: [:], body: [], now: Self.now) == .completed(output: .null))
+        #expect(Self.decide(try Self.ops(#"[{"id":"c","op":"RunComplete","data":[1]}]"#)) == [.complete(output: [1])])
+    }
+
+    @Test func aStepRunIsRecordedAndDiscoveryFollows() throws {
+        let actions = Self.decide(try Self.ops(#"[{"id":"abc","op":"StepRun","name":"one","displayName":"One","data":{"x":1},"opts":null}]"#))
+        #expect(actions == [.recordStep(id: "abc", name: "One", op: "StepRun", result: ["data": ["x": 1]]), .call(.discovery)])
+        // A single op object (older SDKs) and a lower-case op name are accepted.
+        #expect(Self.decide(try Self.ops(#"{"id":"abc","op":"steprun","data":null}"#)).first == .recordStep(id: "abc", name: "abc", op: "StepRun", result: ["data": nil]))
+    }
+
+    @Test func aStepErrorRetriesTheSameCallUntilAttemptsRunOut() throws {
+        let error = #"{"name":"RuntimeError","message":"not yet"}"#
+        let outcome = try Self.ops(#"[{"id":"s1","op":"StepError","error":\#(error)}]"#)
+        let retried = Self.decide(outcome, call: SDKCall(stepID: "step", attempt: 1), maxAttempts: 4)
+        #expect(retried == [.retry(SDKCall(stepID: "step", attempt: 2), at: Self.now.addingTimeInterval(30), error: ["name": "RuntimeError", "message": "not yet"])])
+        let exhausted = Self.decide(outcome, call: SDKCall(stepID: "step", attempt: 3), maxAttempts: 4)
+        #expect(exhausted == [.recordStep(id: "s1", name: "s1", op: "StepFailed", result: ["error": ["name": "RuntimeError", "message": "not yet"]]), .call(.discovery)])
+    }
+
+    @Test func aStepFailedIsRecordedForTheSDKToRaise() throws {
+        let actions = Self.decide(try Self.ops(#"[{"id":"s1","op":"StepFailed","error":{"name":"E","message":"m"}}]"#))
+        #expect(actions == [.recordStep(id: "s1", name: "s1", op: "StepFailed", result: ["error": ["name": "E", "message": "m"]]), .call(.discovery)])
+    }
+
+    @Test func aPlannedStepIsCalledOnItsOwn() throws {
+        #expect(Self.decide(try Self.ops(#"[{"id":"p1","op":"StepPlanned","displayName":"p"}]"#)) == [.call(SDKCall(stepID: "p1", attempt: 0))])
+    }
+
+    @Test func sleepsReadTheDurationFromOptsOrName() throws {
+        #expect(Self.decide(try Self.ops(#"[{"id":"z","op":"Sleep","name":"1m"}]"#)) == [.sleep(stepID: "z", name: "1m", until: Self.now.addingTimeInterval(60))])
+        #expect(Self.decide(try Self.ops(#"[{"id":"z","op":"Sleep","name":"nap","opts":{"duration":"2h"}}]"#)) == [.sleep(stepID: "z", name: "nap", until: Self.now.addingTimeInterval(7_200))])
+        #expect(Self.decide(try Self.ops(#"[{"id":"z","op":"Sleep","name":"2027-01-15T09:00:00.000Z"}]"#)) == [.sleep(stepID: "z", name: "2027-01-15T09:00:00.000Z", until: Self.now.addingTimeInterval(3_600))])
+        guard case .fail(let error)? = Self.decide(try Self.ops(#"[{"id":"z","op":"Sleep","name":"400d"}]"#)).first else {
+            Issue.record("a sleep beyond 366 days should fail the run")
+            return
+        }
+        #expect(error["name"] == "InvalidOperation")
+    }
+
+    static func retryTime(_ actions: [RunAction]) -> Date? {
+        guard case .retry(_, let at, _)? = actions.first else { return nil }
+        return at
+    }
+
+    @Test func functionErrorsRetryWithBackoffOrRetryAfterThenFail() throws {
+        let body = Array(#"{"name":"Error","message":"boom","code":"unknown"}"#.utf8)
+        let plain = try SDKOutcome.classify(status: 500, headers: [:], body: body, now: Self.now)
+        guard case .retry(let call, let at, let error)? = Self.decide(plain, call: .discovery).first else {
+            Issue.record("a 500 should be retried")
+            return
+        }
+        #expect(call == SDKCall(stepID: "step", attempt: 1))
+        #expect(at == Self.now.addingTimeInterval(15))
+        #expect(error["error"] == "Error: boom")
+        #expect(Self.decide(plain, call: SDKCall(stepID: "step", attempt: 4), maxAttempts: 5).first.map { if case .fail = $0 { true } else { false } } == true)
+
+        let noRetry = try SDKOutcome.classify(status: 500, headers: ["x-inngest-no-retry": "true"], body: body, now: Self.now)
+        #expect(Self.decide(noRetry).count == 1)
+        #expect(Self.decide(noRetry).first.map { if case .fail = $0 { true } else { false } } == true)
+
+        let later = try SDKOutcome.classify(status: 500, headers: ["retry-after": "120"], body: body, now: Self.now)
+        #expect(Self.retryTime(Self.decide(later)) == Self.now.addingTimeInterval(120))
+        let dated = try SDKOutcome.classify(status: 500, headers: ["retry-after": "2027-01-15T08:00:05.000Z"], body: body, now: Self.now)
+        #expect(Self.retryTime(Self.decide(dated)) == Self.now.addingTimeInterval(5))
+        let tooFar = try SDKOutcome.classify(status: 500, headers: ["retry-after": "999999"], body: body, now: Self.now)
+        #expect(Self.retryTime(Self.decide(tooFar)) == Self.now.addingTimeInterval(86_400))
+    }
+
+    @Test func backoffFollowsTheScheduleWithJitterAndScale() {
+        #expect(Backoff.retryAt(afterAttempt: 0, now: Self.now, jitter: 0) == Self.now.addingTimeInterval(15))
+        #expect(Backoff.retryAt(afterAttempt: 2, now: Self.now, jitter: 1) == Self.now.addingTimeInterval(90))
+        #expect(Backoff.retryAt(afterAttempt: 50, now: Self.now, jitter: 0) == Self.now.addingTimeInterval(7_200))
+        #expect(Backoff.retryAt(afterAttempt: 0, now: Self.now, jitter: 0, scale: 0.1) == Self.now.addingTimeInterval(1.5))
+    }
+
+    @Test func operationsCairnDoesNotRunYetFailTheRunByName() throws {
+        guard case .fail(let error)? = Self.decide(try Self.ops(#"[{"id":"w","op":"WaitForEvent","name":"app/x","opts":{"timeout":"1h"}}]"#)).first else {
+            Issue.record("expected a failure")
+            return
+        }
+        #expect(error["message"]?.stringValue?.contains("waitForEvent") == true)
+    }
+
+    @Test func unreadableRepliesAreErrorsNamingTheProblem() {
+        #expect(throws: SDKResponseError.self) { try SDKOutcome.classify(status: 206, headers: [:], body: Array("nope".utf8), now: Self.now) }
+        #expect(throws: SDKResponseError.self) { try Self.ops(#"[{"op":"StepRun"}]"#) }
+        #expect(throws: SDKResponseError.self) { try SDKOutcome.classify(status: 204, headers: [:], body: [], now: Self.now) }
+    }
+
+    @Test func stepIDsHashLikeTheSDKs() {
+        #expect(StepID.hashed("a") == "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8")
+        #expect(StepID.hashed("a", index: 1) == "de89bfaf06245091a7873290a793604612302247")
+    }
+
+    @Test(arguments: [
+        ("2026-11-22T18:37:50.309Z", Int64(1_795_372_670_309)),
+        ("2026-11-22T18:37:50Z", Int64(1_795_372_670_000)),
+        ("2026-11-22T19:37:50.3+01:00", Int64(1_795_372_670_300)),
+        ("1970-01-01T00:00:00Z", Int64(0)),
+    ])
+    func parsesRFC3339(text: String, milliseconds: Int64) {
+        #expect(RFC3339.parseMilliseconds(text) == milliseconds)
+        #expect(RFC3339.parseMilliseconds(RFC3339.format(milliseconds: milliseconds)) == milliseconds)
+    }
+
+    @Test(arguments: ["2026-02-30T00:00:00Z", "2026-11-22", "2026-11-22T18:37:50", "2026-11-22T25:00:00Z", "x"])
+    func refusesMalformedRFC3339(text: String) {
+        #expect(RFC3339.parseMilliseconds(text) == nil)
+    }
+}

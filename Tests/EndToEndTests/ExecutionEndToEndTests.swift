@@ -1,0 +1,168 @@
+import AsyncHTTPClient
+import CairnCore
+import CairnHTTP
+import CairnTesting
+import Foundation
+import Testing
+
+/// Runs of real functions on the official Python SDK, through every role: event API →
+/// `events` → scheduler → `work` → executor → the app, and back. Events are sent with the
+/// SDK's own client; what the REST API reports and how often each step body ran are checked.
+@Suite struct ExecutionEndToEndTests {
+    /// Retry backoffs at 2 % (15 s → 0.3 s) so retries finish within a test.
+    static let environment = ["CAIRN_RETRY_BACKOFF_SCALE": "0.02"]
+
+    struct Harness: Sendable {
+        let api: CairnAPIClient
+        let app: PythonApp
+
+        /// Sends events through the app's SDK client; returns their internal ids.
+        func send(_ events: JSONValue) async throws -> [String] {
+            let reply = try await Self.post("http://127.0.0.1:\(app.port)/send", events)
+            return reply["ids"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        }
+
+        /// How often each step body ran, by `<key>:<step>`.
+        func counts() async throws -> JSONValue {
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(app.port)/counts")
+            request.method = .GET
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            return try JSONValue(parsing: Array(buffer: try await response.body.collect(upTo: 1 << 20)))
+        }
+
+        /// The runs `eventID` started, once each has ended (and at least `count` exist).
+        func endedRuns(of eventID: String, count: Int = 1, timeout: Duration = .seconds(30)) async throws -> [JSONValue] {
+            let deadline = ContinuousClock.now + timeout
+            while true {
+                let runs = try await api.get("/v1/events/\(eventID)/runs").body["data"]?.arrayValue ?? []
+                let ended = runs.filter { ["Completed", "Failed", "Cancelled"].contains($0["status"]?.stringValue ?? "") }
+                if runs.count >= count && ended.count == runs.count { return runs }
+                guard ContinuousClock.now < deadline else {
+                    throw LocalProcessError(description: "runs of event \(eventID) did not end within \(timeout): \(runs)")
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+
+        /// The one run `eventID` started, with its steps, once it has ended.
+        func endedRun(of eventID: String) async throws -> JSONValue {
+            let runs = try await endedRuns(of: eventID)
+            #expect(runs.count == 1, "\(runs)")
+            let id = try #require(runs.first?["run_id"]?.stringValue)
+            return try #require(try await api.get("/v1/runs/\(id)").body["data"])
+        }
+
+        static func post(_ url: String, _ body: JSONValue) async throws -> JSONValue {
+            var request = HTTPClientRequest(url: url)
+            request.method = .POST
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(body.serialized())
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            let bytes = Array(buffer: try await response.body.collect(upTo: 1 << 20))
+            guard response.status == .ok else {
+                throw LocalProcessError(description: "POST \(url) answered \(response.status): \(String(decoding: bytes, as: UTF8.self))")
+            }
+            return try JSONValue(parsing: bytes)
+        }
+    }
+
+    /// Cairn with every role, the Python app synced to it.
+    func withHarness(_ body: @Sendable (Harness) async throws -> Void) async throws {
+        try await withRunningCairn(environment: Self.environment) { cairn in
+            let api = CairnAPIClient(origin: cairn.origin, key: nil)
+            try await withPythonApp(pointingAt: cairn) { app in
+                let sync = try await api.requestSync(url: app.serveURL)
+                try #require(sync.status == 200, "\(sync.body)")
+                try await body(Harness(api: api, app: app))
+            }
+        }
+    }
+
+    @Test func threeSequentialStepsRunOnceEach() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/three", "data": ["key": "k3"]]])
+            let run = try await harness.endedRun(of: try #require(ids.first))
+            #expect(run["status"] == "Completed")
+            #expect(run["output"] == ["sum": 6])
+            #expect(run["function_id"] == "cairn-e2e-three-steps")
+            let steps = try #require(run["steps"]?.arrayValue)
+            #expect(steps.map { $0["name"] } == ["one", "two", "three"])
+            #expect(steps.map { $0["output"] } == [1, 2, 3])
+            #expect(steps.map { $0["attempts"] } == [1, 1, 1])
+            #expect(steps[0]["id"]?.stringValue == StepID.hashed("one"))
+            let counts = try await harness.counts()
+            #expect(counts["k3:one"] == 1)
+            #expect(counts["k3:two"] == 1)
+            #expect(counts["k3:three"] == 1)
+        }
+    }
+
+    @Test func aStepThatFailsTwiceSucceedsOnTheThirdAttempt() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/flaky", "data": ["key": "kf"]]])
+            let run = try await harness.endedRun(of: try #require(ids.first))
+            #expect(run["status"] == "Completed")
+            #expect(run["output"] == "finally")
+            #expect(run["steps"]?[0]?["attempts"] == 3)
+            #expect(try await harness.counts()["kf:unreliable"] == 3)
+        }
+    }
+
+    @Test func aNonRetriableErrorFailsTheRunWithoutRetry() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/non-retriable", "data": ["key": "kn"]]])
+            let run = try await harness.endedRun(of: try #require(ids.first))
+            #expect(run["status"] == "Failed")
+            #expect(run["error"]?["message"] == "this cannot work")
+            #expect(try await harness.counts()["kn:non-retriable"] == 1)
+        }
+    }
+
+    @Test func aSleepThenContinues() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/sleep", "data": ["key": "ks"]]])
+            let run = try await harness.endedRun(of: try #require(ids.first))
+            #expect(run["status"] == "Completed")
+            #expect(run["output"] == "rested")
+            let steps = try #require(run["steps"]?.arrayValue)
+            #expect(steps.map { $0["op"] } == ["StepRun", "Sleep", "StepRun"])
+            let started = try #require(run["run_started_at"]?.stringValue.flatMap(RFC3339.parseMilliseconds))
+            let ended = try #require(run["ended_at"]?.stringValue.flatMap(RFC3339.parseMilliseconds))
+            #expect(ended - started >= 1_000)
+            let counts = try await harness.counts()
+            #expect(counts["ks:before"] == 1)
+            #expect(counts["ks:after"] == 1)
+        }
+    }
+
+    @Test func aTriggerExpressionFiltersEvents() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([
+                ["name": "test/filtered", "data": ["plan": "free"]], ["name": "test/filtered", "data": ["plan": "pro"]],
+            ])
+            try #require(ids.count == 2)
+            let pro = try await harness.endedRun(of: ids[1])
+            #expect(pro["output"] == "pro")
+            #expect(try await harness.api.get("/v1/events/\(ids[0])/runs").body["data"] == [])
+        }
+    }
+
+    @Test func outputsOfEveryJSONTypeComeBackUnchanged() async throws {
+        try await withHarness { harness in
+            let values: [JSONValue] = [
+                .number(JSONNumber(literal: "9007199254740993")!), .number(JSONNumber(literal: "-12345678901234567890")!),
+                2.5, "text with \"quotes\" and ünïcödé", true, false, .null, [1, "two", [3]], ["nested": ["deep": [true, nil]]],
+            ]
+            var events: [JSONValue] = []
+            for value in values { events.append(["name": "test/echo", "data": ["value": value]]) }
+            let ids = try await harness.send(.array(events))
+            try #require(ids.count == values.count)
+            for (id, value) in zip(ids, values) {
+                let run = try await harness.endedRun(of: id)
+                #expect(run["status"] == "Completed")
+                #expect(run["output"] == value, "\(id)")
+                #expect(run["steps"]?[0]?["output"] == value)
+            }
+        }
+    }
+}
