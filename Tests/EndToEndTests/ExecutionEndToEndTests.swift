@@ -165,4 +165,78 @@ import Testing
             }
         }
     }
+
+    @Test func onFailureRunsWithTheOriginalEvent() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/fail", "data": ["key": "kx"]]])
+            let failed = try await harness.endedRun(of: try #require(ids.first))
+            #expect(failed["status"] == "Failed")
+            #expect(failed["error"]?["message"] == "it had to fail")
+            let runID = try #require(failed["run_id"]?.stringValue)
+
+            // function.failed carries the run id as its id and the original event in its data.
+            let failedEvent = try await harness.systemEvent(named: "inngest/function.failed", runID: runID)
+            #expect(failedEvent["data"]?["function_id"] == "cairn-e2e-fails-with-handler")
+            #expect(failedEvent["data"]?["event"]?["data"] == ["key": "kx"])
+            #expect(failedEvent["id"]?.stringValue == runID)
+            let handler = try await harness.endedRun(of: try #require(failedEvent["internal_id"]?.stringValue))
+            #expect(handler["function_id"] == "cairn-e2e-fails-with-handler-failure")
+            #expect(handler["status"] == "Completed")
+            #expect(handler["output"] == "kx")
+            let finished = try await harness.systemEvent(named: "inngest/function.finished", runID: runID)
+            #expect(finished["data"]?["_inngest"]?["status"] == "Failed")
+            let counts = try await harness.counts()
+            #expect(counts["kx:doomed"] == 1)
+            #expect(counts["kx:on-failure"] == 1)
+        }
+    }
+
+    @Test func oneEventFansOutToThreeFunctions() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/fan", "data": ["key": "kfan"]]])
+            let runs = try await harness.endedRuns(of: try #require(ids.first), count: 3)
+            #expect(Set(runs.compactMap { $0["function_id"]?.stringValue }) == ["cairn-e2e-fan-a", "cairn-e2e-fan-b", "cairn-e2e-fan-c"])
+            #expect(runs.allSatisfy { $0["status"] == "Completed" })
+            // A second delivery of the same event starts nothing new.
+            let counts = try await harness.counts()
+            #expect(counts["kfan:fan-a"] == 1 && counts["kfan:fan-b"] == 1 && counts["kfan:fan-c"] == 1)
+        }
+    }
+
+    @Test func sendEventFromAStepStartsAnotherFunction() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/send", "data": ["key": "kse"]]])
+            let sender = try await harness.endedRun(of: try #require(ids.first))
+            #expect(sender["status"] == "Completed")
+            let sentID = try #require(sender["output"]?[0]?.stringValue)
+            let started = try await harness.endedRun(of: sentID)
+            #expect(started["function_id"] == "cairn-e2e-three-steps")
+            #expect(started["output"] == ["sum": 6])
+            #expect(try await harness.counts()["kse-sent:one"] == 1)
+        }
+    }
+
+    @Test func aCompletedRunEmitsFunctionFinishedWithItsResult() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/three", "data": ["key": "kfin"]]])
+            let run = try await harness.endedRun(of: try #require(ids.first))
+            let finished = try await harness.systemEvent(named: "inngest/function.finished", runID: try #require(run["run_id"]?.stringValue))
+            #expect(finished["data"]?["result"] == ["sum": 6])
+            #expect(finished["data"]?["function_id"] == "cairn-e2e-three-steps")
+            #expect(finished["data"]?["_inngest"]?["status"] == "Completed")
+        }
+    }
+}
+
+extension ExecutionEndToEndTests.Harness {
+    /// The system event `name` about `runID`, once stored.
+    func systemEvent(named name: String, runID: String) async throws -> JSONValue {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while true {
+            let events = try await api.get("/v1/events?name=\(name)&limit=100").body["data"]?.arrayValue ?? []
+            if let event = events.first(where: { $0["data"]?["run_id"]?.stringValue == runID }) { return event }
+            guard ContinuousClock.now < deadline else { throw LocalProcessError(description: "no \(name) event for run \(runID)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
 }

@@ -28,6 +28,7 @@ public struct ExecutorSettings: Sendable {
 /// lease) is advanced by one of them only.
 public final class RunExecutor: Service {
     let store: any RunStore
+    let events: any EventSink
     let sdk: any SDKTransport
     let source: any StreamSource
     let clock: any WallClock
@@ -36,10 +37,11 @@ public final class RunExecutor: Service {
     let logger: Logger
 
     public init(
-        store: any RunStore, sdk: any SDKTransport, source: any StreamSource, clock: any WallClock, keys: SigningKeys?,
-        settings: ExecutorSettings = ExecutorSettings(), logger: Logger
+        store: any RunStore, events: any EventSink, sdk: any SDKTransport, source: any StreamSource, clock: any WallClock,
+        keys: SigningKeys?, settings: ExecutorSettings = ExecutorSettings(), logger: Logger
     ) {
         self.store = store
+        self.events = events
         self.sdk = sdk
         self.source = source
         self.clock = clock
@@ -115,7 +117,7 @@ public final class RunExecutor: Service {
         var version = -1
         while true {
             if snapshot.stack.count >= RunLimits.maximumSteps {
-                _ = try await store.finish(lease, .failed(error: RunLimits.error("the run has \(snapshot.stack.count) steps; at most \(RunLimits.maximumSteps) are allowed")), now: clock.now)
+                try await end(lease, snapshot, .failed(error: RunLimits.error("the run has \(snapshot.stack.count) steps; at most \(RunLimits.maximumSteps) are allowed")))
                 return true
             }
             let outcome = try await callSDK(lease, snapshot: snapshot, call: call, maxAttempts: maxAttempts, version: &version)
@@ -126,7 +128,7 @@ public final class RunExecutor: Service {
                 case .recordStep(let id, let name, let op, let result):
                     let size = result.serialized().count
                     if size > RunLimits.maximumStepOutputBytes {
-                        _ = try await store.finish(lease, .failed(error: RunLimits.error("step \"\(name)\" returned \(size) bytes; at most \(RunLimits.maximumStepOutputBytes) are allowed")), now: clock.now)
+                        try await end(lease, snapshot, .failed(error: RunLimits.error("step \"\(name)\" returned \(size) bytes; at most \(RunLimits.maximumStepOutputBytes) are allowed")))
                         return true
                     }
                     // The SDK runs a step on the call that reports it, at that call's attempt.
@@ -142,11 +144,11 @@ public final class RunExecutor: Service {
                     _ = try await store.park(lease, until: until, item: WorkItem(runID: item.runID, reason: .wake, call: SDKCall(stepID: stepID, attempt: 0)), now: clock.now)
                     return true
                 case .complete(let output):
-                    _ = try await store.finish(lease, .completed(output: output), now: clock.now)
+                    try await end(lease, snapshot, .completed(output: output))
                     logger.debug("run completed", metadata: metadata)
                     return true
                 case .fail(let error):
-                    _ = try await store.finish(lease, .failed(error: error), now: clock.now)
+                    try await end(lease, snapshot, .failed(error: error))
                     logger.info("run failed", metadata: metadata.merging(["error": "\(error["message"] ?? error)"]) { $1 })
                     return true
                 }
@@ -154,6 +156,18 @@ public final class RunExecutor: Service {
             guard let next else { return true }
             call = next
         }
+    }
+
+    /// Emits the run's system events, then ends it. Events first: if the finish is lost (a
+    /// crash, a lost lease), whoever finishes the run emits them again and the event API's
+    /// dedupe keeps one copy.
+    func end(_ lease: RunLease, _ snapshot: RunSnapshot, _ end: RunEnd) async throws {
+        let output: JSONValue? = if case .completed(let value) = end { value } else { nil }
+        if let output, output.serialized().count > RunLimits.maximumStepOutputBytes {
+            return try await self.end(lease, snapshot, .failed(error: RunLimits.error("the function returned \(output.serialized().count) bytes; at most \(RunLimits.maximumStepOutputBytes) are allowed")))
+        }
+        try await events.emit(SystemEvents.forEnd(functionSlug: snapshot.function.id, runID: snapshot.runID, events: snapshot.events, end: end, now: clock.now))
+        _ = try await store.finish(lease, end, now: clock.now)
     }
 
     /// Records a step and keeps the snapshot in step; false when the lease was lost.

@@ -131,7 +131,42 @@ def echo(ctx: inngest.ContextSync) -> object:
     return ctx.step.run("echo", lambda: ctx.event.data["value"])
 
 
-functions = [hello, full_config, three_steps, flaky, non_retriable, sleeper, filtered, echo]
+def on_failure_handler(ctx: inngest.ContextSync) -> str:
+    key = ctx.event.data["event"]["data"]["key"]
+    ctx.step.run("note", lambda: count(f"{key}:on-failure"))
+    return key
+
+
+@client.create_function(
+    fn_id="fails-with-handler",
+    trigger=inngest.TriggerEvent(event="test/fail"),
+    retries=0,
+    on_failure=on_failure_handler,
+)
+def fails_with_handler(ctx: inngest.ContextSync) -> None:
+    ctx.step.run("doomed", lambda: count(f"{ctx.event.data['key']}:doomed"))
+    raise RuntimeError("it had to fail")
+
+
+def fan(letter: str):
+    @client.create_function(fn_id=f"fan-{letter}", trigger=inngest.TriggerEvent(event="test/fan"))
+    def fan_out(ctx: inngest.ContextSync) -> str:
+        ctx.step.run("note", lambda: count(f"{ctx.event.data['key']}:fan-{letter}"))
+        return letter
+
+    return fan_out
+
+
+@client.create_function(fn_id="sender", trigger=inngest.TriggerEvent(event="test/send"))
+def sender(ctx: inngest.ContextSync) -> list:
+    key = ctx.event.data["key"]
+    return ctx.step.send_event("send", [inngest.Event(name="test/three", data={"key": f"{key}-sent"})])
+
+
+functions = [
+    hello, full_config, three_steps, flaky, non_retriable, sleeper, filtered, echo, fails_with_handler, sender,
+    fan("a"), fan("b"), fan("c"),
+]
 if variant == "v1":
     functions.append(batched)
 else:
