@@ -35,7 +35,8 @@ public struct CairnAPIClient: Sendable {
         try await send("GET", path, body: nil)
     }
 
-    func send(_ method: String, _ path: String, body: [UInt8]?) async throws -> Reply {
+    /// `method path` with an optional JSON body.
+    public func send(_ method: String, _ path: String, body: [UInt8]? = nil) async throws -> Reply {
         var request = HTTPClientRequest(url: origin + path)
         request.method = HTTPMethod(rawValue: method)
         if let key { request.headers.add(name: "authorization", value: "Bearer \(key.hashed)") }

@@ -9,13 +9,17 @@ public import Hummingbird
 ///   recorded result (`output` or `error`) and attempts.
 /// - `GET /v1/events/{id}/runs` — the runs an event started:
 ///   `{run_id, run_started_at, function_id, function_version, event_id, status, ended_at, output}`.
+/// - `DELETE /v1/runs/{id}` — cancels a run that has not ended: 200 `{"data":{"run_id",
+///   "status":"Cancelled"}}`, 409 when it had already ended, 404 when unknown.
 public struct RunRoutes: Sendable {
     let runs: any RunQueries
+    let cancellation: RunCancellation
     let responses: RESTResponses
     let authorization: APIAuthorization
 
-    public init(runs: any RunQueries, clock: any WallClock, authorization: APIAuthorization) {
+    public init(runs: any RunQueries, cancellation: RunCancellation, clock: any WallClock, authorization: APIAuthorization) {
         self.runs = runs
+        self.cancellation = cancellation
         self.responses = RESTResponses(clock: clock)
         self.authorization = authorization
     }
@@ -31,6 +35,18 @@ public struct RunRoutes: Sendable {
             var data = Self.summary(run)
             data.setValue(.array(run.steps.map(Self.step)), forKey: "steps")
             return self.responses.envelope(data: data)
+        }
+        router.delete("/v1/runs/:id") { request, context -> Response in
+            if let refusal = self.authorization.refusal(request) { return refusal }
+            let text = context.parameters.get("id") ?? ""
+            guard let id = ULID(text) else {
+                return RESTResponses.error(.badRequest, "id: must be a run id (ULID), got \(JSONText.quoted(text))")
+            }
+            if try await self.cancellation.cancel(id) {
+                return self.responses.envelope(data: ["run_id": .string(id.description), "status": "Cancelled"])
+            }
+            guard let run = try await self.runs.run(id) else { return RESTResponses.error(.notFound, "run \(id) not found") }
+            return RESTResponses.error(.conflict, "run \(id) has already ended (\(run.status))")
         }
         router.get("/v1/events/:id/runs") { request, context -> Response in
             if let refusal = self.authorization.refusal(request) { return refusal }

@@ -44,6 +44,7 @@ public struct PostgresRunStore: RunStore {
                     VALUES (\(run.id.description), \(run.functionID), \(run.functionVersion), \(eventIDs.first),
                             \(eventIDs), 'Queued', \(now), \(now))
                     """, logger: logger)
+                for pause in run.pauses { try await insertPause(pause, timeoutTimer: nil, now: now, connection: connection) }
                 let item = WorkItem(runID: run.id, reason: .start, call: .discovery)
                 try await insertOutbox(item, connection: connection)
                 created.append(run.id)
@@ -78,13 +79,7 @@ public struct PostgresRunStore: RunStore {
         }
         let function = try FunctionConfig(parsing: try JSONValue(parsing: configText))
 
-        var eventsByID: [String: JSONValue] = [:]
-        let eventRows = try await client.query(
-            "SELECT id, ts, payload::text FROM events WHERE id = ANY(\(eventIDs))", logger: logger)
-        for try await (id, ts, payload) in eventRows.decode((String, Int64, String).self) {
-            eventsByID[id] = Self.sdkEvent(id: id, ts: ts, payload: try JSONValue(parsing: payload))
-        }
-        let events = eventIDs.compactMap { eventsByID[$0] }
+        let events = try await loadEvents(eventIDs)
 
         var steps: [String: JSONValue] = [:]
         var stack: [String] = []
@@ -98,6 +93,16 @@ public struct PostgresRunStore: RunStore {
             attempts[stepID] = Int(count)
         }
         return RunSnapshot(runID: runID, function: function, functionID: functionID, events: events, steps: steps, stack: stack, attempts: attempts)
+    }
+
+    /// The events with internal ids `ids`, in that order, as SDKs receive them.
+    func loadEvents(_ ids: [String]) async throws -> [JSONValue] {
+        var eventsByID: [String: JSONValue] = [:]
+        let rows = try await client.query("SELECT id, ts, payload::text FROM events WHERE id = ANY(\(ids))", logger: logger)
+        for try await (id, ts, payload) in rows.decode((String, Int64, String).self) {
+            eventsByID[id] = Self.sdkEvent(id: id, ts: ts, payload: try JSONValue(parsing: payload))
+        }
+        return ids.compactMap { eventsByID[$0] }
     }
 
     /// An event as SDKs receive it: `id` is the sender's id or the internal one, `ts` is set and
@@ -149,21 +154,124 @@ public struct PostgresRunStore: RunStore {
 
     public func park(_ lease: RunLease, until: Date, item: WorkItem, now: Date) async throws -> Bool {
         try await client.withTransaction(logger: logger) { connection in
-            let released = try await connection.query("""
-                UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL, updated_at = \(now)
-                WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) RETURNING 1
-                """, logger: logger)
-            var held = false
-            for try await _ in released.decode(Int32.self) { held = true }
-            guard held else { return false }
-            let kind = item.reason.rawValue
-            try await connection.query("""
-                INSERT INTO timers (id, kind, run_id, due_at, payload, created_at)
-                VALUES (\(item.entryID), \(kind), \(lease.runID.description), \(until), \(item.json.jsonString)::json, \(now))
-                ON CONFLICT (id) DO NOTHING
-                """, logger: logger)
+            guard try await release(lease, now: now, connection: connection) else { return false }
+            try await insertTimer(item, due: until, now: now, connection: connection)
             return true
         }
+    }
+
+    public func park(_ lease: RunLease, pause: Pause, timeout: WorkItem, now: Date) async throws -> Bool {
+        try await client.withTransaction(logger: logger) { connection in
+            guard try await release(lease, now: now, connection: connection) else { return false }
+            try await insertPause(pause, timeoutTimer: timeout.entryID, now: now, connection: connection)
+            try await insertTimer(timeout, due: pause.expiresAt, now: now, connection: connection)
+            return true
+        }
+    }
+
+    public func openPauses(eventName: String, now: Date) async throws -> [Pause] {
+        let rows = try await client.query("""
+            SELECT run_id, step_id, kind, expression, trigger_event::text, events_after, expires_at FROM pauses
+            WHERE event_name = \(eventName) AND consumed_at IS NULL AND expires_at > \(now)
+            """, logger: logger)
+        var pauses: [Pause] = []
+        for try await (runID, stepID, kind, expression, trigger, after, expires) in rows.decode((String, String, String, String?, String, String, Date).self) {
+            guard let run = ULID(runID), let kind = Pause.Kind(rawValue: kind), let after = ULID(after) else {
+                throw PostgresRunStoreError(detail: "pauses holds an unreadable row for run \(runID)")
+            }
+            pauses.append(Pause(
+                runID: run, stepID: stepID, kind: kind, eventName: eventName, expression: expression,
+                triggerEvent: try JSONValue(parsing: trigger), eventsAfter: after, expiresAt: expires))
+        }
+        return pauses
+    }
+
+    public func resume(_ pause: Pause, eventID: ULID, result: JSONValue, resume: WorkItem, now: Date) async throws -> Bool {
+        try await client.withTransaction(logger: logger) { connection in
+            let consumed = try await connection.query("""
+                UPDATE pauses SET consumed_at = \(now), consumed_by = \(eventID.description)
+                WHERE id = \(pause.id) AND consumed_at IS NULL RETURNING coalesce(timeout_timer, '')
+                """, logger: logger)
+            var timer: String?
+            for try await id in consumed.decode(String.self) { timer = id }
+            guard let timer else { return false }
+            let op = pause.kind == .invoke ? "InvokeFunction" : "WaitForEvent"
+            try await connection.query("""
+                INSERT INTO steps (run_id, step_id, position, name, op, result, attempts, recorded_at)
+                SELECT \(pause.runID.description), \(pause.stepID),
+                       (SELECT coalesce(max(position), -1) + 1 FROM steps WHERE run_id = \(pause.runID.description)),
+                       \(pause.eventName), \(op), \(result.jsonString)::json, 1, \(now)
+                ON CONFLICT ON CONSTRAINT steps_once DO NOTHING
+                """, logger: logger)
+            try await connection.query(
+                "UPDATE timers SET fired_at = \(now) WHERE id = \(timer) AND fired_at IS NULL", logger: logger)
+            try await insertOutbox(resume, connection: connection)
+            return true
+        }
+    }
+
+    public func expirePause(runID: ULID, stepID: String, now: Date) async throws -> Pause.Kind? {
+        let rows = try await client.query("""
+            UPDATE pauses SET consumed_at = \(now), consumed_by = 'timeout'
+            WHERE run_id = \(runID.description) AND step_id = \(stepID) AND kind IN ('wait', 'invoke') AND consumed_at IS NULL
+            RETURNING kind
+            """, logger: logger)
+        for try await kind in rows.decode(String.self) { return Pause.Kind(rawValue: kind) }
+        return nil
+    }
+
+    public func cancel(_ runID: ULID, now: Date) async throws -> CancelledRun? {
+        let ended: (String, [String])? = try await client.withTransaction(logger: logger) { connection in
+            let rows = try await connection.query("""
+                UPDATE runs SET status = 'Cancelled', ended_at = \(now), updated_at = \(now), fencing_token = fencing_token + 1,
+                    lease_owner = NULL, lease_expires_at = NULL
+                WHERE id = \(runID.description) AND status IN ('Queued', 'Running')
+                RETURNING (SELECT slug FROM functions WHERE functions.id = runs.function_id), event_ids
+                """, logger: logger)
+            var found: (String, [String])?
+            for try await row in rows.decode((String, [String]).self) { found = row }
+            guard found != nil else { return nil }
+            try await connection.query(
+                "UPDATE pauses SET consumed_at = \(now), consumed_by = 'cancelled' WHERE run_id = \(runID.description) AND consumed_at IS NULL",
+                logger: logger)
+            try await connection.query(
+                "UPDATE timers SET fired_at = \(now) WHERE run_id = \(runID.description) AND fired_at IS NULL", logger: logger)
+            return found
+        }
+        guard let (slug, eventIDs) = ended else { return nil }
+        return CancelledRun(runID: runID, functionSlug: slug, events: try await loadEvents(eventIDs))
+    }
+
+    public func release(_ lease: RunLease, now: Date) async throws -> Bool {
+        try await client.withConnection { connection in try await release(lease, now: now, connection: connection) }
+    }
+
+    private func release(_ lease: RunLease, now: Date, connection: PostgresConnection) async throws -> Bool {
+        let released = try await connection.query("""
+            UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL, updated_at = \(now)
+            WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) RETURNING 1
+            """, logger: logger)
+        for try await _ in released.decode(Int32.self) { return true }
+        return false
+    }
+
+    private func insertTimer(_ item: WorkItem, due: Date, now: Date, connection: PostgresConnection) async throws {
+        try await connection.query("""
+            INSERT INTO timers (id, kind, run_id, due_at, payload, created_at)
+            VALUES (\(item.entryID), \(item.reason.rawValue), \(item.runID.description), \(due), \(item.json.jsonString)::json, \(now))
+            ON CONFLICT (id) DO NOTHING
+            """, logger: logger)
+    }
+
+    private func insertPause(_ pause: Pause, timeoutTimer: String?, now: Date, connection: PostgresConnection) async throws {
+        try await connection.query("""
+            INSERT INTO pauses (id, run_id, step_id, kind, event_name, expression, expires_at, created_at, trigger_event,
+                                events_after, timeout_timer)
+            VALUES (\(pause.id), \(pause.runID.description), \(pause.stepID), \(pause.kind.rawValue), \(pause.eventName),
+                    \(pause.expression), \(pause.expiresAt), \(now), \(pause.triggerEvent.jsonString)::json,
+                    \(pause.eventsAfter.description), \(timeoutTimer))
+            ON CONFLICT ON CONSTRAINT pauses_once DO NOTHING
+            """, logger: logger)
     }
 
     public func finish(_ lease: RunLease, _ end: RunEnd, now: Date) async throws -> Bool {

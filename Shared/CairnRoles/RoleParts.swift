@@ -32,6 +32,22 @@ public struct RoleDependencies: Sendable {
     }
 }
 
+extension RoleDependencies {
+    /// The ingest path for events a role produces itself (system events, invokes, cancels):
+    /// the same group-commit ingestor as the event API, plus its relay; both are services the
+    /// role must run.
+    func eventIngest() -> (ingestor: EventIngestor, services: [any Service]) {
+        let log = PostgresEventLog(client: postgres.client, logger: logger)
+        let stream = RedisEventStream(client: redis, key: streamKey("events"), maximumLength: configuration.eventsStreamMaxLength)
+        var settings = IngestSettings()
+        settings.dedupeWindow = configuration.eventDedupeWindow
+        let ingestor = EventIngestor(
+            log: log, stream: stream, clock: clock, settings: settings, metrics: IngestMetrics(factory: metricsFactory), logger: logger)
+        let relay = EventRelay(log: log, stream: stream, clock: clock, logger: logger)
+        return (ingestor, [ingestor, relay])
+    }
+}
+
 /// What one role adds to a process: its background services (started after the clients,
 /// before the listeners) and the routes it serves on its listener.
 struct RoleParts {

@@ -94,11 +94,33 @@ import Testing
     }
 
     @Test func operationsCairnDoesNotRunYetFailTheRunByName() throws {
-        guard case .fail(let error)? = Self.decide(try Self.ops(#"[{"id":"w","op":"WaitForEvent","name":"app/x","opts":{"timeout":"1h"}}]"#)).first else {
+        guard case .fail(let error)? = Self.decide(try Self.ops(#"[{"id":"w","op":"AIGateway","name":"infer","opts":{}}]"#)).first else {
             Issue.record("expected a failure")
             return
         }
-        #expect(error["message"]?.stringValue?.contains("waitForEvent") == true)
+        #expect(error["message"]?.stringValue?.contains("aiGateway") == true)
+    }
+
+    @Test func waitsReadTheEventTimeoutAndCondition() throws {
+        let wait = Self.decide(try Self.ops(#"[{"id":"w","op":"WaitForEvent","name":"app/approved","opts":{"timeout":"1h","if":"event.data.id == async.data.id"}}]"#))
+        #expect(wait == [.waitForEvent(stepID: "w", name: "app/approved", event: "app/approved", expression: "event.data.id == async.data.id", until: Self.now.addingTimeInterval(3_600))])
+        let named = Self.decide(try Self.ops(#"[{"id":"w","op":"WaitForEvent","name":"step","opts":{"event":"app/x","timeout":""}}]"#))
+        #expect(named == [.waitForEvent(stepID: "w", name: "step", event: "app/x", expression: nil, until: Self.now)])
+        for bad in [#"{"timeout":"forever"}"#, #"{"timeout":"1h","if":"event.data.id =="}"#] {
+            guard case .fail? = Self.decide(try Self.ops(#"[{"id":"w","op":"WaitForEvent","name":"app/x","opts":\#(bad)}]"#)).first else {
+                Issue.record("\(bad) should fail the run")
+                continue
+            }
+        }
+    }
+
+    @Test func invokesNameTheFunctionAndDefaultToAYear() throws {
+        let invoke = Self.decide(try Self.ops(#"[{"id":"i","op":"InvokeFunction","name":"call","opts":{"function_id":"app-child","payload":{"data":{"n":1}}}}]"#))
+        #expect(invoke == [.invoke(stepID: "i", name: "call", functionID: "app-child", payload: ["data": ["n": 1]], until: Self.now.addingTimeInterval(366 * 86_400))])
+        guard case .fail? = Self.decide(try Self.ops(#"[{"id":"i","op":"InvokeFunction","opts":{}}]"#)).first else {
+            Issue.record("an invoke without function_id should fail the run")
+            return
+        }
     }
 
     @Test func unreadableRepliesAreErrorsNamingTheProblem() {

@@ -226,9 +226,103 @@ import Testing
             #expect(finished["data"]?["_inngest"]?["status"] == "Completed")
         }
     }
+    @Test func waitForEventIsResumedByTheMatchingEventOnly() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/wait", "data": ["key": "kw"]]])
+            let eventID = try #require(ids.first)
+            let runID = try await harness.runID(of: eventID)
+            try await harness.waitForStatus(runID, until: { $0["status"] == "Running" })
+            try await Task.sleep(for: .milliseconds(300))
+            // Another key: no match. The right key: resumes the run with that event.
+            _ = try await harness.send([["name": "test/approved", "data": ["key": "other", "by": "mallory"]]])
+            let approval = try await harness.send([["name": "test/approved", "data": ["key": "kw", "by": "alice"]]])
+            let run = try await harness.endedRun(of: eventID)
+            #expect(run["status"] == "Completed")
+            #expect(run["output"]?["approved_by"] == "alice")
+            #expect(run["output"]?["event_id"]?.stringValue == approval.first)
+            #expect(run["steps"]?[0]?["op"] == "WaitForEvent")
+            #expect(try await harness.counts()["kw:after-wait"] == 1)
+        }
+    }
+
+    @Test func aTimedOutWaitReturnsNone() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/wait", "data": ["key": "kwt", "timeout": 1]]])
+            let run = try await harness.endedRun(of: try #require(ids.first))
+            #expect(run["status"] == "Completed")
+            #expect(run["output"] == .null)
+            #expect(run["steps"]?[0]?["output"] == .null)
+        }
+    }
+
+    @Test func invokeReturnsTheCalleesValueOrRaisesItsError() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/invoke", "data": [:]]])
+            let run = try await harness.endedRun(of: try #require(ids.first))
+            #expect(run["status"] == "Completed")
+            #expect(run["output"]?["ok"] == ["doubled": 42])
+            #expect(run["output"]?["failed"]?.stringValue?.contains("the child gave up") == true, "\(run)")
+        }
+    }
+
+    @Test func cancellingThroughTheAPIDuringASleepEndsTheRun() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/cancellable", "data": ["key": "kc"]]])
+            let runID = try await harness.runID(of: try #require(ids.first))
+            try await harness.waitForStatus(runID, until: { ($0["steps"]?.arrayValue?.count ?? 0) >= 1 })
+            try await Task.sleep(for: .milliseconds(200))
+            let reply = try await harness.api.send("DELETE", "/v1/runs/\(runID)")
+            #expect(reply.status == 200, "\(reply.body)")
+            let run = try await harness.endedRun(of: try #require(ids.first))
+            #expect(run["status"] == "Cancelled")
+            let again = try await harness.api.send("DELETE", "/v1/runs/\(runID)")
+            #expect(again.status == 409)
+            let cancelled = try await harness.systemEvent(named: "inngest/function.cancelled", runID: runID)
+            #expect(cancelled["data"]?["function_id"] == "cairn-e2e-cancellable")
+            #expect(try await harness.counts()["kc:after"] == nil)
+        }
+    }
+
+    @Test func aCancelEventCancelsTheMatchingRunOnly() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([
+                ["name": "test/cancellable", "data": ["key": "kc1"]], ["name": "test/cancellable", "data": ["key": "kc2"]],
+            ])
+            try #require(ids.count == 2)
+            let first = try await harness.runID(of: ids[0])
+            let second = try await harness.runID(of: ids[1])
+            try await harness.waitForStatus(first, until: { ($0["steps"]?.arrayValue?.count ?? 0) >= 1 })
+            _ = try await harness.send([["name": "test/stop", "data": ["key": "kc1"]]])
+            let run = try await harness.endedRun(of: ids[0])
+            #expect(run["status"] == "Cancelled")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await harness.api.get("/v1/runs/\(second)").body["data"]?["status"] == "Running")
+            #expect(try await harness.api.send("DELETE", "/v1/runs/\(second)").status == 200)
+        }
+    }
 }
 
 extension ExecutionEndToEndTests.Harness {
+    /// The id of the one run `eventID` started, once it exists.
+    func runID(of eventID: String) async throws -> String {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while true {
+            if let id = try await api.get("/v1/events/\(eventID)/runs").body["data"]?[0]?["run_id"]?.stringValue { return id }
+            guard ContinuousClock.now < deadline else { throw LocalProcessError(description: "event \(eventID) started no run") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// Waits until the run's REST view satisfies `condition`.
+    func waitForStatus(_ runID: String, until condition: (JSONValue) -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while true {
+            if let run = try await api.get("/v1/runs/\(runID)").body["data"], condition(run) { return }
+            guard ContinuousClock.now < deadline else { throw LocalProcessError(description: "run \(runID) never reached the expected state") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
     /// The system event `name` about `runID`, once stored.
     func systemEvent(named name: String, runID: String) async throws -> JSONValue {
         let deadline = ContinuousClock.now + .seconds(20)

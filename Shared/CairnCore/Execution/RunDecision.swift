@@ -29,6 +29,12 @@ public enum RunAction: Sendable, Hashable {
     case retry(SDKCall, at: Date, error: JSONValue)
     /// Wake at `until`: record null for the step, then call discovery.
     case sleep(stepID: String, name: String, until: Date)
+    /// Wait until an event named `event` matching `expression` arrives (record it), or
+    /// `until` passes (record null).
+    case waitForEvent(stepID: String, name: String, event: String, expression: String?, until: Date)
+    /// Start function `functionID` with `payload`, and wait until it ends (record its result or
+    /// error) or `until` passes (record a timeout error).
+    case invoke(stepID: String, name: String, functionID: String, payload: JSONValue, until: Date)
     /// The run finished with `output`.
     case complete(output: JSONValue)
     /// The run failed with `error`.
@@ -96,7 +102,29 @@ public enum RunDecision {
             return [.call(.discovery)]
         case .none, .deferAdd, .deferAbort, .runComplete:
             return [.call(.discovery)]
-        case .waitForEvent, .invokeFunction, .aiGateway, .gateway, .waitForSignal, .syncRunComplete:
+        case .waitForEvent:
+            let event = op.opts?["event"]?.stringValue ?? op.name ?? ""
+            guard !event.isEmpty else { return [.fail(error: invalid("waitForEvent \"\(name)\": the event name is missing"))] }
+            guard let until = timeout(op.opts?["timeout"], now: now, default: nil) else {
+                return [.fail(error: invalid("waitForEvent \"\(name)\": timeout must be a time string such as 1h, at most 366 days"))]
+            }
+            let condition = op.opts?["if"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+            if let condition {
+                do { _ = try Expression(compiling: condition) } catch {
+                    return [.fail(error: invalid("waitForEvent \"\(name)\": the if expression does not compile: \(error)"))]
+                }
+            }
+            return [.waitForEvent(stepID: op.id, name: name, event: event, expression: condition, until: until)]
+        case .invokeFunction:
+            guard let functionID = op.opts?["function_id"]?.stringValue, !functionID.isEmpty else {
+                return [.fail(error: invalid("invoke \"\(name)\": opts.function_id is missing"))]
+            }
+            guard let until = timeout(op.opts?["timeout"], now: now, default: 366 * 86_400) else {
+                return [.fail(error: invalid("invoke \"\(name)\": timeout must be a time string such as 1h, at most 366 days"))]
+            }
+            let payload = op.opts?["payload"].flatMap { $0.isNull ? nil : $0 } ?? .object([:])
+            return [.invoke(stepID: op.id, name: name, functionID: functionID, payload: payload, until: until)]
+        case .aiGateway, .gateway, .waitForSignal, .syncRunComplete:
             return [.fail(error: unsupported("\(op.kind) (step \"\(name)\")"))]
         case .unknown(let opName):
             return [.fail(error: unsupported("the operation \"\(opName)\" (step \"\(name)\")"))]
@@ -122,6 +150,22 @@ public enum RunDecision {
         }
         guard let until, until.timeIntervalSince(now) <= maximumSleepSeconds else { return nil }
         return until
+    }
+
+    /// A `timeout` option: a time string (`""` means now), or `fallback` seconds when absent.
+    static func timeout(_ value: JSONValue?, now: Date, default fallback: Double?) -> Date? {
+        switch value {
+        case nil, .null?:
+            return fallback.map { now.addingTimeInterval($0) }
+        case .string(let text)?:
+            if text.isEmpty { return now }
+            guard let duration = try? ConfigDuration(parsing: text), Double(duration.milliseconds) / 1_000 <= maximumSleepSeconds else {
+                return nil
+            }
+            return now.addingTimeInterval(Double(duration.milliseconds) / 1_000)
+        default:
+            return nil
+        }
     }
 
     static func unsupported(_ what: String) -> JSONValue {

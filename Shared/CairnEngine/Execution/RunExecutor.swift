@@ -107,10 +107,26 @@ public final class RunExecutor: Service {
         var snapshot = try await store.snapshot(item.runID)
         let metadata: Logger.Metadata = ["run": "\(item.runID)", "function": "\(snapshot.function.id)"]
         var call = item.call
-        if item.reason == .wake {
+        switch item.reason {
+        case .start, .retry:
+            break
+        case .wake:
             if snapshot.steps[call.stepID] == nil {
                 guard try await record(lease, &snapshot, stepID: call.stepID, name: "sleep", op: "Sleep", result: .null, attempts: 1) else { return true }
             }
+            call = .discovery
+        case .resume:
+            call = .discovery
+        case .pauseTimeout:
+            // When an event matched first, its resume item drives the run.
+            guard snapshot.steps[call.stepID] == nil,
+                let kind = try await store.expirePause(runID: item.runID, stepID: call.stepID, now: clock.now)
+            else {
+                _ = try await store.release(lease, now: clock.now)
+                return true
+            }
+            let (op, result): (String, JSONValue) = kind == .invoke ? ("InvokeFunction", ["error": Invocation.timeoutError]) : ("WaitForEvent", .null)
+            guard try await record(lease, &snapshot, stepID: call.stepID, name: "timeout", op: op, result: result, attempts: 1) else { return true }
             call = .discovery
         }
         let maxAttempts = snapshot.function.retries + 1
@@ -142,6 +158,23 @@ public final class RunExecutor: Service {
                     return true
                 case .sleep(let stepID, _, let until):
                     _ = try await store.park(lease, until: until, item: WorkItem(runID: item.runID, reason: .wake, call: SDKCall(stepID: stepID, attempt: 0)), now: clock.now)
+                    return true
+                case .waitForEvent(let stepID, _, let event, let expression, let until):
+                    let pause = Pause(
+                        runID: item.runID, stepID: stepID, kind: .wait, eventName: event, expression: expression,
+                        triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: Invocation.eventsAfter(clock.now), expiresAt: until)
+                    _ = try await store.park(lease, pause: pause, timeout: Invocation.timeoutItem(item.runID, stepID), now: clock.now)
+                    return true
+                case .invoke(let stepID, _, let functionID, let payload, let until):
+                    let correlation = Invocation.correlationID(runID: item.runID, stepID: stepID)
+                    try await events.emit([Invocation.invokedEvent(
+                        functionID: functionID, payload: payload, correlationID: correlation, callerSlug: snapshot.function.id,
+                        expires: until, now: clock.now)])
+                    let pause = Pause(
+                        runID: item.runID, stepID: stepID, kind: .invoke, eventName: SystemEvents.finished,
+                        expression: "async.data.correlation_id == \(JSONValue.string(correlation).jsonString)",
+                        triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: Invocation.eventsAfter(clock.now), expiresAt: until)
+                    _ = try await store.park(lease, pause: pause, timeout: Invocation.timeoutItem(item.runID, stepID), now: clock.now)
                     return true
                 case .complete(let output):
                     try await end(lease, snapshot, .completed(output: output))
@@ -231,6 +264,7 @@ public enum RunLimits {
     public static let maximumSteps = 1_000
     public static let maximumStepOutputBytes = 4 * 1024 * 1024
     public static let maximumStateBytes = 32 * 1024 * 1024
+    static let maximumSleepSeconds: Double = 366 * 86_400
 
     static func error(_ message: String) -> JSONValue {
         ["name": "RunLimitExceeded", "message": .string(message), "error": .string("RunLimitExceeded: \(message)")]

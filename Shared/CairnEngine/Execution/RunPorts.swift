@@ -12,6 +12,11 @@ public struct WorkItem: Sendable, Hashable, CustomStringConvertible {
         case retry
         /// A sleep ended: record null for `call.stepID`, then discovery.
         case wake
+        /// A wait matched an event (already recorded for `call.stepID`): discovery.
+        case resume
+        /// A wait or invoke timed out: unless an event got there first, record its timeout
+        /// result for `call.stepID`, then discovery.
+        case pauseTimeout
     }
 
     public var runID: ULID
@@ -44,6 +49,44 @@ public struct WorkItem: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// A run waiting for an event: `waitForEvent` (`wait`), an invoked function's end (`invoke`),
+/// or an event that cancels it (`cancel`).
+public struct Pause: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable {
+        case wait, invoke, cancel
+    }
+
+    public var runID: ULID
+    public var stepID: String
+    public var kind: Kind
+    /// The event name that may match.
+    public var eventName: String
+    /// A boolean expression over `event` (the run's trigger) and `async` (the candidate).
+    public var expression: String?
+    /// The run's trigger event.
+    public var triggerEvent: JSONValue
+    /// Only events with a larger internal id may match.
+    public var eventsAfter: ULID
+    public var expiresAt: Date
+
+    public init(
+        runID: ULID, stepID: String, kind: Kind, eventName: String, expression: String?, triggerEvent: JSONValue, eventsAfter: ULID,
+        expiresAt: Date
+    ) {
+        self.runID = runID
+        self.stepID = stepID
+        self.kind = kind
+        self.eventName = eventName
+        self.expression = expression
+        self.triggerEvent = triggerEvent
+        self.eventsAfter = eventsAfter
+        self.expiresAt = expiresAt
+    }
+
+    /// Unique per run, step and kind.
+    public var id: String { "\(runID):\(stepID):\(kind.rawValue)" }
+}
+
 /// A run to create for an event and a function.
 public struct NewRun: Sendable, Hashable {
     public var id: ULID
@@ -53,6 +96,8 @@ public struct NewRun: Sendable, Hashable {
     /// One run per (function, key) until `idempotentUntil`: the event's id by default.
     public var idempotencyKey: String
     public var idempotentUntil: Date
+    /// Pauses created with the run (its `cancel` events).
+    public var pauses: [Pause] = []
 
     public init(id: ULID, functionID: UUID, functionVersion: Int, eventIDs: [ULID], idempotencyKey: String, idempotentUntil: Date) {
         self.id = id
@@ -147,6 +192,30 @@ public protocol RunStore: Sendable {
     /// Ends the run; false when the lease was lost or the run had already ended.
     func finish(_ lease: RunLease, _ end: RunEnd, now: Date) async throws -> Bool
 
+    /// Gives the lease up without changing the run.
+    func release(_ lease: RunLease, now: Date) async throws -> Bool
+
+    /// Hands the run back until `pause` matches or times out (`timeout` fires at
+    /// `pause.expiresAt`): pause, timer and lease release in one transaction.
+    func park(_ lease: RunLease, pause: Pause, timeout: WorkItem, now: Date) async throws -> Bool
+
+    /// Open pauses for events named `eventName`.
+    func openPauses(eventName: String, now: Date) async throws -> [Pause]
+
+    /// Consumes `pause` for `eventID` (once; false if already consumed) and, in the same
+    /// transaction, records `result` for its step, disarms its timeout and queues `resume` in
+    /// the outbox.
+    func resume(_ pause: Pause, eventID: ULID, result: JSONValue, resume: WorkItem, now: Date) async throws -> Bool
+
+    /// Consumes the run's wait or invoke pause at `stepID` for its timeout and returns its
+    /// kind; nil when an event got there first.
+    func expirePause(runID: ULID, stepID: String, now: Date) async throws -> Pause.Kind?
+
+    /// Cancels an unfinished run: ends it, revokes any lease (the token moves on), consumes
+    /// its pauses and disarms its timers. Nil when it had already ended; else what the
+    /// cancelled events need.
+    func cancel(_ runID: ULID, now: Date) async throws -> CancelledRun?
+
     /// Fires timers due at `now` (each once, across replicas): their work items move to the
     /// outbox. Returns the items, at most `limit`.
     func fireDueTimers(now: Date, limit: Int) async throws -> [WorkItem]
@@ -156,6 +225,19 @@ public protocol RunStore: Sendable {
 
     /// Removes work items from the outbox once they are on the stream.
     func markWorkPublished(_ items: [WorkItem]) async throws
+}
+
+/// A run that was just cancelled.
+public struct CancelledRun: Sendable {
+    public var runID: ULID
+    public var functionSlug: String
+    public var events: [JSONValue]
+
+    public init(runID: ULID, functionSlug: String, events: [JSONValue]) {
+        self.runID = runID
+        self.functionSlug = functionSlug
+        self.events = events
+    }
 }
 
 /// The `work` stream.

@@ -62,7 +62,7 @@ public final class EventIngestor: Service, Sendable {
     let stream: any EventStream
     let clock: any WallClock
     let settings: IngestSettings
-    let metrics: IngestMetrics
+    public let metrics: IngestMetrics
     let faults: IngestFaults
     let logger: Logger
     private let queue: GroupCommitQueue<AcceptedEvent, AppendOutcome>

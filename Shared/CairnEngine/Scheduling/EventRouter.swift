@@ -4,8 +4,11 @@ public import Logging
 public import ServiceLifecycle
 import Synchronization
 
-/// The scheduler's event consumer: matches each event on the `events` stream against every
-/// function's event triggers (name pattern, then expression) and starts one run per match.
+/// The scheduler's event consumer. For each event on the `events` stream it
+/// - starts one run per matching event trigger (name pattern, then expression), or, for
+///   `inngest/function.invoked`, a run of the function it names;
+/// - resumes runs whose `waitForEvent` or invoke pause it matches (each pause once), and
+///   cancels runs whose `cancelOn` pause it matches (only events newer than the run).
 ///
 /// Runs are idempotent per (function, event id) for `idempotencyWindow`: an event delivered
 /// twice (stream redelivery, relay republish) starts nothing new. A run and its first work
@@ -16,17 +19,22 @@ public final class EventRouter: Service {
     let catalog: FunctionCatalog
     let store: any RunStore
     let work: any WorkQueue
+    let events: any EventSink
+    let cancellation: RunCancellation
     let clock: any WallClock
     let logger: Logger
     /// How long an event blocks a second run of the same function: 24 h.
     let idempotencyWindow: TimeInterval
     let batchSize = 256
     private let runIDs = Mutex(ULIDGenerator())
+    private let expressions = Mutex([String: CairnCore.Expression]())
 
     public init(
-        source: any StreamSource, catalog: FunctionCatalog, store: any RunStore, work: any WorkQueue, clock: any WallClock,
-        idempotencyWindow: TimeInterval = 86_400, logger: Logger
+        source: any StreamSource, catalog: FunctionCatalog, store: any RunStore, work: any WorkQueue, events: any EventSink,
+        clock: any WallClock, idempotencyWindow: TimeInterval = 86_400, logger: Logger
     ) {
+        self.events = events
+        self.cancellation = RunCancellation(store: store, events: events, clock: clock)
         self.idempotencyWindow = idempotencyWindow
         self.source = source
         self.catalog = catalog
@@ -52,10 +60,12 @@ public final class EventRouter: Service {
         }
     }
 
-    /// Starts the runs `deliveries` call for and publishes their work.
+    /// Starts the runs `deliveries` call for, resumes and cancels the runs they match, and
+    /// publishes the resulting work.
     public func route(_ deliveries: [StreamDelivery]) async throws {
         let now = clock.now
         var runs: [NewRun] = []
+        var resumed: [WorkItem] = []
         for delivery in deliveries {
             guard let idText = delivery.fields["id"].map({ String(decoding: $0, as: UTF8.self) }), let eventID = ULID(idText),
                 let name = delivery.fields["name"].map({ String(decoding: $0, as: UTF8.self) }),
@@ -66,31 +76,106 @@ public final class EventRouter: Service {
             }
             var event = payload
             if event["id"]?.stringValue?.isEmpty != false { event.setValue(.string(idText), forKey: "id") }
-            let dedupeKey = event["id"]?.stringValue ?? idText
-            let activation = ExpressionActivation(event: event, nowMilliseconds: Int64(now.timeIntervalSince1970 * 1_000))
-            var started: Set<UUID> = []
-            for candidate in try await catalog.candidates(for: name) where !started.contains(candidate.function.id) {
-                if let expression = candidate.expression {
-                    do {
-                        guard try expression.evaluateBool(activation) else { continue }
-                    } catch {
-                        logger.notice(
-                            "trigger expression failed; the event does not start the function",
-                            metadata: ["function": "\(candidate.function.slug)", "event": "\(eventID)", "error": "\(error)"])
-                        continue
-                    }
-                }
-                started.insert(candidate.function.id)
-                runs.append(NewRun(
-                    id: runIDs.withLock { $0.next(now: now) }, functionID: candidate.function.id, functionVersion: candidate.function.version,
-                    eventIDs: [eventID], idempotencyKey: "event:" + dedupeKey,
-                    idempotentUntil: now.addingTimeInterval(idempotencyWindow)))
+            if name == Invocation.invokedEventName {
+                runs += try await invokedRuns(event, eventID: eventID, now: now)
+            } else {
+                runs += try await triggeredRuns(event, name: name, eventID: eventID, now: now)
             }
+            resumed += try await matchPauses(event, name: name, eventID: eventID, now: now)
         }
         let created = Set(try await store.createRuns(runs, now: now))
-        let items = runs.filter { created.contains($0.id) }.map { WorkItem(runID: $0.id, reason: .start, call: .discovery) }
+        let items = runs.filter { created.contains($0.id) }.map { WorkItem(runID: $0.id, reason: .start, call: .discovery) } + resumed
         if items.isEmpty { return }
         try await work.publish(items)
         try await store.markWorkPublished(items)
+    }
+
+    func triggeredRuns(_ event: JSONValue, name: String, eventID: ULID, now: Date) async throws -> [NewRun] {
+        let dedupeKey = event["id"]?.stringValue ?? eventID.description
+        let activation = ExpressionActivation(event: event, nowMilliseconds: Int64(now.timeIntervalSince1970 * 1_000))
+        var runs: [NewRun] = []
+        var started: Set<UUID> = []
+        for candidate in try await catalog.candidates(for: name) where !started.contains(candidate.function.id) {
+            if let expression = candidate.expression {
+                do {
+                    guard try expression.evaluateBool(activation) else { continue }
+                } catch {
+                    logger.notice(
+                        "trigger expression failed; the event does not start the function",
+                        metadata: ["function": "\(candidate.function.slug)", "event": "\(eventID)", "error": "\(error)"])
+                    continue
+                }
+            }
+            started.insert(candidate.function.id)
+            runs.append(newRun(candidate.function, event: event, eventID: eventID, key: "event:" + dedupeKey, now: now))
+        }
+        return runs
+    }
+
+    /// The run an `inngest/function.invoked` event asks for; when the function does not
+    /// exist, the caller is told through a `function.finished` with an error.
+    func invokedRuns(_ event: JSONValue, eventID: ULID, now: Date) async throws -> [NewRun] {
+        let routing = event["data"]?["_inngest"]
+        guard let slug = routing?["fn_id"]?.stringValue else { return [] }
+        let correlation = routing?["correlation_id"]?.stringValue ?? eventID.description
+        guard let function = try await catalog.function(slug: slug) else {
+            let message = "could not find function with ID: \(slug)"
+            try await events.emit([Event(
+                name: SystemEvents.finished,
+                data: ["function_id": .string(slug), "correlation_id": .string(correlation), "event": event,
+                       "error": ["name": "Error", "message": .string(message), "error": .string("Error: \(message)")]],
+                id: correlation + ".missing", ts: Int64(now.timeIntervalSince1970 * 1_000))])
+            return []
+        }
+        return [newRun(function, event: event, eventID: eventID, key: "invoke:" + correlation, now: now)]
+    }
+
+    func newRun(_ function: FunctionRecord, event: JSONValue, eventID: ULID, key: String, now: Date) -> NewRun {
+        let runID = runIDs.withLock { $0.next(now: now) }
+        var run = NewRun(
+            id: runID, functionID: function.id, functionVersion: function.version, eventIDs: [eventID], idempotencyKey: key,
+            idempotentUntil: now.addingTimeInterval(idempotencyWindow))
+        // cancelOn: only events newer than the run cancel it (PROTOCOL.md §8).
+        run.pauses = function.config.cancel.enumerated().map { index, cancel in
+            Pause(
+                runID: runID, stepID: "cancel-\(index)", kind: .cancel, eventName: cancel.event, expression: cancel.condition,
+                triggerEvent: event, eventsAfter: runID,
+                expiresAt: now.addingTimeInterval(Double(cancel.timeout?.milliseconds ?? 366 * 86_400_000) / 1_000))
+        }
+        return run
+    }
+
+    /// Resumes or cancels the runs whose open pauses `event` matches; returns the resume work.
+    func matchPauses(_ event: JSONValue, name: String, eventID: ULID, now: Date) async throws -> [WorkItem] {
+        var resumed: [WorkItem] = []
+        for pause in try await store.openPauses(eventName: name, now: now) where pause.eventsAfter < eventID {
+            if let source = pause.expression {
+                let activation = ExpressionActivation(event: pause.triggerEvent, async: event, nowMilliseconds: Int64(now.timeIntervalSince1970 * 1_000))
+                do {
+                    guard try compiled(source).evaluateBool(activation) else { continue }
+                } catch {
+                    logger.notice("pause expression failed; the event does not match", metadata: ["run": "\(pause.runID)", "error": "\(error)"])
+                    continue
+                }
+            }
+            switch pause.kind {
+            case .wait, .invoke:
+                let result = pause.kind == .wait ? event : Invocation.result(ofFinished: event)
+                let item = WorkItem(runID: pause.runID, reason: .resume, call: SDKCall(stepID: pause.stepID, attempt: 0))
+                if try await store.resume(pause, eventID: eventID, result: result, resume: item, now: now) { resumed.append(item) }
+            case .cancel:
+                if try await cancellation.cancel(pause.runID) {
+                    logger.info("run cancelled by an event", metadata: ["run": "\(pause.runID)", "event": "\(eventID)"])
+                }
+            }
+        }
+        return resumed
+    }
+
+    func compiled(_ source: String) throws -> CairnCore.Expression {
+        if let cached = expressions.withLock({ $0[source] }) { return cached }
+        let expression = try CairnCore.Expression(compiling: source)
+        expressions.withLock { $0[source] = expression }
+        return expression
     }
 }

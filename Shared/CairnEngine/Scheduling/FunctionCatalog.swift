@@ -35,6 +35,16 @@ public actor FunctionCatalog {
         return triggers.filter { $0.trigger.matches(eventName: eventName) }
     }
 
+    /// The live function with slug `slug`.
+    public func function(slug: String) async throws -> FunctionRecord? {
+        try await refreshIfStale()
+        if let found = bySlug[slug] { return found }
+        // A function synced a moment ago: look once more before saying no.
+        loadedAt = nil
+        try await refreshIfStale()
+        return bySlug[slug]
+    }
+
     /// Drops the cache, so the next read loads the registry.
     public func invalidate() {
         loadedAt = nil

@@ -18,9 +18,11 @@ enum APIRole {
             registry: registry, transport: HTTPSDKTransport(), keys: configuration.signingKeys, clock: dependencies.clock,
             logger: dependencies.logger)
         let apps = AppRoutes(sync: sync, registry: registry, clock: dependencies.clock, authorization: authorization)
+        let store = PostgresRunStore(client: dependencies.postgres.client, logger: dependencies.logger)
+        let ingest = dependencies.eventIngest()
         let runs = RunRoutes(
-            runs: PostgresRunStore(client: dependencies.postgres.client, logger: dependencies.logger), clock: dependencies.clock,
-            authorization: authorization)
-        return RoleParts(services: [], routes: [events.register(on:), apps.register(on:), runs.register(on:)])
+            runs: store, cancellation: RunCancellation(store: store, events: ingest.ingestor, clock: dependencies.clock),
+            clock: dependencies.clock, authorization: authorization)
+        return RoleParts(services: ingest.services, routes: [events.register(on:), apps.register(on:), runs.register(on:)])
     }
 }

@@ -10,21 +10,11 @@ import CairnRedis
 enum EventAPIRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
         let configuration = dependencies.configuration
-        let log = PostgresEventLog(client: dependencies.postgres.client, logger: dependencies.logger)
-        let stream = RedisEventStream(
-            client: dependencies.redis, key: dependencies.streamKey("events"),
-            maximumLength: configuration.eventsStreamMaxLength)
-        var settings = IngestSettings()
-        settings.dedupeWindow = configuration.eventDedupeWindow
-        let metrics = IngestMetrics(factory: dependencies.metricsFactory)
-        let ingestor = EventIngestor(
-            log: log, stream: stream, clock: dependencies.clock, settings: settings, metrics: metrics,
-            logger: dependencies.logger)
-        let relay = EventRelay(log: log, stream: stream, clock: dependencies.clock, logger: dependencies.logger)
+        let ingest = dependencies.eventIngest()
         let routes = EventRoutes(
-            ingestor: ingestor,
+            ingestor: ingest.ingestor,
             keys: EventKeyPolicy(keys: configuration.eventKeys, isDevMode: configuration.isDevMode),
-            maximumBodyBytes: configuration.eventMaxBodyBytes, metrics: metrics)
-        return RoleParts(services: [ingestor, relay], routes: [routes.register(on:)])
+            maximumBodyBytes: configuration.eventMaxBodyBytes, metrics: ingest.ingestor.metrics)
+        return RoleParts(services: ingest.services, routes: [routes.register(on:)])
     }
 }

@@ -15,18 +15,10 @@ enum ExecutorRole {
         let source = RedisStreamSource(
             client: dependencies.redis, stream: dependencies.streamKey("work"), group: "executor", consumer: settings.owner,
             reclaimIdle: settings.leaseDuration)
-        // System events take the ingest path: stored, deduplicated, published, relayed.
-        let log = PostgresEventLog(client: dependencies.postgres.client, logger: dependencies.logger)
-        let stream = RedisEventStream(
-            client: dependencies.redis, key: dependencies.streamKey("events"),
-            maximumLength: dependencies.configuration.eventsStreamMaxLength)
-        let ingestor = EventIngestor(
-            log: log, stream: stream, clock: dependencies.clock, metrics: IngestMetrics(factory: dependencies.metricsFactory),
-            logger: dependencies.logger)
-        let relay = EventRelay(log: log, stream: stream, clock: dependencies.clock, logger: dependencies.logger)
+        let ingest = dependencies.eventIngest()
         let executor = RunExecutor(
-            store: store, events: ingestor, sdk: HTTPSDKTransport(), source: source, clock: dependencies.clock,
+            store: store, events: ingest.ingestor, sdk: HTTPSDKTransport(), source: source, clock: dependencies.clock,
             keys: dependencies.configuration.signingKeys, settings: settings, logger: dependencies.logger)
-        return RoleParts(services: [ingestor, relay, executor])
+        return RoleParts(services: ingest.services + [executor])
     }
 }

@@ -6,7 +6,8 @@ import CairnRedis
 /// Wiring of `cairn-scheduler`: decides when runs start or resume.
 ///
 /// Services: the event router (consumer group `scheduler` on `events`: trigger matching, run
-/// creation) and the timer service (due sleeps and retries, and the work relay).
+/// creation, waits, invokes and cancels), the timer service (due sleeps, retries and pause
+/// timeouts, and the work relay), and the ingest path for the events it emits.
 enum SchedulerRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
         let store = PostgresRunStore(client: dependencies.postgres.client, logger: dependencies.logger)
@@ -15,10 +16,11 @@ enum SchedulerRole {
         let events = RedisStreamSource(
             client: dependencies.redis, stream: dependencies.streamKey("events"), group: "scheduler",
             consumer: "scheduler-" + UUID().uuidString.lowercased())
+        let ingest = dependencies.eventIngest()
         let router = EventRouter(
             source: events, catalog: FunctionCatalog(registry: registry, clock: dependencies.clock), store: store, work: work,
-            clock: dependencies.clock, logger: dependencies.logger)
+            events: ingest.ingestor, clock: dependencies.clock, logger: dependencies.logger)
         let timers = TimerService(store: store, work: work, clock: dependencies.clock, logger: dependencies.logger)
-        return RoleParts(services: [router, timers])
+        return RoleParts(services: ingest.services + [router, timers])
     }
 }

@@ -163,9 +163,55 @@ def sender(ctx: inngest.ContextSync) -> list:
     return ctx.step.send_event("send", [inngest.Event(name="test/three", data={"key": f"{key}-sent"})])
 
 
+@client.create_function(fn_id="waiter", trigger=inngest.TriggerEvent(event="test/wait"))
+def waiter(ctx: inngest.ContextSync) -> object:
+    key = ctx.event.data["key"]
+    seconds = ctx.event.data.get("timeout", 30)
+    approval = ctx.step.wait_for_event(
+        "approval", event="test/approved", if_exp="event.data.key == async.data.key",
+        timeout=datetime.timedelta(seconds=seconds),
+    )
+    ctx.step.run("after-wait", lambda: count(f"{key}:after-wait"))
+    return None if approval is None else {"approved_by": approval.data["by"], "event_id": approval.id}
+
+
+@client.create_function(fn_id="child-ok", trigger=inngest.TriggerEvent(event="test/child-ok-unused"))
+def child_ok(ctx: inngest.ContextSync) -> dict:
+    return ctx.step.run("double", lambda: {"doubled": ctx.event.data["n"] * 2})
+
+
+@client.create_function(fn_id="child-fails", trigger=inngest.TriggerEvent(event="test/child-fails-unused"), retries=0)
+def child_fails(ctx: inngest.ContextSync) -> None:
+    raise RuntimeError("the child gave up")
+
+
+@client.create_function(fn_id="parent", trigger=inngest.TriggerEvent(event="test/invoke"))
+def parent(ctx: inngest.ContextSync) -> dict:
+    ok = ctx.step.invoke("call-ok", function=child_ok, data={"n": 21})
+    try:
+        ctx.step.invoke("call-fails", function=child_fails, data={})
+        failed = None
+    except Exception as error:  # the SDK raises the child's error into the parent
+        failed = str(error)
+    return {"ok": ok, "failed": failed}
+
+
+@client.create_function(
+    fn_id="cancellable",
+    trigger=inngest.TriggerEvent(event="test/cancellable"),
+    cancel=[inngest.Cancel(event="test/stop", if_exp="event.data.key == async.data.key")],
+)
+def cancellable(ctx: inngest.ContextSync) -> str:
+    key = ctx.event.data["key"]
+    ctx.step.run("before", lambda: count(f"{key}:before"))
+    ctx.step.sleep("long-nap", datetime.timedelta(seconds=60))
+    ctx.step.run("after", lambda: count(f"{key}:after"))
+    return "woke"
+
+
 functions = [
     hello, full_config, three_steps, flaky, non_retriable, sleeper, filtered, echo, fails_with_handler, sender,
-    fan("a"), fan("b"), fan("c"),
+    fan("a"), fan("b"), fan("c"), waiter, child_ok, child_fails, parent, cancellable,
 ]
 if variant == "v1":
     functions.append(batched)
