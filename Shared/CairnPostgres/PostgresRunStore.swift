@@ -69,12 +69,12 @@ public struct PostgresRunStore: RunStore {
 
     public func snapshot(_ runID: ULID) async throws -> RunSnapshot {
         let runRows = try await client.query("""
-            SELECT r.function_id, f.config::text, r.event_ids FROM runs r JOIN functions f ON f.id = r.function_id
-            WHERE r.id = \(runID.description)
+            SELECT r.function_id, f.config::text, r.event_ids, r.pending_steps, r.force_step_plan
+            FROM runs r JOIN functions f ON f.id = r.function_id WHERE r.id = \(runID.description)
             """, logger: logger)
-        var found: (UUID, String, [String])?
-        for try await row in runRows.decode((UUID, String, [String]).self) { found = row }
-        guard let (functionID, configText, eventIDs) = found else {
+        var found: (UUID, String, [String], [String], Bool)?
+        for try await row in runRows.decode((UUID, String, [String], [String], Bool).self) { found = row }
+        guard let (functionID, configText, eventIDs, pendingSteps, forceStepPlan) = found else {
             throw PostgresRunStoreError(detail: "run \(runID) does not exist")
         }
         let function = try FunctionConfig(parsing: try JSONValue(parsing: configText))
@@ -92,7 +92,10 @@ public struct PostgresRunStore: RunStore {
             stack.append(stepID)
             attempts[stepID] = Int(count)
         }
-        return RunSnapshot(runID: runID, function: function, functionID: functionID, events: events, steps: steps, stack: stack, attempts: attempts)
+        var snapshot = RunSnapshot(runID: runID, function: function, functionID: functionID, events: events, steps: steps, stack: stack, attempts: attempts)
+        snapshot.pendingSteps = pendingSteps
+        snapshot.forceStepPlan = forceStepPlan
+        return snapshot
     }
 
     /// The events with internal ids `ids`, in that order, as SDKs receive them.
@@ -158,6 +161,29 @@ public struct PostgresRunStore: RunStore {
             try await insertTimer(item, due: until, now: now, connection: connection)
             return true
         }
+    }
+
+    public func park(_ lease: RunLease, retries: [(WorkItem, Date)], pendingSteps: [String], now: Date) async throws -> Bool {
+        try await client.withTransaction(logger: logger) { connection in
+            let updated = try await connection.query("""
+                UPDATE runs SET pending_steps = \(pendingSteps), force_step_plan = true
+                WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) RETURNING 1
+                """, logger: logger)
+            var held = false
+            for try await _ in updated.decode(Int32.self) { held = true }
+            guard held, try await release(lease, now: now, connection: connection) else { return false }
+            for (item, due) in retries { try await insertTimer(item, due: due, now: now, connection: connection) }
+            return true
+        }
+    }
+
+    public func clearPending(_ lease: RunLease) async throws -> Bool {
+        let rows = try await client.query("""
+            UPDATE runs SET pending_steps = '{}', force_step_plan = false
+            WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) RETURNING 1
+            """, logger: logger)
+        for try await _ in rows.decode(Int32.self) { return true }
+        return false
     }
 
     public func park(_ lease: RunLease, pause: Pause, timeout: WorkItem, now: Date) async throws -> Bool {

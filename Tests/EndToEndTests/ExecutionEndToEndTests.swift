@@ -300,6 +300,22 @@ import Testing
             #expect(try await harness.api.send("DELETE", "/v1/runs/\(second)").status == 200)
         }
     }
+
+    @Test func parallelStepsEachRunOnceThenTheFunctionContinues() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/parallel", "data": ["key": "kp"]]])
+            let run = try await harness.endedRun(of: try #require(ids.first))
+            #expect(run["status"] == "Completed", "\(run)")
+            #expect(run["output"] == ["results": ["a", "b", "c"], "after": "done"])
+            let steps = try #require(run["steps"]?.arrayValue)
+            #expect(Set(steps.compactMap { $0["name"]?.stringValue }) == ["a", "b", "c", "after"])
+            let counts = try await harness.counts()
+            #expect(counts["kp:a"] == 1)
+            #expect(counts["kp:b"] == 1)
+            #expect(counts["kp:shaky"] == 2)
+            #expect(counts["kp:after"] == 1)
+        }
+    }
 }
 
 extension ExecutionEndToEndTests.Harness {

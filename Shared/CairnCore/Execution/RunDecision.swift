@@ -25,6 +25,9 @@ public enum RunAction: Sendable, Hashable {
     case recordStep(id: String, name: String, op: String, result: JSONValue)
     /// Call the SDK again at once, on the same lease.
     case call(SDKCall)
+    /// Run each planned step (a parallel group) on its own call; continue with discovery once
+    /// all are recorded.
+    case runPlanned([String])
     /// Call the SDK again at `at` (a retry after a failed attempt).
     case retry(SDKCall, at: Date, error: JSONValue)
     /// Wake at `until`: record null for the step, then call discovery.
@@ -66,11 +69,30 @@ public enum RunDecision {
                 let error: JSONValue = ["name": "Error", "message": "the SDK reported no operation to run", "error": "Error: the SDK reported no operation to run"]
                 return retryOrFail(call: call, error: error, retry: RetryDirective(), maxAttempts: maxAttempts, now: now, backoff: backoff, failing: [.fail(error: error)])
             }
-            guard ops.count == 1 else {
-                return [.fail(error: unsupported("parallel steps (\(ops.count) operations in one reply)"))]
-            }
+            guard ops.count == 1 else { return decide(parallel: ops) }
             return decide(op: ops[0], call: call, maxAttempts: maxAttempts, now: now, backoff: backoff)
         }
+    }
+
+    /// Several ops in one reply (PROTOCOL.md §3, Parallelism): results are recorded, planned
+    /// steps each get their own call, and discovery follows once all are done.
+    static func decide(parallel ops: [SDKOpcode]) -> [RunAction] {
+        var actions: [RunAction] = []
+        var planned: [String] = []
+        for op in ops {
+            switch op.kind {
+            case .stepRun:
+                actions.append(.recordStep(id: op.id, name: op.displayName, op: "StepRun", result: .object(["data": op.data ?? .null])))
+            case .stepFailed:
+                actions.append(.recordStep(id: op.id, name: op.displayName, op: "StepFailed", result: .object(["error": op.error ?? .null])))
+            case .stepPlanned:
+                if !planned.contains(op.id) { planned.append(op.id) }
+            default:
+                return [.fail(error: unsupported("\(op.kind) (step \"\(op.displayName)\") inside a parallel group"))]
+            }
+        }
+        actions.append(planned.isEmpty ? .call(.discovery) : .runPlanned(planned))
+        return actions
     }
 
     struct BackoffInput {
@@ -168,7 +190,8 @@ public enum RunDecision {
         }
     }
 
-    static func unsupported(_ what: String) -> JSONValue {
+    /// The error a run fails with when it uses something Cairn does not run yet.
+    public static func unsupported(_ what: String) -> JSONValue {
         let message = "Cairn does not run \(what) yet"
         return ["name": "UnsupportedOperation", "message": .string(message), "error": .string("UnsupportedOperation: \(message)")]
     }

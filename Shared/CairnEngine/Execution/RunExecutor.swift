@@ -136,7 +136,9 @@ public final class RunExecutor: Service {
                 try await end(lease, snapshot, .failed(error: RunLimits.error("the run has \(snapshot.stack.count) steps; at most \(RunLimits.maximumSteps) are allowed")))
                 return true
             }
-            let outcome = try await callSDK(lease, snapshot: snapshot, call: call, maxAttempts: maxAttempts, version: &version)
+            let outcome = try await callSDK(
+                lease, snapshot: snapshot, call: call, maxAttempts: maxAttempts, version: &version,
+                disableImmediateExecution: snapshot.forceStepPlan)
             let actions = RunDecision.decide(outcome: outcome, call: call, maxAttempts: maxAttempts, now: clock.now, jitter: Double.random(in: 0...1), backoffScale: settings.backoffScale)
             var next: SDKCall?
             for action in actions {
@@ -152,6 +154,22 @@ public final class RunExecutor: Service {
                     guard try await record(lease, &snapshot, stepID: id, name: name, op: op, result: result, attempts: attempts) else { return true }
                 case .call(let nextCall):
                     next = nextCall
+                    // A planned step of a parallel group finished after a retry: continue only
+                    // once every step of the group is recorded.
+                    if nextCall.isDiscovery, !snapshot.pendingSteps.isEmpty {
+                        if snapshot.pendingSteps.contains(where: { snapshot.steps[$0] == nil }) {
+                            _ = try await store.release(lease, now: clock.now)
+                            return true
+                        }
+                        guard try await store.clearPending(lease) else { return true }
+                        snapshot.pendingSteps = []
+                        snapshot.forceStepPlan = false
+                    }
+                case .runPlanned(let ids):
+                    switch try await runParallel(lease, &snapshot, ids: ids, maxAttempts: maxAttempts) {
+                    case .continueWithDiscovery: next = .discovery
+                    case .stopped: return true
+                    }
                 case .retry(let retryCall, let at, let error):
                     logger.info("attempt failed; retrying", metadata: metadata.merging(["call": "\(call)", "at": "\(at)", "error": "\(error["message"] ?? error)"]) { $1 })
                     _ = try await store.park(lease, until: at, item: WorkItem(runID: item.runID, reason: .retry, call: retryCall), now: clock.now)
@@ -191,6 +209,59 @@ public final class RunExecutor: Service {
         }
     }
 
+    enum ParallelResult {
+        case continueWithDiscovery
+        case stopped
+    }
+
+    /// Runs a parallel group's planned steps, each on its own call, concurrently on this lease.
+    /// When some must wait for a retry, the group's pending steps and the retries are stored and
+    /// the run is handed back; each retry continues the group, and the last one to finish
+    /// calls discovery.
+    func runParallel(_ lease: RunLease, _ snapshot: inout RunSnapshot, ids: [String], maxAttempts: Int) async throws -> ParallelResult {
+        let frozen = snapshot
+        let outcomes = try await withThrowingTaskGroup(of: (String, SDKOutcome).self) { group in
+            for id in ids where frozen.steps[id] == nil {
+                group.addTask {
+                    var version = -1
+                    let call = SDKCall(stepID: id, attempt: 0)
+                    return (id, try await self.callSDK(
+                        lease, snapshot: frozen, call: call, maxAttempts: maxAttempts, version: &version, disableImmediateExecution: true))
+                }
+            }
+            var outcomes: [String: SDKOutcome] = [:]
+            for try await (id, outcome) in group { outcomes[id] = outcome }
+            return outcomes
+        }
+        var retries: [(WorkItem, Date)] = []
+        for id in ids {
+            guard let outcome = outcomes[id] else { continue }
+            let call = SDKCall(stepID: id, attempt: 0)
+            for action in RunDecision.decide(outcome: outcome, call: call, maxAttempts: maxAttempts, now: clock.now, jitter: Double.random(in: 0...1), backoffScale: settings.backoffScale) {
+                switch action {
+                case .recordStep(let stepID, let name, let op, let result):
+                    guard try await record(lease, &snapshot, stepID: stepID, name: name, op: op, result: result, attempts: 1) else { return .stopped }
+                case .call:
+                    break
+                case .retry(let retryCall, let at, _):
+                    retries.append((WorkItem(runID: lease.runID, reason: .retry, call: retryCall), at))
+                case .fail(let error):
+                    try await end(lease, snapshot, .failed(error: error))
+                    return .stopped
+                case .complete(let output):
+                    try await end(lease, snapshot, .completed(output: output))
+                    return .stopped
+                case .sleep, .waitForEvent, .invoke, .runPlanned:
+                    try await end(lease, snapshot, .failed(error: RunDecision.unsupported("a sleep, wait or invoke reported by a planned step of a parallel group")))
+                    return .stopped
+                }
+            }
+        }
+        if retries.isEmpty { return .continueWithDiscovery }
+        _ = try await store.park(lease, retries: retries, pendingSteps: ids, now: clock.now)
+        return .stopped
+    }
+
     /// Emits the run's system events, then ends it. Events first: if the finish is lost (a
     /// crash, a lost lease), whoever finishes the run emits them again and the event API's
     /// dedupe keeps one copy.
@@ -218,8 +289,12 @@ public final class RunExecutor: Service {
 
     /// One call request, with the lease renewed while it is in flight. Transport failures and
     /// replies the server cannot read count as a failed attempt of the function.
-    func callSDK(_ lease: RunLease, snapshot: RunSnapshot, call: SDKCall, maxAttempts: Int, version: inout Int) async throws -> SDKOutcome {
-        let request = try SDKCallRequest.make(snapshot: snapshot, call: call, maxAttempts: maxAttempts, version: version, keys: keys, now: clock.now, timeout: settings.callTimeout)
+    func callSDK(
+        _ lease: RunLease, snapshot: RunSnapshot, call: SDKCall, maxAttempts: Int, version: inout Int, disableImmediateExecution: Bool
+    ) async throws -> SDKOutcome {
+        let request = try SDKCallRequest.make(
+            snapshot: snapshot, call: call, maxAttempts: maxAttempts, version: version, keys: keys, now: clock.now,
+            timeout: settings.callTimeout, disableImmediateExecution: disableImmediateExecution)
         let reply: SDKReply
         do {
             reply = try await withLeaseRenewed(lease) { try await self.sdk.send(request) }

@@ -144,6 +144,11 @@ public struct RunSnapshot: Sendable {
     public var stack: [String]
     /// Attempts recorded per step id.
     public var attempts: [String: Int]
+    /// Planned steps of a parallel group still to complete (only set while one waits for a
+    /// retry).
+    public var pendingSteps: [String] = []
+    /// Whether calls ask the SDK to plan new steps instead of running them inline.
+    public var forceStepPlan = false
 
     public init(runID: ULID, function: FunctionConfig, functionID: UUID, events: [JSONValue], steps: [String: JSONValue], stack: [String], attempts: [String: Int]) {
         self.runID = runID
@@ -191,6 +196,13 @@ public protocol RunStore: Sendable {
 
     /// Ends the run; false when the lease was lost or the run had already ended.
     func finish(_ lease: RunLease, _ end: RunEnd, now: Date) async throws -> Bool
+
+    /// Schedules `retries` (each item due at its date), records the parallel group's pending
+    /// steps, and releases the lease, in one transaction.
+    func park(_ lease: RunLease, retries: [(WorkItem, Date)], pendingSteps: [String], now: Date) async throws -> Bool
+
+    /// Clears the parallel group's pending steps (all done).
+    func clearPending(_ lease: RunLease) async throws -> Bool
 
     /// Gives the lease up without changing the run.
     func release(_ lease: RunLease, now: Date) async throws -> Bool

@@ -10,7 +10,8 @@ public enum SDKCallRequest {
     /// a checkpointing API Cairn does not serve. With signing keys the body is written with
     /// sorted keys (JCS), the form SDKs canonicalize to before checking the signature.
     public static func make(
-        snapshot: RunSnapshot, call: SDKCall, maxAttempts: Int, version: Int, keys: SigningKeys?, now: Date, timeout: Duration
+        snapshot: RunSnapshot, call: SDKCall, maxAttempts: Int, version: Int, keys: SigningKeys?, now: Date, timeout: Duration,
+        disableImmediateExecution: Bool = false
     ) throws -> SDKRequest {
         guard let step = snapshot.function.steps.first, step.runtimeType == "http" else {
             throw SDKResponseError(reason: "function \(snapshot.function.id) has no http step to call")
@@ -30,7 +31,7 @@ public enum SDKCallRequest {
         let context: JSONValue = .object(JSONObject(members: [
             ("run_id", .string(snapshot.runID.description)), ("attempt", .number(JSONNumber(call.attempt))),
             ("max_attempts", .number(JSONNumber(maxAttempts))), ("step_id", .string(call.stepID)), ("env", ""),
-            ("disable_immediate_execution", false), ("use_api", false),
+            ("disable_immediate_execution", .bool(disableImmediateExecution)), ("use_api", false),
             ("stack", .object(JSONObject(members: [("stack", stack), ("current", .number(JSONNumber(snapshot.stack.count)))]))),
         ]))
         var body: JSONValue = .object(JSONObject(members: [

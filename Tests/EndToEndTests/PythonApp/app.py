@@ -209,7 +209,26 @@ def cancellable(ctx: inngest.ContextSync) -> str:
     return "woke"
 
 
+@client.create_function(fn_id="parallel", trigger=inngest.TriggerEvent(event="test/parallel"), retries=2)
+def parallel(ctx: inngest.ContextSync) -> dict:
+    key = ctx.event.data["key"]
+
+    def shaky() -> str:
+        if count(f"{key}:shaky") == 1:
+            raise RuntimeError("first try fails")
+        return "c"
+
+    results = ctx.group.parallel((
+        lambda: ctx.step.run("a", lambda: count(f"{key}:a") and "a"),
+        lambda: ctx.step.run("b", lambda: count(f"{key}:b") and "b"),
+        lambda: ctx.step.run("c", shaky),
+    ))
+    after = ctx.step.run("after", lambda: count(f"{key}:after") and "done")
+    return {"results": list(results), "after": after}
+
+
 functions = [
+    parallel,
     hello, full_config, three_steps, flaky, non_retriable, sleeper, filtered, echo, fails_with_handler, sender,
     fan("a"), fan("b"), fan("c"), waiter, child_ok, child_fails, parent, cancellable,
 ]
