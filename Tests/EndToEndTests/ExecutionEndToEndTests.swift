@@ -66,11 +66,22 @@ import Testing
         }
     }
 
-    /// Cairn with every role, the Python app synced to it.
-    func withHarness(_ body: @Sendable (Harness) async throws -> Void) async throws {
-        try await withRunningCairn(environment: Self.environment) { cairn in
-            let api = CairnAPIClient(origin: cairn.origin, key: nil)
-            try await withPythonApp(pointingAt: cairn) { app in
+    /// Cairn with every role, the Python app synced to it; with `signingKey`, both run signed
+    /// (the SDK in cloud mode).
+    func withHarness(signingKey: String? = nil, _ body: @Sendable (Harness) async throws -> Void) async throws {
+        var environment = Self.environment
+        var appEnvironment: [String: String] = [:]
+        if let signingKey {
+            // Outside dev mode events need a key too.
+            for name in ["INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"] {
+                environment[name] = name == "INNGEST_SIGNING_KEY" ? signingKey : "e2e-event-key"
+                appEnvironment[name] = environment[name]
+            }
+        }
+        let appSettings = appEnvironment
+        try await withRunningCairn(environment: environment) { cairn in
+            let api = CairnAPIClient(origin: cairn.origin, key: try signingKey.map(SigningKey.init))
+            try await withPythonApp(pointingAt: cairn, environment: appSettings) { app in
                 let sync = try await api.requestSync(url: app.serveURL)
                 try #require(sync.status == 200, "\(sync.body)")
                 try await body(Harness(api: api, app: app))
@@ -314,6 +325,15 @@ import Testing
             #expect(counts["kp:b"] == 1)
             #expect(counts["kp:shaky"] == 2)
             #expect(counts["kp:after"] == 1)
+        }
+    }
+
+    @Test func signedModeSignsCallsAndChecksReplies() async throws {
+        try await withHarness(signingKey: "signkey-prod-" + String(repeating: "5eed", count: 16)) { harness in
+            let ids = try await harness.send([["name": "test/three", "data": ["key": "ksig"]]])
+            let run = try await harness.endedRun(of: try #require(ids.first))
+            #expect(run["status"] == "Completed", "\(run)")
+            #expect(run["output"] == ["sum": 6])
         }
     }
 }

@@ -309,6 +309,15 @@ public final class RunExecutor: Service {
             if (200..<300).contains(reply.status), reply.headers["x-inngest-sdk"] == nil {
                 throw SDKResponseError(reason: "the reply (HTTP \(reply.status)) did not come from an Inngest SDK (no x-inngest-sdk header)")
             }
+            // Outside dev mode the SDK signs its reply with the key that verified the call.
+            if let keys {
+                let check = keys.verify(
+                    signatureHeader: reply.headers["x-inngest-signature"], body: reply.body,
+                    nowSeconds: Int64(clock.now.timeIntervalSince1970))
+                guard check == .valid else {
+                    throw SDKResponseError(reason: "the reply's x-inngest-signature is \(check); is the app using Cairn's signing key?")
+                }
+            }
             return try SDKOutcome.classify(status: reply.status, headers: reply.headers, body: reply.body, now: clock.now)
         } catch {
             let message = "\(error)"
