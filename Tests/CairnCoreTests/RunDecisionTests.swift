@@ -37,6 +37,13 @@ import Testing
         #expect(exhausted == [.recordStep(id: "s1", name: "s1", op: "StepFailed", result: ["error": ["name": "RuntimeError", "message": "not yet"]]), .call(.discovery)])
     }
 
+    @Test func aStepErrorMarkedNoRetryFailsTheStepAtOnce() throws {
+        let outcome = try SDKOutcome.classify(
+            status: 206, headers: ["x-inngest-no-retry": "true"],
+            body: Array(#"[{"id":"s1","op":"StepError","error":{"name":"NonRetriableError","message":"no"}}]"#.utf8), now: Self.now)
+        #expect(Self.decide(outcome).first == .recordStep(id: "s1", name: "s1", op: "StepFailed", result: ["error": ["name": "NonRetriableError", "message": "no"]]))
+    }
+
     @Test func aStepFailedIsRecordedForTheSDKToRaise() throws {
         let actions = Self.decide(try Self.ops(#"[{"id":"s1","op":"StepFailed","error":{"name":"E","message":"m"}}]"#))
         #expect(actions == [.recordStep(id: "s1", name: "s1", op: "StepFailed", result: ["error": ["name": "E", "message": "m"]]), .call(.discovery)])

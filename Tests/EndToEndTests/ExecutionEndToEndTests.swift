@@ -336,6 +336,20 @@ import Testing
             #expect(run["output"] == ["sum": 6])
         }
     }
+
+    @Test func retryAfterIsHonoured() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/retry-after", "data": ["key": "kra"]]])
+            let run = try await harness.endedRun(of: try #require(ids.first))
+            #expect(run["status"] == "Completed")
+            #expect(run["output"] == "ok")
+            let started = try #require(run["run_started_at"]?.stringValue.flatMap(RFC3339.parseMilliseconds))
+            let ended = try #require(run["ended_at"]?.stringValue.flatMap(RFC3339.parseMilliseconds))
+            // The scaled backoff would retry after about 0.3 s; retry-after asked for 2 s.
+            #expect(ended - started >= 1_500, "\(ended - started) ms")
+            #expect(try await harness.counts()["kra:retry-after"] == 2)
+        }
+    }
 }
 
 extension ExecutionEndToEndTests.Harness {

@@ -63,14 +63,14 @@ public enum RunDecision {
             return [.complete(output: output)]
         case .failed(let error, let retry):
             return retryOrFail(call: call, error: error, retry: retry, maxAttempts: maxAttempts, now: now, backoff: backoff, failing: [.fail(error: error)])
-        case .ops(let all):
+        case .ops(let all, let retry):
             let ops = all.filter { !$0.kind.isLazy && $0.kind != .none }
             guard !ops.isEmpty else {
                 let error: JSONValue = ["name": "Error", "message": "the SDK reported no operation to run", "error": "Error: the SDK reported no operation to run"]
                 return retryOrFail(call: call, error: error, retry: RetryDirective(), maxAttempts: maxAttempts, now: now, backoff: backoff, failing: [.fail(error: error)])
             }
             guard ops.count == 1 else { return decide(parallel: ops) }
-            return decide(op: ops[0], call: call, maxAttempts: maxAttempts, now: now, backoff: backoff)
+            return decide(op: ops[0], call: call, maxAttempts: maxAttempts, now: now, backoff: backoff, retry: retry)
         }
     }
 
@@ -100,7 +100,7 @@ public enum RunDecision {
         var scale: Double
     }
 
-    static func decide(op: SDKOpcode, call: SDKCall, maxAttempts: Int, now: Date, backoff: BackoffInput) -> [RunAction] {
+    static func decide(op: SDKOpcode, call: SDKCall, maxAttempts: Int, now: Date, backoff: BackoffInput, retry: RetryDirective) -> [RunAction] {
         let name = op.displayName
         switch op.kind {
         case .stepRun:
@@ -112,7 +112,7 @@ public enum RunDecision {
         case .stepError:
             let error = op.error ?? .null
             let failing: [RunAction] = [.recordStep(id: op.id, name: name, op: "StepFailed", result: .object(["error": error])), .call(.discovery)]
-            return retryOrFail(call: call, error: error, retry: RetryDirective(), maxAttempts: maxAttempts, now: now, backoff: backoff, failing: failing)
+            return retryOrFail(call: call, error: error, retry: retry, maxAttempts: maxAttempts, now: now, backoff: backoff, failing: failing)
         case .stepPlanned:
             return [.call(SDKCall(stepID: op.id, attempt: 0))]
         case .sleep:

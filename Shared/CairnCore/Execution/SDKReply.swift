@@ -5,8 +5,9 @@ public import Foundation
 public enum SDKOutcome: Sendable, Hashable {
     /// 200, or a `RunComplete` op: the function returned `output`.
     case completed(output: JSONValue)
-    /// 206: operations to act on, in order (never empty; `[]` becomes a `None` op).
-    case ops([SDKOpcode])
+    /// 206: operations to act on, in order, and what the reply's headers say about retrying a
+    /// failed step (`x-inngest-no-retry`, `retry-after`).
+    case ops([SDKOpcode], retry: RetryDirective)
     /// Non-2xx: the function (not one step) failed this attempt.
     case failed(error: JSONValue, retry: RetryDirective)
 
@@ -35,7 +36,7 @@ public enum SDKOutcome: Sendable, Hashable {
                 if op.kind == .runComplete { return .completed(output: op.data ?? .null) }
                 ops.append(op)
             }
-            return .ops(ops)
+            return .ops(ops, retry: RetryDirective(headers: headers, now: now))
         case 200..<300:
             throw SDKResponseError(reason: "unexpected status \(status) from the SDK")
         default:

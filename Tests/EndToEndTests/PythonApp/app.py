@@ -227,7 +227,15 @@ def parallel(ctx: inngest.ContextSync) -> dict:
     return {"results": list(results), "after": after}
 
 
+@client.create_function(fn_id="retry-after", trigger=inngest.TriggerEvent(event="test/retry-after"), retries=2)
+def retry_after(ctx: inngest.ContextSync) -> str:
+    if count(f"{ctx.event.data['key']}:retry-after") == 1:
+        raise inngest.RetryAfterError("come back later", retry_after=datetime.timedelta(seconds=2))
+    return "ok"
+
+
 functions = [
+    retry_after,
     parallel,
     hello, full_config, three_steps, flaky, non_retriable, sleeper, filtered, echo, fails_with_handler, sender,
     fan("a"), fan("b"), fan("c"), waiter, child_ok, child_fails, parent, cancellable,
