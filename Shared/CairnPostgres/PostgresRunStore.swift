@@ -329,7 +329,7 @@ public struct PostgresRunStore: RunStore {
             let rows = try await connection.query("""
                 UPDATE timers SET fired_at = \(now)
                 WHERE id IN (
-                    SELECT id FROM timers WHERE fired_at IS NULL AND due_at <= \(now)
+                    SELECT id FROM timers WHERE fired_at IS NULL AND due_at <= \(now) AND kind <> 'event'
                     ORDER BY due_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
                 )
                 RETURNING payload::text
@@ -343,6 +343,34 @@ public struct PostgresRunStore: RunStore {
             }
             for item in items { try await insertOutbox(item, connection: connection) }
             return items
+        }
+    }
+
+    public func delayEvent(_ eventID: ULID, until: Date, now: Date) async throws {
+        let payload = JSONValue.object(["event": .string(eventID.description)]).jsonString
+        try await client.query("""
+            INSERT INTO timers (id, kind, due_at, payload, created_at)
+            VALUES (\("event:" + eventID.description), 'event', \(until), \(payload)::json, \(now))
+            ON CONFLICT (id) DO NOTHING
+            """, logger: logger)
+    }
+
+    public func deliverDueEvents(now: Date, limit: Int, _ deliver: @Sendable ([ULID]) async throws -> Void) async throws -> Int {
+        try await client.withTransaction(logger: logger) { connection in
+            let rows = try await connection.query("""
+                SELECT id, payload->>'event' FROM timers WHERE fired_at IS NULL AND due_at <= \(now) AND kind = 'event'
+                ORDER BY due_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
+                """, logger: logger)
+            var timers: [String] = []
+            var events: [ULID] = []
+            for try await (id, event) in rows.decode((String, String).self) {
+                timers.append(id)
+                if let ulid = ULID(event) { events.append(ulid) }
+            }
+            if timers.isEmpty { return 0 }
+            try await deliver(events)
+            try await connection.query("UPDATE timers SET fired_at = \(now) WHERE id = ANY(\(timers))", logger: logger)
+            return timers.count
         }
     }
 

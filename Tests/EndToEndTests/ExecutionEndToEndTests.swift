@@ -350,6 +350,20 @@ import Testing
             #expect(try await harness.counts()["kra:retry-after"] == 2)
         }
     }
+
+    @Test func anEventFromTheFutureStartsItsRunWhenItsTimeComes() async throws {
+        try await withHarness { harness in
+            let due = Int64(Date().timeIntervalSince1970 * 1_000) + 2_000
+            let ids = try await harness.send([["name": "test/three", "data": ["key": "kts"], "ts": .number(JSONNumber(due))]])
+            let eventID = try #require(ids.first)
+            try await Task.sleep(for: .milliseconds(1_000))
+            #expect(try await harness.api.get("/v1/events/\(eventID)/runs").body["data"] == [])
+            let run = try await harness.endedRun(of: eventID)
+            #expect(run["status"] == "Completed")
+            let started = try #require(run["run_started_at"]?.stringValue.flatMap(RFC3339.parseMilliseconds))
+            #expect(started >= due)
+        }
+    }
 }
 
 extension ExecutionEndToEndTests.Harness {

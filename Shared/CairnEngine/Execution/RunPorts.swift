@@ -232,6 +232,14 @@ public protocol RunStore: Sendable {
     /// outbox. Returns the items, at most `limit`.
     func fireDueTimers(now: Date, limit: Int) async throws -> [WorkItem]
 
+    /// Holds an event whose `ts` is in the future until `until` (once per event).
+    func delayEvent(_ eventID: ULID, until: Date, now: Date) async throws
+
+    /// Hands the delayed events due at `now` to `deliver` (which publishes them), then marks
+    /// them delivered, in one transaction: a crash in between delivers them again, never not
+    /// at all. Returns how many.
+    func deliverDueEvents(now: Date, limit: Int, _ deliver: @Sendable ([ULID]) async throws -> Void) async throws -> Int
+
     /// Work items in the outbox older than `createdBefore`, oldest first, at most `limit`.
     func pendingWork(createdBefore: Date, limit: Int) async throws -> [WorkItem]
 

@@ -9,6 +9,8 @@ import Synchronization
 ///   `inngest/function.invoked`, a run of the function it names;
 /// - resumes runs whose `waitForEvent` or invoke pause it matches (each pause once), and
 ///   cancels runs whose `cancelOn` pause it matches (only events newer than the run).
+/// An event whose `ts` is more than `futureTolerance` ahead is held on a timer and handled when
+/// its time comes.
 ///
 /// Runs are idempotent per (function, event id) for `idempotencyWindow`: an event delivered
 /// twice (stream redelivery, relay republish) starts nothing new. A run and its first work
@@ -26,6 +28,8 @@ public final class EventRouter: Service {
     /// How long an event blocks a second run of the same function: 24 h.
     let idempotencyWindow: TimeInterval
     let batchSize = 256
+    /// How far ahead an event's `ts` may be and still be handled at once: 1 s.
+    static let futureTolerance: TimeInterval = 1
     private let runIDs = Mutex(ULIDGenerator())
     private let expressions = Mutex([String: CairnCore.Expression]())
 
@@ -76,6 +80,12 @@ public final class EventRouter: Service {
             }
             var event = payload
             if event["id"]?.stringValue?.isEmpty != false { event.setValue(.string(idText), forKey: "id") }
+            if let ts = delivery.fields["ts"].flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }),
+                Double(ts) / 1_000 > now.timeIntervalSince1970 + Self.futureTolerance
+            {
+                try await store.delayEvent(eventID, until: Date(timeIntervalSince1970: Double(ts) / 1_000), now: now)
+                continue
+            }
             if name == Invocation.invokedEventName {
                 runs += try await invokedRuns(event, eventID: eventID, now: now)
             } else {

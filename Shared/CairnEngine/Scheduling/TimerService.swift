@@ -1,15 +1,19 @@
+import CairnCore
 public import Foundation
 public import Logging
 public import ServiceLifecycle
 
-/// Fires durable timers (sleeps, retry backoffs) when due and publishes the work they hold;
-/// also republishes work items a crash left in the outbox.
+/// Fires durable timers (sleeps, retry backoffs, pause timeouts) when due and publishes the
+/// work they hold; delivers events whose `ts` has come to the `events` stream again; and
+/// republishes work items a crash left in the outbox.
 ///
 /// Firing is one transaction per batch (`FOR UPDATE SKIP LOCKED`), so two schedulers never
 /// fire the same timer; publishing is at least once and the executor dedupes.
 public final class TimerService: Service {
     let store: any RunStore
     let work: any WorkQueue
+    let eventLog: any EventLog
+    let eventStream: any EventStream
     let clock: any WallClock
     let logger: Logger
     /// How often due timers are looked for.
@@ -18,7 +22,12 @@ public final class TimerService: Service {
     let relayGrace: TimeInterval = 5
     let batchSize = 500
 
-    public init(store: any RunStore, work: any WorkQueue, clock: any WallClock, pollInterval: Duration = .milliseconds(10), logger: Logger) {
+    public init(
+        store: any RunStore, work: any WorkQueue, eventLog: any EventLog, eventStream: any EventStream, clock: any WallClock,
+        pollInterval: Duration = .milliseconds(10), logger: Logger
+    ) {
+        self.eventLog = eventLog
+        self.eventStream = eventStream
         self.pollInterval = pollInterval
         self.store = store
         self.work = work
@@ -30,7 +39,7 @@ public final class TimerService: Service {
         var lastRelay = ContinuousClock.now
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                let fired = try await fireDue()
+                let fired = try await fireDue() + deliverDueEvents()
                 if ContinuousClock.now - lastRelay > .seconds(1) {
                     lastRelay = ContinuousClock.now
                     _ = try await relayPending()
@@ -54,6 +63,17 @@ public final class TimerService: Service {
         try await work.publish(items)
         try await store.markWorkPublished(items)
         return items.count
+    }
+
+    /// Publishes the delayed events that are due; returns how many.
+    public func deliverDueEvents() async throws -> Int {
+        try await store.deliverDueEvents(now: clock.now, limit: batchSize) { ids in
+            var events: [AcceptedEvent] = []
+            for id in ids {
+                if let event = try await self.eventLog.event(id: id) { events.append(event) }
+            }
+            try await self.eventStream.publish(events)
+        }
     }
 
     /// Publishes outbox work older than `relayGrace`; returns how many.

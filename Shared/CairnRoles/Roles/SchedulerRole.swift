@@ -20,7 +20,12 @@ enum SchedulerRole {
         let router = EventRouter(
             source: events, catalog: FunctionCatalog(registry: registry, clock: dependencies.clock), store: store, work: work,
             events: ingest.ingestor, clock: dependencies.clock, logger: dependencies.logger)
-        let timers = TimerService(store: store, work: work, clock: dependencies.clock, logger: dependencies.logger)
+        let timers = TimerService(
+            store: store, work: work, eventLog: PostgresEventLog(client: dependencies.postgres.client, logger: dependencies.logger),
+            eventStream: RedisEventStream(
+                client: dependencies.redis, key: dependencies.streamKey("events"),
+                maximumLength: dependencies.configuration.eventsStreamMaxLength),
+            clock: dependencies.clock, logger: dependencies.logger)
         return RoleParts(services: ingest.services + [router, timers])
     }
 }

@@ -263,7 +263,10 @@ def get_counts() -> dict:
 @app.post("/send")
 def send() -> dict:
     """Sends the posted events with the SDK's own client, as an app would."""
-    events = [inngest.Event(name=e["name"], data=e.get("data", {}), id=e.get("id", "")) for e in flask.request.json]
+    events = [
+        inngest.Event(name=e["name"], data=e.get("data", {}), id=e.get("id", ""), ts=e.get("ts", 0))
+        for e in flask.request.json
+    ]
     return {"ids": client.send_sync(events)}
 
 if __name__ == "__main__":
