@@ -9,16 +9,20 @@ public import Hummingbird
 ///   recorded result (`output` or `error`) and attempts.
 /// - `GET /v1/events/{id}/runs` — the runs an event started:
 ///   `{run_id, run_started_at, function_id, function_version, event_id, status, ended_at, output}`.
+/// - `GET /v0/runs/{id}/batch`, `GET /v0/runs/{id}/actions` — the run's events and step
+///   results, for SDKs called with `use_api` (state over 4 MiB).
 /// - `DELETE /v1/runs/{id}` — cancels a run that has not ended: 200 `{"data":{"run_id",
 ///   "status":"Cancelled"}}`, 409 when it had already ended, 404 when unknown.
 public struct RunRoutes: Sendable {
     let runs: any RunQueries
+    let store: any RunStore
     let cancellation: RunCancellation
     let responses: RESTResponses
     let authorization: APIAuthorization
 
-    public init(runs: any RunQueries, cancellation: RunCancellation, clock: any WallClock, authorization: APIAuthorization) {
+    public init(runs: any RunQueries & RunStore, cancellation: RunCancellation, clock: any WallClock, authorization: APIAuthorization) {
         self.runs = runs
+        self.store = runs
         self.cancellation = cancellation
         self.responses = RESTResponses(clock: clock)
         self.authorization = authorization
@@ -48,6 +52,24 @@ public struct RunRoutes: Sendable {
             guard let run = try await self.runs.run(id) else { return RESTResponses.error(.notFound, "run \(id) not found") }
             return RESTResponses.error(.conflict, "run \(id) has already ended (\(run.status))")
         }
+        // The SDK's own callbacks when a call came with use_api: the run's events, and its step
+        // results keyed by hashed step id.
+        router.get("/v0/runs/:id/batch") { request, context -> Response in
+            if let refusal = self.authorization.refusal(request) { return refusal }
+            switch try await self.state(context.parameters.get("id") ?? "") {
+            case .failure(let failure): return failure.response
+            case .success(let snapshot): return JSONText.response(status: .ok, body: JSONValue.array(snapshot.events).jsonString)
+            }
+        }
+        router.get("/v0/runs/:id/actions") { request, context -> Response in
+            if let refusal = self.authorization.refusal(request) { return refusal }
+            switch try await self.state(context.parameters.get("id") ?? "") {
+            case .failure(let failure): return failure.response
+            case .success(let snapshot):
+                let steps = JSONObject(members: snapshot.stack.map { ($0, snapshot.steps[$0] ?? .null) })
+                return JSONText.response(status: .ok, body: JSONValue.object(steps).jsonString)
+            }
+        }
         router.get("/v1/events/:id/runs") { request, context -> Response in
             if let refusal = self.authorization.refusal(request) { return refusal }
             let text = context.parameters.get("id") ?? ""
@@ -56,6 +78,22 @@ public struct RunRoutes: Sendable {
             }
             return self.responses.envelope(data: .array(try await self.runs.runs(eventID: id).map(Self.summary)))
         }
+    }
+
+    struct RouteFailure: Error {
+        let response: Response
+    }
+
+    /// The run's state for the SDK: 400 for an id that is not a ULID, 410 when the run is gone
+    /// or has ended.
+    func state(_ text: String) async throws -> Result<RunSnapshot, RouteFailure> {
+        guard let id = ULID(text) else {
+            return .failure(RouteFailure(response: RESTResponses.error(.badRequest, "id: must be a run id (ULID), got \(JSONText.quoted(text))")))
+        }
+        guard let run = try await runs.run(id), run.status == "Running" || run.status == "Queued" else {
+            return .failure(RouteFailure(response: RESTResponses.error(.gone, "run \(id) has no state to fetch (unknown or ended)")))
+        }
+        return .success(try await store.snapshot(id))
     }
 
     static func summary(_ run: RunRecord) -> JSONValue {

@@ -364,6 +364,17 @@ import Testing
             #expect(started >= due)
         }
     }
+
+    @Test func stateOverFourMebibytesIsFetchedByTheSDKThroughTheAPI() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/big-state", "data": ["key": "kbig"]]])
+            let run = try await harness.endedRun(of: try #require(ids.first))
+            #expect(run["status"] == "Completed", "\(run["error"] ?? .null)")
+            #expect(run["output"] == 5_000_000)
+            let counts = try await harness.counts()
+            #expect(counts["kbig:a"] == 1 && counts["kbig:b"] == 1 && counts["kbig:sum"] == 1)
+        }
+    }
 }
 
 extension ExecutionEndToEndTests.Harness {

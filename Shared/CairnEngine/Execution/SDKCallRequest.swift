@@ -3,6 +3,9 @@ public import Foundation
 
 /// The HTTP request that calls a function (PROTOCOL.md §2).
 public enum SDKCallRequest {
+    /// The largest call body sent with the run's state inline: 4 MiB.
+    public static let maximumRequestBytes = 4 * 1024 * 1024
+
     /// Builds the call for `call` on `snapshot`'s run.
     ///
     /// The body carries the run's events, every recorded step (in the order recorded) and the
@@ -34,17 +37,29 @@ public enum SDKCallRequest {
             ("disable_immediate_execution", .bool(disableImmediateExecution)), ("use_api", false),
             ("stack", .object(JSONObject(members: [("stack", stack), ("current", .number(JSONNumber(snapshot.stack.count)))]))),
         ]))
-        var body: JSONValue = .object(JSONObject(members: [
-            ("event", snapshot.events.first ?? .object([:])), ("events", .array(snapshot.events)),
-            ("steps", .object(JSONObject(members: steps))), ("ctx", context), ("version", .number(JSONNumber(version))),
-            ("use_api", false),
-        ]))
+        func body(useAPI: Bool) -> JSONValue {
+            var context = context
+            context.setValue(.bool(useAPI), forKey: "use_api")
+            return .object(JSONObject(members: [
+                ("event", snapshot.events.first ?? .object([:])), ("events", .array(useAPI ? [] : snapshot.events)),
+                ("steps", .object(JSONObject(members: useAPI ? [] : steps))), ("ctx", context),
+                ("version", .number(JSONNumber(version))), ("use_api", .bool(useAPI)),
+            ]))
+        }
         var headers = [
             ("content-type", "application/json"), ("x-inngest-server-kind", keys == nil ? "dev" : "cloud"),
             ("x-run-id", snapshot.runID.description),
         ]
-        if keys != nil { body = body.sortingKeys() }
-        let bytes = body.serialized()
+        // A request over 4 MiB carries no events or steps; the SDK fetches them from
+        // /v0/runs/{id}/batch and /v0/runs/{id}/actions instead (PROTOCOL.md §2).
+        var value = body(useAPI: false)
+        if keys != nil { value = value.sortingKeys() }
+        var bytes = value.serialized()
+        if bytes.count > maximumRequestBytes {
+            value = body(useAPI: true)
+            if keys != nil { value = value.sortingKeys() }
+            bytes = value.serialized()
+        }
         if let keys {
             headers.append(("x-inngest-signature", keys.primary.signatureHeader(body: bytes, unixSeconds: Int64(now.timeIntervalSince1970))))
         }

@@ -234,7 +234,16 @@ def retry_after(ctx: inngest.ContextSync) -> str:
     return "ok"
 
 
+@client.create_function(fn_id="big-state", trigger=inngest.TriggerEvent(event="test/big-state"))
+def big_state(ctx: inngest.ContextSync) -> int:
+    key = ctx.event.data["key"]
+    a = ctx.step.run("a", lambda: count(f"{key}:a") and "x" * 2_500_000)
+    b = ctx.step.run("b", lambda: count(f"{key}:b") and "y" * 2_500_000)
+    return ctx.step.run("sum", lambda: count(f"{key}:sum") and len(a) + len(b))
+
+
 functions = [
+    big_state,
     retry_after,
     parallel,
     hello, full_config, three_steps, flaky, non_retriable, sleeper, filtered, echo, fails_with_handler, sender,
