@@ -87,7 +87,9 @@ public struct PostgresRunStore: RunStore {
         let stepRows = try await client.query(
             "SELECT step_id, result::text, attempts FROM steps WHERE run_id = \(runID.description) ORDER BY position",
             logger: logger)
+        var stateBytes = 0
         for try await (stepID, result, count) in stepRows.decode((String, String?, Int32).self) {
+            stateBytes += result?.utf8.count ?? 4
             steps[stepID] = try result.map { try JSONValue(parsing: $0) } ?? .null
             stack.append(stepID)
             attempts[stepID] = Int(count)
@@ -95,6 +97,7 @@ public struct PostgresRunStore: RunStore {
         var snapshot = RunSnapshot(runID: runID, function: function, functionID: functionID, events: events, steps: steps, stack: stack, attempts: attempts)
         snapshot.pendingSteps = pendingSteps
         snapshot.forceStepPlan = forceStepPlan
+        snapshot.stateBytes = stateBytes
         return snapshot
     }
 

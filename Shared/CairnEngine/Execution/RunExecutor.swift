@@ -132,8 +132,8 @@ public final class RunExecutor: Service {
         let maxAttempts = snapshot.function.retries + 1
         var version = -1
         while true {
-            if snapshot.stack.count >= RunLimits.maximumSteps {
-                try await end(lease, snapshot, .failed(error: RunLimits.error("the run has \(snapshot.stack.count) steps; at most \(RunLimits.maximumSteps) are allowed")))
+            if let exceeded = RunLimits.exceeded(by: snapshot) {
+                try await end(lease, snapshot, .failed(error: RunLimits.error(exceeded)))
                 return true
             }
             let outcome = try await callSDK(
@@ -283,6 +283,7 @@ public final class RunExecutor: Service {
         if snapshot.steps[stepID] == nil {
             snapshot.steps[stepID] = result
             snapshot.stack.append(stepID)
+            snapshot.stateBytes += result.serialized().count
         }
         return true
     }
@@ -349,6 +350,17 @@ public enum RunLimits {
     public static let maximumStepOutputBytes = 4 * 1024 * 1024
     public static let maximumStateBytes = 32 * 1024 * 1024
     static let maximumSleepSeconds: Double = 366 * 86_400
+
+    /// The limit a run has reached, described, or nil.
+    static func exceeded(by snapshot: RunSnapshot) -> String? {
+        if snapshot.stack.count >= maximumSteps {
+            return "the run has \(snapshot.stack.count) steps; at most \(maximumSteps) are allowed"
+        }
+        if snapshot.stateBytes > maximumStateBytes {
+            return "the run's state is \(snapshot.stateBytes) bytes; at most \(maximumStateBytes) are allowed"
+        }
+        return nil
+    }
 
     static func error(_ message: String) -> JSONValue {
         ["name": "RunLimitExceeded", "message": .string(message), "error": .string("RunLimitExceeded: \(message)")]

@@ -149,6 +149,8 @@ public struct RunSnapshot: Sendable {
     public var pendingSteps: [String] = []
     /// Whether calls ask the SDK to plan new steps instead of running them inline.
     public var forceStepPlan = false
+    /// Bytes of every recorded step result together (the run state limit counts these).
+    public var stateBytes = 0
 
     public init(runID: ULID, function: FunctionConfig, functionID: UUID, events: [JSONValue], steps: [String: JSONValue], stack: [String], attempts: [String: Int]) {
         self.runID = runID

@@ -242,7 +242,21 @@ def big_state(ctx: inngest.ContextSync) -> int:
     return ctx.step.run("sum", lambda: count(f"{key}:sum") and len(a) + len(b))
 
 
+@client.create_function(fn_id="too-big", trigger=inngest.TriggerEvent(event="test/too-big"), retries=0)
+def too_big(ctx: inngest.ContextSync) -> int:
+    return len(ctx.step.run("huge", lambda: "z" * (4 * 1024 * 1024 + 1)))
+
+
+@client.create_function(fn_id="many-steps", trigger=inngest.TriggerEvent(event="test/many-steps"), retries=0)
+def many_steps(ctx: inngest.ContextSync) -> int:
+    for i in range(1_001):
+        ctx.step.run(f"s{i}", lambda: None)
+    return 1_001
+
+
 functions = [
+    too_big,
+    many_steps,
     big_state,
     retry_after,
     parallel,
