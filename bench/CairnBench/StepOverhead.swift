@@ -1,0 +1,302 @@
+import ArgumentParser
+import AsyncHTTPClient
+import CairnCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+/// Engine overhead per step: a fast SDK stub written here speaks the real protocol (sync,
+/// call requests, StepRun and Sleep ops); Cairn drives `--runs` runs of a `--steps`-step
+/// function whose steps do nothing, and the stub times each run from its first call to its
+/// last reply, minus the time spent inside the stub. Then `--sleeps` runs each sleep 1 s and
+/// the stub measures how late the wake-up call arrives.
+struct StepOverhead: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "steps",
+        abstract: "Engine overhead per step and timer lag, against a running Cairn."
+    )
+
+    @Option(help: "Cairn's origin (event API and API).")
+    var api: String = "http://127.0.0.1:8288"
+
+    @Option(help: "Event key for POST /e/{key}.")
+    var eventKey: String = "bench"
+
+    @Option(help: "Runs of the multi-step function.")
+    var runs: Int = 200
+
+    @Option(help: "Steps per run.")
+    var steps: Int = 10
+
+    @Option(help: "Runs in flight at once.")
+    var concurrency: Int = 1
+
+    @Option(help: "Runs that sleep 1 s, for the timer lag.")
+    var sleeps: Int = 50
+
+    @Flag(help: "Print one JSON object instead of text.")
+    var json = false
+
+    func run() async throws {
+        let recorder = StubRecorder()
+        let router = Router()
+        let stub = StubApp(recorder: recorder, api: api, steps: steps)
+        stub.register(on: router)
+        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        var logger = Logger(label: "cairn-bench.stub")
+        logger.logLevel = .critical
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger,
+            onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService() }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { throw ValidationError("the stub did not start") }
+            stub.url.withLock { $0 = "http://127.0.0.1:\(port)/api/inngest" }
+            try await measure(stub: stub, recorder: recorder)
+            group.cancelAll()
+        }
+    }
+
+    func measure(stub: StubApp, recorder: StubRecorder) async throws {
+        let sync = try await post("\(api)/v1/apps/sync", body: ["url": .string(stub.url.withLock { $0 })])
+        guard sync.status == 200 else { throw ValidationError("sync failed: \(sync.body)") }
+
+        // Multi-step runs, `concurrency` at a time.
+        let clock = ContinuousClock()
+        let started = clock.now
+        var sent = 0
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<min(concurrency, runs) {
+                let index = sent
+                sent += 1
+                group.addTask { try await self.runOne(index, recorder: recorder) }
+            }
+            while try await group.next() != nil {
+                if sent < runs {
+                    let index = sent
+                    sent += 1
+                    group.addTask { try await self.runOne(index, recorder: recorder) }
+                }
+            }
+        }
+        let elapsed = clock.now - started
+        let perStep = recorder.perStepOverheads(steps: steps).sorted()
+        let gaps = recorder.gaps().sorted()
+
+        // Sleeps, all at once.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<sleeps {
+                group.addTask {
+                    let waiter = recorder.waitForSleepEnd(key: "sleep-\(index)")
+                    _ = try await self.post("\(self.api)/e/\(self.eventKey)", body: ["name": "bench/sleep", "data": ["key": .string("sleep-\(index)")]])
+                    await waiter.value
+                }
+            }
+            try await group.waitForAll()
+        }
+        let lags = recorder.sleepLags().sorted()
+
+        func percentile(_ values: [Double], _ p: Double) -> Double {
+            guard !values.isEmpty else { return 0 }
+            return values[min(values.count - 1, max(0, Int((p * Double(values.count)).rounded(.up)) - 1))]
+        }
+        let report: [(String, String)] = [
+            ("runs", String(runs)), ("steps_per_run", String(steps)), ("concurrency", String(concurrency)),
+            ("runs_per_second", String(format: "%.1f", Double(runs) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))),
+            ("overhead_per_step_p50_ms", String(format: "%.3f", percentile(perStep, 0.5))),
+            ("overhead_per_step_p95_ms", String(format: "%.3f", percentile(perStep, 0.95))),
+            ("overhead_per_step_p99_ms", String(format: "%.3f", percentile(perStep, 0.99))),
+            ("gap_between_calls_p50_ms", String(format: "%.3f", percentile(gaps, 0.5))),
+            ("gap_between_calls_p99_ms", String(format: "%.3f", percentile(gaps, 0.99))),
+            ("sleeps", String(sleeps)),
+            ("timer_lag_p50_ms", String(format: "%.3f", percentile(lags, 0.5))),
+            ("timer_lag_p99_ms", String(format: "%.3f", percentile(lags, 0.99))),
+        ]
+        if json {
+            print("{" + report.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
+        } else {
+            for (name, value) in report { print("\(name): \(value)") }
+        }
+    }
+
+    func runOne(_ index: Int, recorder: StubRecorder) async throws {
+        let key = "run-\(index)"
+        let done = recorder.waitForRunEnd(key: key)
+        let reply = try await post("\(api)/e/\(eventKey)", body: ["name": "bench/steps", "data": ["key": .string(key)]])
+        guard reply.status == 200 else { throw ValidationError("sending the event failed: \(reply.body)") }
+        await done.value
+    }
+
+    func post(_ url: String, body: JSONValue) async throws -> (status: Int, body: String) {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "content-type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: body.serialized()))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        return (Int(response.status.code), text)
+    }
+}
+
+/// What the stub saw, per run: when each call arrived and was answered, and sleep lags.
+final class StubRecorder: Sendable {
+    struct Run {
+        var calls: [(arrived: ContinuousClock.Instant, answered: ContinuousClock.Instant)] = []
+        var waiter: CheckedContinuation<Void, Never>?
+        var ended = false
+    }
+
+    struct State {
+        var runs: [String: Run] = [:]
+        var sleepDue: [String: ContinuousClock.Instant] = [:]
+        var lags: [Double] = []
+    }
+
+    let state = Mutex(State())
+
+    func waitForRunEnd(key: String) -> Task<Void, Never> {
+        Task {
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.runs[key]?.ended == true { return true }
+                    state.runs[key, default: Run()].waiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        }
+    }
+
+    func waitForSleepEnd(key: String) -> Task<Void, Never> {
+        waitForRunEnd(key: key)
+    }
+
+    func call(key: String, arrived: ContinuousClock.Instant, answered: ContinuousClock.Instant, ended: Bool) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.runs[key, default: Run()].calls.append((arrived, answered))
+            guard ended else { return nil }
+            state.runs[key]?.ended = true
+            defer { state.runs[key]?.waiter = nil }
+            return state.runs[key]?.waiter
+        }
+        waiter?.resume()
+    }
+
+    func sleepStarted(key: String, due: ContinuousClock.Instant) {
+        state.withLock { $0.sleepDue[key] = due }
+    }
+
+    func sleepEnded(key: String, at: ContinuousClock.Instant) {
+        state.withLock { state in
+            if let due = state.sleepDue[key] { state.lags.append(Self.milliseconds(at - due)) }
+        }
+    }
+
+    /// Per run: (last answer − first arrival − time inside the stub) / steps, in ms.
+    func perStepOverheads(steps: Int) -> [Double] {
+        state.withLock { state in
+            state.runs.filter { $0.key.hasPrefix("run-") && $0.value.ended }.values.compactMap { run in
+                guard let first = run.calls.first?.arrived, let last = run.calls.last?.answered else { return nil }
+                let inside = run.calls.reduce(0.0) { $0 + Self.milliseconds($1.answered - $1.arrived) }
+                return (Self.milliseconds(last - first) - inside) / Double(steps)
+            }
+        }
+    }
+
+    /// Every gap between one answer and the next call of the same run, in ms.
+    func gaps() -> [Double] {
+        state.withLock { state in
+            state.runs.filter { $0.key.hasPrefix("run-") }.values.flatMap { run in
+                zip(run.calls, run.calls.dropFirst()).map { Self.milliseconds($1.arrived - $0.answered) }
+            }
+        }
+    }
+
+    func sleepLags() -> [Double] {
+        state.withLock { $0.lags }
+    }
+
+    static func milliseconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) * 1_000 + Double(duration.components.attoseconds) / 1e15
+    }
+}
+
+/// The stub app: syncs itself when Cairn sends the PUT, and answers call requests for two
+/// functions, `steps` (N no-op steps, then the step count) and `sleep` (sleep 1 s, then done).
+final class StubApp: Sendable {
+    let recorder: StubRecorder
+    let api: String
+    let steps: Int
+    let url = Mutex("")
+
+    init(recorder: StubRecorder, api: String, steps: Int) {
+        self.recorder = recorder
+        self.api = api
+        self.steps = steps
+    }
+
+    static let sdkHeaders: HTTPFields = [
+        .contentType: "application/json", HTTPField.Name("x-inngest-sdk")!: "cairn-stub:v1",
+        HTTPField.Name("x-inngest-req-version")!: "1",
+    ]
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.put("/api/inngest") { _, _ -> Response in
+            let url = self.url.withLock { $0 }
+            func function(_ slug: String, _ event: String) -> JSONValue {
+                [
+                    "id": .string("cairn-bench-\(slug)"), "name": .string(slug), "triggers": [["event": .string(event)]],
+                    "steps": ["step": ["id": "step", "name": "step", "runtime": ["type": "http", "url": .string("\(url)?fnId=cairn-bench-\(slug)&stepId=step")]]],
+                ]
+            }
+            let body: JSONValue = [
+                "appname": "cairn-bench", "url": .string(url), "sdk": "stub:v1", "framework": "bench", "v": "0.1",
+                "functions": [function("steps", "bench/steps"), function("sleep", "bench/sleep")],
+            ]
+            var request = HTTPClientRequest(url: "\(self.api)/fn/register")
+            request.method = .POST
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body.serialized()))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            let reply = try await response.body.collect(upTo: 1 << 20)
+            return Response(status: .ok, headers: Self.sdkHeaders, body: ResponseBody(byteBuffer: reply))
+        }
+        router.post("/api/inngest") { request, context -> Response in
+            var request = request
+            let buffer = try await request.collectBody(upTo: 64 << 20)
+            let arrived = ContinuousClock.now
+            let value = try JSONValue(parsing: Array(buffer: buffer))
+            let key = value["event"]?["data"]?["key"]?.stringValue ?? ""
+            let memoized = value["steps"]?.objectValue?.count ?? 0
+            let function = request.uri.queryParameters["fnId"].map(String.init) ?? ""
+            let response: Response
+            var ended = false
+            if function == "cairn-bench-sleep" {
+                if memoized == 0 {
+                    self.recorder.sleepStarted(key: key, due: arrived + .seconds(1))
+                    response = Self.ops([["id": .string(StepID.hashed("nap")), "op": "Sleep", "name": "1s", "displayName": "nap"]])
+                } else {
+                    self.recorder.sleepEnded(key: key, at: arrived)
+                    ended = true
+                    response = Response(status: .ok, headers: Self.sdkHeaders, body: ResponseBody(byteBuffer: ByteBuffer(string: "null")))
+                }
+            } else if memoized < self.steps {
+                let name = "s\(memoized)"
+                response = Self.ops([["id": .string(StepID.hashed(name)), "op": "StepRun", "name": .string(name), "displayName": .string(name), "data": .number(JSONNumber(memoized))]])
+            } else {
+                ended = true
+                response = Response(status: .ok, headers: Self.sdkHeaders, body: ResponseBody(byteBuffer: ByteBuffer(string: String(memoized))))
+            }
+            self.recorder.call(key: key, arrived: arrived, answered: ContinuousClock.now, ended: ended)
+            return response
+        }
+    }
+
+    static func ops(_ ops: [JSONValue]) -> Response {
+        Response(status: .partialContent, headers: sdkHeaders, body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONValue.array(ops).serialized())))
+    }
+}

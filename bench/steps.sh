@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Engine overhead per step and timer lag: `cairn dev` (every role in one process) on private
+# servers with Postgres fsync on, driving a fast SDK stub built into cairn-bench.
+#
+#   bench/steps.sh          200 runs of a 10-step no-op function, 50 one-second sleeps
+#                           (BENCH_SMOKE=1: 10 runs, 3 sleeps)
+# Needs built cairn and cairn-bench in BENCH_BIN_DIR (default: release).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
+runs=200 sleeps=50
+[ -z "${BENCH_SMOKE:-}" ] || { runs=10 sleeps=3; }
+
+if [ -z "${CAIRN_REDIS_URL:-}" ]; then
+  exec "$root/deploy/local/servers.sh" run -- "$0" "$@"
+fi
+source "$root/bench/lib.sh"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+gateway=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PREFIX=cairn-bench-steps: "$bin/cairn" dev --port "$port" --gateway-port "$gateway" >/dev/null &
+dev_pid=$!
+trap 'kill $dev_pid 2>/dev/null; wait $dev_pid 2>/dev/null || true' EXIT
+wait_for_http "http://127.0.0.1:$port/readyz" 60
+
+result=$("$bin/cairn-bench" steps --api "http://127.0.0.1:$port" --runs "$runs" --steps 10 --sleeps "$sleeps" --json)
+python3 - "$result" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+print(f"  {r['runs']} runs x {r['steps_per_run']} no-op steps, one at a time: {r['runs_per_second']} runs/s")
+print(f"  engine overhead per step  p50 {r['overhead_per_step_p50_ms']} ms  p95 {r['overhead_per_step_p95_ms']} ms  p99 {r['overhead_per_step_p99_ms']} ms")
+print(f"  gap between SDK calls     p50 {r['gap_between_calls_p50_ms']} ms  p99 {r['gap_between_calls_p99_ms']} ms")
+print(f"  timer lag ({r['sleeps']} x 1 s sleeps)  p50 {r['timer_lag_p50_ms']} ms  p99 {r['timer_lag_p99_ms']} ms")
+for key in ("overhead_per_step_p50_ms", "overhead_per_step_p99_ms", "timer_lag_p50_ms", "timer_lag_p99_ms"):
+    print(f"steps_{key}={r[key]}")
+PY
