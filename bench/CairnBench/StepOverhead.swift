@@ -49,8 +49,8 @@ struct StepOverhead: AsyncParsableCommand {
         var logger = Logger(label: "cairn-bench.stub")
         logger.logLevel = .critical
         let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger,
-            onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) })
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) }, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService() }
             var iterator = ports.makeAsyncIterator()
