@@ -23,3 +23,6 @@ bench/redis-xadd.sh
 
 echo "== Event API: ingest throughput and latency (one cairn-event-api)"
 bench/ingest.sh
+
+echo "== Engine: overhead per step and timer lag (cairn dev, SDK stub)"
+bench/steps.sh
