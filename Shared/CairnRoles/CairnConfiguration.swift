@@ -51,6 +51,10 @@ public struct CairnConfiguration: Sendable {
     /// `CAIRN_EVENT_DEDUPE_WINDOW_SECONDS` — how long an event `id` blocks a repeat. Default
     /// 86400 (24 h).
     public var eventDedupeWindow: Duration
+    /// `CAIRN_EXECUTOR_LEASE_SECONDS` — how long an executor's lease on a run lasts without
+    /// renewal; a run whose executor died is taken over after about this long. Default 60,
+    /// 1…3600.
+    public var executorLease: Duration
     /// `CAIRN_RETRY_BACKOFF_SCALE` — multiplies every retry backoff (15 s, 30 s, 1 m, … plus up
     /// to 30 s of jitter). Default 1; development and tests use less. 0.001…1000.
     public var retryBackoffScale: Double
@@ -132,6 +136,7 @@ public struct CairnConfiguration: Sendable {
             .split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
         let eventMaxBodyBytes = integer("CAIRN_EVENT_MAX_BODY_BYTES", default: 512 * 1024, range: 1024...(3 * 1024 * 1024))
         let dedupeSeconds = integer("CAIRN_EVENT_DEDUPE_WINDOW_SECONDS", default: 86_400, range: 1...(366 * 86_400))
+        let executorLeaseSeconds = integer("CAIRN_EXECUTOR_LEASE_SECONDS", default: 60, range: 1...3_600)
         var retryBackoffScale = 1.0
         if let raw = value("CAIRN_RETRY_BACKOFF_SCALE") {
             if let parsed = Double(raw), (0.001...1_000).contains(parsed) { retryBackoffScale = parsed } else {
@@ -161,6 +166,7 @@ public struct CairnConfiguration: Sendable {
         self.eventDedupeWindow = .seconds(dedupeSeconds)
         self.eventsStreamMaxLength = eventsStreamMaxLength
         self.retryBackoffScale = retryBackoffScale
+        self.executorLease = .seconds(executorLeaseSeconds)
     }
 
     /// The HTTP port a process playing only `role` listens on: `CAIRN_PORT`, else the role's

@@ -3,6 +3,7 @@ public import CairnRoles
 import AsyncHTTPClient
 import Foundation
 import Logging
+import ServiceLifecycle
 
 extension TestEnvironment {
     /// A TCP port on 127.0.0.1 that was free a moment ago.
@@ -41,6 +42,53 @@ public struct RunningCairn: Sendable {
     public var origin: String { "http://127.0.0.1:\(port)" }
     /// The Postgres schema the process uses (its own, migrated).
     public let schema: String
+    /// The environment the process was configured from.
+    public let environment: [String: String]
+
+    /// Another process on the same database, Redis and streams, playing `roles`: a replica.
+    public func sharing(roles: [Role], environment extra: [String: String] = [:]) -> CairnPeer {
+        CairnPeer(roles: roles, environment: environment.merging(extra) { $1 })
+    }
+}
+
+/// A replica of a `RunningCairn`, started on demand.
+public struct CairnPeer: Sendable {
+    public let roles: [Role]
+    public let environment: [String: String]
+
+    func makeGroup() throws -> ServiceGroup {
+        let configuration = try CairnConfiguration(environment: environment)
+        var logger = Logger(label: "cairn.test.peer")
+        logger.logLevel = .critical
+        return CairnProcess(roles: roles, configuration: configuration, logger: logger).serviceGroup(handlingSignals: false)
+    }
+
+    /// Runs the replica until `body` returns, then stops it dead, as a killed process stops:
+    /// cancelled, not shut down, so its leases stay held and its stream entries stay pending.
+    public func runUntil(_ body: @Sendable () async throws -> Void) async throws {
+        let group = try makeGroup()
+        let task = Task { try await group.run() }
+        defer { task.cancel() }
+        try await body()
+        task.cancel()
+        _ = await task.result
+    }
+
+    /// Runs the replica while `body` runs, then shuts it down gracefully.
+    public func running<Result: Sendable>(_ body: @Sendable () async throws -> Result) async throws -> Result {
+        let group = try makeGroup()
+        let task = Task { try await group.run() }
+        do {
+            let result = try await body()
+            await group.triggerGracefulShutdown()
+            _ = await task.result
+            return result
+        } catch {
+            await group.triggerGracefulShutdown()
+            _ = await task.result
+            throw error
+        }
+    }
 }
 
 /// Runs `body` while a Cairn process plays `roles` on a fresh schema; `environment` adds or
@@ -86,7 +134,7 @@ public func withRunningCairn<Result: Sendable>(
                     break
                 }
                 guard let port else { throw LocalProcessError(description: "the Cairn process bound no listener") }
-                let result = try await body(RunningCairn(port: port, schema: schema))
+                let result = try await body(RunningCairn(port: port, schema: schema, environment: environment))
                 await group.triggerGracefulShutdown()
                 while try await tasks.next() != nil {}
                 return result

@@ -2,6 +2,7 @@ public import CairnCore
 public import Foundation
 public import Logging
 public import ServiceLifecycle
+import Synchronization
 
 /// Settings of the executor.
 public struct ExecutorSettings: Sendable {
@@ -35,6 +36,10 @@ public final class RunExecutor: Service {
     let keys: SigningKeys?
     let settings: ExecutorSettings
     let logger: Logger
+    /// Runs this process is driving now. A stream entry still in flight here can be
+    /// redelivered to this same process (reclaimed after `leaseDuration` idle during a long
+    /// call); the lease would let the same owner in again, so this set keeps one drive per run.
+    private let driving = Mutex(Set<ULID>())
 
     public init(
         store: any RunStore, events: any EventSink, sdk: any SDKTransport, source: any StreamSource, clock: any WallClock,
@@ -98,6 +103,8 @@ public final class RunExecutor: Service {
     /// Drives `item`'s run as far as it can go now. Returns false when the run is leased by
     /// another executor (the item should be delivered again), true when handled.
     public func drive(_ item: WorkItem) async throws -> Bool {
+        guard driving.withLock({ $0.insert(item.runID).inserted }) else { return false }
+        defer { driving.withLock { _ = $0.remove(item.runID) } }
         let lease: RunLease
         switch try await store.lease(item.runID, owner: settings.owner, until: clock.now + settings.leaseDuration, now: clock.now) {
         case .granted(let granted): lease = granted

@@ -11,6 +11,7 @@ enum ExecutorRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
         var settings = ExecutorSettings()
         settings.backoffScale = dependencies.configuration.retryBackoffScale
+        settings.leaseDuration = dependencies.configuration.executorLease
         let store = PostgresRunStore(client: dependencies.postgres.client, logger: dependencies.logger)
         let source = RedisStreamSource(
             client: dependencies.redis, stream: dependencies.streamKey("work"), group: "executor", consumer: settings.owner,

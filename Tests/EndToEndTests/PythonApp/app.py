@@ -254,7 +254,24 @@ def many_steps(ctx: inngest.ContextSync) -> int:
     return 1_001
 
 
+@client.create_function(fn_id="slow-step", trigger=inngest.TriggerEvent(event="test/slow"))
+def slow_step(ctx: inngest.ContextSync) -> str:
+    key = ctx.event.data["key"]
+    ctx.step.run("first", lambda: count(f"{key}:first"))
+
+    def slow() -> str:
+        count(f"{key}:slow")
+        import time
+        time.sleep(3)
+        return "slow done"
+
+    ctx.step.run("slow", slow)
+    ctx.step.run("last", lambda: count(f"{key}:last"))
+    return "survived"
+
+
 functions = [
+    slow_step,
     too_big,
     many_steps,
     big_state,
