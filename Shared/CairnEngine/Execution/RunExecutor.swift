@@ -32,6 +32,7 @@ public final class RunExecutor: Service {
     let events: any EventSink
     let sdk: any SDKTransport
     let source: any StreamSource
+    let timers: any TimerIndex
     let clock: any WallClock
     let keys: SigningKeys?
     let settings: ExecutorSettings
@@ -42,9 +43,10 @@ public final class RunExecutor: Service {
     private let driving = Mutex(Set<ULID>())
 
     public init(
-        store: any RunStore, events: any EventSink, sdk: any SDKTransport, source: any StreamSource, clock: any WallClock,
-        keys: SigningKeys?, settings: ExecutorSettings = ExecutorSettings(), logger: Logger
+        store: any RunStore, events: any EventSink, sdk: any SDKTransport, source: any StreamSource, timers: any TimerIndex,
+        clock: any WallClock, keys: SigningKeys?, settings: ExecutorSettings = ExecutorSettings(), logger: Logger
     ) {
+        self.timers = timers
         self.store = store
         self.events = events
         self.sdk = sdk
@@ -179,16 +181,16 @@ public final class RunExecutor: Service {
                     }
                 case .retry(let retryCall, let at, let error):
                     logger.info("attempt failed; retrying", metadata: metadata.merging(["call": "\(call)", "at": "\(at)", "error": "\(error["message"] ?? error)"]) { $1 })
-                    _ = try await store.park(lease, until: at, item: WorkItem(runID: item.runID, reason: .retry, call: retryCall), now: clock.now)
+                    try await park(lease, until: at, item: WorkItem(runID: item.runID, reason: .retry, call: retryCall))
                     return true
                 case .sleep(let stepID, _, let until):
-                    _ = try await store.park(lease, until: until, item: WorkItem(runID: item.runID, reason: .wake, call: SDKCall(stepID: stepID, attempt: 0)), now: clock.now)
+                    try await park(lease, until: until, item: WorkItem(runID: item.runID, reason: .wake, call: SDKCall(stepID: stepID, attempt: 0)))
                     return true
                 case .waitForEvent(let stepID, _, let event, let expression, let until):
                     let pause = Pause(
                         runID: item.runID, stepID: stepID, kind: .wait, eventName: event, expression: expression,
                         triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: Invocation.eventsAfter(clock.now), expiresAt: until)
-                    _ = try await store.park(lease, pause: pause, timeout: Invocation.timeoutItem(item.runID, stepID), now: clock.now)
+                    try await park(lease, pause: pause)
                     return true
                 case .invoke(let stepID, _, let functionID, let payload, let until):
                     let correlation = Invocation.correlationID(runID: item.runID, stepID: stepID)
@@ -199,7 +201,7 @@ public final class RunExecutor: Service {
                         runID: item.runID, stepID: stepID, kind: .invoke, eventName: SystemEvents.finished,
                         expression: "async.data.correlation_id == \(JSONValue.string(correlation).jsonString)",
                         triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: Invocation.eventsAfter(clock.now), expiresAt: until)
-                    _ = try await store.park(lease, pause: pause, timeout: Invocation.timeoutItem(item.runID, stepID), now: clock.now)
+                    try await park(lease, pause: pause)
                     return true
                 case .complete(let output):
                     try await end(lease, snapshot, .completed(output: output))
@@ -265,8 +267,28 @@ public final class RunExecutor: Service {
             }
         }
         if retries.isEmpty { return .continueWithDiscovery }
-        _ = try await store.park(lease, retries: retries, pendingSteps: ids, now: clock.now)
+        if try await store.park(lease, retries: retries, pendingSteps: ids, now: clock.now) {
+            await index(retries.map { ($0.0.entryID, $0.1) })
+        }
         return .stopped
+    }
+
+    /// Parks the run on a timer for `item`, and indexes the timer.
+    func park(_ lease: RunLease, until: Date, item: WorkItem) async throws {
+        if try await store.park(lease, until: until, item: item, now: clock.now) { await index([(item.entryID, until)]) }
+    }
+
+    /// Parks the run on `pause` with its timeout timer, and indexes the timer.
+    func park(_ lease: RunLease, pause: Pause) async throws {
+        let timeout = Invocation.timeoutItem(pause.runID, pause.stepID)
+        if try await store.park(lease, pause: pause, timeout: timeout, now: clock.now) { await index([(timeout.entryID, pause.expiresAt)]) }
+    }
+
+    /// Adds timers to the due index; a failure only delays them to the next Postgres sweep.
+    func index(_ entries: [(String, Date)]) async {
+        do { try await timers.schedule(entries.map { (id: $0.0, due: $0.1) }) } catch {
+            logger.notice("indexing timers failed; they fire on the next sweep", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Emits the run's system events, then ends it. Events first: if the finish is lost (a

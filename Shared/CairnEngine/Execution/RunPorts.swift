@@ -327,3 +327,14 @@ public protocol RunQueries: Sendable {
     /// The runs an event started, oldest first (without steps).
     func runs(eventID: ULID) async throws -> [RunRecord]
 }
+
+/// The low-latency index of when timers are due (Redis); Postgres stays the record. Losing the
+/// index delays timers until the next sweep of Postgres; it never loses them.
+public protocol TimerIndex: Sendable {
+    /// Adds timers by id with their due times.
+    func schedule(_ timers: [(id: String, due: Date)]) async throws
+    /// Whether any timer is due at `now`.
+    func hasDue(now: Date) async throws -> Bool
+    /// Drops entries due at or before `now` (they have been fired).
+    func clearDue(upTo now: Date) async throws
+}

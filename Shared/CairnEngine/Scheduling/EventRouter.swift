@@ -21,6 +21,7 @@ public final class EventRouter: Service {
     let catalog: FunctionCatalog
     let store: any RunStore
     let work: any WorkQueue
+    let timers: any TimerIndex
     let events: any EventSink
     let cancellation: RunCancellation
     let clock: any WallClock
@@ -34,9 +35,10 @@ public final class EventRouter: Service {
     private let expressions = Mutex([String: CairnCore.Expression]())
 
     public init(
-        source: any StreamSource, catalog: FunctionCatalog, store: any RunStore, work: any WorkQueue, events: any EventSink,
-        clock: any WallClock, idempotencyWindow: TimeInterval = 86_400, logger: Logger
+        source: any StreamSource, catalog: FunctionCatalog, store: any RunStore, work: any WorkQueue, timers: any TimerIndex,
+        events: any EventSink, clock: any WallClock, idempotencyWindow: TimeInterval = 86_400, logger: Logger
     ) {
+        self.timers = timers
         self.events = events
         self.cancellation = RunCancellation(store: store, events: events, clock: clock)
         self.idempotencyWindow = idempotencyWindow
@@ -83,7 +85,9 @@ public final class EventRouter: Service {
             if let ts = delivery.fields["ts"].flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }),
                 Double(ts) / 1_000 > now.timeIntervalSince1970 + Self.futureTolerance
             {
-                try await store.delayEvent(eventID, until: Date(timeIntervalSince1970: Double(ts) / 1_000), now: now)
+                let due = Date(timeIntervalSince1970: Double(ts) / 1_000)
+                try await store.delayEvent(eventID, until: due, now: now)
+                try? await timers.schedule([(id: "event:" + eventID.description, due: due)])
                 continue
             }
             if name == Invocation.invokedEventName {

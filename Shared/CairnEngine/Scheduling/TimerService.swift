@@ -8,12 +8,15 @@ public import ServiceLifecycle
 /// republishes work items a crash left in the outbox.
 ///
 /// Firing is one transaction per batch (`FOR UPDATE SKIP LOCKED`), so two schedulers never
-/// fire the same timer; publishing is at least once and the executor dedupes.
+/// fire the same timer; publishing is at least once and the executor dedupes. Postgres is read
+/// only when the Redis due index says something is due, and swept once a second regardless,
+/// so a lost index delays timers by at most a second and loses none.
 public final class TimerService: Service {
     let store: any RunStore
     let work: any WorkQueue
     let eventLog: any EventLog
     let eventStream: any EventStream
+    let index: any TimerIndex
     let clock: any WallClock
     let logger: Logger
     /// How often due timers are looked for.
@@ -23,9 +26,10 @@ public final class TimerService: Service {
     let batchSize = 500
 
     public init(
-        store: any RunStore, work: any WorkQueue, eventLog: any EventLog, eventStream: any EventStream, clock: any WallClock,
-        pollInterval: Duration = .milliseconds(10), logger: Logger
+        store: any RunStore, work: any WorkQueue, eventLog: any EventLog, eventStream: any EventStream, index: any TimerIndex,
+        clock: any WallClock, pollInterval: Duration = .milliseconds(5), logger: Logger
     ) {
+        self.index = index
         self.eventLog = eventLog
         self.eventStream = eventStream
         self.pollInterval = pollInterval
@@ -36,12 +40,21 @@ public final class TimerService: Service {
     }
 
     public func run() async throws {
-        var lastRelay = ContinuousClock.now
+        var lastSweep = ContinuousClock.now - .seconds(2)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                let fired = try await fireDue() + deliverDueEvents()
-                if ContinuousClock.now - lastRelay > .seconds(1) {
-                    lastRelay = ContinuousClock.now
+                let now = clock.now
+                let sweep = ContinuousClock.now - lastSweep >= .seconds(1)
+                var fired = 0
+                // An unreachable index means Postgres is asked every time.
+                let due = sweep ? true : ((try? await index.hasDue(now: now)) ?? true)
+                if due {
+                    fired = try await fireDue() + deliverDueEvents()
+                    // Everything due by `now` is fired (or was, by another scheduler).
+                    if fired < batchSize { try? await index.clearDue(upTo: now) }
+                }
+                if sweep {
+                    lastSweep = ContinuousClock.now
                     _ = try await relayPending()
                 }
                 if fired < batchSize {

@@ -18,7 +18,8 @@ enum ExecutorRole {
             reclaimIdle: settings.leaseDuration)
         let ingest = dependencies.eventIngest()
         let executor = RunExecutor(
-            store: store, events: ingest.ingestor, sdk: HTTPSDKTransport(), source: source, clock: dependencies.clock,
+            store: store, events: ingest.ingestor, sdk: HTTPSDKTransport(), source: source,
+            timers: RedisTimerIndex(client: dependencies.redis, key: dependencies.streamKey("timers")), clock: dependencies.clock,
             keys: dependencies.configuration.signingKeys, settings: settings, logger: dependencies.logger)
         return RoleParts(services: ingest.services + [executor])
     }

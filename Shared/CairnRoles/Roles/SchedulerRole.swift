@@ -17,15 +17,16 @@ enum SchedulerRole {
             client: dependencies.redis, stream: dependencies.streamKey("events"), group: "scheduler",
             consumer: "scheduler-" + UUID().uuidString.lowercased())
         let ingest = dependencies.eventIngest()
+        let index = RedisTimerIndex(client: dependencies.redis, key: dependencies.streamKey("timers"))
         let router = EventRouter(
             source: events, catalog: FunctionCatalog(registry: registry, clock: dependencies.clock), store: store, work: work,
-            events: ingest.ingestor, clock: dependencies.clock, logger: dependencies.logger)
+            timers: index, events: ingest.ingestor, clock: dependencies.clock, logger: dependencies.logger)
         let timers = TimerService(
             store: store, work: work, eventLog: PostgresEventLog(client: dependencies.postgres.client, logger: dependencies.logger),
             eventStream: RedisEventStream(
                 client: dependencies.redis, key: dependencies.streamKey("events"),
                 maximumLength: dependencies.configuration.eventsStreamMaxLength),
-            clock: dependencies.clock, logger: dependencies.logger)
+            index: index, clock: dependencies.clock, logger: dependencies.logger)
         return RoleParts(services: ingest.services + [router, timers])
     }
 }
