@@ -26,3 +26,7 @@ bench/ingest.sh
 
 echo "== Engine: overhead per step and timer lag (cairn dev, SDK stub)"
 bench/steps.sh
+
+echo "== Engine: overhead per step on the official Python SDK app"
+make --no-print-directory venv >/dev/null
+bench/python-steps.sh

@@ -10,6 +10,7 @@ import collections
 import datetime
 import os
 import threading
+import time
 
 import flask
 import inngest
@@ -270,7 +271,15 @@ def slow_step(ctx: inngest.ContextSync) -> str:
     return "survived"
 
 
+@client.create_function(fn_id="ten-noop", trigger=inngest.TriggerEvent(event="bench/ten-noop"))
+def ten_noop(ctx: inngest.ContextSync) -> int:
+    for i in range(10):
+        ctx.step.run(f"s{i}", lambda: None)
+    return 10
+
+
 functions = [
+    ten_noop,
     slow_step,
     too_big,
     many_steps,
@@ -292,6 +301,30 @@ else:
 
 app = flask.Flask(__name__)
 inngest.flask.serve(app, client, functions)
+
+
+# Time spent inside the app per run (the x-run-id header Cairn sends), for the benchmarks.
+timings: dict[str, float] = {}
+
+
+@app.before_request
+def start_timer() -> None:
+    flask.g.started = time.perf_counter()
+
+
+@app.after_request
+def stop_timer(response: flask.Response) -> flask.Response:
+    run_id = flask.request.headers.get("x-run-id")
+    if run_id:
+        with counts_lock:
+            timings[run_id] = timings.get(run_id, 0.0) + (time.perf_counter() - flask.g.started) * 1000
+    return response
+
+
+@app.get("/timings")
+def get_timings() -> dict:
+    with counts_lock:
+        return dict(timings)
 
 
 @app.get("/counts")
