@@ -11,8 +11,9 @@ import Synchronization
 /// Engine overhead per step: a fast SDK stub written here speaks the real protocol (sync,
 /// call requests, StepRun and Sleep ops); Cairn drives `--runs` runs of a `--steps`-step
 /// function whose steps do nothing, and the stub times each run from its first call to its
-/// last reply, minus the time spent inside the stub. Then `--sleeps` runs each sleep 1 s and
-/// the stub measures how late the wake-up call arrives.
+/// last reply, minus the time spent inside the stub. Then `--sleeps` runs, started 20 ms
+/// apart, each sleep 1 s, and the stub measures how late the wake-up call arrives (the timer
+/// firing plus the resume: publish, lease, load, call).
 struct StepOverhead: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "steps",
@@ -87,9 +88,10 @@ struct StepOverhead: AsyncParsableCommand {
         let perStep = recorder.perStepOverheads(steps: steps).sorted()
         let gaps = recorder.gaps().sorted()
 
-        // Sleeps, all at once.
+        // Sleeps, started 20 ms apart so each timer's lag is measured, not a burst's backlog.
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<sleeps {
+                try await Task.sleep(for: .milliseconds(20))
                 group.addTask {
                     let waiter = recorder.waitForSleepEnd(key: "sleep-\(index)")
                     _ = try await self.post("\(self.api)/e/\(self.eventKey)", body: ["name": "bench/sleep", "data": ["key": .string("sleep-\(index)")]])
