@@ -23,7 +23,7 @@ source "$root/bench/lib.sh"
 redis_port=$(sed -E 's|^redis://[^:]+:([0-9]+).*|\1|' <<<"$CAIRN_REDIS_URL")
 
 CAIRN_LOG_LEVEL=warning "$bin/cairn" migrate >/dev/null
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 CAIRN_HOST=127.0.0.1 CAIRN_PORT=$port CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PREFIX=cairn-bench: \
   "$bin/cairn-event-api" &
 api_pid=$!

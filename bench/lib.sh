@@ -28,3 +28,8 @@ wait_for_http() {
   echo "no answer from $url within ${seconds}s" >&2
   return 1
 }
+
+# free_port: a TCP port on 127.0.0.1 that was free a moment ago.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}

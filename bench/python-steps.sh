@@ -12,7 +12,6 @@ if [ -z "${CAIRN_REDIS_URL:-}" ]; then
   exec "$root/deploy/local/servers.sh" run -- "$0" "$@"
 fi
 source "$root/bench/lib.sh"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port) gateway=$(free_port) app_port=$(free_port)
 
 CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PREFIX=cairn-bench-py: "$bin/cairn" dev --port "$port" --gateway-port "$gateway" >/dev/null &

@@ -16,8 +16,8 @@ if [ -z "${CAIRN_REDIS_URL:-}" ]; then
 fi
 source "$root/bench/lib.sh"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-gateway=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
+gateway=$(free_port)
 CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PREFIX=cairn-bench-steps: "$bin/cairn" dev --port "$port" --gateway-port "$gateway" >/dev/null &
 dev_pid=$!
 trap 'kill $dev_pid 2>/dev/null; wait $dev_pid 2>/dev/null || true' EXIT

@@ -8,7 +8,10 @@ import Testing
 /// Runs of real functions on the official Python SDK, through every role: event API →
 /// `events` → scheduler → `work` → executor → the app, and back. Events are sent with the
 /// SDK's own client; what the REST API reports and how often each step body ran are checked.
-@Suite struct ExecutionEndToEndTests {
+///
+/// Serialized: each test runs its own Cairn and Python app, and on a 2-core machine running all
+/// of them at once next to every other suite slows each far past what a user would see.
+@Suite(.serialized) struct ExecutionEndToEndTests {
     /// Retry backoffs at 2 % (15 s → 0.3 s) so retries finish within a test.
     static let environment = ["CAIRN_RETRY_BACKOFF_SCALE": "0.02"]
 
@@ -31,7 +34,7 @@ import Testing
         }
 
         /// The runs `eventID` started, once each has ended (and at least `count` exist).
-        func endedRuns(of eventID: String, count: Int = 1, timeout: Duration = .seconds(30)) async throws -> [JSONValue] {
+        func endedRuns(of eventID: String, count: Int = 1, timeout: Duration = .seconds(60)) async throws -> [JSONValue] {
             let deadline = ContinuousClock.now + timeout
             while true {
                 let runs = try await api.get("/v1/events/\(eventID)/runs").body["data"]?.arrayValue ?? []
@@ -396,7 +399,7 @@ import Testing
 extension ExecutionEndToEndTests.Harness {
     /// The id of the one run `eventID` started, once it exists.
     func runID(of eventID: String) async throws -> String {
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(60)
         while true {
             if let id = try await api.get("/v1/events/\(eventID)/runs").body["data"]?[0]?["run_id"]?.stringValue { return id }
             guard ContinuousClock.now < deadline else { throw LocalProcessError(description: "event \(eventID) started no run") }
@@ -406,7 +409,7 @@ extension ExecutionEndToEndTests.Harness {
 
     /// Waits until the run's REST view satisfies `condition`.
     func waitForStatus(_ runID: String, until condition: (JSONValue) -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(60)
         while true {
             if let run = try await api.get("/v1/runs/\(runID)").body["data"], condition(run) { return }
             guard ContinuousClock.now < deadline else { throw LocalProcessError(description: "run \(runID) never reached the expected state") }
@@ -416,7 +419,7 @@ extension ExecutionEndToEndTests.Harness {
 
     /// The system event `name` about `runID`, once stored.
     func systemEvent(named name: String, runID: String) async throws -> JSONValue {
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(60)
         while true {
             let events = try await api.get("/v1/events?name=\(name)&limit=100").body["data"]?.arrayValue ?? []
             if let event = events.first(where: { $0["data"]?["run_id"]?.stringValue == runID }) { return event }

@@ -51,18 +51,11 @@ public final class EventRouter: Service {
     }
 
     public func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                let deliveries = try await cancelWhenGracefulShutdown { try await self.source.read(maximum: self.batchSize) }
-                if deliveries.isEmpty { continue }
-                try await route(deliveries)
-                try await source.acknowledge(deliveries.map(\.entryID))
-            } catch is CancellationError {
-                break
-            } catch {
-                logger.warning("routing events failed; they will be delivered again", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .milliseconds(200))
-            }
+        await repeatUntilShutdown(logger: logger, failure: "routing events failed; they will be delivered again") {
+            let deliveries = try await cancelWhenGracefulShutdown { try await self.source.read(maximum: self.batchSize) }
+            if deliveries.isEmpty { return }
+            try await route(deliveries)
+            try await source.acknowledge(deliveries.map(\.entryID))
         }
     }
 

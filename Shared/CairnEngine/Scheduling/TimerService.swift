@@ -41,31 +41,22 @@ public final class TimerService: Service {
 
     public func run() async throws {
         var lastSweep = ContinuousClock.now - .seconds(2)
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                let now = clock.now
-                let sweep = ContinuousClock.now - lastSweep >= .seconds(1)
-                var fired = 0
-                // An unreachable index means Postgres is asked every time.
-                let due = sweep ? true : ((try? await index.hasDue(now: now)) ?? true)
-                if due {
-                    fired = try await fireDue() + deliverDueEvents()
-                    // Everything due by `now` is fired (or was, by another scheduler).
-                    if fired < batchSize { try? await index.clearDue(upTo: now) }
-                }
-                if sweep {
-                    lastSweep = ContinuousClock.now
-                    _ = try await relayPending()
-                }
-                if fired < batchSize {
-                    try await Task.sleep(for: pollInterval)
-                }
-            } catch is CancellationError {
-                break
-            } catch {
-                logger.warning("firing timers failed; retrying", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .milliseconds(200))
+        await repeatUntilShutdown(logger: logger, failure: "firing timers failed; retrying") {
+            let now = clock.now
+            let sweep = ContinuousClock.now - lastSweep >= .seconds(1)
+            var fired = 0
+            // An unreachable index means Postgres is asked every time.
+            let due = sweep ? true : ((try? await index.hasDue(now: now)) ?? true)
+            if due {
+                fired = try await fireDue() + deliverDueEvents()
+                // Everything due by `now` is fired (or was, by another scheduler).
+                if fired < batchSize { try? await index.clearDue(upTo: now) }
             }
+            if sweep {
+                lastSweep = ContinuousClock.now
+                _ = try await relayPending()
+            }
+            if fired < batchSize { try await Task.sleep(for: pollInterval) }
         }
     }
 

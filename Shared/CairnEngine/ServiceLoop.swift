@@ -1,0 +1,18 @@
+public import Logging
+import ServiceLifecycle
+
+/// Runs `pass` over and over until graceful shutdown or cancellation: the loop every polling
+/// service shares. A pass that throws is logged as `failure` and retried after a short pause
+/// (a database restart must not end the service); cancellation ends the loop.
+func repeatUntilShutdown(logger: Logger, failure: Logger.Message, _ pass: () async throws -> Void) async {
+    while !Task.isShuttingDownGracefully && !Task.isCancelled {
+        do {
+            try await pass()
+        } catch is CancellationError {
+            return
+        } catch {
+            logger.warning(failure, metadata: ["error": "\(error)"])
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+    }
+}
