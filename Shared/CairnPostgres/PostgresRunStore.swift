@@ -132,28 +132,22 @@ public struct PostgresRunStore: RunStore {
     }
 
     public func recordStep(
-        _ lease: RunLease, stepID: String, name: String, op: String, result: JSONValue, attempts: Int, now: Date
+        _ lease: RunLease, stepID: String, position: Int, name: String, op: String, result: JSONValue, attempts: Int, now: Date
     ) async throws -> Bool {
-        let resultText = result.jsonString
-        let rows = try await client.query("""
-            WITH holder AS (
-                SELECT id FROM runs WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token)
-            ), inserted AS (
-                INSERT INTO steps (run_id, step_id, position, name, op, result, attempts, recorded_at)
-                SELECT holder.id, \(stepID),
-                       (SELECT coalesce(max(position), -1) + 1 FROM steps WHERE run_id = holder.id),
-                       \(name), \(op), \(resultText)::json, \(max(1, attempts)), \(now)
-                FROM holder
-                ON CONFLICT ON CONSTRAINT steps_once DO NOTHING
-                RETURNING 1
-            )
-            SELECT (SELECT count(*) FROM holder)::int8, (SELECT count(*) FROM inserted)::int8
-            """, logger: logger)
-        for try await (held, inserted) in rows.decode((Int64, Int64).self) {
-            if held == 1 && inserted == 0 {
-                logger.debug("step already recorded; keeping the first result", metadata: ["run": "\(lease.runID)", "step": "\(stepID)"])
-            }
-            return held == 1
+        // The hot path: one prepared statement (parsed and planned once per connection),
+        // committed on its own.
+        let inserted = try await client.execute(
+            RecordStep(
+                runID: lease.runID.description, token: lease.token, stepID: stepID, position: Int32(position), name: name, op: op,
+                result: result.jsonString, attempts: Int32(max(1, attempts)), recordedAt: now),
+            logger: logger)
+        for try await _ in inserted { return true }
+        // Nothing written: either the lease is gone, or the step was already recorded.
+        let held = try await client.query(
+            "SELECT 1 FROM runs WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token)", logger: logger)
+        for try await _ in held.decode(Int32.self) {
+            logger.debug("step already recorded; keeping the first result", metadata: ["run": "\(lease.runID)", "step": "\(stepID)"])
+            return true
         }
         return false
     }
@@ -401,6 +395,46 @@ public struct PostgresRunStore: RunStore {
             INSERT INTO outbox (stream, entry_id, fields) VALUES (\(Self.workStream), \(item.entryID), \(item.json.jsonString)::json)
             ON CONFLICT ON CONSTRAINT outbox_entry_once DO NOTHING
             """, logger: logger)
+    }
+}
+
+/// Records one step if the lease token still holds; returns a row when it wrote one.
+struct RecordStep: PostgresPreparedStatement {
+    static let sql = """
+        INSERT INTO steps (run_id, step_id, position, name, op, result, attempts, recorded_at)
+        SELECT $1, $3, $4, $5, $6, $7::json, $8, $9
+        WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND fencing_token = $2)
+        ON CONFLICT ON CONSTRAINT steps_once DO NOTHING
+        RETURNING 1
+        """
+    typealias Row = Int32
+
+    var runID: String
+    var token: Int64
+    var stepID: String
+    var position: Int32
+    var name: String
+    var op: String
+    var result: String
+    var attempts: Int32
+    var recordedAt: Date
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 9)
+        bindings.append(runID)
+        bindings.append(token)
+        bindings.append(stepID)
+        bindings.append(position)
+        bindings.append(name)
+        bindings.append(op)
+        bindings.append(result)
+        bindings.append(attempts)
+        bindings.append(recordedAt)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Int32 {
+        try row.decode(Int32.self)
     }
 }
 

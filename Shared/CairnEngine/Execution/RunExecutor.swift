@@ -305,7 +305,10 @@ public final class RunExecutor: Service {
 
     /// Records a step and keeps the snapshot in step; false when the lease was lost.
     func record(_ lease: RunLease, _ snapshot: inout RunSnapshot, stepID: String, name: String, op: String, result: JSONValue, attempts: Int) async throws -> Bool {
-        guard try await store.recordStep(lease, stepID: stepID, name: name, op: op, result: result, attempts: attempts, now: clock.now) else {
+        guard try await store.recordStep(
+            lease, stepID: stepID, position: snapshot.stack.count, name: name, op: op, result: result, attempts: attempts,
+            now: clock.now)
+        else {
             logger.notice("lost the lease on a run; another executor has it", metadata: ["run": "\(lease.runID)"])
             return false
         }
