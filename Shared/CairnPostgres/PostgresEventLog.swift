@@ -23,6 +23,13 @@ public struct PostgresEventLog: EventLog {
 
     public func append(_ events: [AcceptedEvent], dedupeUntil: Date, now: Date) async throws -> [AppendOutcome] {
         if events.isEmpty { return [] }
+        if events.allSatisfy({ $0.dedupeKey == nil }) {
+            // No keys to claim: one prepared multi-row insert, committed on its own.
+            var columns = EventColumns()
+            for event in events { columns.append(event) }
+            for try await _ in try await client.execute(InsertEvents(columns: columns), logger: logger) {}
+            return Array(repeating: .stored, count: events.count)
+        }
         return try await client.withTransaction(logger: logger) { connection in
             var holders: [String: String] = [:]
             let keyed = events.compactMap(\.dedupeKey)
@@ -62,13 +69,7 @@ public struct PostgresEventLog: EventLog {
                 }
             }
             if !columns.ids.isEmpty {
-                try await connection.query("""
-                    INSERT INTO events (id, name, external_id, ts, payload, received_at)
-                    SELECT id, name, NULLIF(external_id, ''), ts, payload::json, to_timestamp(received_ms / 1000.0)
-                    FROM unnest(\(columns.ids)::text[], \(columns.names)::text[], \(columns.externalIDs)::text[],
-                                \(columns.timestamps)::int8[], \(columns.payloads)::text[], \(columns.receivedAt)::int8[])
-                        AS t(id, name, external_id, ts, payload, received_ms)
-                    """, logger: logger)
+                for try await _ in try await connection.execute(InsertEvents(columns: columns), logger: logger) {}
             }
             return outcomes
         }
@@ -120,7 +121,7 @@ public struct PostgresEventLog: EventLog {
 }
 
 /// Column arrays for one multi-row insert into `events`.
-private struct EventColumns {
+struct EventColumns: Sendable {
     var ids: [String] = []
     var names: [String] = []
     var externalIDs: [String] = []
@@ -136,6 +137,34 @@ private struct EventColumns {
         timestamps.append(event.ts)
         payloads.append(event.payload.jsonString)
         receivedAt.append(event.receivedAt)
+    }
+}
+
+/// The multi-row insert of a batch of events, prepared once per connection.
+struct InsertEvents: PostgresPreparedStatement {
+    static let sql = """
+        INSERT INTO events (id, name, external_id, ts, payload, received_at)
+        SELECT id, name, NULLIF(external_id, ''), ts, payload::json, to_timestamp(received_ms / 1000.0)
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[])
+            AS t(id, name, external_id, ts, payload, received_ms)
+        """
+    typealias Row = Int32
+
+    var columns: EventColumns
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 6)
+        bindings.append(columns.ids)
+        bindings.append(columns.names)
+        bindings.append(columns.externalIDs)
+        bindings.append(columns.timestamps)
+        bindings.append(columns.payloads)
+        bindings.append(columns.receivedAt)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Int32 {
+        try row.decode(Int32.self)
     }
 }
 
