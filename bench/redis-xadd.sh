@@ -21,8 +21,10 @@ port=$(sed -E 's|^redis://[^:]+:([0-9]+).*|\1|' <<<"$CAIRN_REDIS_URL")
 
 reference_rate=$(redis_xadd_reference "$port" "$count")
 echo "redis-benchmark XADD -P 64 -c 50: $reference_rate per second"
+echo "limit_redis_xadd_pipelined_per_second=$reference_rate"
 
 cairn=$("$bin/cairn-bench" redis-xadd --redis-url "$CAIRN_REDIS_URL" --count "$count" --pipeline 64 --clients 50 --json)
 cairn_rate=$(json_field "$cairn" per_second)
 echo "cairn-redis XADD pipeline 64, 50 clients: $cairn_rate per second"
+echo "cairn_redis_xadd_pipelined_per_second=$cairn_rate"
 python3 -c 'import sys; print(f"redis_xadd_ratio={float(sys.argv[1]) / float(sys.argv[2]):.2f}")' "$cairn_rate" "$reference_rate"

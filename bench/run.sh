@@ -4,10 +4,15 @@
 #   bench/run.sh              release build, full counts (make bench)
 #   BENCH_SMOKE=1 bench/run.sh  debug build, tiny counts: proves the harness runs (make bench-smoke)
 #
-# Timings are never asserted; numbers are for reading and for the issue notes.
+# Timings are never asserted; numbers are for reading. The full run writes bench/RESULTS.md and
+# bench/results.json; the smoke run writes them under bench/out/ (not kept).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# Each benchmark's output goes to the terminal and to the log the report reads.
+measure() { "$@" 2>&1 | tee -a "$log"; }
 
 if [ -n "${BENCH_SMOKE:-}" ]; then
   for product in cairn-bench cairn cairn-event-api; do swift build --product "$product" >/dev/null; done
@@ -18,15 +23,21 @@ else
   export BENCH_BIN_DIR=${BENCH_BIN_DIR:-$(swift build -c release --show-bin-path)}
 fi
 
+echo "== Limits of this machine: HTTP round trip, Redis XADD, Postgres commit"
+measure bench/limits.sh
+
 echo "== Redis: pipelined XADD, CairnRedis vs redis-benchmark"
-bench/redis-xadd.sh
+measure bench/redis-xadd.sh
 
 echo "== Event API: ingest throughput and latency (one cairn-event-api)"
-bench/ingest.sh
+measure bench/ingest.sh
 
 echo "== Engine: overhead per step and timer lag (cairn dev, SDK stub)"
-bench/steps.sh
+measure bench/steps.sh
 
 echo "== Engine: overhead per step on the official Python SDK app"
 make --no-print-directory venv >/dev/null
-bench/python-steps.sh
+measure bench/python-steps.sh
+
+echo "== Report"
+if [ -n "${BENCH_SMOKE:-}" ]; then python3 bench/report.py "$log" bench/out; else python3 bench/report.py "$log" bench; fi

@@ -1,0 +1,82 @@
+"""Turns the `name=value` lines the bench scripts print into results.json and RESULTS.md.
+
+Usage: report.py LOG OUT_DIR — every figure with its unit, the conditions it was measured
+under, and where it has one, its ratio to the reference measured in the same run."""
+
+import datetime
+import json
+import os
+import platform
+import sys
+
+# name: (what, unit, conditions)
+FIGURES = {
+    "limit_http_roundtrip_p50_ms": ("HTTP round trip, kept-alive, trivial route (p50)", "ms", "wrk, 1 connection, Hummingbird /healthz"),
+    "limit_http_trivial_requests_per_second": ("HTTP trivial route rate", "req/s", "wrk, 64 connections"),
+    "limit_redis_xadd_pipelined_per_second": ("Redis XADD, pipelined", "entries/s", "redis-benchmark -P 64 -c 50"),
+    "limit_redis_xadd_unpipelined_per_second": ("Redis XADD, no pipeline", "entries/s", "redis-benchmark -c 50"),
+    "limit_pg_commit_ms": ("Postgres one-row insert commit", "ms", "pgbench, 1 client, fsync on"),
+    "limit_pg_commits_per_second": ("Postgres one-row insert commits", "commits/s", "pgbench, 1 client, fsync on"),
+    "cairn_redis_xadd_pipelined_per_second": ("CairnRedis XADD, pipelined", "entries/s", "pipeline 64, 50 clients"),
+    "ingest_single_events_per_second": ("Ingest, 1 event per request", "events/s", "one cairn-event-api, 64 connections, closed loop, fsync on"),
+    "ingest_batch_events_per_second": ("Ingest, 100 events per request", "events/s", "one cairn-event-api, 64 connections, closed loop, fsync on"),
+    "ingest_half_load_p99_ms": ("Ingest latency p99 at half of peak", "ms", "1 event per request, open loop, 64 connections"),
+    "steps_overhead_per_step_p50_ms": ("Engine overhead per step, p50", "ms", "cairn dev, Swift SDK stub, 10 no-op steps per run, one run at a time"),
+    "steps_overhead_per_step_p99_ms": ("Engine overhead per step, p99", "ms", "same"),
+    "steps_timer_lag_p50_ms": ("Timer lag (1 s sleeps), p50", "ms", "fire + resume, measured at the stub, sleeps 20 ms apart"),
+    "steps_timer_lag_p99_ms": ("Timer lag (1 s sleeps), p99", "ms", "same"),
+    "python_overhead_per_step_p50_ms": ("Engine overhead per step on the Python SDK, p50", "ms", "official SDK 0.5.19 on Flask's dev server, 10 no-op steps"),
+    "python_overhead_per_step_p99_ms": ("Engine overhead per step on the Python SDK, p99", "ms", "same"),
+}
+
+
+def ratio(name, values):
+    """The figure's reference in this run, as (ratio, text), or None."""
+    if name == "cairn_redis_xadd_pipelined_per_second" and "limit_redis_xadd_pipelined_per_second" in values:
+        return values[name] / values["limit_redis_xadd_pipelined_per_second"], "x redis-benchmark XADD (goal >= 0.5)"
+    if name == "ingest_batch_events_per_second" and "limit_redis_xadd_pipelined_per_second" in values:
+        return values[name] / values["limit_redis_xadd_pipelined_per_second"], "x redis XADD rate (goal >= 0.5)"
+    floor = values.get("limit_http_roundtrip_p50_ms", 0) + values.get("limit_pg_commit_ms", 0)
+    if name.startswith(("steps_overhead", "python_overhead")) and floor > 0:
+        return values[name] / floor, "x (HTTP round trip + one commit)"
+    return None
+
+
+def main():
+    log, out = sys.argv[1], sys.argv[2]
+    values = {}
+    with open(log) as lines:
+        for line in lines:
+            name, sep, value = line.strip().partition("=")
+            if sep and name in FIGURES:
+                try:
+                    values[name] = float(value)
+                except ValueError:
+                    pass
+    os.makedirs(out, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    results = {
+        "measured_at": stamp, "machine": machine,
+        "figures": [
+            {"name": name, "what": FIGURES[name][0], "value": values[name], "unit": FIGURES[name][1],
+             "conditions": FIGURES[name][2],
+             **({"ratio": round(r[0], 3), "ratio_to": r[1]} if (r := ratio(name, values)) else {})}
+            for name in FIGURES if name in values
+        ],
+    }
+    with open(os.path.join(out, "results.json"), "w") as file:
+        json.dump(results, file, indent=2)
+    rows = ["| Figure | Value | Unit | Conditions | Ratio to reference |", "|---|---:|---|---|---|"]
+    for figure in results["figures"]:
+        shown = f"{figure['value']:,.3f}".rstrip("0").rstrip(".")
+        reference = f"{figure['ratio']:.2f} {figure['ratio_to']}" if "ratio" in figure else ""
+        rows.append(f"| {figure['what']} | {shown} | {figure['unit']} | {figure['conditions']} | {reference} |")
+    with open(os.path.join(out, "RESULTS.md"), "w") as file:
+        file.write(f"# Cairn benchmark results\n\nMeasured {stamp} on {machine}, all in one run of `make bench`: "
+                   "the machine's limits first, then Cairn against them. No figure is asserted anywhere.\n\n")
+        file.write("\n".join(rows) + "\n")
+    print(f"wrote {os.path.join(out, 'RESULTS.md')} and results.json ({len(results['figures'])} figures)")
+
+
+main()
