@@ -20,7 +20,7 @@ if [ -z "${CAIRN_REDIS_URL:-}" ]; then
   exec "$root/deploy/local/servers.sh" run -- "$0" "$@"
 fi
 source "$root/bench/lib.sh"
-redis_port=$(sed -E 's|^redis://[^:]+:([0-9]+).*|\1|' <<<"$CAIRN_REDIS_URL")
+redis_port=$(redis_port)
 
 CAIRN_LOG_LEVEL=warning "$bin/cairn" migrate >/dev/null
 port=$(free_port)

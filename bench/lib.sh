@@ -33,3 +33,8 @@ wait_for_http() {
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+
+# redis_port: the port of CAIRN_REDIS_URL (redis://host:port/db).
+redis_port() {
+  sed -E 's|^redis://[^:]+:([0-9]+).*|\1|' <<<"$CAIRN_REDIS_URL"
+}

@@ -14,7 +14,7 @@ if [ -z "${CAIRN_REDIS_URL:-}" ]; then
 fi
 source "$root/bench/lib.sh"
 command -v wrk >/dev/null || { echo "wrk not found: make deps installs it" >&2; exit 1; }
-redis_port=$(sed -E 's|^redis://[^:]+:([0-9]+).*|\1|' <<<"$CAIRN_REDIS_URL")
+redis_port=$(redis_port)
 
 # HTTP: one connection for the round trip, 64 for the rate.
 port=$(free_port)

@@ -17,7 +17,7 @@ if [ -z "${CAIRN_REDIS_URL:-}" ]; then
   exec "$root/deploy/local/servers.sh" run -- "$0" "$@"
 fi
 source "$root/bench/lib.sh"
-port=$(sed -E 's|^redis://[^:]+:([0-9]+).*|\1|' <<<"$CAIRN_REDIS_URL")
+port=$(redis_port)
 
 reference_rate=$(redis_xadd_reference "$port" "$count")
 echo "redis-benchmark XADD -P 64 -c 50: $reference_rate per second"
