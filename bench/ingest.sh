@@ -40,6 +40,9 @@ batch=$(load --connections 64 --events-per-request 100)
 half_rate=$(( $(json_field "$single" requests_per_second) / 2 ))
 paced=$(load --connections 64 --events-per-request 1 --rate "$(( half_rate > 0 ? half_rate : 1 ))")
 
+rss=$(peak_rss_mb "$api_pid")
+echo "  peak RSS of cairn-event-api: $rss MiB"
+echo "rss_peak_event_api_mb=$rss"
 for run in "$single" "$batch" "$paced"; do
   errors=$(json_field "$run" errors)
   [ "$errors" = 0 ] || { echo "ingest: $errors requests failed: $run" >&2; exit 1; }

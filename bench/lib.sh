@@ -38,3 +38,8 @@ free_port() {
 redis_port() {
   sed -E 's|^redis://[^:]+:([0-9]+).*|\1|' <<<"$CAIRN_REDIS_URL"
 }
+
+# peak_rss_mb PID: the process's peak resident memory so far (VmHWM), in MiB.
+peak_rss_mb() {
+  awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
+}

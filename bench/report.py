@@ -25,6 +25,8 @@ FIGURES = {
     "steps_overhead_per_step_p99_ms": ("Engine overhead per step, p99", "ms", "same"),
     "steps_timer_lag_p50_ms": ("Timer lag (1 s sleeps), p50", "ms", "fire + resume, measured at the stub, sleeps 20 ms apart"),
     "steps_timer_lag_p99_ms": ("Timer lag (1 s sleeps), p99", "ms", "same"),
+    "rss_peak_event_api_mb": ("Peak RSS of cairn-event-api", "MiB", "during the ingest figures"),
+    "rss_peak_cairn_dev_mb": ("Peak RSS of cairn dev (all roles in one process)", "MiB", "during the step and timer figures"),
     "python_overhead_per_step_p50_ms": ("Engine overhead per step on the Python SDK, p50", "ms", "official SDK 0.5.19 on Flask's dev server, 10 no-op steps"),
     "python_overhead_per_step_p99_ms": ("Engine overhead per step on the Python SDK, p99", "ms", "same"),
 }

@@ -24,6 +24,9 @@ trap 'kill $dev_pid 2>/dev/null; wait $dev_pid 2>/dev/null || true' EXIT
 wait_for_http "http://127.0.0.1:$port/readyz" 60
 
 result=$("$bin/cairn-bench" steps --api "http://127.0.0.1:$port" --runs "$runs" --steps 10 --sleeps "$sleeps" --json)
+rss=$(peak_rss_mb "$dev_pid")
+echo "  peak RSS of cairn dev (every role in one process): $rss MiB"
+echo "rss_peak_cairn_dev_mb=$rss"
 python3 - "$result" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])
