@@ -211,7 +211,7 @@ import Testing
             let runs = try await harness.endedRuns(of: try #require(ids.first), count: 3)
             #expect(Set(runs.compactMap { $0["function_id"]?.stringValue }) == ["cairn-e2e-fan-a", "cairn-e2e-fan-b", "cairn-e2e-fan-c"])
             #expect(runs.allSatisfy { $0["status"] == "Completed" })
-            // A second delivery of the same event starts nothing new.
+            // Redelivery of the same event is SchedulerReplicaTests' subject.
             let counts = try await harness.counts()
             #expect(counts["kfan:fan-a"] == 1 && counts["kfan:fan-b"] == 1 && counts["kfan:fan-c"] == 1)
         }
@@ -381,8 +381,15 @@ import Testing
 
     @Test func exceedingALimitFailsTheRunNamingIt() async throws {
         try await withHarness { harness in
-            let ids = try await harness.send([["name": "test/too-big", "data": [:]], ["name": "test/many-steps", "data": [:]]])
-            try #require(ids.count == 2)
+            let ids = try await harness.send([
+                ["name": "test/too-big", "data": [:]], ["name": "test/many-steps", "data": [:]],
+                ["name": "test/too-big-parallel", "data": [:]],
+            ])
+            try #require(ids.count == 3)
+            // A planned step of a parallel group is held to the same limit.
+            let parallel = try await harness.endedRun(of: ids[2])
+            #expect(parallel["status"] == "Failed")
+            #expect(parallel["error"]?["message"]?.stringValue?.contains("step \"huge\" returned") == true, "\(parallel)")
             let big = try await harness.endedRun(of: ids[0])
             #expect(big["status"] == "Failed")
             #expect(big["error"]?["name"] == "RunLimitExceeded")

@@ -153,11 +153,6 @@ public final class RunExecutor: Service {
             for action in actions {
                 switch action {
                 case .recordStep(let id, let name, let op, let result):
-                    let size = result.serialized().count
-                    if size > RunLimits.maximumStepOutputBytes {
-                        try await end(lease, snapshot, .failed(error: RunLimits.error("step \"\(name)\" returned \(size) bytes; at most \(RunLimits.maximumStepOutputBytes) are allowed")))
-                        return true
-                    }
                     // The SDK runs a step on the call that reports it, at that call's attempt.
                     let attempts = call.attempt + 1
                     guard try await record(lease, &snapshot, stepID: id, name: name, op: op, result: result, attempts: attempts) else { return true }
@@ -303,8 +298,15 @@ public final class RunExecutor: Service {
         _ = try await store.finish(lease, end, now: clock.now)
     }
 
-    /// Records a step and keeps the snapshot in step; false when the lease was lost.
+    /// Records a step and keeps the snapshot in step. False when driving must stop: the lease
+    /// was lost, or the result broke the step output limit (the run is then failed).
     func record(_ lease: RunLease, _ snapshot: inout RunSnapshot, stepID: String, name: String, op: String, result: JSONValue, attempts: Int) async throws -> Bool {
+        // One serialization serves the limit and the state size.
+        let size = result.serialized().count
+        if size > RunLimits.maximumStepOutputBytes {
+            try await end(lease, snapshot, .failed(error: RunLimits.error("step \"\(name)\" returned \(size) bytes; at most \(RunLimits.maximumStepOutputBytes) are allowed")))
+            return false
+        }
         guard try await store.recordStep(
             lease, stepID: stepID, position: snapshot.stack.count, name: name, op: op, result: result, attempts: attempts,
             now: clock.now)
@@ -315,7 +317,7 @@ public final class RunExecutor: Service {
         if snapshot.steps[stepID] == nil {
             snapshot.steps[stepID] = result
             snapshot.stack.append(stepID)
-            snapshot.stateBytes += result.serialized().count
+            snapshot.stateBytes += size
         }
         return true
     }

@@ -65,6 +65,10 @@ public final class EventRouter: Service {
         let now = clock.now
         var runs: [NewRun] = []
         var resumed: [WorkItem] = []
+        // Open pauses, looked up once per event name per batch. A pause consumed by an earlier
+        // event of the batch is refused by the store (each is consumed once), so a stale list
+        // is harmless.
+        var pausesByName: [String: [Pause]] = [:]
         for delivery in deliveries {
             guard let idText = delivery.fields["id"].map({ String(decoding: $0, as: UTF8.self) }), let eventID = ULID(idText),
                 let name = delivery.fields["name"].map({ String(decoding: $0, as: UTF8.self) }),
@@ -88,7 +92,8 @@ public final class EventRouter: Service {
             } else {
                 runs += try await triggeredRuns(event, name: name, eventID: eventID, now: now)
             }
-            resumed += try await matchPauses(event, name: name, eventID: eventID, now: now)
+            if pausesByName[name] == nil { pausesByName[name] = try await store.openPauses(eventName: name, now: now) }
+            resumed += try await matchPauses(event, pauses: pausesByName[name] ?? [], eventID: eventID, now: now)
         }
         let created = Set(try await store.createRuns(runs, now: now))
         let items = runs.filter { created.contains($0.id) }.map { WorkItem(runID: $0.id, reason: .start, call: .discovery) } + resumed
@@ -153,9 +158,9 @@ public final class EventRouter: Service {
     }
 
     /// Resumes or cancels the runs whose open pauses `event` matches; returns the resume work.
-    func matchPauses(_ event: JSONValue, name: String, eventID: ULID, now: Date) async throws -> [WorkItem] {
+    func matchPauses(_ event: JSONValue, pauses: [Pause], eventID: ULID, now: Date) async throws -> [WorkItem] {
         var resumed: [WorkItem] = []
-        for pause in try await store.openPauses(eventName: name, now: now) where pause.eventsAfter < eventID {
+        for pause in pauses where pause.eventsAfter < eventID {
             if let source = pause.expression {
                 let activation = ExpressionActivation(event: pause.triggerEvent, async: event, nowMilliseconds: Int64(now.timeIntervalSince1970 * 1_000))
                 do {

@@ -248,6 +248,15 @@ def too_big(ctx: inngest.ContextSync) -> int:
     return len(ctx.step.run("huge", lambda: "z" * (4 * 1024 * 1024 + 1)))
 
 
+@client.create_function(fn_id="too-big-parallel", trigger=inngest.TriggerEvent(event="test/too-big-parallel"), retries=0)
+def too_big_parallel(ctx: inngest.ContextSync) -> int:
+    small, huge = ctx.group.parallel((
+        lambda: ctx.step.run("small", lambda: "s"),
+        lambda: ctx.step.run("huge", lambda: "z" * (4 * 1024 * 1024 + 1)),
+    ))
+    return len(huge)
+
+
 @client.create_function(fn_id="many-steps", trigger=inngest.TriggerEvent(event="test/many-steps"), retries=0)
 def many_steps(ctx: inngest.ContextSync) -> int:
     for i in range(1_001):
@@ -282,6 +291,7 @@ functions = [
     ten_noop,
     slow_step,
     too_big,
+    too_big_parallel,
     many_steps,
     big_state,
     retry_after,
