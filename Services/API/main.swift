@@ -1,4 +1,5 @@
 import CairnRoles
 
 // cairn-api: see CairnConfiguration for its environment variables.
+RoleEntryPoint.useEventLoopsForTasks()
 await RoleEntryPoint.run(.api)

@@ -1,11 +1,18 @@
 import ArgumentParser
 import CairnRoles
 
-@main
 struct Cairn: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cairn",
         abstract: "Cairn: durable workflows for apps on the Inngest SDKs, on your own infrastructure.",
         subcommands: [Dev.self, Migrate.self, Sync.self]
     )
+}
+
+extension Cairn {
+    /// Parses the command line and runs the command. (From an async function, `main()` resolves
+    /// to the async entry point; top-level code would pick the synchronous one.)
+    static func start() async {
+        await main()
+    }
 }

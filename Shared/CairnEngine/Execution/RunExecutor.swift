@@ -113,6 +113,11 @@ public final class RunExecutor: Service {
         case .busy: return false
         case .ended: return true
         }
+        return try await withLeaseRenewed(lease) { try await self.drive(item, holding: lease) }
+    }
+
+    /// Drives `item`'s run on `lease`, which is renewed meanwhile.
+    func drive(_ item: WorkItem, holding lease: RunLease) async throws -> Bool {
         var snapshot = try await store.snapshot(item.runID)
         let metadata: Logger.Metadata = ["run": "\(item.runID)", "function": "\(snapshot.function.id)"]
         var call = item.call
@@ -322,8 +327,8 @@ public final class RunExecutor: Service {
         return true
     }
 
-    /// One call request, with the lease renewed while it is in flight. Transport failures and
-    /// replies the server cannot read count as a failed attempt of the function.
+    /// One call request. Transport failures and replies the server cannot read count as a
+    /// failed attempt of the function.
     func callSDK(
         _ lease: RunLease, snapshot: RunSnapshot, call: SDKCall, maxAttempts: Int, version: inout Int, disableImmediateExecution: Bool
     ) async throws -> SDKOutcome {
@@ -332,7 +337,7 @@ public final class RunExecutor: Service {
             timeout: settings.callTimeout, disableImmediateExecution: disableImmediateExecution)
         let reply: SDKReply
         do {
-            reply = try await withLeaseRenewed(lease) { try await self.sdk.send(request) }
+            reply = try await sdk.send(request)
         } catch is CancellationError {
             throw CancellationError()
         } catch {
@@ -360,6 +365,9 @@ public final class RunExecutor: Service {
         }
     }
 
+    /// Runs `body` while renewing `lease` every third of the lease duration, so that a run whose
+    /// calls take long keeps its lease. (One renewal task per drive, not per call: a timer per
+    /// step call cost more than the rest of the step's bookkeeping.)
     func withLeaseRenewed<T: Sendable>(_ lease: RunLease, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
