@@ -25,8 +25,20 @@ FIGURES = {
     "steps_overhead_per_step_p99_ms": ("Engine overhead per step, p99", "ms", "same"),
     "steps_timer_lag_p50_ms": ("Timer lag (1 s sleeps), p50", "ms", "fire + resume, measured at the stub, sleeps 20 ms apart"),
     "steps_timer_lag_p99_ms": ("Timer lag (1 s sleeps), p99", "ms", "same"),
+    "steps_delayed_lag_p50_ms": ("Delayed-event lag (`ts` 2 s ahead), p50", "ms", "first call of the run, measured at the stub, events 20 ms apart"),
+    "steps_delayed_lag_p99_ms": ("Delayed-event lag (`ts` 2 s ahead), p99", "ms", "same"),
     "rss_peak_event_api_mb": ("Peak RSS of cairn-event-api", "MiB", "during the ingest figures"),
     "rss_peak_cairn_dev_mb": ("Peak RSS of cairn dev (all roles in one process)", "MiB", "during the step and timer figures"),
+    "rss_peak_role_api_mb": ("Peak RSS of cairn-api", "MiB", "own process, during the throughput figures"),
+    "rss_peak_role_event_api_mb": ("Peak RSS of cairn-event-api", "MiB", "own process, during the throughput figures"),
+    "rss_peak_role_scheduler_mb": ("Peak RSS of cairn-scheduler", "MiB", "own process, during the throughput figures"),
+    "rss_peak_role_executor_mb": ("Peak RSS of cairn-executor", "MiB", "own process, during the throughput figures"),
+    "throughput_one_executor_workflows_per_second": ("3-step workflows completed, one executor", "workflows/s", "roles in separate processes, Swift SDK stub, 1000 runs sent at once, fsync on"),
+    "throughput_one_executor_cpu_busy_percent": ("Machine CPU busy during the one-executor figure", "%", "all processes, from /proc/stat"),
+    "throughput_two_executors_workflows_per_second": ("3-step workflows completed, two executors", "workflows/s", "same, a second cairn-executor process"),
+    "peer_dbos_workflows_per_second": ("DBOS: 3-step workflows completed", "workflows/s", "same Postgres, 2000 workflows, 32 at a time"),
+    "peer_dbos_step_p50_ms": ("DBOS: time per step, p50", "ms", "3 no-op steps, one workflow at a time, workflow wall time / 3"),
+    "peer_dbos_step_p99_ms": ("DBOS: time per step, p99", "ms", "same"),
     "python_overhead_per_step_p50_ms": ("Engine overhead per step on the Python SDK, p50", "ms", "official SDK 0.5.19 on Flask's dev server, 10 no-op steps"),
     "python_overhead_per_step_p99_ms": ("Engine overhead per step on the Python SDK, p99", "ms", "same"),
 }
@@ -38,6 +50,12 @@ def ratio(name, values):
         return values[name] / values["limit_redis_xadd_pipelined_per_second"], "x redis-benchmark XADD (goal >= 0.5)"
     if name == "ingest_batch_events_per_second" and "limit_redis_xadd_pipelined_per_second" in values:
         return values[name] / values["limit_redis_xadd_pipelined_per_second"], "x redis XADD rate (goal >= 0.5)"
+    if name == "throughput_two_executors_workflows_per_second" and values.get("throughput_one_executor_workflows_per_second"):
+        return values[name] / values["throughput_one_executor_workflows_per_second"], "x one executor (goal >= 1.7)"
+    if name == "throughput_one_executor_workflows_per_second" and values.get("peer_dbos_workflows_per_second"):
+        return values[name] / values["peer_dbos_workflows_per_second"], "x DBOS workflows/s (goal >= 1)"
+    if name == "peer_dbos_step_p50_ms" and values.get("steps_overhead_per_step_p50_ms"):
+        return values[name] / values["steps_overhead_per_step_p50_ms"], "x Cairn's engine overhead per step (p50)"
     floor = values.get("limit_http_roundtrip_p50_ms", 0) + values.get("limit_pg_commit_ms", 0)
     if name.startswith(("steps_overhead", "python_overhead")) and floor > 0:
         return values[name] / floor, "x (HTTP round trip + one commit)"

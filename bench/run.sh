@@ -14,12 +14,13 @@ trap 'rm -f "$log"' EXIT
 # Each benchmark's output goes to the terminal and to the log the report reads.
 measure() { "$@" 2>&1 | tee -a "$log"; }
 
+products="cairn-bench cairn cairn-api cairn-event-api cairn-scheduler cairn-executor"
 if [ -n "${BENCH_SMOKE:-}" ]; then
-  for product in cairn-bench cairn cairn-event-api; do swift build --product "$product" >/dev/null; done
+  for product in $products; do swift build --product "$product" >/dev/null; done
   export BENCH_BIN_DIR=${BENCH_BIN_DIR:-$(swift build --show-bin-path)}
 else
   echo "building release binaries (first time: several minutes)"
-  for product in cairn-bench cairn cairn-event-api; do swift build -c release --product "$product" >/dev/null; done
+  for product in $products; do swift build -c release --product "$product" >/dev/null; done
   export BENCH_BIN_DIR=${BENCH_BIN_DIR:-$(swift build -c release --show-bin-path)}
 fi
 
@@ -38,6 +39,12 @@ measure bench/steps.sh
 echo "== Engine: overhead per step on the official Python SDK app"
 make --no-print-directory venv >/dev/null
 measure bench/python-steps.sh
+
+echo "== Throughput: 3-step workflows/s with one and two executors (roles in separate processes)"
+measure bench/throughput.sh
+
+echo "== Peer: DBOS on the same Postgres, the same 3-step no-op workflow"
+measure bench/peer-dbos.sh
 
 echo "== Report"
 if [ -n "${BENCH_SMOKE:-}" ]; then python3 bench/report.py "$log" bench/out; else python3 bench/report.py "$log" bench; fi

@@ -13,15 +13,19 @@ import Synchronization
 /// function whose steps do nothing, and the stub times each run from its first call to its
 /// last reply, minus the time spent inside the stub. Then `--sleeps` runs, started 20 ms
 /// apart, each sleep 1 s, and the stub measures how late the wake-up call arrives (the timer
-/// firing plus the resume: publish, lease, load, call).
+/// firing plus the resume: publish, lease, load, call). Then `--delayed` events whose `ts` is
+/// 2 s ahead (events up to 1 s ahead are handled at once), 20 ms apart, and how late the first call of each one's run arrives.
 struct StepOverhead: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "steps",
         abstract: "Engine overhead per step and timer lag, against a running Cairn."
     )
 
-    @Option(help: "Cairn's origin (event API and API).")
+    @Option(help: "Cairn's API origin (app sync).")
     var api: String = "http://127.0.0.1:8288"
+
+    @Option(help: "The event API's origin (default: --api).")
+    var eventAPI: String?
 
     @Option(help: "Event key for POST /e/{key}.")
     var eventKey: String = "bench"
@@ -37,6 +41,9 @@ struct StepOverhead: AsyncParsableCommand {
 
     @Option(help: "Runs that sleep 1 s, for the timer lag.")
     var sleeps: Int = 50
+
+    @Option(help: "Events with a `ts` 2 s ahead, for the delayed-event lag.")
+    var delayed: Int = 0
 
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
@@ -93,14 +100,32 @@ struct StepOverhead: AsyncParsableCommand {
             for index in 0..<sleeps {
                 try await Task.sleep(for: .milliseconds(20))
                 group.addTask {
-                    let waiter = recorder.waitForSleepEnd(key: "sleep-\(index)")
-                    _ = try await self.post("\(self.api)/e/\(self.eventKey)", body: ["name": "bench/sleep", "data": ["key": .string("sleep-\(index)")]])
+                    let waiter = recorder.waitForRunEnd(key: "sleep-\(index)")
+                    _ = try await self.post("\(self.events)/e/\(self.eventKey)", body: ["name": "bench/sleep", "data": ["key": .string("sleep-\(index)")]])
                     await waiter.value
                 }
             }
             try await group.waitForAll()
         }
-        let lags = recorder.sleepLags().sorted()
+        let lags = recorder.lags(of: "sleep").sorted()
+
+        // Events due 2 s after they are sent: the scheduler holds each on a timer.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<delayed {
+                try await Task.sleep(for: .milliseconds(20))
+                group.addTask {
+                    let key = "delayed-\(index)"
+                    let waiter = recorder.waitForRunEnd(key: key)
+                    recorder.timerStarted(key: key, due: .now + .seconds(2))
+                    let ts = Int64((Date().timeIntervalSince1970 * 1_000).rounded()) + 2_000
+                    let event: JSONValue = ["name": "bench/delayed", "ts": .number(JSONNumber(ts)), "data": ["key": .string(key)]]
+                    _ = try await self.post("\(self.events)/e/\(self.eventKey)", body: event)
+                    await waiter.value
+                }
+            }
+            try await group.waitForAll()
+        }
+        let delayedLags = recorder.lags(of: "delayed").sorted()
 
         func percentile(_ values: [Double], _ p: Double) -> Double {
             guard !values.isEmpty else { return 0 }
@@ -117,6 +142,9 @@ struct StepOverhead: AsyncParsableCommand {
             ("sleeps", String(sleeps)),
             ("timer_lag_p50_ms", String(format: "%.3f", percentile(lags, 0.5))),
             ("timer_lag_p99_ms", String(format: "%.3f", percentile(lags, 0.99))),
+            ("delayed", String(delayed)),
+            ("delayed_lag_p50_ms", String(format: "%.3f", percentile(delayedLags, 0.5))),
+            ("delayed_lag_p99_ms", String(format: "%.3f", percentile(delayedLags, 0.99))),
         ]
         if json {
             print("{" + report.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
@@ -128,10 +156,12 @@ struct StepOverhead: AsyncParsableCommand {
     func runOne(_ index: Int, recorder: StubRecorder) async throws {
         let key = "run-\(index)"
         let done = recorder.waitForRunEnd(key: key)
-        let reply = try await post("\(api)/e/\(eventKey)", body: ["name": "bench/steps", "data": ["key": .string(key)]])
+        let reply = try await post("\(events)/e/\(eventKey)", body: ["name": "bench/steps", "data": ["key": .string(key)]])
         guard reply.status == 200 else { throw ValidationError("sending the event failed: \(reply.body)") }
         await done.value
     }
+
+    var events: String { eventAPI ?? api }
 
     func post(_ url: String, body: JSONValue) async throws -> (status: Int, body: String) {
         var request = HTTPClientRequest(url: url)
@@ -144,7 +174,7 @@ struct StepOverhead: AsyncParsableCommand {
     }
 }
 
-/// What the stub saw, per run: when each call arrived and was answered, and sleep lags.
+/// What the stub saw, per run: when each call arrived and was answered, and timer lags.
 final class StubRecorder: Sendable {
     struct Run {
         var calls: [(arrived: ContinuousClock.Instant, answered: ContinuousClock.Instant)] = []
@@ -154,8 +184,9 @@ final class StubRecorder: Sendable {
 
     struct State {
         var runs: [String: Run] = [:]
-        var sleepDue: [String: ContinuousClock.Instant] = [:]
-        var lags: [Double] = []
+        var due: [String: ContinuousClock.Instant] = [:]
+        /// Lags in ms by kind, the key's prefix before "-" (`sleep`, `delayed`).
+        var lags: [String: [Double]] = [:]
     }
 
     let state = Mutex(State())
@@ -173,10 +204,6 @@ final class StubRecorder: Sendable {
         }
     }
 
-    func waitForSleepEnd(key: String) -> Task<Void, Never> {
-        waitForRunEnd(key: key)
-    }
-
     func call(key: String, arrived: ContinuousClock.Instant, answered: ContinuousClock.Instant, ended: Bool) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.runs[key, default: Run()].calls.append((arrived, answered))
@@ -188,13 +215,17 @@ final class StubRecorder: Sendable {
         waiter?.resume()
     }
 
-    func sleepStarted(key: String, due: ContinuousClock.Instant) {
-        state.withLock { $0.sleepDue[key] = due }
+    /// A timer for `key` (a sleep, a delayed event) is due at `due`.
+    func timerStarted(key: String, due: ContinuousClock.Instant) {
+        state.withLock { $0.due[key] = due }
     }
 
-    func sleepEnded(key: String, at: ContinuousClock.Instant) {
+    /// The call that `key`'s timer causes arrived at `at`.
+    func timerFired(key: String, at: ContinuousClock.Instant) {
         state.withLock { state in
-            if let due = state.sleepDue[key] { state.lags.append(Self.milliseconds(at - due)) }
+            guard let due = state.due.removeValue(forKey: key) else { return }
+            let kind = String(key.prefix(while: { $0 != "-" }))
+            state.lags[kind, default: []].append(Self.milliseconds(at - due))
         }
     }
 
@@ -218,8 +249,8 @@ final class StubRecorder: Sendable {
         }
     }
 
-    func sleepLags() -> [Double] {
-        state.withLock { $0.lags }
+    func lags(of kind: String) -> [Double] {
+        state.withLock { $0.lags[kind] ?? [] }
     }
 
     static func milliseconds(_ duration: Duration) -> Double {
@@ -227,8 +258,9 @@ final class StubRecorder: Sendable {
     }
 }
 
-/// The stub app: syncs itself when Cairn sends the PUT, and answers call requests for two
-/// functions, `steps` (N no-op steps, then the step count) and `sleep` (sleep 1 s, then done).
+/// The stub app: syncs itself when Cairn sends the PUT, and answers call requests for three
+/// functions, `steps` (N no-op steps, then the step count), `sleep` (sleep 1 s, then done) and
+/// `delayed` (done at once).
 final class StubApp: Sendable {
     let recorder: StubRecorder
     let api: String
@@ -257,7 +289,7 @@ final class StubApp: Sendable {
             }
             let body: JSONValue = [
                 "appname": "cairn-bench", "url": .string(url), "sdk": "stub:v1", "framework": "bench", "v": "0.1",
-                "functions": [function("steps", "bench/steps"), function("sleep", "bench/sleep")],
+                "functions": [function("steps", "bench/steps"), function("sleep", "bench/sleep"), function("delayed", "bench/delayed")],
             ]
             var request = HTTPClientRequest(url: "\(self.api)/fn/register")
             request.method = .POST
@@ -279,13 +311,17 @@ final class StubApp: Sendable {
             var ended = false
             if function == "cairn-bench-sleep" {
                 if memoized == 0 {
-                    self.recorder.sleepStarted(key: key, due: arrived + .seconds(1))
+                    self.recorder.timerStarted(key: key, due: arrived + .seconds(1))
                     response = Self.ops([["id": .string(StepID.hashed("nap")), "op": "Sleep", "name": "1s", "displayName": "nap"]])
                 } else {
-                    self.recorder.sleepEnded(key: key, at: arrived)
+                    self.recorder.timerFired(key: key, at: arrived)
                     ended = true
                     response = Response(status: .ok, headers: Self.sdkHeaders, body: ResponseBody(byteBuffer: ByteBuffer(string: "null")))
                 }
+            } else if function == "cairn-bench-delayed" {
+                self.recorder.timerFired(key: key, at: arrived)
+                ended = true
+                response = Response(status: .ok, headers: Self.sdkHeaders, body: ResponseBody(byteBuffer: ByteBuffer(string: "null")))
             } else if memoized < self.steps {
                 let name = "s\(memoized)"
                 response = Self.ops([["id": .string(StepID.hashed(name)), "op": "StepRun", "name": .string(name), "displayName": .string(name), "data": .number(JSONNumber(memoized))]])
