@@ -15,9 +15,9 @@ public struct RedisTimerIndex: TimerIndex {
         _ = try await client.zadd(key, timers.map { (score: ($0.due.timeIntervalSince1970 * 1_000).rounded(.up), member: $0.id) })
     }
 
-    public func hasDue(now: Date) async throws -> Bool {
-        let due = try await client.zrangebyscore(key, min: .negativeInfinity, max: .inclusive(now.timeIntervalSince1970 * 1_000), limit: (0, 1))
-        return !due.isEmpty
+    public func nextDue() async throws -> Date? {
+        let first = try await client.zrangebyscoreWithScores(key, min: .negativeInfinity, max: .positiveInfinity, limit: (0, 1))
+        return first.first.map { Date(timeIntervalSince1970: $0.score / 1_000) }
     }
 
     public func clearDue(upTo now: Date) async throws {

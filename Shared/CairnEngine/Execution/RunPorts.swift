@@ -336,8 +336,8 @@ public protocol RunQueries: Sendable {
 public protocol TimerIndex: Sendable {
     /// Adds timers by id with their due times.
     func schedule(_ timers: [(id: String, due: Date)]) async throws
-    /// Whether any timer is due at `now`.
-    func hasDue(now: Date) async throws -> Bool
+    /// The earliest due time of the timers held, or nil when there are none.
+    func nextDue() async throws -> Date?
     /// Drops entries due at or before `now` (they have been fired).
     func clearDue(upTo now: Date) async throws
 }

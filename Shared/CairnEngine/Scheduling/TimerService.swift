@@ -10,7 +10,9 @@ public import ServiceLifecycle
 /// Firing is one transaction per batch (`FOR UPDATE SKIP LOCKED`), so two schedulers never
 /// fire the same timer; publishing is at least once and the executor dedupes. Postgres is read
 /// only when the Redis due index says something is due, and swept once a second regardless,
-/// so a lost index delays timers by at most a second and loses none.
+/// so a lost index delays timers by at most a second and loses none. Between passes the service
+/// sleeps until the index's next due time, and never longer than `pollInterval`, which bounds
+/// the lag of a timer set by another process to fire sooner than that.
 public final class TimerService: Service {
     let store: any RunStore
     let work: any WorkQueue
@@ -19,7 +21,7 @@ public final class TimerService: Service {
     let index: any TimerIndex
     let clock: any WallClock
     let logger: Logger
-    /// How often due timers are looked for.
+    /// The longest sleep between looks at the due index.
     let pollInterval: Duration
     /// Outbox entries older than this are republished by the relay pass.
     let relayGrace: TimeInterval = 5
@@ -27,7 +29,7 @@ public final class TimerService: Service {
 
     public init(
         store: any RunStore, work: any WorkQueue, eventLog: any EventLog, eventStream: any EventStream, index: any TimerIndex,
-        clock: any WallClock, pollInterval: Duration = .milliseconds(5), logger: Logger
+        clock: any WallClock, pollInterval: Duration = .milliseconds(25), logger: Logger
     ) {
         self.index = index
         self.eventLog = eventLog
@@ -41,23 +43,42 @@ public final class TimerService: Service {
 
     public func run() async throws {
         var lastSweep = ContinuousClock.now - .seconds(2)
+        // When the index says the next timer is due; nil when it is empty or unreachable.
+        var next: Date?
         await repeatUntilShutdown(logger: logger, failure: "firing timers failed; retrying") {
             let now = clock.now
             let sweep = ContinuousClock.now - lastSweep >= .seconds(1)
             var fired = 0
             // An unreachable index means Postgres is asked every time.
-            let due = sweep ? true : ((try? await index.hasDue(now: now)) ?? true)
+            let due: Bool
+            do {
+                next = try await index.nextDue()
+                due = sweep || next.map { $0 <= now } ?? false
+            } catch {
+                next = nil
+                due = true
+            }
             if due {
                 fired = try await fireDue() + deliverDueEvents()
                 // Everything due by `now` is fired (or was, by another scheduler).
-                if fired < batchSize { try? await index.clearDue(upTo: now) }
+                if fired < batchSize {
+                    try? await index.clearDue(upTo: now)
+                    next = try? await index.nextDue()
+                }
             }
             if sweep {
                 lastSweep = ContinuousClock.now
                 _ = try await relayPending()
             }
-            if fired < batchSize { try await Task.sleep(for: pollInterval) }
+            if fired < batchSize { try await Task.sleep(for: sleep(until: next, now: clock.now)) }
         }
+    }
+
+    /// How long to sleep before the next look: until `next` is due, at most `pollInterval`.
+    func sleep(until next: Date?, now: Date) -> Duration {
+        guard let next else { return pollInterval }
+        let milliseconds = (next.timeIntervalSince(now) * 1_000).rounded(.up)
+        return milliseconds <= 0 ? .zero : min(pollInterval, .milliseconds(Int64(min(milliseconds, 1e9))))
     }
 
     /// Fires what is due now; returns how many.
