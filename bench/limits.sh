@@ -2,7 +2,9 @@
 # The limits of this machine, measured in the same run as Cairn's figures: a loopback HTTP
 # round trip on a kept-alive connection (wrk against a trivial Hummingbird route, /healthz of a
 # cairn-event-api), Redis XADD without pipelining, and a one-row Postgres insert commit
-# (pgbench) with the settings Cairn runs with (fsync on).
+# (pgbench) with the settings Cairn runs with (fsync on), and how many rows of Cairn's own
+# events table Postgres inserts per second, 100 per statement from 4 clients: the ceiling for
+# durable ingest on this machine, whatever the event API does.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
@@ -58,3 +60,20 @@ tps=$(sed -nE 's/tps = ([0-9.]+).*/\1/p' <<<"$out")
 echo "  Postgres one-row insert commit (pgbench, 1 client, fsync on): ${latency} ms, ${tps%.*} commits/s"
 echo "limit_pg_commit_ms=${latency}"
 echo "limit_pg_commits_per_second=${tps%.*}"
+
+# Postgres: rows of Cairn's events table (its indexes included), 100 per insert, 4 clients.
+"$bin/cairn" migrate >/dev/null
+script=$(mktemp)
+cat >"$script" <<'SQL'
+INSERT INTO events (id, name, ts, payload)
+SELECT upper(substr(md5(random()::text) || md5(random()::text), 1, 26)), 'bench/ingest', 1800000000000,
+  '{"name": "bench/ingest", "data": {"user": "u-1234", "plan": "pro", "amount": 42, "tags": ["a", "b"]}, "ts": 1800000000000}'::json
+FROM generate_series(1, 100);
+SQL
+out=$("$pgbench_bin" -n -c 4 -j 2 -T "$seconds" -f "$script" "$CAIRN_POSTGRES_URL" 2>&1)
+rm -f "$script"
+psql "$CAIRN_POSTGRES_URL" -qc "SET client_min_messages = warning; TRUNCATE events CASCADE"
+tps=$(sed -nE 's/tps = ([0-9.]+).*/\1/p' <<<"$out")
+rows=$(python3 -c "print(round(float('$tps') * 100))")
+echo "  Postgres inserts into Cairn's events table (pgbench, 100 rows per insert, 4 clients, fsync on): $rows rows/s"
+echo "limit_pg_event_rows_per_second=$rows"

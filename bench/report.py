@@ -17,6 +17,7 @@ FIGURES = {
     "limit_redis_xadd_unpipelined_per_second": ("Redis XADD, no pipeline", "entries/s", "redis-benchmark -c 50"),
     "limit_pg_commit_ms": ("Postgres one-row insert commit", "ms", "pgbench, 1 client, fsync on"),
     "limit_pg_commits_per_second": ("Postgres one-row insert commits", "commits/s", "pgbench, 1 client, fsync on"),
+    "limit_pg_event_rows_per_second": ("Postgres inserts into Cairn's events table", "rows/s", "pgbench, 100 rows per insert, 4 clients, fsync on"),
     "cairn_redis_xadd_pipelined_per_second": ("CairnRedis XADD, pipelined", "entries/s", "pipeline 64, 50 clients"),
     "ingest_single_events_per_second": ("Ingest, 1 event per request", "events/s", "one cairn-event-api, 64 connections, closed loop, fsync on"),
     "ingest_batch_events_per_second": ("Ingest, 100 events per request", "events/s", "one cairn-event-api, 64 connections, closed loop, fsync on"),
@@ -49,7 +50,10 @@ def ratio(name, values):
     if name == "cairn_redis_xadd_pipelined_per_second" and "limit_redis_xadd_pipelined_per_second" in values:
         return values[name] / values["limit_redis_xadd_pipelined_per_second"], "x redis-benchmark XADD (goal >= 0.5)"
     if name == "ingest_batch_events_per_second" and "limit_redis_xadd_pipelined_per_second" in values:
-        return values[name] / values["limit_redis_xadd_pipelined_per_second"], "x redis XADD rate (goal >= 0.5)"
+        text = "x redis XADD rate (goal >= 0.5)"
+        if values.get("limit_pg_event_rows_per_second"):
+            text += f"; {values[name] / values['limit_pg_event_rows_per_second']:.2f} x what Postgres alone inserts"
+        return values[name] / values["limit_redis_xadd_pipelined_per_second"], text
     if name == "throughput_two_executors_workflows_per_second" and values.get("throughput_one_executor_workflows_per_second"):
         return values[name] / values["throughput_one_executor_workflows_per_second"], "x one executor (goal >= 1.7)"
     if name == "throughput_one_executor_workflows_per_second" and values.get("peer_dbos_workflows_per_second"):
