@@ -62,7 +62,7 @@ echo "limit_pg_commit_ms=${latency}"
 echo "limit_pg_commits_per_second=${tps%.*}"
 
 # Postgres: rows of Cairn's events table (its indexes included), 100 per insert, 4 clients.
-"$bin/cairn" migrate >/dev/null
+CAIRN_LOG_LEVEL=warning "$bin/cairn" migrate >/dev/null
 script=$(mktemp)
 cat >"$script" <<'SQL'
 INSERT INTO events (id, name, ts, payload)
