@@ -2,17 +2,21 @@ public import CairnEngine
 public import Logging
 public import PostgresNIO
 public import ServiceLifecycle
+import Synchronization
 
 /// Cairn's connection to Postgres: a PostgresNIO connection pool plus the settings it came from.
 ///
 /// Lifecycle: `run()` must be running (it is a `Service`; put it first in the role's
-/// `ServiceGroup`) for queries to be served; graceful shutdown closes the pool.
+/// `ServiceGroup`) for queries to be served; graceful shutdown closes the pool. Services that
+/// query at once when they start wait for `waitUntilRunning()` first, so that no query reaches
+/// the pool before it runs.
 public final class CairnPostgresDatabase: Service, Sendable {
     /// The settings the pool was made from.
     public let settings: PostgresSettings
     /// The PostgresNIO pool; queries go through it.
     public let client: PostgresClient
     let logger: Logger
+    private let started = Mutex<(done: Bool, waiters: [UInt64: CheckedContinuation<Void, Never>], next: UInt64)>((false, [:], 0))
 
     /// Creates the pool; no connection is opened until `run()` starts and a query asks for one.
     public init(settings: PostgresSettings, logger: Logger) {
@@ -21,10 +25,35 @@ public final class CairnPostgresDatabase: Service, Sendable {
         self.logger = logger
     }
 
-    /// Runs the pool until graceful shutdown or cancellation.
+    /// Runs the pool until graceful shutdown (which the pool observes itself) or cancellation.
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            await self.client.run()
+        let waiters = started.withLock { state in
+            state.done = true
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume() }
+        // The pool marks itself running first thing, before this task can be suspended.
+        await client.run()
+    }
+
+    /// Returns once `run()` has started the pool, or when the caller is cancelled.
+    public func waitUntilRunning() async {
+        let id = started.withLock { state -> UInt64 in
+            state.next += 1
+            return state.next
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = started.withLock { state -> Bool in
+                    if state.done || Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            started.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
         }
     }
 

@@ -72,7 +72,7 @@ public struct CairnProcess: Sendable {
         )
         let parts = Dictionary(uniqueKeysWithValues: roles.map { ($0, $0.parts(dependencies)) })
 
-        var services: [any Service] = [postgres, redis.service]
+        var services: [any Service] = []
         for role in roles { services += parts[role]!.services }
         for (listenerRoles, port) in listeners() {
             let router = Router()
@@ -92,7 +92,7 @@ public struct CairnProcess: Sendable {
             )
             services.append(app)
         }
-        return services
+        return [postgres, redis.service] + services.map { AfterDatabase(database: postgres, service: $0) }
     }
 
     /// The process's services in one group. With `handlingSignals`, SIGTERM and SIGINT start
@@ -122,5 +122,18 @@ extension CairnConfiguration {
         var logger = Logger(label: label)
         logger.logLevel = logLevel
         return logger
+    }
+}
+
+/// A service that starts once the Postgres pool runs: most services query as soon as they
+/// start, and a query that reaches the pool before `run()` is logged as a warning.
+struct AfterDatabase: Service {
+    let database: CairnPostgresDatabase
+    let service: any Service
+
+    func run() async throws {
+        await database.waitUntilRunning()
+        try Task.checkCancellation()
+        try await service.run()
     }
 }
