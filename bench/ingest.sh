@@ -18,10 +18,8 @@ bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
 seconds=10 warmup=2 reference_count=1000000
 [ -z "${BENCH_SMOKE:-}" ] || { seconds=1 warmup=0.2 reference_count=20000; }
 
-if [ -z "${CAIRN_REDIS_URL:-}" ]; then
-  exec "$root/deploy/local/servers.sh" run -- "$0" "$@"
-fi
 source "$root/bench/lib.sh"
+with_private_servers "$0" "$@"
 redis_port=$(redis_port)
 
 CAIRN_LOG_LEVEL=warning "$bin/cairn" migrate >/dev/null

@@ -1,5 +1,14 @@
 # Shared by the bench scripts: source it, don't run it.
 
+# with_private_servers SCRIPT ARGS...: unless CAIRN_REDIS_URL is set, runs SCRIPT again under
+# deploy/local/servers.sh (private Redis and Postgres, URLs exported, stopped on exit) and does
+# not return.
+with_private_servers() {
+  if [ -z "${CAIRN_REDIS_URL:-}" ]; then
+    exec "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/deploy/local/servers.sh" run -- "$@"
+  fi
+}
+
 # redis_xadd_reference PORT COUNT: redis-benchmark's pipelined XADD rate (-P 64, 50 clients,
 # one short field/value pair per entry) against the server on PORT, in entries per second.
 redis_xadd_reference() {

@@ -11,10 +11,8 @@ bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
 seconds=5 count=200000
 [ -z "${BENCH_SMOKE:-}" ] || { seconds=1 count=5000; }
 
-if [ -z "${CAIRN_REDIS_URL:-}" ]; then
-  exec "$root/deploy/local/servers.sh" run -- "$0" "$@"
-fi
 source "$root/bench/lib.sh"
+with_private_servers "$0" "$@"
 command -v wrk >/dev/null || { echo "wrk not found: make deps installs it" >&2; exit 1; }
 redis_port=$(redis_port)
 

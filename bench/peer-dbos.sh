@@ -17,9 +17,8 @@ if [ ! -f "$venv/.installed" ] || [ "$requirements" -nt "$venv/.installed" ]; th
   touch "$venv/.installed"
 fi
 
-if [ -z "${CAIRN_REDIS_URL:-}" ]; then
-  exec "$root/deploy/local/servers.sh" run -- "$0" "$@"
-fi
+source "$root/bench/lib.sh"
+with_private_servers "$0" "$@"
 
 result=$("$venv/bin/python" "$root/bench/peer_dbos.py" "$CAIRN_POSTGRES_URL" "$sequential" "$throughput" "$concurrency")
 python3 - "$result" <<'PY'

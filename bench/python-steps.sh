@@ -8,10 +8,8 @@ bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
 runs=50
 [ -z "${BENCH_SMOKE:-}" ] || runs=5
 
-if [ -z "${CAIRN_REDIS_URL:-}" ]; then
-  exec "$root/deploy/local/servers.sh" run -- "$0" "$@"
-fi
 source "$root/bench/lib.sh"
+with_private_servers "$0" "$@"
 port=$(free_port) gateway=$(free_port) app_port=$(free_port)
 
 CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PREFIX=cairn-bench-py: "$bin/cairn" dev --port "$port" --gateway-port "$gateway" >/dev/null &

@@ -13,10 +13,8 @@ count=${1:-1000000}
 [ -z "${BENCH_SMOKE:-}" ] || count=20000
 bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
 
-if [ -z "${CAIRN_REDIS_URL:-}" ]; then
-  exec "$root/deploy/local/servers.sh" run -- "$0" "$@"
-fi
 source "$root/bench/lib.sh"
+with_private_servers "$0" "$@"
 port=$(redis_port)
 
 reference_rate=$(redis_xadd_reference "$port" "$count")

@@ -11,10 +11,8 @@ bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
 runs=200 sleeps=50 delayed=50
 [ -z "${BENCH_SMOKE:-}" ] || { runs=10 sleeps=3 delayed=3; }
 
-if [ -z "${CAIRN_REDIS_URL:-}" ]; then
-  exec "$root/deploy/local/servers.sh" run -- "$0" "$@"
-fi
 source "$root/bench/lib.sh"
+with_private_servers "$0" "$@"
 
 port=$(free_port)
 gateway=$(free_port)

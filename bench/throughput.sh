@@ -14,10 +14,8 @@ bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
 runs=1000 warmup=100
 [ -z "${BENCH_SMOKE:-}" ] || { runs=20 warmup=5; }
 
-if [ -z "${CAIRN_REDIS_URL:-}" ]; then
-  exec "$root/deploy/local/servers.sh" run -- "$0" "$@"
-fi
 source "$root/bench/lib.sh"
+with_private_servers "$0" "$@"
 export CAIRN_HOST=127.0.0.1 CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PREFIX=cairn-bench-throughput:
 "$bin/cairn" migrate >/dev/null
 
