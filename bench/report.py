@@ -37,6 +37,10 @@ FIGURES = {
     "throughput_one_executor_workflows_per_second": ("3-step workflows completed, one executor", "workflows/s", "roles in separate processes, Swift SDK stub, 1000 runs sent at once, fsync on"),
     "throughput_one_executor_cpu_busy_percent": ("Machine CPU busy during the one-executor figure", "%", "all processes, from /proc/stat"),
     "throughput_two_executors_workflows_per_second": ("3-step workflows completed, two executors", "workflows/s", "same, a second cairn-executor process"),
+    **{f"throughput_cpu_ms_per_workflow_{name}": (f"CPU per workflow: {label}", "ms", "one-executor figure, user + system time / workflows")
+       for name, label in [("postgres", "Postgres"), ("executor", "cairn-executor"), ("scheduler", "cairn-scheduler"),
+                           ("event_api", "cairn-event-api"), ("api", "cairn-api"), ("redis", "Redis"),
+                           ("stub_and_load", "SDK stub and event sender")]},
     "peer_dbos_workflows_per_second": ("DBOS: 3-step workflows completed", "workflows/s", "same Postgres, 2000 workflows, 32 at a time"),
     "peer_dbos_step_p50_ms": ("DBOS: time per step, p50", "ms", "3 no-op steps, one workflow at a time, workflow wall time / 3"),
     "peer_dbos_step_p99_ms": ("DBOS: time per step, p99", "ms", "same"),

@@ -6,7 +6,8 @@
 #
 #   bench/throughput.sh     1000 runs with one executor, then 1000 with two (BENCH_SMOKE=1: 20)
 #
-# Also reports the peak RSS of each role process. Needs built cairn, cairn-api,
+# Also reports the peak RSS of each role process, and with one executor, the CPU each process
+# spent per completed workflow (Postgres and Redis too when the servers are the private ones). Needs built cairn, cairn-api,
 # cairn-event-api, cairn-scheduler, cairn-executor and cairn-bench in BENCH_BIN_DIR.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,27 +33,53 @@ start_role() {
 start_role api; api_port=$role_port api_pid=$role_pid
 start_role event-api; event_port=$role_port event_pid=$role_pid
 start_role scheduler; scheduler_pid=$role_pid
-start_role executor; executor_pid=$role_pid
+start_role executor; executor_pids=("$role_pid"); executor_pid=$role_pid
 
 # cpu_ticks: busy and total jiffies of the whole machine so far.
 cpu_ticks() {
   awk '/^cpu / { total = 0; for (i = 2; i <= NF; i++) total += $i; print total - $5 - $6, total }' /proc/stat
 }
+# process_ticks PID...: CPU jiffies (user + system) those processes have used so far.
+process_ticks() {
+  local pid total=0 ticks
+  for pid in "$@"; do
+    ticks=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null) || continue
+    total=$((total + ${ticks:-0}))
+  done
+  echo "$total"
+}
+# Postgres (the postmaster and its backends) and Redis, when they are the private servers.
+server_pids() {
+  local dir=${CAIRN_LOCAL_SERVERS_DIR:-} postmaster
+  [ -n "$dir" ] || return 0
+  postmaster=$(head -n 1 "$dir/pg/data/postmaster.pid" 2>/dev/null) || return 0
+  echo "postgres $postmaster $(pgrep -P "$postmaster" | tr '\n' ' ')"
+  echo "redis $(redis-cli -p "$(redis_port)" info server | tr -d '\r' | sed -n 's/^process_id://p')"
+}
 # workflows RUNS: completes RUNS 3-step runs, all sent at once; prints the stub's JSON report
-# with the machine's CPU use during the run added.
+# with the machine's CPU use during the run, and each process's CPU per workflow, added.
 workflows() {
-  local before after report
+  local before after report groups name group_pids
+  groups=$(server_pids; echo "api $api_pid"; echo "event_api $event_pid"; echo "scheduler $scheduler_pid"; echo "executor ${executor_pids[*]}")
+  declare -A start
+  while read -r name group_pids; do start[$name]=$(process_ticks $group_pids); done <<<"$groups"
   before=$(cpu_ticks)
   report=$("$bin/cairn-bench" steps --api "http://127.0.0.1:$api_port" --event-api "http://127.0.0.1:$event_port" \
     --runs "$1" --steps 3 --concurrency "$1" --sleeps 0 --json)
   after=$(cpu_ticks)
-  python3 -c 'import json, sys
+  local used=""
+  while read -r name group_pids; do used+="$name=$(( $(process_ticks $group_pids) - ${start[$name]} )) "; done <<<"$groups"
+  python3 -c 'import json, os, sys
 r = json.loads(sys.argv[1]); b0, t0 = map(int, sys.argv[2].split()); b1, t1 = map(int, sys.argv[3].split())
-r["cpu_busy_percent"] = round(100 * (b1 - b0) / max(1, t1 - t0)); print(json.dumps(r))' "$report" "$before" "$after"
+r["cpu_busy_percent"] = round(100 * (b1 - b0) / max(1, t1 - t0))
+hz = os.sysconf("SC_CLK_TCK")
+r["cpu_ms_per_workflow"] = {name: round(int(ticks) * 1000 / hz / r["runs"], 2) for name, ticks in (pair.split("=") for pair in sys.argv[4].split())}
+r["cpu_ms_per_workflow"]["stub_and_load"] = round(r["cpu_seconds"] * 1000 / r["runs"], 2)
+print(json.dumps(r))' "$report" "$before" "$after" "$used"
 }
 workflows "$warmup" >/dev/null
 one=$(workflows "$runs")
-start_role executor
+start_role executor; executor_pids+=("$role_pid")
 workflows "$warmup" >/dev/null
 two=$(workflows "$runs")
 
@@ -72,4 +99,9 @@ print(f"    two executors: {two['runs_per_second']} workflows/s, machine CPU {tw
 print(f"throughput_one_executor_workflows_per_second={one['runs_per_second']}")
 print(f"throughput_two_executors_workflows_per_second={two['runs_per_second']}")
 print(f"throughput_one_executor_cpu_busy_percent={one['cpu_busy_percent']}")
+shares = sorted(one["cpu_ms_per_workflow"].items(), key=lambda item: -item[1])
+print("    CPU per workflow with one executor: " + ", ".join(f"{name.replace('_', '-')} {ms} ms" for name, ms in shares)
+      + f" (sum {sum(ms for _, ms in shares):.2f} ms)")
+for name, ms in shares:
+    print(f"throughput_cpu_ms_per_workflow_{name}={ms}")
 PY
