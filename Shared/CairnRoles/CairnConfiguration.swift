@@ -55,6 +55,9 @@ public struct CairnConfiguration: Sendable {
     /// renewal; a run whose executor died is taken over after about this long. Default 60,
     /// 1…3600.
     public var executorLease: Duration
+    /// `CAIRN_EXECUTOR_CONCURRENCY` — how many runs one executor process drives at once (each
+    /// waits on its app between steps). Default 64, 1…10000.
+    public var executorConcurrency: Int
     /// `CAIRN_RETRY_BACKOFF_SCALE` — multiplies every retry backoff (15 s, 30 s, 1 m, … plus up
     /// to 30 s of jitter). Default 1; development and tests use less. 0.001…1000.
     public var retryBackoffScale: Double
@@ -137,6 +140,7 @@ public struct CairnConfiguration: Sendable {
         let eventMaxBodyBytes = integer("CAIRN_EVENT_MAX_BODY_BYTES", default: 512 * 1024, range: 1024...(3 * 1024 * 1024))
         let dedupeSeconds = integer("CAIRN_EVENT_DEDUPE_WINDOW_SECONDS", default: 86_400, range: 1...(366 * 86_400))
         let executorLeaseSeconds = integer("CAIRN_EXECUTOR_LEASE_SECONDS", default: 60, range: 1...3_600)
+        let executorConcurrency = integer("CAIRN_EXECUTOR_CONCURRENCY", default: 64, range: 1...10_000)
         var retryBackoffScale = 1.0
         if let raw = value("CAIRN_RETRY_BACKOFF_SCALE") {
             if let parsed = Double(raw), (0.001...1_000).contains(parsed) { retryBackoffScale = parsed } else {
@@ -167,6 +171,7 @@ public struct CairnConfiguration: Sendable {
         self.eventsStreamMaxLength = eventsStreamMaxLength
         self.retryBackoffScale = retryBackoffScale
         self.executorLease = .seconds(executorLeaseSeconds)
+        self.executorConcurrency = executorConcurrency
     }
 
     /// The HTTP port a process playing only `role` listens on: `CAIRN_PORT`, else the role's

@@ -24,6 +24,8 @@ import Testing
         #expect(c.logLevel == .info)
         #expect(c.isDevMode)
         #expect(c.eventKeys.isEmpty)
+        #expect(c.executorConcurrency == 64)
+        #expect(c.executorLease == .seconds(60))
     }
 
     @Test func overrides() throws {
@@ -34,6 +36,7 @@ import Testing
         env["INNGEST_SIGNING_KEY"] = "signkey-prod-0123456789abcdef"
         env["INNGEST_SIGNING_KEY_FALLBACK"] = "abcd"
         env["INNGEST_EVENT_KEY"] = " k1, k2 ,,"
+        env["CAIRN_EXECUTOR_CONCURRENCY"] = "256"
         let c = try CairnConfiguration(environment: env)
         #expect(c.postgres.maximumConnections == 5)
         #expect(c.port(for: .executor) == 9000)
@@ -42,6 +45,7 @@ import Testing
         #expect(c.signingKeyFallback?.hex == "abcd")
         #expect(!c.isDevMode)
         #expect(c.eventKeys == ["k1", "k2"])
+        #expect(c.executorConcurrency == 256)
     }
 
     @Test(arguments: [
@@ -54,6 +58,7 @@ import Testing
         ("INNGEST_SIGNING_KEY", "signkey-prod-xyz", "INNGEST_SIGNING_KEY: must be an even-length hex string"),
         ("INNGEST_SIGNING_KEY", "abc", "INNGEST_SIGNING_KEY: must be an even-length hex string"),
         ("CAIRN_SHUTDOWN_GRACE_SECONDS", "-1", "CAIRN_SHUTDOWN_GRACE_SECONDS: must be an integer from 0 to 3600"),
+        ("CAIRN_EXECUTOR_CONCURRENCY", "0", "CAIRN_EXECUTOR_CONCURRENCY: must be an integer from 1 to 10000, got \"0\""),
     ])
     func rejects(variable: String, value: String, message: String) {
         var env = minimal

@@ -12,6 +12,7 @@ enum ExecutorRole {
         var settings = ExecutorSettings()
         settings.backoffScale = dependencies.configuration.retryBackoffScale
         settings.leaseDuration = dependencies.configuration.executorLease
+        settings.concurrency = dependencies.configuration.executorConcurrency
         let store = PostgresRunStore(client: dependencies.postgres.client, logger: dependencies.logger)
         let source = RedisStreamSource(
             client: dependencies.redis, stream: dependencies.streamKey("work"), group: "executor", consumer: settings.owner,
