@@ -41,6 +41,8 @@ FIGURES = {
        for name, label in [("postgres", "Postgres"), ("executor", "cairn-executor"), ("scheduler", "cairn-scheduler"),
                            ("event_api", "cairn-event-api"), ("api", "cairn-api"), ("redis", "Redis"),
                            ("stub_and_load", "SDK stub and event sender")]},
+    "throughput_slow_steps_one_executor_workflows_per_second": ("3-step workflows completed, steps taking 200 ms in the app, one executor", "workflows/s", "500 runs sent at once; an executor drives 64 runs at a time"),
+    "throughput_slow_steps_two_executors_workflows_per_second": ("3-step workflows completed, steps taking 200 ms in the app, two executors", "workflows/s", "same, a second cairn-executor process"),
     "peer_dbos_workflows_per_second": ("DBOS: 3-step workflows completed", "workflows/s", "same Postgres, 2000 workflows, 32 at a time"),
     "peer_dbos_step_p50_ms": ("DBOS: time per step, p50", "ms", "3 no-op steps, one workflow at a time, workflow wall time / 3"),
     "peer_dbos_step_p99_ms": ("DBOS: time per step, p99", "ms", "same"),
@@ -60,6 +62,8 @@ def ratio(name, values):
         return values[name] / values["limit_redis_xadd_pipelined_per_second"], text
     if name == "throughput_two_executors_workflows_per_second" and values.get("throughput_one_executor_workflows_per_second"):
         return values[name] / values["throughput_one_executor_workflows_per_second"], "x one executor (goal >= 1.7)"
+    if name == "throughput_slow_steps_two_executors_workflows_per_second" and values.get("throughput_slow_steps_one_executor_workflows_per_second"):
+        return values[name] / values["throughput_slow_steps_one_executor_workflows_per_second"], "x one executor (goal >= 1.7)"
     if name == "throughput_one_executor_workflows_per_second" and values.get("peer_dbos_workflows_per_second"):
         return values[name] / values["peer_dbos_workflows_per_second"], "x DBOS workflows/s (goal >= 1)"
     if name == "peer_dbos_step_p50_ms" and values.get("steps_overhead_per_step_p50_ms"):

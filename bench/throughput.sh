@@ -4,7 +4,14 @@
 # servers with Postgres fsync on; the Swift SDK stub in cairn-bench answers the calls, and every
 # run's event is sent at once, as fast as the event API takes them.
 #
-#   bench/throughput.sh     1000 runs with one executor, then 1000 with two (BENCH_SMOKE=1: 20)
+#   bench/throughput.sh     1000 runs with one executor, then 1000 with two (BENCH_SMOKE=1: 20);
+#                           then 500 runs whose steps take 200 ms in the app, with one executor
+#                           and with two (BENCH_SMOKE=1: 20)
+#
+# With no-op steps one executor keeps both cores of this machine busy, so the second adds
+# nothing; with steps that wait on the app (I/O-bound, as real steps are) an executor is bound
+# by how many runs it drives at once (CAIRN_EXECUTOR_CONCURRENCY, 64), and a second one adds
+# as many again.
 #
 # Also reports the peak RSS of each role process, and with one executor, the CPU each process
 # spent per completed workflow (Postgres and Redis too when the servers are the private ones). Needs built cairn, cairn-api,
@@ -12,8 +19,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
-runs=1000 warmup=100
-[ -z "${BENCH_SMOKE:-}" ] || { runs=20 warmup=5; }
+runs=1000 warmup=100 slow_runs=500 slow_ms=200
+[ -z "${BENCH_SMOKE:-}" ] || { runs=20 warmup=5 slow_runs=20; }
 
 source "$root/bench/lib.sh"
 with_private_servers "$0" "$@"
@@ -56,7 +63,8 @@ server_pids() {
   echo "postgres $postmaster $(pgrep -P "$postmaster" | tr '\n' ' ')"
   echo "redis $(redis-cli -p "$(redis_port)" info server | tr -d '\r' | sed -n 's/^process_id://p')"
 }
-# workflows RUNS: completes RUNS 3-step runs, all sent at once; prints the stub's JSON report
+# workflows RUNS [STEP_MS]: completes RUNS 3-step runs, all sent at once, each step taking
+# STEP_MS in the app (default 0); prints the stub's JSON report
 # with the machine's CPU use during the run, and each process's CPU per workflow, added.
 workflows() {
   local before after report groups name group_pids
@@ -65,7 +73,7 @@ workflows() {
   while read -r name group_pids; do start[$name]=$(process_ticks $group_pids); done <<<"$groups"
   before=$(cpu_ticks)
   report=$("$bin/cairn-bench" steps --api "http://127.0.0.1:$api_port" --event-api "http://127.0.0.1:$event_port" \
-    --runs "$1" --steps 3 --concurrency "$1" --sleeps 0 --json)
+    --runs "$1" --steps 3 --concurrency "$1" --sleeps 0 --step-latency-ms "${2:-0}" --json)
   after=$(cpu_ticks)
   local used=""
   while read -r name group_pids; do used+="$name=$(( $(process_ticks $group_pids) - ${start[$name]} )) "; done <<<"$groups"
@@ -79,23 +87,31 @@ print(json.dumps(r))' "$report" "$before" "$after" "$used"
 }
 workflows "$warmup" >/dev/null
 one=$(workflows "$runs")
+slow_one=$(workflows "$slow_runs" "$slow_ms")
 start_role executor; executor_pids+=("$role_pid")
 workflows "$warmup" >/dev/null
 two=$(workflows "$runs")
+slow_two=$(workflows "$slow_runs" "$slow_ms")
 
 for role in api:$api_pid event_api:$event_pid scheduler:$scheduler_pid executor:$executor_pid; do
   rss=$(peak_rss_mb "${role#*:}")
   echo "  peak RSS of cairn-${role%%:*} (own process): $rss MiB" | tr _ -
   echo "rss_peak_role_${role%%:*}_mb=$rss"
 done
-python3 - "$runs" "$one" "$two" <<'PY'
+python3 - "$runs" "$one" "$two" "$slow_runs" "$slow_ms" "$slow_one" "$slow_two" <<'PY'
 import json, sys
-runs = sys.argv[1]
-one, two = (json.loads(text) for text in sys.argv[2:])
+runs, slow_runs, slow_ms = sys.argv[1], sys.argv[4], sys.argv[5]
+one, two, slow_one, slow_two = (json.loads(text) for text in sys.argv[2:4] + sys.argv[6:8])
 ratio = two["runs_per_second"] / one["runs_per_second"] if one["runs_per_second"] else 0
 print(f"  {runs} runs of 3 no-op steps, all sent at once, roles in separate processes:")
 print(f"    one executor:  {one['runs_per_second']} workflows/s, machine CPU {one['cpu_busy_percent']} % busy")
 print(f"    two executors: {two['runs_per_second']} workflows/s, machine CPU {two['cpu_busy_percent']} % busy  ({ratio:.2f} x one)")
+slow_ratio = slow_two["runs_per_second"] / slow_one["runs_per_second"] if slow_one["runs_per_second"] else 0
+print(f"  {slow_runs} runs whose 3 steps take {slow_ms} ms each in the app:")
+print(f"    one executor:  {slow_one['runs_per_second']} workflows/s, machine CPU {slow_one['cpu_busy_percent']} % busy")
+print(f"    two executors: {slow_two['runs_per_second']} workflows/s, machine CPU {slow_two['cpu_busy_percent']} % busy  ({slow_ratio:.2f} x one)")
+print(f"throughput_slow_steps_one_executor_workflows_per_second={slow_one['runs_per_second']}")
+print(f"throughput_slow_steps_two_executors_workflows_per_second={slow_two['runs_per_second']}")
 print(f"throughput_one_executor_workflows_per_second={one['runs_per_second']}")
 print(f"throughput_two_executors_workflows_per_second={two['runs_per_second']}")
 print(f"throughput_one_executor_cpu_busy_percent={one['cpu_busy_percent']}")

@@ -39,6 +39,9 @@ struct StepOverhead: AsyncParsableCommand {
     @Option(help: "Runs in flight at once.")
     var concurrency: Int = 1
 
+    @Option(help: "How long each step of the multi-step function takes in the stub, in ms (an app waiting on I/O).")
+    var stepLatencyMs: Int = 0
+
     @Option(help: "Runs that sleep 1 s, for the timer lag.")
     var sleeps: Int = 50
 
@@ -51,7 +54,7 @@ struct StepOverhead: AsyncParsableCommand {
     func run() async throws {
         let recorder = StubRecorder()
         let router = Router()
-        let stub = StubApp(recorder: recorder, api: api, steps: steps)
+        let stub = StubApp(recorder: recorder, api: api, steps: steps, stepLatency: .milliseconds(stepLatencyMs))
         stub.register(on: router)
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         var logger = Logger(label: "cairn-bench.stub")
@@ -274,12 +277,14 @@ final class StubApp: Sendable {
     let recorder: StubRecorder
     let api: String
     let steps: Int
+    let stepLatency: Duration
     let url = Mutex("")
 
-    init(recorder: StubRecorder, api: String, steps: Int) {
+    init(recorder: StubRecorder, api: String, steps: Int, stepLatency: Duration) {
         self.recorder = recorder
         self.api = api
         self.steps = steps
+        self.stepLatency = stepLatency
     }
 
     static let sdkHeaders: HTTPFields = [
@@ -332,6 +337,7 @@ final class StubApp: Sendable {
                 ended = true
                 response = Response(status: .ok, headers: Self.sdkHeaders, body: ResponseBody(byteBuffer: ByteBuffer(string: "null")))
             } else if memoized < self.steps {
+                if self.stepLatency > .zero { try await Task.sleep(for: self.stepLatency) }
                 let name = "s\(memoized)"
                 response = Self.ops([["id": .string(StepID.hashed(name)), "op": "StepRun", "name": .string(name), "displayName": .string(name), "data": .number(JSONNumber(memoized))]])
             } else {
