@@ -52,3 +52,21 @@ redis_port() {
 peak_rss_mb() {
   awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
 }
+
+# process_ticks PID...: CPU jiffies (user + system) those processes have used so far.
+process_ticks() {
+  local pid total=0 ticks
+  for pid in "$@"; do
+    ticks=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null) || continue
+    total=$((total + ${ticks:-0}))
+  done
+  echo "$total"
+}
+# Postgres (the postmaster and its backends) and Redis, when they are the private servers.
+server_pids() {
+  local dir=${CAIRN_LOCAL_SERVERS_DIR:-} postmaster
+  [ -n "$dir" ] || return 0
+  postmaster=$(head -n 1 "$dir/pg/data/postmaster.pid" 2>/dev/null) || return 0
+  echo "postgres $postmaster $(pgrep -P "$postmaster" | tr '\n' ' ')"
+  echo "redis $(redis-cli -p "$(redis_port)" info server | tr -d '\r' | sed -n 's/^process_id://p')"
+}

@@ -21,6 +21,9 @@ FIGURES = {
     "cairn_redis_xadd_pipelined_per_second": ("CairnRedis XADD, pipelined", "entries/s", "pipeline 64, 50 clients"),
     "ingest_single_events_per_second": ("Ingest, 1 event per request", "events/s", "one cairn-event-api, 64 connections, closed loop, fsync on"),
     "ingest_batch_events_per_second": ("Ingest, 100 events per request", "events/s", "one cairn-event-api, 64 connections, closed loop, fsync on"),
+    **{f"ingest_cpu_us_per_request_{name}": (f"CPU per request at the ingest peak: {label}", "us", "1 event per request, 64 connections")
+       for name, label in [("event_api", "cairn-event-api"), ("postgres", "Postgres"), ("redis", "Redis"),
+                           ("load_generator", "load generator")]},
     "ingest_half_load_p99_ms": ("Ingest latency p99 at half of peak", "ms", "1 event per request, open loop, 64 connections"),
     "steps_overhead_per_step_p50_ms": ("Engine overhead per step, p50", "ms", "cairn dev, Swift SDK stub, 10 no-op steps per run, one run at a time"),
     "steps_overhead_per_step_p99_ms": ("Engine overhead per step, p99", "ms", "same"),

@@ -46,23 +46,6 @@ start_role executor; executor_pids=("$role_pid"); executor_pid=$role_pid
 cpu_ticks() {
   awk '/^cpu / { total = 0; for (i = 2; i <= NF; i++) total += $i; print total - $5 - $6, total }' /proc/stat
 }
-# process_ticks PID...: CPU jiffies (user + system) those processes have used so far.
-process_ticks() {
-  local pid total=0 ticks
-  for pid in "$@"; do
-    ticks=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null) || continue
-    total=$((total + ${ticks:-0}))
-  done
-  echo "$total"
-}
-# Postgres (the postmaster and its backends) and Redis, when they are the private servers.
-server_pids() {
-  local dir=${CAIRN_LOCAL_SERVERS_DIR:-} postmaster
-  [ -n "$dir" ] || return 0
-  postmaster=$(head -n 1 "$dir/pg/data/postmaster.pid" 2>/dev/null) || return 0
-  echo "postgres $postmaster $(pgrep -P "$postmaster" | tr '\n' ' ')"
-  echo "redis $(redis-cli -p "$(redis_port)" info server | tr -d '\r' | sed -n 's/^process_id://p')"
-}
 # workflows RUNS [STEP_MS]: completes RUNS 3-step runs, all sent at once, each step taking
 # STEP_MS in the app (default 0); prints the stub's JSON report
 # with the machine's CPU use during the run, and each process's CPU per workflow, added.

@@ -65,6 +65,11 @@ struct IngestLoad: AsyncParsableCommand {
         let interval: Duration? = rate.map { .nanoseconds(Int64(Double(connections) / $0 * 1e9)) }
 
         let connectionCount = connections
+        // The CPU this load generator uses while measuring, to set against the server's.
+        async let cpuAtStart: Double = {
+            try? await Task.sleep(until: measureFrom, clock: .continuous)
+            return processCPUSeconds()
+        }()
         let results = try await withThrowingTaskGroup(of: ConnectionResult.self) { group in
             for index in 0..<connectionCount {
                 let head = head
@@ -80,6 +85,7 @@ struct IngestLoad: AsyncParsableCommand {
             for try await result in group { all.append(result) }
             return all
         }
+        let cpuUsed = processCPUSeconds() - (await cpuAtStart)
         var latencies = results.flatMap(\.latencies)
         latencies.sort()
         let requests = latencies.count
@@ -97,6 +103,7 @@ struct IngestLoad: AsyncParsableCommand {
             ("events_per_second", String(Int(Double(requests * eventsPerRequest) / duration))),
             ("p50_ms", String(format: "%.3f", percentile(0.50))), ("p90_ms", String(format: "%.3f", percentile(0.90))),
             ("p99_ms", String(format: "%.3f", percentile(0.99))), ("max_ms", String(format: "%.3f", percentile(1.0))),
+            ("load_generator_cpu_seconds", String(format: "%.3f", cpuUsed)),
         ]
         if json {
             print("{" + report.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")

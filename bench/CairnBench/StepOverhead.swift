@@ -145,7 +145,7 @@ struct StepOverhead: AsyncParsableCommand {
             ("sleeps", String(sleeps)),
             ("timer_lag_p50_ms", String(format: "%.3f", percentile(lags, 0.5))),
             ("timer_lag_p99_ms", String(format: "%.3f", percentile(lags, 0.99))),
-            ("cpu_seconds", String(format: "%.3f", Self.cpuSeconds())),
+            ("cpu_seconds", String(format: "%.3f", processCPUSeconds())),
             ("delayed", String(delayed)),
             ("delayed_lag_p50_ms", String(format: "%.3f", percentile(delayedLags, 0.5))),
             ("delayed_lag_p99_ms", String(format: "%.3f", percentile(delayedLags, 0.99))),
@@ -167,13 +167,6 @@ struct StepOverhead: AsyncParsableCommand {
 
     var events: String { eventAPI ?? api }
 
-    /// CPU time this process (stub and load generator) has used, user plus system.
-    static func cpuSeconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
-        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
-    }
 
     func post(_ url: String, body: JSONValue) async throws -> (status: Int, body: String) {
         var request = HTTPClientRequest(url: url)
