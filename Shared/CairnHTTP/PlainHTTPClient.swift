@@ -92,7 +92,7 @@ final class PlainHTTPClient: Sendable {
     let maxIdlePerOrigin: Int
     private let idle = Mutex<[Origin: [any Channel]]>([:])
 
-    init(group: any EventLoopGroup, maxBodyBytes: Int = 8 * 1024 * 1024, maxIdlePerOrigin: Int = 64) {
+    init(group: any EventLoopGroup, maxBodyBytes: Int = 8 * 1024 * 1024, maxIdlePerOrigin: Int = 256) {
         self.group = group
         self.maxBodyBytes = maxBodyBytes
         self.maxIdlePerOrigin = maxIdlePerOrigin
