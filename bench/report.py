@@ -37,6 +37,7 @@ FIGURES = {
     "rss_peak_role_event_api_mb": ("Peak RSS of cairn-event-api", "MiB", "own process, during the throughput figures"),
     "rss_peak_role_scheduler_mb": ("Peak RSS of cairn-scheduler", "MiB", "own process, during the throughput figures"),
     "rss_peak_role_executor_mb": ("Peak RSS of cairn-executor", "MiB", "own process, during the throughput figures"),
+    "rss_peak_role_gateway_mb": ("Peak RSS of cairn-gateway", "MiB", "own process, idle (no connect workers) during the throughput figures"),
     "throughput_one_executor_workflows_per_second": ("3-step workflows completed, one executor", "workflows/s", "roles in separate processes, Swift SDK stub, 1000 runs sent at once, fsync on"),
     "throughput_one_executor_cpu_busy_percent": ("Machine CPU busy during the one-executor figure", "%", "all processes, from /proc/stat"),
     "throughput_two_executors_workflows_per_second": ("3-step workflows completed, two executors", "workflows/s", "same, a second cairn-executor process"),

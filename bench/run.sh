@@ -14,7 +14,7 @@ trap 'rm -f "$log"' EXIT
 # Each benchmark's output goes to the terminal and to the log the report reads.
 measure() { "$@" 2>&1 | tee -a "$log"; }
 
-products="cairn-bench cairn cairn-api cairn-event-api cairn-scheduler cairn-executor"
+products="cairn-bench cairn cairn-api cairn-event-api cairn-scheduler cairn-executor cairn-gateway"
 if [ -n "${BENCH_SMOKE:-}" ]; then
   for product in $products; do swift build --product "$product" >/dev/null; done
   export BENCH_BIN_DIR=${BENCH_BIN_DIR:-$(swift build --show-bin-path)}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Throughput: completed 3-step workflows per second, every role in its own process
-# (cairn-api, cairn-event-api, cairn-scheduler, then one and two cairn-executor) on private
+# (cairn-api, cairn-event-api, cairn-scheduler, an idle cairn-gateway, then one and two
+# cairn-executor) on private
 # servers with Postgres fsync on; the Swift SDK stub in cairn-bench answers the calls, and every
 # run's event is sent at once, as fast as the event API takes them.
 #
@@ -14,8 +15,9 @@
 # as many again.
 #
 # Also reports the peak RSS of each role process, and with one executor, the CPU each process
-# spent per completed workflow (Postgres and Redis too when the servers are the private ones). Needs built cairn, cairn-api,
-# cairn-event-api, cairn-scheduler, cairn-executor and cairn-bench in BENCH_BIN_DIR.
+# spent per completed workflow (Postgres and Redis too when the servers are the private ones).
+# Needs built cairn, cairn-api, cairn-event-api, cairn-scheduler, cairn-executor, cairn-gateway
+# and cairn-bench in BENCH_BIN_DIR.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
@@ -40,6 +42,7 @@ start_role() {
 start_role api; api_port=$role_port api_pid=$role_pid
 start_role event-api; event_port=$role_port event_pid=$role_pid
 start_role scheduler; scheduler_pid=$role_pid
+start_role gateway; gateway_pid=$role_pid
 start_role executor; executor_pids=("$role_pid"); executor_pid=$role_pid
 
 # cpu_ticks: busy and total jiffies of the whole machine so far.
@@ -76,7 +79,7 @@ workflows "$warmup" >/dev/null
 two=$(workflows "$runs")
 slow_two=$(workflows "$slow_runs" "$slow_ms")
 
-for role in api:$api_pid event_api:$event_pid scheduler:$scheduler_pid executor:$executor_pid; do
+for role in api:$api_pid event_api:$event_pid scheduler:$scheduler_pid executor:$executor_pid gateway:$gateway_pid; do
   rss=$(peak_rss_mb "${role#*:}")
   echo "  peak RSS of cairn-${role%%:*} (own process): $rss MiB" | tr _ -
   echo "rss_peak_role_${role%%:*}_mb=$rss"
