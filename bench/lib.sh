@@ -62,7 +62,8 @@ process_ticks() {
   done
   echo "$total"
 }
-# Postgres (the postmaster and its backends) and Redis, when they are the private servers.
+# server_pids: a line "postgres PID..." (the postmaster and its backends) and a line
+# "redis PID", when the servers are the private ones of deploy/local/servers.sh; else nothing.
 server_pids() {
   local dir=${CAIRN_LOCAL_SERVERS_DIR:-} postmaster
   [ -n "$dir" ] || return 0

@@ -50,8 +50,8 @@ cpu_ticks() {
   awk '/^cpu / { total = 0; for (i = 2; i <= NF; i++) total += $i; print total - $5 - $6, total }' /proc/stat
 }
 # workflows RUNS [STEP_MS]: completes RUNS 3-step runs, all sent at once, each step taking
-# STEP_MS in the app (default 0); prints the stub's JSON report
-# with the machine's CPU use during the run, and each process's CPU per workflow, added.
+# STEP_MS in the app (default 0). Prints the stub's JSON report, with the machine's CPU use
+# during the run and each process's CPU per workflow added.
 workflows() {
   local before after report groups name group_pids
   groups=$(server_pids; echo "api $api_pid"; echo "event_api $event_pid"; echo "scheduler $scheduler_pid"; echo "executor ${executor_pids[*]}")
