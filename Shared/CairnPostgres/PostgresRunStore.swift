@@ -132,14 +132,14 @@ public struct PostgresRunStore: RunStore {
     }
 
     public func recordStep(
-        _ lease: RunLease, stepID: String, position: Int, name: String, op: String, result: JSONValue, attempts: Int, now: Date
+        _ lease: RunLease, stepID: String, position: Int, name: String, op: String, result: String, attempts: Int, now: Date
     ) async throws -> Bool {
         // The hot path: one prepared statement (parsed and planned once per connection),
         // committed on its own.
         let inserted = try await client.execute(
             RecordStep(
                 runID: lease.runID.description, token: lease.token, stepID: stepID, position: Int32(position), name: name, op: op,
-                result: result.jsonString, attempts: Int32(max(1, attempts)), recordedAt: now),
+                result: result, attempts: Int32(max(1, attempts)), recordedAt: now),
             logger: logger)
         for try await _ in inserted { return true }
         // Nothing written: either the lease is gone, or the step was already recorded.

@@ -68,10 +68,10 @@ import Testing
                 return
             }
             #expect(second.token > first.token)
-            #expect(try await !fixture.store.recordStep(first, stepID: "s", position: 0, name: "s", op: "StepRun", result: ["data": 1], attempts: 1, now: Self.t0))
-            #expect(try await fixture.store.recordStep(second, stepID: "s", position: 0, name: "s", op: "StepRun", result: ["data": 2], attempts: 1, now: Self.t0))
+            #expect(try await !fixture.store.recordStep(first, stepID: "s", position: 0, name: "s", op: "StepRun", result: #"{"data":1}"#, attempts: 1, now: Self.t0))
+            #expect(try await fixture.store.recordStep(second, stepID: "s", position: 0, name: "s", op: "StepRun", result: #"{"data":2}"#, attempts: 1, now: Self.t0))
             // First write wins: a repeat keeps the first result.
-            #expect(try await fixture.store.recordStep(second, stepID: "s", position: 0, name: "s", op: "StepRun", result: ["data": 3], attempts: 1, now: Self.t0))
+            #expect(try await fixture.store.recordStep(second, stepID: "s", position: 0, name: "s", op: "StepRun", result: #"{"data":3}"#, attempts: 1, now: Self.t0))
             #expect(try await fixture.store.snapshot(run.id).steps["s"] == ["data": 2])
             #expect(try await !fixture.store.finish(first, .completed(output: "stale"), now: Self.t0))
             #expect(try await fixture.store.finish(second, .completed(output: "done"), now: Self.t0))
@@ -132,7 +132,7 @@ import Testing
             let cancelled = try await fixture.store.cancel(run.id, now: Self.t0)
             #expect(cancelled?.functionSlug == "shop-a")
             #expect(cancelled?.events.first?["data"] == ["n": 1])
-            #expect(try await !fixture.store.recordStep(again, stepID: "x", position: 1, name: "x", op: "StepRun", result: nil, attempts: 1, now: Self.t0))
+            #expect(try await !fixture.store.recordStep(again, stepID: "x", position: 1, name: "x", op: "StepRun", result: "null", attempts: 1, now: Self.t0))
             #expect(try await fixture.store.cancel(run.id, now: Self.t0) == nil)
             #expect(try await fixture.store.run(run.id)?.status == "Cancelled")
         }

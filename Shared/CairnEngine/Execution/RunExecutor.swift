@@ -295,9 +295,8 @@ public final class RunExecutor: Service {
     /// crash, a lost lease), whoever finishes the run emits them again and the event API's
     /// dedupe keeps one copy.
     func end(_ lease: RunLease, _ snapshot: RunSnapshot, _ end: RunEnd) async throws {
-        let output: JSONValue? = if case .completed(let value) = end { value } else { nil }
-        if let output, output.serialized().count > RunLimits.maximumStepOutputBytes {
-            return try await self.end(lease, snapshot, .failed(error: RunLimits.error("the function returned \(output.serialized().count) bytes; at most \(RunLimits.maximumStepOutputBytes) are allowed")))
+        if case .completed(let output) = end, let error = RunLimits.outputError("the function", bytes: output.serialized().count) {
+            return try await self.end(lease, snapshot, .failed(error: error))
         }
         try await events.emit(SystemEvents.forEnd(functionSlug: snapshot.function.id, runID: snapshot.runID, events: snapshot.events, end: end, now: clock.now))
         _ = try await store.finish(lease, end, now: clock.now)
@@ -306,14 +305,15 @@ public final class RunExecutor: Service {
     /// Records a step and keeps the snapshot in step. False when driving must stop: the lease
     /// was lost, or the result broke the step output limit (the run is then failed).
     func record(_ lease: RunLease, _ snapshot: inout RunSnapshot, stepID: String, name: String, op: String, result: JSONValue, attempts: Int) async throws -> Bool {
-        // One serialization serves the limit and the state size.
-        let size = result.serialized().count
-        if size > RunLimits.maximumStepOutputBytes {
-            try await end(lease, snapshot, .failed(error: RunLimits.error("step \"\(name)\" returned \(size) bytes; at most \(RunLimits.maximumStepOutputBytes) are allowed")))
+        // One serialization serves the limit, the state size and the store.
+        let serialized = result.jsonString
+        let size = serialized.utf8.count
+        if let error = RunLimits.outputError("step \"\(name)\"", bytes: size) {
+            try await end(lease, snapshot, .failed(error: error))
             return false
         }
         guard try await store.recordStep(
-            lease, stepID: stepID, position: snapshot.stack.count, name: name, op: op, result: result, attempts: attempts,
+            lease, stepID: stepID, position: snapshot.stack.count, name: name, op: op, result: serialized, attempts: attempts,
             now: clock.now)
         else {
             logger.notice("lost the lease on a run; another executor has it", metadata: ["run": "\(lease.runID)"])
@@ -402,6 +402,13 @@ public enum RunLimits {
             return "the run's state is \(snapshot.stateBytes) bytes; at most \(maximumStateBytes) are allowed"
         }
         return nil
+    }
+
+    /// The error for an output of `bytes` bytes from `producer` (a step, the function), or nil
+    /// when it is within the limit.
+    static func outputError(_ producer: @autoclosure () -> String, bytes: Int) -> JSONValue? {
+        guard bytes > maximumStepOutputBytes else { return nil }
+        return error("\(producer()) returned \(bytes) bytes; at most \(maximumStepOutputBytes) are allowed")
     }
 
     static func error(_ message: String) -> JSONValue {

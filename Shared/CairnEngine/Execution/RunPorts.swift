@@ -189,11 +189,11 @@ public protocol RunStore: Sendable {
     /// Extends a lease; false when it was lost.
     func renew(_ lease: RunLease, until: Date) async throws -> Bool
 
-    /// Records a step's memo value at `position` (the number of steps recorded before it; the
-    /// lease holder is the only writer, so it knows), first write wins. False when the lease was
-    /// lost; true when recorded now or already recorded.
+    /// Records a step's memo value, `result` (serialized JSON), at `position` (the number of
+    /// steps recorded before it; the lease holder is the only writer, so it knows), first write
+    /// wins. False when the lease was lost; true when recorded now or already recorded.
     func recordStep(
-        _ lease: RunLease, stepID: String, position: Int, name: String, op: String, result: JSONValue, attempts: Int, now: Date
+        _ lease: RunLease, stepID: String, position: Int, name: String, op: String, result: String, attempts: Int, now: Date
     ) async throws -> Bool
 
     /// Hands the run back until `item` is due: a durable timer, and the lease released.
