@@ -266,8 +266,7 @@ public struct ULIDGenerator<Random: RandomNumberGenerator> {
     /// The date is truncated to whole milliseconds; dates before 1970 count as 0 and dates past
     /// the 48-bit range trap (see `next(milliseconds:)`).
     public mutating func next(now: Date) -> ULID {
-        let millis = (now.timeIntervalSince1970 * 1000).rounded(.down)
-        return next(milliseconds: millis <= 0 ? 0 : UInt64(millis))
+        next(milliseconds: UInt64(max(0, now.unixMilliseconds)))
     }
 
     private mutating func freshEntropy() -> UInt128 {

@@ -18,14 +18,14 @@ struct RESTResponses: Sendable {
         return JSONText.response(status: .ok, body: body.jsonString)
     }
 
-    var nowMilliseconds: Int64 { Int64((clock.now.timeIntervalSince1970 * 1000).rounded(.down)) }
+    var nowMilliseconds: Int64 { clock.now.unixMilliseconds }
 
     static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
         JSONText.response(status: status, body: #"{"error":\#(JSONText.quoted(message)),"status":\#(status.code)}"#)
     }
 
     static func render(_ date: Date) -> JSONValue {
-        .string(RFC3339.format(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded(.down))))
+        .string(RFC3339.format(milliseconds: date.unixMilliseconds))
     }
 }
 

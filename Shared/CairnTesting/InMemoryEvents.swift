@@ -50,7 +50,7 @@ public final class InMemoryEventLog: EventLog {
     }
 
     public func unpublished(receivedBefore: Date, limit: Int) async throws -> [AcceptedEvent] {
-        let cutoff = Int64((receivedBefore.timeIntervalSince1970 * 1000).rounded(.down))
+        let cutoff = receivedBefore.unixMilliseconds
         return state.withLock { state in
             Array(state.events.values.filter { !state.published.contains($0.id) && $0.receivedAt < cutoff }
                 .sorted { $0.id < $1.id }.prefix(limit))

@@ -294,3 +294,16 @@ struct ULIDSeedTests {
         #expect(id.milliseconds == 42)
     }
 }
+
+@Suite("Unix milliseconds")
+struct UnixMillisecondsTests {
+    @Test("a date is rounded down to the millisecond, before the epoch too")
+    func roundsDown() {
+        #expect(Date(timeIntervalSince1970: 1_800_000_000.9999).unixMilliseconds == 1_800_000_000_999)
+        #expect(Date(timeIntervalSince1970: 1_800_000_000).unixMilliseconds == 1_800_000_000_000)
+        #expect(Date(timeIntervalSince1970: -0.0005).unixMilliseconds == -1)
+        var generator = ULIDGenerator()
+        #expect(generator.next(now: Date(timeIntervalSince1970: -5)).milliseconds == 0)
+        #expect(generator.next(now: Date(timeIntervalSince1970: 1_800_000_000.0015)).milliseconds == 1_800_000_000_001)
+    }
+}

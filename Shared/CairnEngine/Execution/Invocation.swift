@@ -22,12 +22,12 @@ public enum Invocation {
         data.setValue(
             .object([
                 "fn_id": .string(functionID), "correlation_id": .string(correlationID),
-                "expire": .number(JSONNumber(Int64(expires.timeIntervalSince1970 * 1_000))), "source_fn_id": .string(callerSlug),
+                "expire": .number(JSONNumber(expires.unixMilliseconds)), "source_fn_id": .string(callerSlug),
                 "name": .string(invokedEventName),
             ]), forKey: "_inngest")
         let id = payload["id"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? correlationID
         return Event(
-            name: invokedEventName, data: data, id: id, ts: Int64((now.timeIntervalSince1970 * 1_000).rounded(.down)),
+            name: invokedEventName, data: data, id: id, ts: now.unixMilliseconds,
             v: payload["v"]?.stringValue, user: payload["user"]?.objectValue)
     }
 
@@ -51,7 +51,7 @@ public enum Invocation {
     /// The lower bound for events a pause created at `now` may match: anything received from
     /// this millisecond on.
     public static func eventsAfter(_ now: Date) -> ULID {
-        let milliseconds = UInt64(max(0, (now.timeIntervalSince1970 * 1_000).rounded(.down) - 1))
+        let milliseconds = UInt64(max(0, now.unixMilliseconds - 1))
         return ULID(milliseconds: milliseconds, entropy: [UInt8](repeating: 0xFF, count: 10))
     }
 }

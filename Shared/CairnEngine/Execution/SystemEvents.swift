@@ -38,7 +38,7 @@ public enum SystemEvents {
         }
         data.append(("_inngest", .object(["status": .string(status)])))
         let payload = JSONObject(members: data)
-        let ts = Int64((now.timeIntervalSince1970 * 1_000).rounded(.down))
+        let ts = now.unixMilliseconds
         var emitted = [Event(name: finished, data: payload, id: derivedID(runID, "finished").description, ts: ts)]
         switch end {
         case .failed: emitted.append(Event(name: failed, data: payload, id: runID.description, ts: ts))

@@ -93,7 +93,7 @@ public final class EventIngestor: Service, Sendable {
     public func ingest(_ events: [Event], seed: ULIDSeed?) async throws -> IngestResult {
         if events.isEmpty { return IngestResult(ids: [], duplicates: []) }
         let now = clock.now
-        let receivedAt = Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
+        let receivedAt = now.unixMilliseconds
         let accepted: [AcceptedEvent] = ids.withLock { generator in
             events.enumerated().map { index, event in
                 let id = seed?.ulid(forIndex: index + 1) ?? generator.next(now: now)

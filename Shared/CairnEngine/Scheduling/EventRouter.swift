@@ -104,7 +104,7 @@ public final class EventRouter: Service {
 
     func triggeredRuns(_ event: JSONValue, name: String, eventID: ULID, now: Date) async throws -> [NewRun] {
         let dedupeKey = event["id"]?.stringValue ?? eventID.description
-        let activation = ExpressionActivation(event: event, nowMilliseconds: Int64(now.timeIntervalSince1970 * 1_000))
+        let activation = ExpressionActivation(event: event, nowMilliseconds: now.unixMilliseconds)
         var runs: [NewRun] = []
         var started: Set<UUID> = []
         for candidate in try await catalog.candidates(for: name) where !started.contains(candidate.function.id) {
@@ -136,7 +136,7 @@ public final class EventRouter: Service {
                 name: SystemEvents.finished,
                 data: ["function_id": .string(slug), "correlation_id": .string(correlation), "event": event,
                        "error": ["name": "Error", "message": .string(message), "error": .string("Error: \(message)")]],
-                id: correlation + ".missing", ts: Int64(now.timeIntervalSince1970 * 1_000))])
+                id: correlation + ".missing", ts: now.unixMilliseconds)])
             return []
         }
         return [newRun(function, event: event, eventID: eventID, key: "invoke:" + correlation, now: now)]
@@ -162,7 +162,7 @@ public final class EventRouter: Service {
         var resumed: [WorkItem] = []
         for pause in pauses where pause.eventsAfter < eventID {
             if let source = pause.expression {
-                let activation = ExpressionActivation(event: pause.triggerEvent, async: event, nowMilliseconds: Int64(now.timeIntervalSince1970 * 1_000))
+                let activation = ExpressionActivation(event: pause.triggerEvent, async: event, nowMilliseconds: now.unixMilliseconds)
                 do {
                     guard try compiled(source).evaluateBool(activation) else { continue }
                 } catch {
