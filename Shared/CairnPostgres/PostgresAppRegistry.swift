@@ -126,9 +126,7 @@ public struct PostgresAppRegistry: AppRegistry {
 
     public func functions(appName: String) async throws -> [FunctionRecord]? {
         let apps = try await client.query("SELECT 1 FROM apps WHERE name = \(appName)", logger: logger)
-        var found = false
-        for try await _ in apps.decode(Int32.self) { found = true }
-        guard found else { return nil }
+        guard try await apps.hasRows() else { return nil }
         return try await selectFunctions("""
             SELECT f.id, f.app_id, a.name, f.version, f.config::text, f.created_at, f.updated_at
             FROM functions f JOIN apps a ON a.id = f.app_id

@@ -92,3 +92,13 @@ struct PostgresReadinessProbe: ReadinessProbe {
         for try await _ in rows {}
     }
 }
+
+extension PostgresRowSequence {
+    /// Whether the query returned a row: the answer of a conditional write (`… RETURNING 1`)
+    /// or an existence check. Reads every row, so the connection is free for the next query.
+    func hasRows() async throws -> Bool {
+        var found = false
+        for try await _ in self { found = true }
+        return found
+    }
+}

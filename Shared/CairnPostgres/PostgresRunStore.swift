@@ -34,9 +34,7 @@ public struct PostgresRunStore: RunStore {
                         WHERE run_idempotency.expires_at <= \(now)
                     RETURNING run_id
                     """, logger: logger)
-                var won = false
-                for try await _ in claimed.decode(String.self) { won = true }
-                guard won else { continue }
+                guard try await claimed.hasRows() else { continue }
                 // The idempotency row points at the run; the foreign key is checked at commit.
                 let eventIDs = run.eventIDs.map(\.description)
                 try await connection.query("""
@@ -127,8 +125,7 @@ public struct PostgresRunStore: RunStore {
             UPDATE runs SET lease_expires_at = \(until)
             WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) RETURNING 1
             """, logger: logger)
-        for try await _ in rows.decode(Int32.self) { return true }
-        return false
+        return try await rows.hasRows()
     }
 
     public func recordStep(
@@ -145,11 +142,9 @@ public struct PostgresRunStore: RunStore {
         // Nothing written: either the lease is gone, or the step was already recorded.
         let held = try await client.query(
             "SELECT 1 FROM runs WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token)", logger: logger)
-        for try await _ in held.decode(Int32.self) {
-            logger.debug("step already recorded; keeping the first result", metadata: ["run": "\(lease.runID)", "step": "\(stepID)"])
-            return true
-        }
-        return false
+        guard try await held.hasRows() else { return false }
+        logger.debug("step already recorded; keeping the first result", metadata: ["run": "\(lease.runID)", "step": "\(stepID)"])
+        return true
     }
 
     public func park(_ lease: RunLease, until: Date, item: WorkItem, now: Date) async throws -> Bool {
@@ -166,9 +161,7 @@ public struct PostgresRunStore: RunStore {
                 UPDATE runs SET pending_steps = \(pendingSteps), force_step_plan = true
                 WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) RETURNING 1
                 """, logger: logger)
-            var held = false
-            for try await _ in updated.decode(Int32.self) { held = true }
-            guard held, try await release(lease, now: now, connection: connection) else { return false }
+            guard try await updated.hasRows(), try await release(lease, now: now, connection: connection) else { return false }
             for (item, due) in retries { try await insertTimer(item, due: due, now: now, connection: connection) }
             return true
         }
@@ -179,8 +172,7 @@ public struct PostgresRunStore: RunStore {
             UPDATE runs SET pending_steps = '{}', force_step_plan = false
             WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) RETURNING 1
             """, logger: logger)
-        for try await _ in rows.decode(Int32.self) { return true }
-        return false
+        return try await rows.hasRows()
     }
 
     public func park(_ lease: RunLease, pause: Pause, timeout: WorkItem, now: Date) async throws -> Bool {
@@ -274,8 +266,7 @@ public struct PostgresRunStore: RunStore {
             UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL, updated_at = \(now)
             WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) RETURNING 1
             """, logger: logger)
-        for try await _ in released.decode(Int32.self) { return true }
-        return false
+        return try await released.hasRows()
     }
 
     private func insertTimer(_ item: WorkItem, due: Date, now: Date, connection: PostgresConnection) async throws {
@@ -317,8 +308,7 @@ public struct PostgresRunStore: RunStore {
             WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) AND status IN ('Queued', 'Running')
             RETURNING 1
             """, logger: logger)
-        for try await _ in rows.decode(Int32.self) { return true }
-        return false
+        return try await rows.hasRows()
     }
 
     public func fireDueTimers(now: Date, limit: Int) async throws -> [WorkItem] {
