@@ -19,13 +19,7 @@ public enum SDKCallRequest {
         guard let step = snapshot.function.steps.first, step.runtimeType == "http" else {
             throw SDKResponseError(reason: "function \(snapshot.function.id) has no http step to call")
         }
-        guard var url = URLComponents(string: step.url) else {
-            throw SDKResponseError(reason: "function \(snapshot.function.id) has an unreadable step URL \(step.url)")
-        }
-        var query = (url.queryItems ?? []).filter { $0.name != "stepId" && $0.name != "fnId" }
-        query.append(URLQueryItem(name: "fnId", value: snapshot.function.id))
-        query.append(URLQueryItem(name: "stepId", value: call.stepID))
-        url.queryItems = query
+        let url = callURL(step.url, functionID: snapshot.function.id, stepID: call.stepID)
 
         var steps: [(String, JSONValue)] = []
         steps.reserveCapacity(snapshot.stack.count)
@@ -63,7 +57,53 @@ public enum SDKCallRequest {
         if let keys {
             headers.append(("x-inngest-signature", keys.primary.signatureHeader(body: bytes, unixSeconds: Int64(now.timeIntervalSince1970))))
         }
-        return SDKRequest(method: "POST", url: url.string ?? step.url, headers: headers, body: bytes, timeout: timeout)
+        return SDKRequest(method: "POST", url: url, headers: headers, body: bytes, timeout: timeout)
+    }
+
+    /// The function's step URL with `fnId` and `stepId` set to the call's and every other query
+    /// parameter kept as it is. Plain string work: this runs for every call of every step.
+    static func callURL(_ url: String, functionID: String, stepID: String) -> String {
+        var base = Substring(url)
+        var fragment: Substring = ""
+        if let hash = base.firstIndex(of: "#") {
+            fragment = base[hash...]
+            base = base[..<hash]
+        }
+        var query: [Substring] = []
+        if let mark = base.firstIndex(of: "?") {
+            query = base[base.index(after: mark)...].split(separator: "&").filter { pair in
+                let name = pair.prefix(while: { $0 != "=" })
+                return name != "fnId" && name != "stepId"
+            }
+            base = base[..<mark]
+        }
+        query.append("fnId=" + percentEncoded(functionID))
+        query.append("stepId=" + percentEncoded(stepID))
+        return base + "?" + query.joined(separator: "&") + fragment
+    }
+
+    /// `value` with every byte but RFC 3986's unreserved characters percent-encoded.
+    static func percentEncoded(_ value: String) -> Substring {
+        if value.utf8.allSatisfy(isUnreserved) { return Substring(value) }
+        var encoded = ""
+        for byte in value.utf8 {
+            if isUnreserved(byte) {
+                encoded.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                encoded += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 0xF, radix: 16, uppercase: true)
+            }
+        }
+        return Substring(encoded)
+    }
+
+    private static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            true
+        default:
+            false
+        }
     }
 }
 
