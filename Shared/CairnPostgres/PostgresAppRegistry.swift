@@ -142,6 +142,13 @@ public struct PostgresAppRegistry: AppRegistry {
             """)
     }
 
+    public func liveFunctionVersions() async throws -> [UUID: Int] {
+        let rows = try await client.query("SELECT id, version FROM functions WHERE archived_at IS NULL", logger: logger)
+        var versions: [UUID: Int] = [:]
+        for try await (id, version) in rows.decode((UUID, Int32).self) { versions[id] = Int(version) }
+        return versions
+    }
+
     private func selectFunctions(_ query: PostgresQuery) async throws -> [FunctionRecord] {
         let rows = try await client.query(query, logger: logger)
         var functions: [FunctionRecord] = []

@@ -51,6 +51,9 @@ public enum AppRegistryContract {
         #expect(a.version == 2)
         #expect(a.config.retries == 5)
         #expect(try await registry.liveFunctions().map(\.slug) == ["shop-a", "shop-c"])
+        // The cheap version check: changed and new functions, not the archived one.
+        let c = try #require(after.first { $0.slug == "shop-c" })
+        #expect(try await registry.liveFunctionVersions() == [a.id: 2, c.id: 1])
 
         let apps = try await registry.apps()
         #expect(apps.map(\.name) == ["shop"])

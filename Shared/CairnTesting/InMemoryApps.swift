@@ -83,6 +83,10 @@ public final class InMemoryAppRegistry: AppRegistry {
     public func liveFunctions() async throws -> [FunctionRecord] {
         state.withLock { $0.functions.filter { !$0.archived }.map(\.record).sorted { $0.slug < $1.slug } }
     }
+
+    public func liveFunctionVersions() async throws -> [UUID: Int] {
+        Dictionary(uniqueKeysWithValues: try await liveFunctions().map { ($0.id, $0.version) })
+    }
 }
 
 /// An `SDKTransport` that answers with a handler the test provides and records what was sent.

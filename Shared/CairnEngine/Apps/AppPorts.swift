@@ -22,6 +22,10 @@ public protocol AppRegistry: Sendable {
 
     /// Every live function of every app, by slug: what the scheduler matches events against.
     func liveFunctions() async throws -> [FunctionRecord]
+
+    /// The version of every live function, by id: a cheap way to see whether `liveFunctions()`
+    /// would return anything new (a sync that changes a function bumps its version).
+    func liveFunctionVersions() async throws -> [UUID: Int]
 }
 
 /// The result of recording a sync.

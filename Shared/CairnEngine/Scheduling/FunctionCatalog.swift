@@ -1,8 +1,9 @@
 public import CairnCore
 public import Foundation
 
-/// The live functions with their event triggers compiled, reloaded from the registry when
-/// older than `maximumAge` (a sync shows up within that time).
+/// The live functions with their event triggers compiled. Every `maximumAge` the catalog asks
+/// the registry for the live versions (a sync shows up within that time) and reloads only
+/// when they changed; a trigger expression is compiled once per function version.
 ///
 /// An expression that fails to compile or evaluate is recorded on the function (logged with
 /// its id), never a crash; such a trigger matches nothing.
@@ -22,6 +23,21 @@ public actor FunctionCatalog {
     private var bySlug: [String: FunctionRecord] = [:]
     /// Compile errors by function slug, from the last load.
     public private(set) var problems: [String: String] = [:]
+    /// The live versions the triggers were built from.
+    private var versions: [UUID: Int] = [:]
+    /// Compiled expressions of the live function versions.
+    private var compiled: [CompiledKey: Compiled] = [:]
+
+    struct CompiledKey: Hashable {
+        var function: UUID
+        var version: Int
+        var source: String
+    }
+
+    enum Compiled {
+        case expression(CairnCore.Expression)
+        case problem(String)
+    }
 
     public init(registry: any AppRegistry, clock: any WallClock, maximumAge: TimeInterval = 1) {
         self.registry = registry
@@ -53,25 +69,44 @@ public actor FunctionCatalog {
     func refreshIfStale() async throws {
         let now = clock.now
         if let loadedAt, now.timeIntervalSince(loadedAt) < maximumAge { return }
+        let versions = try await registry.liveFunctionVersions()
+        if loadedAt != nil, versions == self.versions {
+            loadedAt = now
+            return
+        }
         let functions = try await registry.liveFunctions()
-        var compiled: [EventTrigger] = []
+        var triggers: [EventTrigger] = []
         var problems: [String: String] = [:]
+        var compiled: [CompiledKey: Compiled] = [:]
         for function in functions {
             for trigger in function.config.triggers {
                 guard case .event(_, let source) = trigger else { continue }
                 var expression: CairnCore.Expression?
                 if let source {
-                    do { expression = try CairnCore.Expression(compiling: source) } catch {
-                        problems[function.slug] = "trigger expression \(source): \(error)"
+                    let key = CompiledKey(function: function.id, version: function.version, source: source)
+                    let result = self.compiled[key] ?? Self.compile(source)
+                    compiled[key] = result
+                    switch result {
+                    case .expression(let ready): expression = ready
+                    case .problem(let problem):
+                        problems[function.slug] = problem
                         continue
                     }
                 }
-                compiled.append(EventTrigger(function: function, trigger: trigger, expression: expression))
+                triggers.append(EventTrigger(function: function, trigger: trigger, expression: expression))
             }
         }
-        triggers = compiled
+        self.triggers = triggers
+        self.compiled = compiled
         bySlug = Dictionary(functions.map { ($0.slug, $0) }, uniquingKeysWith: { first, _ in first })
         self.problems = problems
+        self.versions = Dictionary(functions.map { ($0.id, $0.version) }, uniquingKeysWith: { first, _ in first })
         loadedAt = now
+    }
+
+    static func compile(_ source: String) -> Compiled {
+        do { return .expression(try CairnCore.Expression(compiling: source)) } catch {
+            return .problem("trigger expression \(source): \(error)")
+        }
     }
 }
