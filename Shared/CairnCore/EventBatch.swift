@@ -115,16 +115,20 @@ public struct AcceptedEvent: Sendable, Hashable {
     }
 }
 
-/// Which events of a batch repeat an earlier one's deduplication key.
+/// Which events of a batch repeat an earlier one.
 public enum EventDedupe {
-    /// For each event, the index of the first earlier event in `events` with the same
-    /// `dedupeKey`, or nil when it is the first with its key (or has none).
+    /// For each event, the index of the first earlier event in `events` with the same internal
+    /// id (two requests resent with one `x-inngest-event-id-seed`) or the same `dedupeKey`, or
+    /// nil when it repeats none.
     public static func earlierDuplicates(in events: [AcceptedEvent]) -> [Int?] {
-        var firstIndex: [String: Int] = [:]
+        var firstByKey: [String: Int] = [:]
+        var firstByID: [ULID: Int] = [:]
         return events.indices.map { index in
-            guard let key = events[index].dedupeKey else { return nil }
-            if let first = firstIndex[key] { return first }
-            firstIndex[key] = index
+            let event = events[index]
+            if let first = firstByID[event.id] { return first }
+            if let key = event.dedupeKey, let first = firstByKey[key] { return first }
+            firstByID[event.id] = index
+            if let key = event.dedupeKey { firstByKey[key] = index }
             return nil
         }
     }

@@ -7,6 +7,15 @@ public import Foundation
 public protocol WallClock: Sendable {
     /// The current time.
     var now: Date { get }
+
+    /// Waits `duration` of this clock's time (a manual clock waits until a test moves it).
+    func sleep(for duration: Duration) async throws
+}
+
+extension WallClock {
+    public func sleep(for duration: Duration) async throws {
+        try await Task.sleep(for: duration)
+    }
 }
 
 /// The process's real wall clock.

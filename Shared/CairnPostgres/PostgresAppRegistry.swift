@@ -4,7 +4,8 @@ public import Foundation
 public import Logging
 public import PostgresNIO
 
-/// `AppRegistry` on Postgres: tables `apps` and `functions` (migration 0001).
+/// `AppRegistry` on Postgres: tables `apps`, `functions` and `function_versions` (migrations
+/// 0001 and 0005).
 ///
 /// A sync runs in one transaction under a transaction-scoped advisory lock, so concurrent
 /// syncs (two API replicas, an SDK retrying) apply one after the other and the check that a
@@ -82,15 +83,24 @@ public struct PostgresAppRegistry: AppRegistry {
                     let currentValue = try? JSONValue(parsing: current.config)
                     if currentValue == .object(function.json) { continue }
                     try await connection.query("""
-                        UPDATE functions SET name = \(function.name), config = \(config)::json, version = version + 1,
-                            updated_at = \(now)
-                        WHERE id = \(current.id)
+                        WITH changed AS (
+                            UPDATE functions SET name = \(function.name), config = \(config)::json, version = version + 1,
+                                updated_at = \(now)
+                            WHERE id = \(current.id)
+                            RETURNING id, version
+                        )
+                        INSERT INTO function_versions (function_id, version, config, created_at)
+                        SELECT id, version, \(config)::json, \(now) FROM changed
                         """, logger: logger)
                     changed.append(function.id)
                 } else {
+                    let id = UUID()
                     try await connection.query("""
                         INSERT INTO functions (id, app_id, slug, name, version, config, created_at, updated_at)
-                        VALUES (\(UUID()), \(appID), \(function.id), \(function.name), 1, \(config)::json, \(now), \(now))
+                        VALUES (\(id), \(appID), \(function.id), \(function.name), 1, \(config)::json, \(now), \(now))
+                        """, logger: logger)
+                    try await connection.query("""
+                        INSERT INTO function_versions (function_id, version, config, created_at) VALUES (\(id), 1, \(config)::json, \(now))
                         """, logger: logger)
                     added.append(function.id)
                 }
@@ -147,6 +157,15 @@ public struct PostgresAppRegistry: AppRegistry {
         var versions: [UUID: Int] = [:]
         for try await (id, version) in rows.decode((UUID, Int32).self) { versions[id] = Int(version) }
         return versions
+    }
+
+    public func functionVersion(id: UUID, version: Int) async throws -> FunctionConfig? {
+        let rows = try await client.query(
+            "SELECT config::text FROM function_versions WHERE function_id = \(id) AND version = \(Int32(version))", logger: logger)
+        for try await config in rows.decode(String.self) {
+            return try FunctionConfig(parsing: try JSONValue(parsing: config))
+        }
+        return nil
     }
 
     private func selectFunctions(_ query: PostgresQuery) async throws -> [FunctionRecord] {

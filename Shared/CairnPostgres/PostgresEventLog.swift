@@ -27,8 +27,8 @@ public struct PostgresEventLog: EventLog {
             // No keys to claim: one prepared multi-row insert, committed on its own.
             var columns = EventColumns()
             for event in events { columns.append(event) }
-            for try await _ in try await client.execute(InsertEvents(columns: columns), logger: logger) {}
-            return Array(repeating: .stored, count: events.count)
+            let inserted = try await Self.inserted(try await client.execute(InsertEvents(columns: columns), logger: logger))
+            return events.map { inserted.contains($0.id.description) ? .stored : .duplicate(of: $0.id) }
         }
         return try await client.withTransaction(logger: logger) { connection in
             var holders: [String: String] = [:]
@@ -69,10 +69,20 @@ public struct PostgresEventLog: EventLog {
                 }
             }
             if !columns.ids.isEmpty {
-                for try await _ in try await connection.execute(InsertEvents(columns: columns), logger: logger) {}
+                let inserted = try await Self.inserted(try await connection.execute(InsertEvents(columns: columns), logger: logger))
+                for index in events.indices where outcomes[index] == .stored && !inserted.contains(events[index].id.description) {
+                    outcomes[index] = .duplicate(of: events[index].id)
+                }
             }
             return outcomes
         }
+    }
+
+    /// The ids an `InsertEvents` wrote (an id already stored is skipped).
+    private static func inserted<Rows: AsyncSequence>(_ rows: Rows) async throws -> Set<String> where Rows.Element == String {
+        var ids = Set<String>()
+        for try await id in rows { ids.insert(id) }
+        return ids
     }
 
     public func markPublished(_ ids: [ULID], at: Date) async throws {
@@ -108,6 +118,29 @@ public struct PostgresEventLog: EventLog {
             """)
     }
 
+    public func events(named name: String, after: ULID, limit: Int) async throws -> [AcceptedEvent] {
+        try await select("""
+            SELECT id, name, external_id, ts, payload::text, (extract(epoch FROM received_at) * 1000)::int8
+            FROM events WHERE name = \(name) AND id > \(after.description)
+            ORDER BY id LIMIT \(limit)
+            """)
+    }
+
+    public func markRouted(_ ids: [ULID]) async throws {
+        if ids.isEmpty { return }
+        let texts = ids.map(\.description)
+        try await client.query(
+            "UPDATE events SET routed_at = clock_timestamp() WHERE id = ANY(\(texts)) AND routed_at IS NULL", logger: logger)
+    }
+
+    public func unrouted(after: ULID?, limit: Int) async throws -> [AcceptedEvent] {
+        try await select("""
+            SELECT id, name, external_id, ts, payload::text, (extract(epoch FROM received_at) * 1000)::int8
+            FROM events WHERE routed_at IS NULL AND id > \(after?.description ?? "")
+            ORDER BY id LIMIT \(limit)
+            """)
+    }
+
     private func select(_ query: PostgresQuery) async throws -> [AcceptedEvent] {
         let rows = try await client.query(query, logger: logger)
         var events: [AcceptedEvent] = []
@@ -140,15 +173,18 @@ struct EventColumns: Sendable {
     }
 }
 
-/// The multi-row insert of a batch of events, prepared once per connection.
+/// The multi-row insert of a batch of events, prepared once per connection. An event whose
+/// internal id is already stored is skipped; the ids written come back.
 struct InsertEvents: PostgresPreparedStatement {
     static let sql = """
         INSERT INTO events (id, name, external_id, ts, payload, received_at)
         SELECT id, name, NULLIF(external_id, ''), ts, payload::json, to_timestamp(received_ms / 1000.0)
         FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[])
             AS t(id, name, external_id, ts, payload, received_ms)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id
         """
-    typealias Row = Int32
+    typealias Row = String
 
     var columns: EventColumns
 
@@ -163,8 +199,8 @@ struct InsertEvents: PostgresPreparedStatement {
         return bindings
     }
 
-    func decodeRow(_ row: PostgresRow) throws -> Int32 {
-        try row.decode(Int32.self)
+    func decodeRow(_ row: PostgresRow) throws -> String {
+        try row.decode(String.self)
     }
 }
 

@@ -4,12 +4,14 @@ public import Foundation
 public import Logging
 public import PostgresNIO
 
-/// `RunStore` on Postgres: tables `runs`, `run_idempotency`, `steps`, `timers`, `outbox`
-/// (migration 0001).
+/// `RunStore` on Postgres: tables `runs`, `run_idempotency`, `steps`, `timers`, `pauses`,
+/// `outbox`, `function_versions` and `transport_epoch` (migrations 0001–0005).
 ///
-/// Every write under a lease is one statement conditioned on `runs.fencing_token`, so a stale
-/// executor changes nothing; a step is one autocommitted `INSERT … ON CONFLICT DO NOTHING`
-/// (the hot path: one commit per step).
+/// Every write under a lease is conditioned on `runs.fencing_token` with the run's row locked
+/// (an `UPDATE` of the row, or `FOR SHARE` when only a step is inserted), so a takeover and a
+/// stale holder's write serialize and the stale write changes nothing. Lease expiry is judged
+/// by the database's clock. A step is one autocommitted statement (the hot path: one commit per
+/// step); a run's end is one statement too.
 public struct PostgresRunStore: RunStore {
     let client: PostgresClient
     let logger: Logger
@@ -20,6 +22,8 @@ public struct PostgresRunStore: RunStore {
         self.client = client
         self.logger = logger
     }
+
+    // MARK: RunLog
 
     public func createRuns(_ runs: [NewRun], now: Date) async throws -> [ULID] {
         if runs.isEmpty { return [] }
@@ -43,32 +47,59 @@ public struct PostgresRunStore: RunStore {
                             \(eventIDs), 'Queued', \(now), \(now))
                     """, logger: logger)
                 for pause in run.pauses { try await insertPause(pause, timeoutTimer: nil, now: now, connection: connection) }
-                let item = WorkItem(runID: run.id, reason: .start, call: .discovery)
-                try await insertOutbox(item, connection: connection)
+                try await insertOutbox(WorkItem(runID: run.id, reason: .start, call: .discovery), connection: connection)
                 created.append(run.id)
             }
             return created
         }
     }
 
-    public func lease(_ runID: ULID, owner: String, until: Date, now: Date) async throws -> LeaseOutcome {
+    public func lease(_ item: WorkItem, owner: String, duration: Duration) async throws -> LeaseOutcome {
+        let seconds = duration.timeInterval
+        let run = item.runID.description
+        while true {
+            let rows = try await client.query("""
+                UPDATE runs SET fencing_token = fencing_token + 1, lease_owner = \(owner),
+                    lease_expires_at = clock_timestamp() + make_interval(secs => \(seconds)),
+                    status = 'Running', started_at = coalesce(started_at, clock_timestamp()), updated_at = clock_timestamp()
+                WHERE id = \(run) AND status IN ('Queued', 'Running')
+                  AND (lease_expires_at IS NULL OR lease_expires_at <= clock_timestamp() OR lease_owner = \(owner))
+                  AND EXISTS (SELECT 1 FROM outbox WHERE stream = \(Self.workStream) AND entry_id = \(item.entryID))
+                RETURNING fencing_token
+                """, logger: logger)
+            for try await token in rows.decode(Int64.self) {
+                return .granted(RunLease(runID: item.runID, token: token, owner: owner, item: item.entryID))
+            }
+            // Not granted: say why.
+            let state = try await client.query("""
+                SELECT status IN ('Queued', 'Running'),
+                       EXISTS (SELECT 1 FROM outbox WHERE stream = \(Self.workStream) AND entry_id = \(item.entryID)),
+                       coalesce(lease_expires_at > clock_timestamp() AND lease_owner <> \(owner), false)
+                FROM runs WHERE id = \(run)
+                """, logger: logger)
+            var found: (Bool, Bool, Bool)?
+            for try await row in state.decode((Bool, Bool, Bool).self) { found = row }
+            guard let (unfinished, live, busy) = found, unfinished else { return .ended }
+            if !live { return .stale }
+            if busy { return .busy }
+            // The lease lapsed between the two statements: ask again.
+        }
+    }
+
+    public func renew(_ lease: RunLease, duration: Duration) async throws -> Bool {
         let rows = try await client.query("""
-            UPDATE runs SET fencing_token = fencing_token + 1, lease_owner = \(owner), lease_expires_at = \(until),
-                status = 'Running', started_at = coalesce(started_at, \(now)), updated_at = \(now)
-            WHERE id = \(runID.description) AND status IN ('Queued', 'Running')
-              AND (lease_expires_at IS NULL OR lease_expires_at <= \(now) OR lease_owner = \(owner))
-            RETURNING fencing_token
+            UPDATE runs SET lease_expires_at = clock_timestamp() + make_interval(secs => \(duration.timeInterval))
+            WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) AND status IN ('Queued', 'Running')
+            RETURNING 1
             """, logger: logger)
-        for try await token in rows.decode(Int64.self) { return .granted(RunLease(runID: runID, token: token, owner: owner)) }
-        let status = try await client.query("SELECT status FROM runs WHERE id = \(runID.description)", logger: logger)
-        for try await text in status.decode(String.self) where text == "Queued" || text == "Running" { return .busy }
-        return .ended
+        return try await rows.hasRows()
     }
 
     public func snapshot(_ runID: ULID) async throws -> RunSnapshot {
         let runRows = try await client.query("""
-            SELECT r.function_id, f.config::text, r.event_ids, r.pending_steps, r.force_step_plan
-            FROM runs r JOIN functions f ON f.id = r.function_id WHERE r.id = \(runID.description)
+            SELECT r.function_id, v.config::text, r.event_ids, r.pending_steps, r.force_step_plan
+            FROM runs r JOIN function_versions v ON v.function_id = r.function_id AND v.version = r.function_version
+            WHERE r.id = \(runID.description)
             """, logger: logger)
         var found: (UUID, String, [String], [String], Bool)?
         for try await row in runRows.decode((UUID, String, [String], [String], Bool).self) { found = row }
@@ -100,9 +131,11 @@ public struct PostgresRunStore: RunStore {
     }
 
     /// The events with internal ids `ids`, in that order, as SDKs receive them.
-    func loadEvents(_ ids: [String]) async throws -> [JSONValue] {
+    func loadEvents(_ ids: [String], connection: PostgresConnection? = nil) async throws -> [JSONValue] {
         var eventsByID: [String: JSONValue] = [:]
-        let rows = try await client.query("SELECT id, ts, payload::text FROM events WHERE id = ANY(\(ids))", logger: logger)
+        let query: PostgresQuery = "SELECT id, ts, payload::text FROM events WHERE id = ANY(\(ids))"
+        let rows: PostgresRowSequence
+        if let connection { rows = try await connection.query(query, logger: logger) } else { rows = try await client.query(query, logger: logger) }
         for try await (id, ts, payload) in rows.decode((String, Int64, String).self) {
             eventsByID[id] = Self.sdkEvent(id: id, ts: ts, payload: try JSONValue(parsing: payload))
         }
@@ -120,123 +153,61 @@ public struct PostgresRunStore: RunStore {
         return event
     }
 
-    public func renew(_ lease: RunLease, until: Date) async throws -> Bool {
-        let rows = try await client.query("""
-            UPDATE runs SET lease_expires_at = \(until)
-            WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) RETURNING 1
-            """, logger: logger)
-        return try await rows.hasRows()
-    }
-
-    public func recordStep(
-        _ lease: RunLease, stepID: String, position: Int, name: String, op: String, result: String, attempts: Int, now: Date
-    ) async throws -> Bool {
+    public func recordStep(_ lease: RunLease, _ step: StepRecord, now: Date) async throws -> RecordOutcome {
         // The hot path: one prepared statement (parsed and planned once per connection),
         // committed on its own.
         let inserted = try await client.execute(
             RecordStep(
-                runID: lease.runID.description, token: lease.token, stepID: stepID, position: Int32(position), name: name, op: op,
-                result: result, attempts: Int32(max(1, attempts)), recordedAt: now),
+                runID: lease.runID.description, token: lease.token, stepID: step.stepID, position: Int32(step.position), name: step.name,
+                op: step.op, result: step.result, attempts: Int32(max(1, step.attempts)), recordedAt: now),
             logger: logger)
-        for try await _ in inserted { return true }
+        for try await _ in inserted { return .recorded }
         // Nothing written: either the lease is gone, or the step was already recorded.
-        let held = try await client.query(
-            "SELECT 1 FROM runs WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token)", logger: logger)
-        guard try await held.hasRows() else { return false }
-        logger.debug("step already recorded; keeping the first result", metadata: ["run": "\(lease.runID)", "step": "\(stepID)"])
-        return true
-    }
-
-    public func park(_ lease: RunLease, until: Date, item: WorkItem, now: Date) async throws -> Bool {
-        try await client.withTransaction(logger: logger) { connection in
-            guard try await release(lease, now: now, connection: connection) else { return false }
-            try await insertTimer(item, due: until, now: now, connection: connection)
-            return true
-        }
-    }
-
-    public func park(_ lease: RunLease, retries: [(WorkItem, Date)], pendingSteps: [String], now: Date) async throws -> Bool {
-        try await client.withTransaction(logger: logger) { connection in
-            let updated = try await connection.query("""
-                UPDATE runs SET pending_steps = \(pendingSteps), force_step_plan = true
-                WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) RETURNING 1
-                """, logger: logger)
-            guard try await updated.hasRows(), try await release(lease, now: now, connection: connection) else { return false }
-            for (item, due) in retries { try await insertTimer(item, due: due, now: now, connection: connection) }
-            return true
-        }
+        let held = try await client.query("""
+            SELECT 1 FROM runs WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) AND status = 'Running'
+            """, logger: logger)
+        return try await held.hasRows() ? .alreadyRecorded : .leaseLost
     }
 
     public func clearPending(_ lease: RunLease) async throws -> Bool {
         let rows = try await client.query("""
             UPDATE runs SET pending_steps = '{}', force_step_plan = false
-            WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) RETURNING 1
+            WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) AND status = 'Running' RETURNING 1
             """, logger: logger)
         return try await rows.hasRows()
     }
 
-    public func park(_ lease: RunLease, pause: Pause, timeout: WorkItem, now: Date) async throws -> Bool {
+    public func release(_ lease: RunLease, now: Date) async throws -> Bool {
         try await client.withTransaction(logger: logger) { connection in
-            guard try await release(lease, now: now, connection: connection) else { return false }
-            try await insertPause(pause, timeoutTimer: timeout.entryID, now: now, connection: connection)
-            try await insertTimer(timeout, due: pause.expiresAt, now: now, connection: connection)
-            return true
+            try await release(lease, now: now, connection: connection)
         }
     }
 
-    public func openPauses(eventName: String, now: Date) async throws -> [Pause] {
-        let rows = try await client.query("""
-            SELECT run_id, step_id, kind, expression, trigger_event::text, events_after, expires_at FROM pauses
-            WHERE event_name = \(eventName) AND consumed_at IS NULL AND expires_at > \(now)
+    /// Gives the lease up and retires its item; false when the lease was lost.
+    private func release(_ lease: RunLease, pendingSteps: [String]? = nil, now: Date, connection: PostgresConnection) async throws -> Bool {
+        let released = try await connection.query("""
+            UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL, updated_at = \(now),
+                pending_steps = coalesce(\(pendingSteps), pending_steps),
+                force_step_plan = force_step_plan OR \(pendingSteps != nil)
+            WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) AND status = 'Running' RETURNING 1
             """, logger: logger)
-        var pauses: [Pause] = []
-        for try await (runID, stepID, kind, expression, trigger, after, expires) in rows.decode((String, String, String, String?, String, String, Date).self) {
-            guard let run = ULID(runID), let kind = Pause.Kind(rawValue: kind), let after = ULID(after) else {
-                throw PostgresRunStoreError(detail: "pauses holds an unreadable row for run \(runID)")
-            }
-            pauses.append(Pause(
-                runID: run, stepID: stepID, kind: kind, eventName: eventName, expression: expression,
-                triggerEvent: try JSONValue(parsing: trigger), eventsAfter: after, expiresAt: expires))
-        }
-        return pauses
+        guard try await released.hasRows() else { return false }
+        try await connection.query(
+            "DELETE FROM outbox WHERE stream = \(Self.workStream) AND entry_id = \(lease.item)", logger: logger)
+        return true
     }
 
-    public func resume(_ pause: Pause, eventID: ULID, result: JSONValue, resume: WorkItem, now: Date) async throws -> Bool {
+    public func finish(_ lease: RunLease, _ end: RunEnd, emitting events: [AcceptedEvent], now: Date) async throws -> Bool {
+        var columns = EventColumns()
+        for event in events { columns.append(event) }
+        let ended = try await client.execute(
+            FinishRun(runID: lease.runID.description, token: lease.token, end: end, events: columns, now: now), logger: logger)
+        for try await count in ended { return count > 0 }
+        return false
+    }
+
+    public func cancel(_ runID: ULID, now: Date, emitting: @Sendable (CancelledRun) -> [AcceptedEvent]) async throws -> [AcceptedEvent]? {
         try await client.withTransaction(logger: logger) { connection in
-            let consumed = try await connection.query("""
-                UPDATE pauses SET consumed_at = \(now), consumed_by = \(eventID.description)
-                WHERE id = \(pause.id) AND consumed_at IS NULL RETURNING coalesce(timeout_timer, '')
-                """, logger: logger)
-            var timer: String?
-            for try await id in consumed.decode(String.self) { timer = id }
-            guard let timer else { return false }
-            let op = pause.kind == .invoke ? "InvokeFunction" : "WaitForEvent"
-            try await connection.query("""
-                INSERT INTO steps (run_id, step_id, position, name, op, result, attempts, recorded_at)
-                SELECT \(pause.runID.description), \(pause.stepID),
-                       (SELECT coalesce(max(position), -1) + 1 FROM steps WHERE run_id = \(pause.runID.description)),
-                       \(pause.eventName), \(op), \(result.jsonString)::json, 1, \(now)
-                ON CONFLICT ON CONSTRAINT steps_once DO NOTHING
-                """, logger: logger)
-            try await connection.query(
-                "UPDATE timers SET fired_at = \(now) WHERE id = \(timer) AND fired_at IS NULL", logger: logger)
-            try await insertOutbox(resume, connection: connection)
-            return true
-        }
-    }
-
-    public func expirePause(runID: ULID, stepID: String, now: Date) async throws -> Pause.Kind? {
-        let rows = try await client.query("""
-            UPDATE pauses SET consumed_at = \(now), consumed_by = 'timeout'
-            WHERE run_id = \(runID.description) AND step_id = \(stepID) AND kind IN ('wait', 'invoke') AND consumed_at IS NULL
-            RETURNING kind
-            """, logger: logger)
-        for try await kind in rows.decode(String.self) { return Pause.Kind(rawValue: kind) }
-        return nil
-    }
-
-    public func cancel(_ runID: ULID, now: Date) async throws -> CancelledRun? {
-        let ended: (String, [String])? = try await client.withTransaction(logger: logger) { connection in
             let rows = try await connection.query("""
                 UPDATE runs SET status = 'Cancelled', ended_at = \(now), updated_at = \(now), fencing_token = fencing_token + 1,
                     lease_owner = NULL, lease_expires_at = NULL
@@ -245,70 +216,34 @@ public struct PostgresRunStore: RunStore {
                 """, logger: logger)
             var found: (String, [String])?
             for try await row in rows.decode((String, [String]).self) { found = row }
-            guard found != nil else { return nil }
-            try await connection.query(
-                "UPDATE pauses SET consumed_at = \(now), consumed_by = 'cancelled' WHERE run_id = \(runID.description) AND consumed_at IS NULL",
-                logger: logger)
-            try await connection.query(
-                "UPDATE timers SET fired_at = \(now) WHERE run_id = \(runID.description) AND fired_at IS NULL", logger: logger)
-            return found
+            guard let (slug, eventIDs) = found else { return nil }
+            try await retireEverything(of: runID, reason: "cancelled", now: now, connection: connection)
+            let run = CancelledRun(runID: runID, functionSlug: slug, events: try await loadEvents(eventIDs, connection: connection))
+            let events = emitting(run)
+            try await insertEvents(events, connection: connection)
+            return events
         }
-        guard let (slug, eventIDs) = ended else { return nil }
-        return CancelledRun(runID: runID, functionSlug: slug, events: try await loadEvents(eventIDs))
     }
 
-    public func release(_ lease: RunLease, now: Date) async throws -> Bool {
-        try await client.withConnection { connection in try await release(lease, now: now, connection: connection) }
+    /// Consumes the run's open pauses, disarms its timers and deletes its work items: it has
+    /// ended.
+    private func retireEverything(of runID: ULID, reason: String, now: Date, connection: PostgresConnection) async throws {
+        let run = runID.description
+        try await connection.query(
+            "UPDATE pauses SET consumed_at = \(now), consumed_by = \(reason) WHERE run_id = \(run) AND consumed_at IS NULL",
+            logger: logger)
+        try await connection.query("UPDATE timers SET fired_at = \(now) WHERE run_id = \(run) AND fired_at IS NULL", logger: logger)
+        try await connection.query("DELETE FROM outbox WHERE run_id = \(run)", logger: logger)
     }
 
-    private func release(_ lease: RunLease, now: Date, connection: PostgresConnection) async throws -> Bool {
-        let released = try await connection.query("""
-            UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL, updated_at = \(now)
-            WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) RETURNING 1
-            """, logger: logger)
-        return try await released.hasRows()
-    }
+    // MARK: TimerStore
 
-    private func insertTimer(_ item: WorkItem, due: Date, now: Date, connection: PostgresConnection) async throws {
-        try await connection.query("""
-            INSERT INTO timers (id, kind, run_id, due_at, payload, created_at)
-            VALUES (\(item.entryID), \(item.reason.rawValue), \(item.runID.description), \(due), \(item.json.jsonString)::json, \(now))
-            ON CONFLICT (id) DO NOTHING
-            """, logger: logger)
-    }
-
-    private func insertPause(_ pause: Pause, timeoutTimer: String?, now: Date, connection: PostgresConnection) async throws {
-        try await connection.query("""
-            INSERT INTO pauses (id, run_id, step_id, kind, event_name, expression, expires_at, created_at, trigger_event,
-                                events_after, timeout_timer)
-            VALUES (\(pause.id), \(pause.runID.description), \(pause.stepID), \(pause.kind.rawValue), \(pause.eventName),
-                    \(pause.expression), \(pause.expiresAt), \(now), \(pause.triggerEvent.jsonString)::json,
-                    \(pause.eventsAfter.description), \(timeoutTimer))
-            ON CONFLICT ON CONSTRAINT pauses_once DO NOTHING
-            """, logger: logger)
-    }
-
-    public func finish(_ lease: RunLease, _ end: RunEnd, now: Date) async throws -> Bool {
-        let status: String
-        var output: String?
-        var error: String?
-        switch end {
-        case .completed(let value):
-            status = "Completed"
-            output = value.jsonString
-        case .failed(let value):
-            status = "Failed"
-            error = value.jsonString
-        case .cancelled:
-            status = "Cancelled"
+    public func park(_ lease: RunLease, timers: [(item: WorkItem, due: Date)], pendingSteps: [String]?, now: Date) async throws -> Bool {
+        try await client.withTransaction(logger: logger) { connection in
+            guard try await release(lease, pendingSteps: pendingSteps, now: now, connection: connection) else { return false }
+            for (item, due) in timers { try await insertTimer(item, due: due, now: now, connection: connection) }
+            return true
         }
-        let rows = try await client.query("""
-            UPDATE runs SET status = \(status), output = \(output)::json, error = \(error)::json, ended_at = \(now),
-                updated_at = \(now), lease_owner = NULL, lease_expires_at = NULL
-            WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) AND status IN ('Queued', 'Running')
-            RETURNING 1
-            """, logger: logger)
-        return try await rows.hasRows()
     }
 
     public func fireDueTimers(now: Date, limit: Int) async throws -> [WorkItem] {
@@ -331,6 +266,216 @@ public struct PostgresRunStore: RunStore {
             for item in items { try await insertOutbox(item, connection: connection) }
             return items
         }
+    }
+
+    public func unfiredTimers(after: String?, limit: Int) async throws -> [(id: String, due: Date)] {
+        let rows = try await client.query("""
+            SELECT id, due_at FROM timers WHERE fired_at IS NULL AND id > \(after ?? "") ORDER BY id LIMIT \(limit)
+            """, logger: logger)
+        var timers: [(id: String, due: Date)] = []
+        for try await (id, due) in rows.decode((String, Date).self) { timers.append((id, due)) }
+        return timers
+    }
+
+    /// Inserts a timer for `item`; throws when its id is taken, so that a timer that was not
+    /// inserted never counts as scheduled (the transaction rolls back).
+    private func insertTimer(_ item: WorkItem, due: Date, now: Date, connection: PostgresConnection) async throws {
+        let inserted = try await connection.query("""
+            INSERT INTO timers (id, kind, run_id, due_at, payload, created_at)
+            VALUES (\(item.entryID), \(item.reason.rawValue), \(item.runID.description), \(due), \(item.json.jsonString)::json, \(now))
+            ON CONFLICT (id) DO NOTHING
+            RETURNING 1
+            """, logger: logger)
+        guard try await inserted.hasRows() else { throw PostgresRunStoreError(detail: "timer \(item.entryID) already exists") }
+    }
+
+    // MARK: PauseStore
+
+    public func park(_ lease: RunLease, pause: Pause, timeout: WorkItem, emitting events: [AcceptedEvent], now: Date) async throws -> Bool {
+        try await client.withTransaction(logger: logger) { connection in
+            guard try await release(lease, now: now, connection: connection) else { return false }
+            try await insertPause(pause, timeoutTimer: timeout.entryID, now: now, connection: connection)
+            try await insertTimer(timeout, due: pause.expiresAt, now: now, connection: connection)
+            try await insertEvents(events, connection: connection)
+            return true
+        }
+    }
+
+    public func openPauses(eventName: String, now: Date) async throws -> [Pause] {
+        try await selectPauses("""
+            SELECT run_id, step_id, kind, event_name, expression, trigger_event::text, events_after, expires_at FROM pauses
+            WHERE event_name = \(eventName) AND consumed_at IS NULL AND expires_at > \(now)
+            """)
+    }
+
+    public func pausesToLookBack(createdBefore: Date, limit: Int) async throws -> [Pause] {
+        try await selectPauses("""
+            SELECT run_id, step_id, kind, event_name, expression, trigger_event::text, events_after, expires_at FROM pauses
+            WHERE looked_back_at IS NULL AND consumed_at IS NULL AND created_at < \(createdBefore)
+            ORDER BY created_at LIMIT \(limit)
+            """)
+    }
+
+    public func markLookedBack(_ pause: Pause) async throws {
+        try await client.query(
+            "UPDATE pauses SET looked_back_at = clock_timestamp() WHERE id = \(pause.id) AND looked_back_at IS NULL", logger: logger)
+    }
+
+    private func selectPauses(_ query: PostgresQuery) async throws -> [Pause] {
+        let rows = try await client.query(query, logger: logger)
+        var pauses: [Pause] = []
+        for try await (runID, stepID, kind, eventName, expression, trigger, after, expires)
+            in rows.decode((String, String, String, String, String?, String, String, Date).self)
+        {
+            guard let run = ULID(runID), let kind = Pause.Kind(rawValue: kind), after.isEmpty || ULID(after) != nil else {
+                throw PostgresRunStoreError(detail: "pauses holds an unreadable row for run \(runID)")
+            }
+            pauses.append(Pause(
+                runID: run, stepID: stepID, kind: kind, eventName: eventName, expression: expression,
+                triggerEvent: try JSONValue(parsing: trigger), eventsAfter: ULID(after), expiresAt: expires))
+        }
+        return pauses
+    }
+
+    public func resume(_ pause: Pause, eventID: ULID, result: JSONValue, resume: WorkItem, now: Date) async throws -> Bool {
+        try await client.withTransaction(logger: logger) { connection in
+            let consumed = try await connection.query("""
+                UPDATE pauses SET consumed_at = \(now), consumed_by = \(eventID.description)
+                WHERE id = \(pause.id) AND consumed_at IS NULL RETURNING coalesce(timeout_timer, '')
+                """, logger: logger)
+            var timer: String?
+            for try await id in consumed.decode(String.self) { timer = id }
+            guard let timer else { return false }
+            let op = pause.kind == .invoke ? "InvokeFunction" : "WaitForEvent"
+            try await connection.query("""
+                INSERT INTO steps (run_id, step_id, position, name, op, result, attempts, recorded_at)
+                SELECT \(pause.runID.description), \(pause.stepID),
+                       (SELECT coalesce(max(position), -1) + 1 FROM steps WHERE run_id = \(pause.runID.description)),
+                       \(pause.eventName), \(op), \(result.jsonString)::json, 1, \(now)
+                ON CONFLICT ON CONSTRAINT steps_once DO NOTHING
+                """, logger: logger)
+            // Disarm the timeout; if it has fired already, retire its item too, so that only
+            // the resume drives the run.
+            try await connection.query(
+                "UPDATE timers SET fired_at = \(now) WHERE id = \(timer) AND fired_at IS NULL", logger: logger)
+            try await connection.query(
+                "DELETE FROM outbox WHERE stream = \(Self.workStream) AND entry_id = \(timer)", logger: logger)
+            try await insertOutbox(resume, connection: connection)
+            return true
+        }
+    }
+
+    public func timeOutPause(
+        _ lease: RunLease, stepID: String, position: Int, now: Date, timeoutStep: @Sendable (Pause.Kind) -> (op: String, result: JSONValue)
+    ) async throws -> PauseTimeoutOutcome {
+        try await client.withTransaction(logger: logger) { connection in
+            let held = try await connection.query("""
+                SELECT 1 FROM runs WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) AND status = 'Running'
+                FOR UPDATE
+                """, logger: logger)
+            guard try await held.hasRows() else { return .leaseLost }
+            let consumed = try await connection.query("""
+                UPDATE pauses SET consumed_at = \(now), consumed_by = 'timeout'
+                WHERE run_id = \(lease.runID.description) AND step_id = \(stepID) AND kind IN ('wait', 'invoke') AND consumed_at IS NULL
+                RETURNING kind, event_name
+                """, logger: logger)
+            var found: (String, String)?
+            for try await row in consumed.decode((String, String).self) { found = row }
+            guard let (kindText, eventName) = found, let kind = Pause.Kind(rawValue: kindText) else {
+                // Timed out already (this item's earlier drive died after its commit): go on
+                // from the recorded step. Anything else consumed it first.
+                let earlier = try await connection.query("""
+                    SELECT s.position, s.name, s.op, s.result::text FROM pauses p
+                    JOIN steps s ON s.run_id = p.run_id AND s.step_id = p.step_id
+                    WHERE p.run_id = \(lease.runID.description) AND p.step_id = \(stepID) AND p.consumed_by = 'timeout'
+                    """, logger: logger)
+                for try await (position, name, op, result) in earlier.decode((Int32, String, String, String?).self) {
+                    return .timedOut(StepRecord(stepID: stepID, position: Int(position), name: name, op: op, result: result ?? "null", attempts: 1))
+                }
+                return .alreadyMatched
+            }
+            let (op, result) = timeoutStep(kind)
+            let step = StepRecord(stepID: stepID, position: position, name: eventName, op: op, result: result.jsonString, attempts: 1)
+            try await connection.query("""
+                INSERT INTO steps (run_id, step_id, position, name, op, result, attempts, recorded_at)
+                VALUES (\(lease.runID.description), \(step.stepID), \(Int32(step.position)), \(step.name), \(step.op),
+                        \(step.result)::json, 1, \(now))
+                """, logger: logger)
+            return .timedOut(step)
+        }
+    }
+
+    private func insertPause(_ pause: Pause, timeoutTimer: String?, now: Date, connection: PostgresConnection) async throws {
+        let inserted = try await connection.query("""
+            INSERT INTO pauses (id, run_id, step_id, kind, event_name, expression, expires_at, created_at, trigger_event,
+                                events_after, timeout_timer, looked_back_at)
+            VALUES (\(pause.id), \(pause.runID.description), \(pause.stepID), \(pause.kind.rawValue), \(pause.eventName),
+                    \(pause.expression), \(pause.expiresAt), \(now), \(pause.triggerEvent.jsonString)::json,
+                    \(pause.eventsAfter?.description ?? ""), \(timeoutTimer), \(pause.needsLookBack ? nil : now))
+            ON CONFLICT ON CONSTRAINT pauses_once DO NOTHING
+            RETURNING 1
+            """, logger: logger)
+        guard try await inserted.hasRows() else { throw PostgresRunStoreError(detail: "pause \(pause.id) already exists") }
+    }
+
+    // MARK: WorkOutbox
+
+    public func unpublishedWork(createdBefore: Date, limit: Int) async throws -> [WorkItem] {
+        let rows = try await client.query("""
+            SELECT fields::text FROM outbox
+            WHERE stream = \(Self.workStream) AND published_at IS NULL AND created_at < \(createdBefore)
+            ORDER BY seq LIMIT \(limit)
+            """, logger: logger)
+        var items: [WorkItem] = []
+        for try await fields in rows.decode(String.self) {
+            if let item = WorkItem(json: try JSONValue(parsing: fields)) { items.append(item) }
+        }
+        return items
+    }
+
+    public func markWorkPublished(_ items: [WorkItem], now: Date) async throws {
+        if items.isEmpty { return }
+        let ids = items.map(\.entryID)
+        try await client.query(
+            "UPDATE outbox SET published_at = \(now) WHERE stream = \(Self.workStream) AND entry_id = ANY(\(ids))", logger: logger)
+    }
+
+    public func liveWork(after: Int64?, limit: Int) async throws -> (items: [WorkItem], cursor: Int64?) {
+        let rows = try await client.query("""
+            SELECT seq, fields::text FROM outbox WHERE stream = \(Self.workStream) AND seq > \(after ?? 0) ORDER BY seq LIMIT \(limit)
+            """, logger: logger)
+        var items: [WorkItem] = []
+        var last: Int64?
+        var count = 0
+        for try await (seq, fields) in rows.decode((Int64, String).self) {
+            count += 1
+            last = seq
+            if let item = WorkItem(json: try JSONValue(parsing: fields)) { items.append(item) }
+        }
+        return (items, count < limit ? nil : last)
+    }
+
+    public func recoverStranded(limit: Int) async throws -> [WorkItem] {
+        let rows = try await client.query("""
+            INSERT INTO outbox (stream, entry_id, run_id, fields)
+            SELECT \(Self.workStream), r.id || ':recover:step:0:' || r.fencing_token, r.id,
+                   json_build_object('run', r.id, 'reason', 'recover', 'step', 'step', 'attempt', 0, 'gen', r.fencing_token)
+            FROM runs r
+            WHERE r.status IN ('Queued', 'Running')
+              AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= clock_timestamp())
+              AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.run_id = r.id)
+              AND NOT EXISTS (SELECT 1 FROM timers t WHERE t.run_id = r.id AND t.fired_at IS NULL)
+              AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.run_id = r.id AND p.consumed_at IS NULL AND p.kind <> 'cancel')
+            ORDER BY r.id
+            LIMIT \(limit)
+            ON CONFLICT ON CONSTRAINT outbox_entry_once DO NOTHING
+            RETURNING fields::text
+            """, logger: logger)
+        var items: [WorkItem] = []
+        for try await fields in rows.decode(String.self) {
+            if let item = WorkItem(json: try JSONValue(parsing: fields)) { items.append(item) }
+        }
+        return items
     }
 
     public func delayEvent(_ eventID: ULID, until: Date, now: Date) async throws {
@@ -357,43 +502,121 @@ public struct PostgresRunStore: RunStore {
             if timers.isEmpty { return 0 }
             try await deliver(events)
             try await connection.query("UPDATE timers SET fired_at = \(now) WHERE id = ANY(\(timers))", logger: logger)
+            // Routed again when they come back: until then a rebuilt stream must carry them.
+            let ids = events.map(\.description)
+            try await connection.query("UPDATE events SET routed_at = NULL WHERE id = ANY(\(ids))", logger: logger)
             return timers.count
         }
     }
 
-    public func pendingWork(createdBefore: Date, limit: Int) async throws -> [WorkItem] {
-        let rows = try await client.query("""
-            SELECT fields::text FROM outbox WHERE stream = \(Self.workStream) AND created_at < \(createdBefore)
-            ORDER BY seq LIMIT \(limit)
-            """, logger: logger)
-        var items: [WorkItem] = []
-        for try await fields in rows.decode(String.self) {
-            if let item = WorkItem(json: try JSONValue(parsing: fields)) { items.append(item) }
-        }
-        return items
+    public func recordedTransport() async throws -> TransportIdentity? {
+        let rows = try await client.query("SELECT token, server_id FROM transport_epoch", logger: logger)
+        for try await (token, server) in rows.decode((String, String).self) { return TransportIdentity(token: token, serverID: server) }
+        return nil
     }
 
-    public func markWorkPublished(_ items: [WorkItem]) async throws {
-        if items.isEmpty { return }
-        let ids = items.map(\.entryID)
-        try await client.query(
-            "DELETE FROM outbox WHERE stream = \(Self.workStream) AND entry_id = ANY(\(ids))", logger: logger)
+    public func recordTransport(_ identity: TransportIdentity) async throws {
+        try await client.query("""
+            INSERT INTO transport_epoch (singleton, token, server_id, recorded_at) VALUES (true, \(identity.token ?? ""), \(identity.serverID), now())
+            ON CONFLICT (singleton) DO UPDATE SET token = EXCLUDED.token, server_id = EXCLUDED.server_id, recorded_at = EXCLUDED.recorded_at
+            """, logger: logger)
     }
+
+    // MARK: Shared writes
 
     private func insertOutbox(_ item: WorkItem, connection: PostgresConnection) async throws {
         try await connection.query("""
-            INSERT INTO outbox (stream, entry_id, fields) VALUES (\(Self.workStream), \(item.entryID), \(item.json.jsonString)::json)
+            INSERT INTO outbox (stream, entry_id, run_id, fields)
+            VALUES (\(Self.workStream), \(item.entryID), \(item.runID.description), \(item.json.jsonString)::json)
             ON CONFLICT ON CONSTRAINT outbox_entry_once DO NOTHING
             """, logger: logger)
     }
+
+    /// Stores events unpublished (the relay publishes them if the caller does not), once per
+    /// internal id.
+    private func insertEvents(_ events: [AcceptedEvent], connection: PostgresConnection) async throws {
+        if events.isEmpty { return }
+        var columns = EventColumns()
+        for event in events { columns.append(event) }
+        for try await _ in try await connection.execute(InsertEvents(columns: columns), logger: logger) {}
+    }
 }
 
-/// Records one step if the lease token still holds; returns a row when it wrote one.
+/// Ends a run under its lease in one statement: status and result, lease, work items, timers
+/// and pauses retired, system events stored. Returns the number of runs ended (0 or 1).
+struct FinishRun: PostgresPreparedStatement {
+    static let sql = """
+        WITH ended AS (
+            UPDATE runs SET status = $3, output = $4::json, error = $5::json, ended_at = $6, updated_at = $6,
+                lease_owner = NULL, lease_expires_at = NULL
+            WHERE id = $1 AND fencing_token = $2 AND status = 'Running'
+            RETURNING id
+        ), work AS (
+            DELETE FROM outbox WHERE run_id IN (SELECT id FROM ended) RETURNING 1
+        ), disarmed AS (
+            UPDATE timers SET fired_at = $6 WHERE run_id IN (SELECT id FROM ended) AND fired_at IS NULL RETURNING 1
+        ), consumed AS (
+            UPDATE pauses SET consumed_at = $6, consumed_by = 'ended' WHERE run_id IN (SELECT id FROM ended) AND consumed_at IS NULL
+            RETURNING 1
+        ), emitted AS (
+            INSERT INTO events (id, name, external_id, ts, payload, received_at)
+            SELECT id, name, NULLIF(external_id, ''), ts, payload::json, to_timestamp(received_ms / 1000.0)
+            FROM unnest($7::text[], $8::text[], $9::text[], $10::int8[], $11::text[], $12::int8[])
+                AS t(id, name, external_id, ts, payload, received_ms)
+            WHERE EXISTS (SELECT 1 FROM ended)
+            ON CONFLICT (id) DO NOTHING
+            RETURNING 1
+        )
+        SELECT count(*)::int8 FROM ended
+        """
+    typealias Row = Int64
+
+    var runID: String
+    var token: Int64
+    var end: RunEnd
+    var events: EventColumns
+    var now: Date
+
+    func makeBindings() throws -> PostgresBindings {
+        var status = "Completed"
+        var output: String?
+        var error: String?
+        switch end {
+        case .completed(let value): output = value.jsonString
+        case .failed(let value):
+            status = "Failed"
+            error = value.jsonString
+        case .cancelled: status = "Cancelled"
+        }
+        var bindings = PostgresBindings(capacity: 12)
+        bindings.append(runID)
+        bindings.append(token)
+        bindings.append(status)
+        bindings.append(output)
+        bindings.append(error)
+        bindings.append(now)
+        bindings.append(events.ids)
+        bindings.append(events.names)
+        bindings.append(events.externalIDs)
+        bindings.append(events.timestamps)
+        bindings.append(events.payloads)
+        bindings.append(events.receivedAt)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Int64 {
+        try row.decode(Int64.self)
+    }
+}
+
+/// Records one step if the lease token still holds; returns a row when it wrote one. `FOR
+/// SHARE` locks the run's row: a takeover that changes the token waits for this insert to
+/// commit, or this insert waits for the takeover and then finds the token changed.
 struct RecordStep: PostgresPreparedStatement {
     static let sql = """
         INSERT INTO steps (run_id, step_id, position, name, op, result, attempts, recorded_at)
         SELECT $1, $3, $4, $5, $6, $7::json, $8, $9
-        WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND fencing_token = $2)
+        WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND fencing_token = $2 AND status = 'Running' FOR SHARE)
         ON CONFLICT ON CONSTRAINT steps_once DO NOTHING
         RETURNING 1
         """

@@ -5,27 +5,25 @@ public import CairnEngine
 ///
 /// One entry per event, all of a call's entries in one pipeline: fields `id` (the ULID),
 /// `name`, `ts` (milliseconds) and `event` (the event JSON as the SDK will see it), so the
-/// scheduler matches triggers without reading Postgres. `MAXLEN ~` bounds the stream; Postgres
-/// keeps every event regardless.
+/// scheduler matches triggers without reading Postgres. The stream is not trimmed on write (a
+/// trim could drop entries the scheduler has not handled yet): the scheduler deletes what it
+/// has routed, so the stream holds the backlog. Postgres keeps every event regardless.
 public struct RedisEventStream: EventStream {
     let client: RedisClient
     /// The stream key.
     public let key: String
-    let maximumLength: Int
 
-    /// Creates the stream writer: `key` is the full stream name, `maximumLength` the
-    /// approximate bound kept by `XADD MAXLEN ~`.
-    public init(client: RedisClient, key: String, maximumLength: Int) {
+    /// Creates the stream writer: `key` is the full stream name.
+    public init(client: RedisClient, key: String) {
         self.client = client
         self.key = key
-        self.maximumLength = maximumLength
     }
 
     public func publish(_ events: [AcceptedEvent]) async throws {
         if events.isEmpty { return }
         let commands: [[RedisArgument]] = events.map { event in
             [
-                "XADD", .string(key), "MAXLEN", "~", .int(maximumLength), "*",
+                "XADD", .string(key), "*",
                 "id", .string(event.id.description),
                 "name", .string(event.name),
                 "ts", .integer(event.ts),

@@ -61,9 +61,6 @@ public struct CairnConfiguration: Sendable {
     /// `CAIRN_RETRY_BACKOFF_SCALE` — multiplies every retry backoff (15 s, 30 s, 1 m, … plus up
     /// to 30 s of jitter). Default 1; development and tests use less. 0.001…1000.
     public var retryBackoffScale: Double
-    /// `CAIRN_EVENTS_STREAM_MAXLEN` — approximate length the `events` stream is trimmed to
-    /// (`XADD MAXLEN ~`); Postgres keeps every event regardless. Default 1000000.
-    public var eventsStreamMaxLength: Int
 
     /// Dev mode: no signing key is configured, so SDK calls are accepted unsigned, requests to
     /// SDKs go unsigned, and (with no `INNGEST_EVENT_KEY`) any event key is accepted.
@@ -147,7 +144,6 @@ public struct CairnConfiguration: Sendable {
                 problems.append(.init(variable: "CAIRN_RETRY_BACKOFF_SCALE", rule: "must be a number from 0.001 to 1000, got \"\(raw)\""))
             }
         }
-        let eventsStreamMaxLength = integer("CAIRN_EVENTS_STREAM_MAXLEN", default: 1_000_000, range: 1_000...1_000_000_000)
 
         guard problems.isEmpty, var postgresSettings = postgres else {
             throw ConfigurationError(problems: problems)
@@ -168,7 +164,6 @@ public struct CairnConfiguration: Sendable {
         self.eventKeys = eventKeys
         self.eventMaxBodyBytes = eventMaxBodyBytes
         self.eventDedupeWindow = .seconds(dedupeSeconds)
-        self.eventsStreamMaxLength = eventsStreamMaxLength
         self.retryBackoffScale = retryBackoffScale
         self.executorLease = .seconds(executorLeaseSeconds)
         self.executorConcurrency = executorConcurrency

@@ -38,7 +38,7 @@ extension RoleDependencies {
     /// role must run.
     func eventIngest() -> (ingestor: EventIngestor, services: [any Service]) {
         let log = PostgresEventLog(client: postgres.client, logger: logger)
-        let stream = RedisEventStream(client: redis, key: streamKey("events"), maximumLength: configuration.eventsStreamMaxLength)
+        let stream = RedisEventStream(client: redis, key: streamKey("events"))
         var settings = IngestSettings()
         settings.dedupeWindow = configuration.eventDedupeWindow
         let ingestor = EventIngestor(

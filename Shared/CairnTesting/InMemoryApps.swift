@@ -14,6 +14,7 @@ public final class InMemoryAppRegistry: AppRegistry {
     private struct State {
         var apps: [String: AppRecord] = [:]
         var functions: [StoredFunction] = []
+        var versions: [UUID: [Int: FunctionConfig]] = [:]
     }
 
     private let state = Mutex(State())
@@ -47,13 +48,16 @@ public final class InMemoryAppRegistry: AppRegistry {
                     state.functions[index].record.config = function
                     state.functions[index].record.version += 1
                     state.functions[index].record.updatedAt = now
+                    state.versions[state.functions[index].record.id, default: [:]][state.functions[index].record.version] = function
                     changed.append(function.id)
                 } else {
+                    let id = UUID()
                     state.functions.append(StoredFunction(
                         record: FunctionRecord(
-                            id: UUID(), appID: appID, appName: registration.appName, version: 1, config: function, createdAt: now,
+                            id: id, appID: appID, appName: registration.appName, version: 1, config: function, createdAt: now,
                             updatedAt: now),
                         archived: false))
+                    state.versions[id] = [1: function]
                     added.append(function.id)
                 }
             }
@@ -86,6 +90,15 @@ public final class InMemoryAppRegistry: AppRegistry {
 
     public func liveFunctionVersions() async throws -> [UUID: Int] {
         Dictionary(uniqueKeysWithValues: try await liveFunctions().map { ($0.id, $0.version) })
+    }
+
+    public func functionVersion(id: UUID, version: Int) async throws -> FunctionConfig? {
+        storedVersion(id: id, version: version)
+    }
+
+    /// `functionVersion(id:version:)` without suspending, for the in-memory run store.
+    func storedVersion(id: UUID, version: Int) -> FunctionConfig? {
+        state.withLock { $0.versions[id]?[version] }
     }
 }
 

@@ -9,6 +9,7 @@ public final class InMemoryEventLog: EventLog {
     private struct State {
         var events: [ULID: AcceptedEvent] = [:]
         var published: Set<ULID> = []
+        var routed: Set<ULID> = []
         var keys: [String: (holder: ULID, expires: Date)] = [:]
         var failNextAppend: (any Error)?
     }
@@ -39,6 +40,7 @@ public final class InMemoryEventLog: EventLog {
                     if let claim = state.keys[key], claim.expires > now { return .duplicate(of: claim.holder) }
                     state.keys[key] = (event.id, dedupeUntil)
                 }
+                if state.events[event.id] != nil { return .duplicate(of: event.id) }
                 state.events[event.id] = event
                 return .stored
             }
@@ -58,6 +60,47 @@ public final class InMemoryEventLog: EventLog {
     }
 
     public func event(id: ULID) async throws -> AcceptedEvent? {
+        state.withLock { $0.events[id] }
+    }
+
+    public func events(named name: String, after: ULID, limit: Int) async throws -> [AcceptedEvent] {
+        state.withLock { state in
+            Array(state.events.values.filter { $0.name == name && $0.id > after }.sorted { $0.id < $1.id }.prefix(limit))
+        }
+    }
+
+    public func markRouted(_ ids: [ULID]) async throws {
+        state.withLock { $0.routed.formUnion(ids) }
+    }
+
+    public func unrouted(after: ULID?, limit: Int) async throws -> [AcceptedEvent] {
+        state.withLock { state in
+            Array(state.events.values.filter { event in !state.routed.contains(event.id) && after.map { event.id > $0 } ?? true }
+                .sorted { $0.id < $1.id }.prefix(limit))
+        }
+    }
+
+    /// Ids of the events marked routed.
+    public var routedIDs: Set<ULID> { state.withLock { $0.routed } }
+
+    /// Ids of the events marked published.
+    public var publishedIDs: Set<ULID> { state.withLock { $0.published } }
+
+    /// Stores events a run store wrote in its own transaction (unpublished, unrouted), once per
+    /// internal id.
+    func storeCommitted(_ events: [AcceptedEvent]) {
+        state.withLock { state in
+            for event in events where state.events[event.id] == nil { state.events[event.id] = event }
+        }
+    }
+
+    /// Marks events not routed again (delayed events delivered when due).
+    func unmarkRouted(_ ids: [ULID]) {
+        state.withLock { $0.routed.subtract(ids) }
+    }
+
+    /// The stored event `id`, read without suspending.
+    func stored(_ id: ULID) -> AcceptedEvent? {
         state.withLock { $0.events[id] }
     }
 

@@ -50,10 +50,18 @@ import Testing
     }
 
     @Test func earlierDuplicatesPointAtTheFirstHolder() throws {
-        let id = try ULID(parsing: "01HF7YAT000000000000000001")
         let keys: [String?] = ["a", nil, "b", "a", nil, "b", "a"]
-        let events = keys.map { AcceptedEvent(Event(name: "n", id: $0), id: id, receivedAt: 0) }
+        let events = keys.enumerated().map { index, key in
+            AcceptedEvent(Event(name: "n", id: key), id: ULID(milliseconds: 1, entropy: [UInt8](repeating: UInt8(index), count: 10)), receivedAt: 0)
+        }
         #expect(EventDedupe.earlierDuplicates(in: events) == [nil, nil, nil, 0, nil, 2, 0])
+    }
+
+    /// Two requests resent with one `x-inngest-event-id-seed` carry the same internal ids.
+    @Test func anEventWithAnInternalIDSeenEarlierIsADuplicate() throws {
+        let seed = try #require(ULIDSeed(header: "1700000000000,AAAAAAAAAAAAAA=="))
+        let first = [Event(name: "n"), Event(name: "n", id: "k")].enumerated().map { AcceptedEvent($1, id: seed.ulid(forIndex: $0 + 1), receivedAt: 0) }
+        #expect(EventDedupe.earlierDuplicates(in: first + first) == [nil, nil, 0, 1])
     }
 
     @Test(arguments: [

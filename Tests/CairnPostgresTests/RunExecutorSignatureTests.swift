@@ -57,6 +57,11 @@ import Testing
 
     struct DroppedEvents: EventSink {
         func emit(_ events: [Event]) async throws {}
+        func announce(_ events: [AcceptedEvent]) async {}
+    }
+
+    struct NoWork: WorkQueue {
+        func publish(_ items: [WorkItem]) async throws {}
     }
 
     /// Drives one new run against an app that signs as `signing`; returns the run afterwards
@@ -79,8 +84,8 @@ import Testing
 
             let app = App(signing: signing, clock: clock)
             let executor = RunExecutor(
-                store: store, events: DroppedEvents(), sdk: app, source: NoStream(), timers: NoIndex(), clock: clock,
-                keys: SigningKeys(primary: Self.key), logger: Self.logger)
+                store: store, events: DroppedEvents(), eventLog: PostgresEventLog(client: db.client, logger: Self.logger), work: NoWork(),
+                sdk: app, source: NoStream(), timers: NoIndex(), clock: clock, keys: SigningKeys(primary: Self.key), logger: Self.logger)
             #expect(try await executor.drive(WorkItem(runID: runID, reason: .start, call: .discovery)))
             let run = try #require(try await store.run(runID))
             return (run, app.calls.withLock { $0 })

@@ -1,4 +1,7 @@
+import CairnCore
+import CairnEngine
 import CairnRedis
+import Foundation
 import Testing
 
 @Suite struct RedisStreamTests {
@@ -185,6 +188,64 @@ import Testing
                 }
                 return parked.isEmpty ? true : nil
             }
+        }
+    }
+
+    /// A consumer whose group vanished (a `FLUSHALL`, a failover that lost the stream) creates
+    /// it again and goes on, instead of failing with `NOGROUP` until restarted.
+    @Test func aSourceWhoseGroupVanishedGoesOn() async throws {
+        try await TestRedis.withClient { client, prefix in
+            let stream = prefix + "work"
+            let source = RedisStreamSource(client: client, stream: stream, group: "executor", consumer: "a", block: .milliseconds(10))
+            let queue = RedisWorkQueue(client: client, stream: stream)
+            let item = WorkItem(runID: ULID(milliseconds: 1, entropy: [UInt8](repeating: 1, count: 10)), reason: .start, call: .discovery)
+            try await queue.publish([item])
+            #expect(try await source.read(maximum: 10).count == 1)
+            // The stream and its group are gone.
+            _ = try await client.del([stream])
+            try await queue.publish([item])
+            let after = try await source.read(maximum: 10)
+            #expect(after.count == 1)
+            try await source.acknowledge(after.map(\.entryID))
+            // And gone again before an acknowledgement: the acknowledgement does not throw.
+            try await queue.publish([item])
+            let pending = try await source.read(maximum: 10)
+            _ = try await client.del([stream])
+            try await source.acknowledge(pending.map(\.entryID))
+            try await queue.publish([item])
+            #expect(try await source.read(maximum: 10).count == 1)
+        }
+    }
+
+    /// Acknowledged entries are deleted, and nothing else: the stream holds exactly what is not
+    /// handled yet, however long it gets, so no pending entry is ever trimmed away.
+    @Test func acknowledgingDeletesAndNothingPendingIsTrimmed() async throws {
+        try await TestRedis.withClient { client, prefix in
+            let stream = prefix + "work"
+            let source = RedisStreamSource(client: client, stream: stream, group: "executor", consumer: "a", block: .milliseconds(10), reclaimIdle: .zero)
+            let queue = RedisWorkQueue(client: client, stream: stream)
+            let items = (0..<3_000).map { WorkItem(runID: ULID(milliseconds: 1, entropy: [UInt8](repeating: 1, count: 10)), reason: .retry, call: SDKCall(stepID: "s\($0)", attempt: 1)) }
+            try await queue.publish(Array(items.prefix(10)))
+            let first = try await source.read(maximum: 10)
+            try await queue.publish(Array(items.dropFirst(10)))
+            #expect(try await client.xlen(stream) == 3_000)
+            // The ten read first are still there to be reclaimed.
+            let reclaimed = try await source.read(maximum: 10)
+            #expect(Set(reclaimed.map(\.entryID)) == Set(first.map(\.entryID)))
+            try await source.acknowledge(reclaimed.map(\.entryID))
+            #expect(try await client.xlen(stream) == 2_990)
+        }
+    }
+
+    /// The transport's identity: the token Cairn wrote, and the server's run id.
+    @Test func theTransportEpochReadsItsTokenAndTheServersID() async throws {
+        try await TestRedis.withClient { client, prefix in
+            let epoch = RedisTransportEpoch(client: client, key: prefix + "epoch")
+            let before = try await epoch.current()
+            #expect(before.token == nil)
+            #expect(before.serverID.count == 40)
+            try await epoch.mark("token-1")
+            #expect(try await epoch.current() == TransportIdentity(token: "token-1", serverID: before.serverID))
         }
     }
 }

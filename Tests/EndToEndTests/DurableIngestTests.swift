@@ -28,7 +28,7 @@ import Testing
             try await withTestDatabase { db in
                 let clock = ManualClock(start: Date())
                 let log = PostgresEventLog(client: db.client, logger: Self.logger)
-                let stream = RedisEventStream(client: redis, key: streamKey, maximumLength: 10_000)
+                let stream = RedisEventStream(client: redis, key: streamKey)
                 let metrics = IngestMetrics(factory: PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()))
                 let ingestor = EventIngestor(log: log, stream: stream, clock: clock, metrics: metrics, faults: faults, logger: Self.logger)
                 let relay = EventRelay(log: log, stream: stream, clock: clock, logger: Self.logger)
@@ -99,6 +99,35 @@ import Testing
             #expect(again.duplicates == [0])
             #expect(again.ids == first.ids)
             #expect(try await redis.xlen(key) == 0)
+        }
+    }
+
+    /// An SDK resends a request with the same `x-inngest-event-id-seed`, alone and in a group
+    /// commit with other requests: the resend is a duplicate of itself, and the other requests
+    /// are stored as usual.
+    @Test func aRequestResentWithTheSameSeedIsADuplicateAndFailsNothing() async throws {
+        try await withPipeline(faults: .none) { ingestor, _, redis, key, _ in
+            let seed = try #require(ULIDSeed(header: "\(Date().unixMilliseconds),q83vEjRWeJq83Q=="))
+            let events = [Event(name: "app/resent"), Event(name: "app/resent", id: "keyed-1")]
+            let first = try await ingestor.ingest(events, seed: seed)
+            #expect(first.duplicates.isEmpty)
+            let again = try await ingestor.ingest(events, seed: seed)
+            #expect(again.ids == first.ids)
+            #expect(again.duplicates == [0, 1])
+            // Several at once, so that they share a commit.
+            let results = try await withThrowingTaskGroup(of: IngestResult.self) { group in
+                for n in 0..<8 {
+                    group.addTask { try await ingestor.ingest(n % 2 == 0 ? events : [Event(name: "app/other-\(n)")], seed: n % 2 == 0 ? seed : nil) }
+                }
+                var all: [IngestResult] = []
+                for try await result in group { all.append(result) }
+                return all
+            }
+            #expect(results.count == 8)
+            #expect(results.filter { $0.ids == first.ids }.allSatisfy { $0.duplicates == [0, 1] })
+            #expect(results.filter { $0.ids != first.ids }.allSatisfy { $0.duplicates.isEmpty && $0.ids.count == 1 })
+            // Published once each: the two first events and the four others.
+            try await Self.eventually("six events on the stream") { try await redis.xlen(key) == 6 }
         }
     }
 }

@@ -23,31 +23,29 @@ import Testing
                     try #require(ids.count == 2)
                     _ = try await harness.endedRuns(of: ids[0], count: 3)
 
-                    // Deliver the fan-out event three more times, as a republish would.
+                    // Deliver the fan-out event three more times, as a republish would. (Routed
+                    // entries are deleted from the stream, so the entry is made again from the
+                    // stored event.)
+                    let stored = try #require(try await api.get("/v1/events/\(ids[0])").body["data"])
+                    var event = stored
+                    for key in ["internal_id", "received_at"] { _ = event.removeValue(forKey: key) }
                     let redis = RedisClient(configuration: try RedisConfiguration(url: try TestEnvironment.redisURL()), logger: .init(label: "test"))
                     try await redis.connect()
                     let stream = (cairn.environment["CAIRN_STREAM_PREFIX"] ?? "") + "events"
-                    let entries = try await redis.send(["XRANGE", .string(stream), "-", "+"])
-                    var republished = 0
-                    if case .array(let all) = entries {
-                        for entry in all {
-                            guard case .array(let parts) = entry, parts.count == 2, case .array(let fields) = parts[1] else { continue }
-                            let texts = fields.compactMap { value -> [UInt8]? in if case .bulkString(let bytes) = value { bytes } else { nil } }
-                            guard let index = texts.firstIndex(where: { $0 == Array("id".utf8) }), index + 1 < texts.count,
-                                String(decoding: texts[index + 1], as: UTF8.self) == ids[0]
-                            else { continue }
-                            for _ in 0..<3 {
-                                _ = try await redis.send(["XADD", .string(stream), "*"] + texts.map { .bytes($0) })
-                                republished += 1
-                            }
-                        }
-                    }
-                    await redis.shutdown()
-                    #expect(republished == 3)
+                    let fields: [RedisArgument] = [
+                        "id", .string(ids[0]), "name", "test/fan", "ts", .string(stored["ts"]?.jsonString ?? "0"), "event", .bytes(event.serialized()),
+                    ]
+                    for _ in 0..<3 { _ = try await redis.send(["XADD", .string(stream), "*"] + fields) }
 
                     let slept = try await harness.endedRun(of: ids[1])
                     #expect(slept["status"] == "Completed")
-                    try await Task.sleep(for: .seconds(1))
+                    // Routed entries are deleted: once the stream is empty, all three were routed.
+                    let deadline = ContinuousClock.now + .seconds(20)
+                    while try await redis.xlen(stream) > 0 {
+                        try #require(ContinuousClock.now < deadline, "the repeated deliveries were never routed")
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                    await redis.shutdown()
                     let runs = try await api.get("/v1/events/\(ids[0])/runs").body["data"]?.arrayValue ?? []
                     #expect(runs.count == 3)
                     let counts = try await harness.counts()

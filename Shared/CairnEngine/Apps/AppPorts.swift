@@ -6,7 +6,7 @@ public import Foundation
 /// A sync replaces an app's function set in one transaction: new functions are added at
 /// version 1, changed ones get the next version (same id, so runs keep pointing at them),
 /// unchanged ones are left alone, and functions missing from the sync are archived. Runs are
-/// never touched.
+/// never touched: every version's config is kept, and a run uses the one it started with.
 public protocol AppRegistry: Sendable {
     /// Records `registration` as the app's current state.
     ///
@@ -26,6 +26,9 @@ public protocol AppRegistry: Sendable {
     /// The version of every live function, by id: a cheap way to see whether `liveFunctions()`
     /// would return anything new (a sync that changes a function bumps its version).
     func liveFunctionVersions() async throws -> [UUID: Int]
+
+    /// The config of version `version` of function `id`, archived or not; nil when unknown.
+    func functionVersion(id: UUID, version: Int) async throws -> FunctionConfig?
 }
 
 /// The result of recording a sync.

@@ -43,9 +43,16 @@ public enum Invocation {
         return ["data": event["data"]?["result"] ?? .null]
     }
 
-    /// The timer item that ends a pause at `stepID`.
-    public static func timeoutItem(_ runID: ULID, _ stepID: String) -> WorkItem {
-        WorkItem(runID: runID, reason: .pauseTimeout, call: SDKCall(stepID: stepID, attempt: 0))
+    /// The timer item that ends a pause at `stepID`, set under the lease with token
+    /// `generation`.
+    public static func timeoutItem(_ runID: ULID, _ stepID: String, generation: Int64) -> WorkItem {
+        WorkItem(runID: runID, reason: .pauseTimeout, call: SDKCall(stepID: stepID, attempt: 0), generation: generation)
+    }
+
+    /// The step a timed-out pause records, by its kind: an invoke's timeout error, or null for
+    /// a wait.
+    public static func timeoutStep(_ kind: Pause.Kind) -> (op: String, result: JSONValue) {
+        kind == .invoke ? ("InvokeFunction", ["error": timeoutError]) : ("WaitForEvent", .null)
     }
 
     /// The lower bound for events a pause created at `now` may match: anything received from

@@ -21,36 +21,43 @@ public struct ExecutorSettings: Sendable {
 }
 
 /// The executor: takes work items from the `work` stream, leases each run and drives it by
-/// calling the SDK until the run ends or has to wait (a sleep, a retry backoff).
+/// calling the SDK until the run ends or has to wait (a sleep, a retry backoff, a pause).
 ///
 /// Sequential steps stay on one lease: record the step (one Postgres commit), call again. The
-/// run goes back through a timer and the stream only to wait. Every write is fenced by the
-/// lease token, so a run taken over by another executor (after this one stalled past its
-/// lease) is advanced by one of them only.
+/// run goes back through a timer or a pause only to wait. Every write is fenced by the lease
+/// token, and the write that ends a drive (a park, a finish, a release) also retires the work
+/// item the lease was granted for. A drive that cannot finish (a lost lease, a database error,
+/// a crash) leaves its item live and its stream entry unacknowledged, so the item is driven
+/// again; a delivery of an item already retired is acknowledged and ignored.
 public final class RunExecutor: Service {
     let store: any RunStore
     let events: any EventSink
     let sdk: any SDKTransport
     let source: any StreamSource
     let timers: any TimerIndex
+    let matcher: PauseMatcher
     let clock: any WallClock
     let keys: SigningKeys?
     let settings: ExecutorSettings
     let logger: Logger
+    let stamper = EventStamper()
     /// Runs this process is driving now. A stream entry still in flight here can be
     /// redelivered to this same process (reclaimed after `leaseDuration` idle during a long
     /// call); the lease would let the same owner in again, so this set keeps one drive per run.
     private let driving = Mutex(Set<ULID>())
 
     public init(
-        store: any RunStore, events: any EventSink, sdk: any SDKTransport, source: any StreamSource, timers: any TimerIndex,
-        clock: any WallClock, keys: SigningKeys?, settings: ExecutorSettings = ExecutorSettings(), logger: Logger
+        store: any RunStore, events: any EventSink, eventLog: any EventLog, work: any WorkQueue, sdk: any SDKTransport,
+        source: any StreamSource, timers: any TimerIndex, clock: any WallClock, keys: SigningKeys?,
+        settings: ExecutorSettings = ExecutorSettings(), logger: Logger
     ) {
         self.timers = timers
         self.store = store
         self.events = events
         self.sdk = sdk
         self.source = source
+        self.matcher = PauseMatcher(
+            pauses: store, runs: store, events: events, eventLog: eventLog, work: work, outbox: store, clock: clock, logger: logger)
         self.clock = clock
         self.keys = keys
         self.settings = settings
@@ -85,8 +92,8 @@ public final class RunExecutor: Service {
         }
     }
 
-    /// Drives one delivery and acknowledges it unless another executor holds the run (then it
-    /// is delivered again later).
+    /// Drives one delivery and acknowledges it once handled; otherwise (another executor holds
+    /// the run, the lease was lost, the database failed) it is delivered again later.
     func handle(_ delivery: StreamDelivery) async {
         guard let bytes = delivery.fields["item"], let json = try? JSONValue(parsing: bytes), let item = WorkItem(json: json) else {
             logger.error("dropping a work entry that is not a work item", metadata: ["entry": "\(delivery.entryID)"])
@@ -102,53 +109,63 @@ public final class RunExecutor: Service {
         }
     }
 
-    /// Drives `item`'s run as far as it can go now. Returns false when the run is leased by
-    /// another executor (the item should be delivered again), true when handled.
+    /// Drives `item`'s run as far as it can go now. Returns false when the item should be
+    /// delivered again (another executor holds the run, or this one lost its lease), true when
+    /// it was handled or needs nothing more.
     public func drive(_ item: WorkItem) async throws -> Bool {
         guard driving.withLock({ $0.insert(item.runID).inserted }) else { return false }
         defer { driving.withLock { _ = $0.remove(item.runID) } }
         let lease: RunLease
-        switch try await store.lease(item.runID, owner: settings.owner, until: clock.now + settings.leaseDuration, now: clock.now) {
+        switch try await store.lease(item, owner: settings.owner, duration: settings.leaseDuration) {
         case .granted(let granted): lease = granted
         case .busy: return false
-        case .ended: return true
+        case .ended, .stale: return true
         }
-        return try await withLeaseRenewed(lease) { try await self.drive(item, holding: lease) }
+        do {
+            try await withLeaseRenewed(lease) { try await self.drive(item, holding: lease) }
+            return true
+        } catch let lost as LeaseLost {
+            logger.notice("lost the lease on a run; another executor has it", metadata: ["run": "\(lost.runID)"])
+            return false
+        }
     }
 
-    /// Drives `item`'s run on `lease`, which is renewed meanwhile.
-    func drive(_ item: WorkItem, holding lease: RunLease) async throws -> Bool {
+    /// Drives `item`'s run on `lease`, which is renewed meanwhile. Ends with a write that
+    /// retires the item, or throws.
+    func drive(_ item: WorkItem, holding lease: RunLease) async throws {
         var snapshot = try await store.snapshot(item.runID)
         let metadata: Logger.Metadata = ["run": "\(item.runID)", "function": "\(snapshot.function.id)"]
         var call = item.call
         switch item.reason {
         case .start, .retry:
             break
+        case .recover:
+            logger.warning("driving a run the reconciler recovered", metadata: metadata)
+            call = .discovery
         case .wake:
             if snapshot.steps[call.stepID] == nil {
-                guard try await record(lease, &snapshot, stepID: call.stepID, name: "sleep", op: "Sleep", result: .null, attempts: 1) else { return true }
+                guard try await record(lease, &snapshot, stepID: call.stepID, name: "sleep", op: "Sleep", result: .null, attempts: 1) else { return }
             }
             call = .discovery
         case .resume:
             call = .discovery
         case .pauseTimeout:
-            // When an event matched first, its resume item drives the run.
-            guard snapshot.steps[call.stepID] == nil,
-                let kind = try await store.expirePause(runID: item.runID, stepID: call.stepID, now: clock.now)
-            else {
-                _ = try await store.release(lease, now: clock.now)
-                return true
+            switch try await store.timeOutPause(lease, stepID: call.stepID, position: snapshot.stack.count, now: clock.now, timeoutStep: Invocation.timeoutStep) {
+            case .timedOut(let step):
+                snapshot.record(step, value: try JSONValue(parsing: step.result))
+            case .alreadyMatched:
+                // An event matched first: its resume item drives the run.
+                return try await release(lease)
+            case .leaseLost:
+                throw LeaseLost(runID: lease.runID)
             }
-            let (op, result): (String, JSONValue) = kind == .invoke ? ("InvokeFunction", ["error": Invocation.timeoutError]) : ("WaitForEvent", .null)
-            guard try await record(lease, &snapshot, stepID: call.stepID, name: "timeout", op: op, result: result, attempts: 1) else { return true }
             call = .discovery
         }
         let maxAttempts = snapshot.function.retries + 1
         var version = -1
         while true {
             if let exceeded = RunLimits.exceeded(by: snapshot) {
-                try await end(lease, snapshot, .failed(error: RunLimits.error(exceeded)))
-                return true
+                return try await end(lease, snapshot, .failed(error: RunLimits.error(exceeded)))
             }
             let outcome = try await callSDK(
                 lease, snapshot: snapshot, call: call, maxAttempts: maxAttempts, version: &version,
@@ -160,60 +177,56 @@ public final class RunExecutor: Service {
                 case .recordStep(let id, let name, let op, let result):
                     // The SDK runs a step on the call that reports it, at that call's attempt.
                     let attempts = call.attempt + 1
-                    guard try await record(lease, &snapshot, stepID: id, name: name, op: op, result: result, attempts: attempts) else { return true }
+                    guard try await record(lease, &snapshot, stepID: id, name: name, op: op, result: result, attempts: attempts) else { return }
                 case .call(let nextCall):
                     next = nextCall
                     // A planned step of a parallel group finished after a retry: continue only
                     // once every step of the group is recorded.
                     if nextCall.isDiscovery, !snapshot.pendingSteps.isEmpty {
-                        if snapshot.pendingSteps.contains(where: { snapshot.steps[$0] == nil }) {
-                            _ = try await store.release(lease, now: clock.now)
-                            return true
-                        }
-                        guard try await store.clearPending(lease) else { return true }
+                        if snapshot.pendingSteps.contains(where: { snapshot.steps[$0] == nil }) { return try await release(lease) }
+                        guard try await store.clearPending(lease) else { throw LeaseLost(runID: lease.runID) }
                         snapshot.pendingSteps = []
                         snapshot.forceStepPlan = false
                     }
                 case .runPlanned(let ids):
                     switch try await runParallel(lease, &snapshot, ids: ids, maxAttempts: maxAttempts) {
                     case .continueWithDiscovery: next = .discovery
-                    case .stopped: return true
+                    case .stopped: return
                     }
                 case .retry(let retryCall, let at, let error):
                     logger.info("attempt failed; retrying", metadata: metadata.merging(["call": "\(call)", "at": "\(at)", "error": "\(error["message"] ?? error)"]) { $1 })
-                    try await park(lease, until: at, item: WorkItem(runID: item.runID, reason: .retry, call: retryCall))
-                    return true
+                    return try await park(lease, timers: [(WorkItem(runID: item.runID, reason: .retry, call: retryCall, generation: lease.token), at)])
                 case .sleep(let stepID, _, let until):
-                    try await park(lease, until: until, item: WorkItem(runID: item.runID, reason: .wake, call: SDKCall(stepID: stepID, attempt: 0)))
-                    return true
+                    let wake = WorkItem(runID: item.runID, reason: .wake, call: SDKCall(stepID: stepID, attempt: 0), generation: lease.token)
+                    return try await park(lease, timers: [(wake, until)])
                 case .waitForEvent(let stepID, _, let event, let expression, let until):
                     let pause = Pause(
                         runID: item.runID, stepID: stepID, kind: .wait, eventName: event, expression: expression,
                         triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: Invocation.eventsAfter(clock.now), expiresAt: until)
-                    try await park(lease, pause: pause)
-                    return true
+                    return try await park(lease, pause: pause, emitting: [])
                 case .invoke(let stepID, _, let functionID, let payload, let until):
                     let correlation = Invocation.correlationID(runID: item.runID, stepID: stepID)
-                    try await events.emit([Invocation.invokedEvent(
+                    let invoked = stamper.accept([Invocation.invokedEvent(
                         functionID: functionID, payload: payload, correlationID: correlation, callerSlug: snapshot.function.id,
-                        expires: until, now: clock.now)])
+                        expires: until, now: clock.now)], now: clock.now)
+                    // No lower bound: the callee starts only once this pause is stored, and its
+                    // correlation id is unique.
                     let pause = Pause(
                         runID: item.runID, stepID: stepID, kind: .invoke, eventName: SystemEvents.finished,
                         expression: "async.data.correlation_id == \(JSONValue.string(correlation).jsonString)",
-                        triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: Invocation.eventsAfter(clock.now), expiresAt: until)
-                    try await park(lease, pause: pause)
-                    return true
+                        triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: nil, expiresAt: until)
+                    return try await park(lease, pause: pause, emitting: invoked)
                 case .complete(let output):
                     try await end(lease, snapshot, .completed(output: output))
                     logger.debug("run completed", metadata: metadata)
-                    return true
+                    return
                 case .fail(let error):
                     try await end(lease, snapshot, .failed(error: error))
                     logger.info("run failed", metadata: metadata.merging(["error": "\(error["message"] ?? error)"]) { $1 })
-                    return true
+                    return
                 }
             }
-            guard let next else { return true }
+            guard let next else { return try await release(lease) }
             call = next
         }
     }
@@ -253,7 +266,7 @@ public final class RunExecutor: Service {
                 case .call:
                     break
                 case .retry(let retryCall, let at, _):
-                    retries.append((WorkItem(runID: lease.runID, reason: .retry, call: retryCall), at))
+                    retries.append((WorkItem(runID: lease.runID, reason: .retry, call: retryCall, generation: lease.token), at))
                 case .fail(let error):
                     try await end(lease, snapshot, .failed(error: error))
                     return .stopped
@@ -267,21 +280,38 @@ public final class RunExecutor: Service {
             }
         }
         if retries.isEmpty { return .continueWithDiscovery }
-        if try await store.park(lease, retries: retries, pendingSteps: ids, now: clock.now) {
-            await index(retries.map { ($0.0.entryID, $0.1) })
-        }
+        try await park(lease, timers: retries, pendingSteps: ids)
         return .stopped
     }
 
-    /// Parks the run on a timer for `item`, and indexes the timer.
-    func park(_ lease: RunLease, until: Date, item: WorkItem) async throws {
-        if try await store.park(lease, until: until, item: item, now: clock.now) { await index([(item.entryID, until)]) }
+    /// Parks the run on timers (and, for a parallel group, its pending steps), and indexes
+    /// the timers.
+    func park(_ lease: RunLease, timers entries: [(WorkItem, Date)], pendingSteps: [String]? = nil) async throws {
+        guard try await store.park(lease, timers: entries.map { (item: $0.0, due: $0.1) }, pendingSteps: pendingSteps, now: clock.now) else {
+            throw LeaseLost(runID: lease.runID)
+        }
+        await index(entries.map { ($0.0.entryID, $0.1) })
     }
 
-    /// Parks the run on `pause` with its timeout timer, and indexes the timer.
-    func park(_ lease: RunLease, pause: Pause) async throws {
-        let timeout = Invocation.timeoutItem(pause.runID, pause.stepID)
-        if try await store.park(lease, pause: pause, timeout: timeout, now: clock.now) { await index([(timeout.entryID, pause.expiresAt)]) }
+    /// Parks the run on `pause` with its timeout timer and `emitting` (an invoke's trigger),
+    /// then announces the events, indexes the timer and looks back for an event that arrived
+    /// while the pause was being written.
+    func park(_ lease: RunLease, pause: Pause, emitting: [AcceptedEvent]) async throws {
+        let timeout = Invocation.timeoutItem(pause.runID, pause.stepID, generation: lease.token)
+        guard try await store.park(lease, pause: pause, timeout: timeout, emitting: emitting, now: clock.now) else {
+            throw LeaseLost(runID: lease.runID)
+        }
+        await events.announce(emitting)
+        await index([(timeout.entryID, pause.expiresAt)])
+        do { try await matcher.lookBack(pause) } catch {
+            // The pause stays marked as not looked back; the reconciler does it.
+            logger.warning("looking back for a new pause's event failed", metadata: ["run": "\(pause.runID)", "error": "\(error)"])
+        }
+    }
+
+    /// Ends the drive without changing the run.
+    func release(_ lease: RunLease) async throws {
+        guard try await store.release(lease, now: clock.now) else { throw LeaseLost(runID: lease.runID) }
     }
 
     /// Adds timers to the due index; a failure only delays them to the next Postgres sweep.
@@ -291,38 +321,38 @@ public final class RunExecutor: Service {
         }
     }
 
-    /// Emits the run's system events, then ends it. Events first: if the finish is lost (a
-    /// crash, a lost lease), whoever finishes the run emits them again and the event API's
-    /// dedupe keeps one copy.
+    /// Ends the run with its system events in one transaction, then announces the events.
     func end(_ lease: RunLease, _ snapshot: RunSnapshot, _ end: RunEnd) async throws {
         if case .completed(let output) = end, let error = RunLimits.outputError("the function", bytes: output.serialized().count) {
             return try await self.end(lease, snapshot, .failed(error: error))
         }
-        try await events.emit(SystemEvents.forEnd(functionSlug: snapshot.function.id, runID: snapshot.runID, events: snapshot.events, end: end, now: clock.now))
-        _ = try await store.finish(lease, end, now: clock.now)
+        let now = clock.now
+        let emitted = stamper.accept(
+            SystemEvents.forEnd(functionSlug: snapshot.function.id, runID: snapshot.runID, events: snapshot.events, end: end), now: now)
+        guard try await store.finish(lease, end, emitting: emitted, now: now) else { throw LeaseLost(runID: lease.runID) }
+        await events.announce(emitted)
     }
 
-    /// Records a step and keeps the snapshot in step. False when driving must stop: the lease
-    /// was lost, or the result broke the step output limit (the run is then failed).
+    /// Records a step and keeps the snapshot in step. False when driving must stop because the
+    /// result broke the step output limit (the run is then failed); throws `LeaseLost` when the
+    /// lease is gone.
     func record(_ lease: RunLease, _ snapshot: inout RunSnapshot, stepID: String, name: String, op: String, result: JSONValue, attempts: Int) async throws -> Bool {
         // One serialization serves the limit, the state size and the store.
         let serialized = result.jsonString
-        let size = serialized.utf8.count
-        if let error = RunLimits.outputError("step \"\(name)\"", bytes: size) {
+        if let error = RunLimits.outputError("step \"\(name)\"", bytes: serialized.utf8.count) {
             try await end(lease, snapshot, .failed(error: error))
             return false
         }
-        guard try await store.recordStep(
-            lease, stepID: stepID, position: snapshot.stack.count, name: name, op: op, result: serialized, attempts: attempts,
-            now: clock.now)
-        else {
-            logger.notice("lost the lease on a run; another executor has it", metadata: ["run": "\(lease.runID)"])
-            return false
-        }
-        if snapshot.steps[stepID] == nil {
-            snapshot.steps[stepID] = result
-            snapshot.stack.append(stepID)
-            snapshot.stateBytes += size
+        let step = StepRecord(stepID: stepID, position: snapshot.stack.count, name: name, op: op, result: serialized, attempts: attempts)
+        switch try await store.recordStep(lease, step, now: clock.now) {
+        case .recorded:
+            snapshot.record(step, value: result)
+        case .alreadyRecorded:
+            // First write wins: continue from what is stored, not from this result.
+            logger.notice("step already recorded; continuing from the stored result", metadata: ["run": "\(lease.runID)", "step": "\(stepID)"])
+            snapshot = try await store.snapshot(lease.runID)
+        case .leaseLost:
+            throw LeaseLost(runID: lease.runID)
         }
         return true
     }
@@ -368,13 +398,34 @@ public final class RunExecutor: Service {
     /// Runs `body` while renewing `lease` every third of the lease duration, so that a run whose
     /// calls take long keeps its lease. (One renewal task per drive, not per call: a timer per
     /// step call cost more than the rest of the step's bookkeeping.)
+    ///
+    /// A renewal that finds the lease gone stops `body` at once (`LeaseLost`): another
+    /// executor drives the run now. A renewal that fails (the database is unreachable) is
+    /// retried; only when no renewal has succeeded for a whole lease duration, so the lease may
+    /// have lapsed, is `body` stopped.
     func withLeaseRenewed<T: Sendable>(_ lease: RunLease, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
             group.addTask {
+                var confirmed = self.clock.now
+                var wait = self.settings.leaseDuration / 3
                 while true {
-                    try await Task.sleep(for: self.settings.leaseDuration / 3)
-                    _ = try await self.store.renew(lease, until: self.clock.now + self.settings.leaseDuration)
+                    try await self.clock.sleep(for: wait)
+                    do {
+                        guard try await self.store.renew(lease, duration: self.settings.leaseDuration) else { throw LeaseLost(runID: lease.runID) }
+                        confirmed = self.clock.now
+                        wait = self.settings.leaseDuration / 3
+                    } catch let lost as LeaseLost {
+                        throw lost
+                    } catch is CancellationError {
+                        throw CancellationError()
+                    } catch {
+                        if self.clock.now.timeIntervalSince(confirmed) >= self.settings.leaseDuration.timeInterval {
+                            throw LeaseLost(runID: lease.runID)
+                        }
+                        self.logger.warning("renewing a lease failed; retrying", metadata: ["run": "\(lease.runID)", "error": "\(error)"])
+                        wait = min(self.settings.leaseDuration / 10, .seconds(1))
+                    }
                 }
             }
             defer { group.cancelAll() }
@@ -383,6 +434,24 @@ public final class RunExecutor: Service {
             }
             throw CancellationError()
         }
+    }
+}
+
+/// The lease on a run is gone: another executor took it over after it lapsed, or the run was
+/// cancelled. The drive stops; its work item stays live and is delivered again.
+struct LeaseLost: Error, CustomStringConvertible {
+    var runID: ULID
+    var description: String { "the lease on run \(runID) was lost" }
+}
+
+extension RunSnapshot {
+    /// Adds a step just recorded.
+    mutating func record(_ step: StepRecord, value: JSONValue) {
+        guard steps[step.stepID] == nil else { return }
+        steps[step.stepID] = value
+        stack.append(step.stepID)
+        attempts[step.stepID] = step.attempts
+        stateBytes += step.result.utf8.count
     }
 }
 

@@ -1,5 +1,5 @@
 public import CairnCore
-import Crypto
+import Synchronization
 public import Foundation
 
 /// The events Cairn emits about runs (PROTOCOL.md §7), and where they go.
@@ -12,10 +12,10 @@ public enum SystemEvents {
     /// `function.cancelled`; none when the run was itself started by a `finished` or `failed`
     /// event (no echoes).
     ///
-    /// Ids are derived from the run id, so emitting twice (a retried finish) is caught by the
-    /// event API's dedupe: `failed` and `cancelled` carry the run id itself, `finished` a ULID
-    /// made from the run id.
-    public static func forEnd(functionSlug: String, runID: ULID, events: [JSONValue], end: RunEnd, now: Date) -> [Event] {
+    /// They are stored in the transaction that ends the run, so only the writer that really
+    /// ended it emits them, once. `failed` and `cancelled` carry the run id as their `id`;
+    /// `finished` carries its own internal id.
+    public static func forEnd(functionSlug: String, runID: ULID, events: [JSONValue], end: RunEnd) -> [Event] {
         let trigger = events.first ?? .object([:])
         if let name = trigger["name"]?.stringValue, name == finished || name == failed { return [] }
         var data: [(String, JSONValue)] = [
@@ -38,27 +38,41 @@ public enum SystemEvents {
         }
         data.append(("_inngest", .object(["status": .string(status)])))
         let payload = JSONObject(members: data)
-        let ts = now.unixMilliseconds
-        var emitted = [Event(name: finished, data: payload, id: derivedID(runID, "finished").description, ts: ts)]
+        var emitted = [Event(name: finished, data: payload)]
         switch end {
-        case .failed: emitted.append(Event(name: failed, data: payload, id: runID.description, ts: ts))
-        case .cancelled: emitted.append(Event(name: cancelled, data: payload, id: runID.description, ts: ts))
+        case .failed: emitted.append(Event(name: failed, data: payload, id: runID.description))
+        case .cancelled: emitted.append(Event(name: cancelled, data: payload, id: runID.description))
         case .completed: break
         }
         return emitted
     }
-
-    /// A ULID with the run's time and entropy from a hash of the run id and `purpose`.
-    static func derivedID(_ runID: ULID, _ purpose: String) -> ULID {
-        let digest = Array(Insecure.SHA1.hash(data: Array("\(purpose):\(runID)".utf8)))
-        return ULID(milliseconds: runID.milliseconds, entropy: digest.prefix(10))
-    }
 }
 
-/// Where the engine sends events it produces (system events, invokes): the ingest path, so
-/// they are stored, deduplicated and published like any other.
+/// Where the engine sends events it produces: the ingest path, so they are stored,
+/// deduplicated and published like any other.
 public protocol EventSink: Sendable {
+    /// Ingests events that no run transaction stores (as the event API would).
     func emit(_ events: [Event]) async throws
+
+    /// Publishes events already stored, unpublished, by the transaction that implied them (a
+    /// run's end, an invoke). A failure is left to the relay, which publishes every event
+    /// that stays unmarked.
+    func announce(_ events: [AcceptedEvent]) async
+}
+
+/// Gives events the engine stores itself their internal ids (monotonic ULIDs).
+public final class EventStamper: Sendable {
+    private let ids = Mutex(ULIDGenerator())
+
+    public init() {}
+
+    /// `events` accepted at `now`.
+    public func accept(_ events: [Event], now: Date) -> [AcceptedEvent] {
+        let receivedAt = now.unixMilliseconds
+        return ids.withLock { generator in
+            events.map { AcceptedEvent($0, id: generator.next(now: now), receivedAt: receivedAt) }
+        }
+    }
 }
 
 extension EventIngestor: EventSink {

@@ -190,6 +190,18 @@ public final class EventIngestor: Service, Sendable {
         }
     }
 
+    /// Publishes events another transaction stored unpublished (`EventSink.announce`); they
+    /// are marked published with the ingestor's own.
+    public func announce(_ events: [AcceptedEvent]) async {
+        if events.isEmpty { return }
+        do {
+            try await stream.publish(events)
+            publishedIDs.withLock { $0 += events.map(\.id) }
+        } catch {
+            logger.warning("event publish failed; the relay will retry", metadata: ["events": "\(events.count)", "error": "\(error)"])
+        }
+    }
+
     private func markLoop() async {
         while true {
             let finishing = queue.isClosedAndDrained

@@ -12,7 +12,9 @@ public protocol EventLog: Sendable {
     ///   - dedupeUntil: when keys claimed by this call expire.
     ///   - now: keys whose expiry is at or before `now` are free to claim again.
     /// - Returns: one outcome per event, in order: `.stored`, or `.duplicate(of:)` the event
-    ///   that holds the key. Nothing is written for duplicates.
+    ///   that holds the key. An event whose internal id is already stored (an SDK resending a
+    ///   request with the same `x-inngest-event-id-seed`) is `.duplicate(of:)` itself. Nothing
+    ///   is written for duplicates.
     /// - Throws: when the transaction failed; then nothing was written.
     func append(_ events: [AcceptedEvent], dedupeUntil: Date, now: Date) async throws -> [AppendOutcome]
 
@@ -29,6 +31,17 @@ public protocol EventLog: Sendable {
     /// Stored events, newest first: those named `name` (any name when nil) with an id below
     /// `before` (from the newest when nil), at most `limit`.
     func events(name: String?, before: ULID?, limit: Int) async throws -> [AcceptedEvent]
+
+    /// Stored events named `name` with an id above `after`, oldest first, at most `limit`: what
+    /// a new pause looks back over.
+    func events(named name: String, after: ULID, limit: Int) async throws -> [AcceptedEvent]
+
+    /// Marks events as routed by the scheduler: their runs, resumes and cancels are committed.
+    func markRouted(_ ids: [ULID]) async throws
+
+    /// Events not yet routed with an id above `after`, oldest first, at most `limit`: what a
+    /// rebuilt `events` stream is filled from.
+    func unrouted(after: ULID?, limit: Int) async throws -> [AcceptedEvent]
 }
 
 /// What became of one event handed to `EventLog.append`.

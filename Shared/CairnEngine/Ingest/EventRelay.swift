@@ -1,5 +1,5 @@
 import CairnCore
-import Foundation
+public import Foundation
 public import Logging
 public import ServiceLifecycle
 
@@ -73,7 +73,7 @@ extension Date {
 
 extension Duration {
     /// The duration in seconds, as a `TimeInterval`.
-    var timeInterval: TimeInterval {
+    public var timeInterval: TimeInterval {
         let (seconds, attoseconds) = components
         return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
     }

@@ -9,38 +9,39 @@ import Synchronization
 ///   `inngest/function.invoked`, a run of the function it names;
 /// - resumes runs whose `waitForEvent` or invoke pause it matches (each pause once), and
 ///   cancels runs whose `cancelOn` pause it matches (only events newer than the run).
-/// An event whose `ts` is more than `futureTolerance` ahead is held on a timer and handled when
-/// its time comes.
+/// An event whose `ts` is more than `PauseMatcher.futureTolerance` ahead is held on a timer
+/// and handled when its time comes.
 ///
 /// Runs are idempotent per (function, event id) for `idempotencyWindow`: an event delivered
 /// twice (stream redelivery, relay republish) starts nothing new. A run and its first work
 /// item commit together (outbox), then the item is published; the work relay heals a crash in
-/// between.
+/// between. Once a batch is handled its events are marked routed, so a rebuilt stream carries
+/// only the events no router finished.
 public final class EventRouter: Service {
     let source: any StreamSource
     let catalog: FunctionCatalog
     let store: any RunStore
+    let eventLog: any EventLog
     let work: any WorkQueue
     let timers: any TimerIndex
     let events: any EventSink
-    let cancellation: RunCancellation
+    let matcher: PauseMatcher
     let clock: any WallClock
     let logger: Logger
     /// How long an event blocks a second run of the same function: 24 h.
     let idempotencyWindow: TimeInterval
     let batchSize = 256
-    /// How far ahead an event's `ts` may be and still be handled at once: 1 s.
-    static let futureTolerance: TimeInterval = 1
     private let runIDs = Mutex(ULIDGenerator())
-    private let expressions = Mutex([String: CairnCore.Expression]())
 
     public init(
-        source: any StreamSource, catalog: FunctionCatalog, store: any RunStore, work: any WorkQueue, timers: any TimerIndex,
-        events: any EventSink, clock: any WallClock, idempotencyWindow: TimeInterval = 86_400, logger: Logger
+        source: any StreamSource, catalog: FunctionCatalog, store: any RunStore, eventLog: any EventLog, work: any WorkQueue,
+        timers: any TimerIndex, events: any EventSink, clock: any WallClock, idempotencyWindow: TimeInterval = 86_400, logger: Logger
     ) {
         self.timers = timers
         self.events = events
-        self.cancellation = RunCancellation(store: store, events: events, clock: clock)
+        self.eventLog = eventLog
+        self.matcher = PauseMatcher(
+            pauses: store, runs: store, events: events, eventLog: eventLog, work: work, outbox: store, clock: clock, logger: logger)
         self.idempotencyWindow = idempotencyWindow
         self.source = source
         self.catalog = catalog
@@ -59,15 +60,16 @@ public final class EventRouter: Service {
         }
     }
 
-    /// Starts the runs `deliveries` call for, resumes and cancels the runs they match, and
-    /// publishes the resulting work.
+    /// Starts the runs `deliveries` call for, resumes and cancels the runs they match,
+    /// publishes the resulting work, and marks the events routed.
     public func route(_ deliveries: [StreamDelivery]) async throws {
         let now = clock.now
         var runs: [NewRun] = []
         var resumed: [WorkItem] = []
+        var routed: [ULID] = []
         // Open pauses, looked up once per event name per batch. A pause consumed by an earlier
         // event of the batch is refused by the store (each is consumed once), so a stale list
-        // is harmless.
+        // is harmless; a pause stored after the lookup looks back for these events itself.
         var pausesByName: [String: [Pause]] = [:]
         for delivery in deliveries {
             guard let idText = delivery.fields["id"].map({ String(decoding: $0, as: UTF8.self) }), let eventID = ULID(idText),
@@ -77,10 +79,11 @@ public final class EventRouter: Service {
                 logger.error("skipping an events entry that is not an event", metadata: ["entry": "\(delivery.entryID)"])
                 continue
             }
+            routed.append(eventID)
             var event = payload
             if event["id"]?.stringValue?.isEmpty != false { event.setValue(.string(idText), forKey: "id") }
             if let ts = delivery.fields["ts"].flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }),
-                Double(ts) / 1_000 > now.timeIntervalSince1970 + Self.futureTolerance
+                Double(ts) / 1_000 > now.timeIntervalSince1970 + PauseMatcher.futureTolerance
             {
                 let due = Date(timeIntervalSince1970: Double(ts) / 1_000)
                 try await store.delayEvent(eventID, until: due, now: now)
@@ -93,13 +96,20 @@ public final class EventRouter: Service {
                 runs += try await triggeredRuns(event, name: name, eventID: eventID, now: now)
             }
             if pausesByName[name] == nil { pausesByName[name] = try await store.openPauses(eventName: name, now: now) }
-            resumed += try await matchPauses(event, pauses: pausesByName[name] ?? [], eventID: eventID, now: now)
+            resumed += try await matcher.route(event, eventID: eventID, against: pausesByName[name] ?? [], now: now)
         }
         let created = Set(try await store.createRuns(runs, now: now))
         let items = runs.filter { created.contains($0.id) }.map { WorkItem(runID: $0.id, reason: .start, call: .discovery) } + resumed
-        if items.isEmpty { return }
-        try await work.publish(items)
-        try await store.markWorkPublished(items)
+        if !items.isEmpty {
+            try await work.publish(items)
+            try await store.markWorkPublished(items, now: now)
+        }
+        // A cancelOn event routed while these runs were being created was matched against no
+        // pause of theirs.
+        for run in runs where created.contains(run.id) {
+            for pause in run.pauses { try await matcher.lookBack(pause) }
+        }
+        try await eventLog.markRouted(routed)
     }
 
     func triggeredRuns(_ event: JSONValue, name: String, eventID: ULID, now: Date) async throws -> [NewRun] {
@@ -155,39 +165,5 @@ public final class EventRouter: Service {
                 expiresAt: now.addingTimeInterval(Double(cancel.timeout?.milliseconds ?? 366 * 86_400_000) / 1_000))
         }
         return run
-    }
-
-    /// Resumes or cancels the runs whose open pauses `event` matches; returns the resume work.
-    func matchPauses(_ event: JSONValue, pauses: [Pause], eventID: ULID, now: Date) async throws -> [WorkItem] {
-        var resumed: [WorkItem] = []
-        for pause in pauses where pause.eventsAfter < eventID {
-            if let source = pause.expression {
-                let activation = ExpressionActivation(event: pause.triggerEvent, async: event, nowMilliseconds: now.unixMilliseconds)
-                do {
-                    guard try compiled(source).evaluateBool(activation) else { continue }
-                } catch {
-                    logger.notice("pause expression failed; the event does not match", metadata: ["run": "\(pause.runID)", "error": "\(error)"])
-                    continue
-                }
-            }
-            switch pause.kind {
-            case .wait, .invoke:
-                let result = pause.kind == .wait ? event : Invocation.result(ofFinished: event)
-                let item = WorkItem(runID: pause.runID, reason: .resume, call: SDKCall(stepID: pause.stepID, attempt: 0))
-                if try await store.resume(pause, eventID: eventID, result: result, resume: item, now: now) { resumed.append(item) }
-            case .cancel:
-                if try await cancellation.cancel(pause.runID) {
-                    logger.info("run cancelled by an event", metadata: ["run": "\(pause.runID)", "event": "\(eventID)"])
-                }
-            }
-        }
-        return resumed
-    }
-
-    func compiled(_ source: String) throws -> CairnCore.Expression {
-        if let cached = expressions.withLock({ $0[source] }) { return cached }
-        let expression = try CairnCore.Expression(compiling: source)
-        expressions.withLock { $0[source] = expression }
-        return expression
     }
 }

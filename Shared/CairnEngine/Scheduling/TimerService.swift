@@ -14,7 +14,7 @@ public import ServiceLifecycle
 /// sleeps until the index's next due time, and never longer than `pollInterval`, which bounds
 /// the lag of a timer set by another process to fire sooner than that.
 public final class TimerService: Service {
-    let store: any RunStore
+    let store: any TimerStore & WorkOutbox
     let work: any WorkQueue
     let eventLog: any EventLog
     let eventStream: any EventStream
@@ -28,7 +28,7 @@ public final class TimerService: Service {
     let batchSize = 500
 
     public init(
-        store: any RunStore, work: any WorkQueue, eventLog: any EventLog, eventStream: any EventStream, index: any TimerIndex,
+        store: any TimerStore & WorkOutbox, work: any WorkQueue, eventLog: any EventLog, eventStream: any EventStream, index: any TimerIndex,
         clock: any WallClock, pollInterval: Duration = .milliseconds(25), logger: Logger
     ) {
         self.index = index
@@ -86,7 +86,7 @@ public final class TimerService: Service {
         let items = try await store.fireDueTimers(now: clock.now, limit: batchSize)
         if items.isEmpty { return 0 }
         try await work.publish(items)
-        try await store.markWorkPublished(items)
+        try await store.markWorkPublished(items, now: clock.now)
         return items.count
     }
 
@@ -101,12 +101,13 @@ public final class TimerService: Service {
         }
     }
 
-    /// Publishes outbox work older than `relayGrace`; returns how many.
+    /// Publishes outbox work that has waited unpublished longer than `relayGrace` (its writer
+    /// died before publishing it, or Redis was down); returns how many.
     public func relayPending() async throws -> Int {
-        let items = try await store.pendingWork(createdBefore: clock.now.addingTimeInterval(-relayGrace), limit: batchSize)
+        let items = try await store.unpublishedWork(createdBefore: clock.now.addingTimeInterval(-relayGrace), limit: batchSize)
         if items.isEmpty { return 0 }
         try await work.publish(items)
-        try await store.markWorkPublished(items)
+        try await store.markWorkPublished(items, now: clock.now)
         return items.count
     }
 }

@@ -19,9 +19,10 @@ enum ExecutorRole {
             reclaimIdle: settings.leaseDuration)
         let ingest = dependencies.eventIngest()
         let executor = RunExecutor(
-            store: store, events: ingest.ingestor, sdk: HTTPSDKTransport(), source: source,
-            timers: RedisTimerIndex(client: dependencies.redis, key: dependencies.streamKey("timers")), clock: dependencies.clock,
-            keys: dependencies.configuration.signingKeys, settings: settings, logger: dependencies.logger)
+            store: store, events: ingest.ingestor, eventLog: PostgresEventLog(client: dependencies.postgres.client, logger: dependencies.logger),
+            work: RedisWorkQueue(client: dependencies.redis, stream: dependencies.streamKey("work")), sdk: HTTPSDKTransport(),
+            source: source, timers: RedisTimerIndex(client: dependencies.redis, key: dependencies.streamKey("timers")),
+            clock: dependencies.clock, keys: dependencies.configuration.signingKeys, settings: settings, logger: dependencies.logger)
         return RoleParts(services: ingest.services + [executor])
     }
 }

@@ -7,11 +7,14 @@ import CairnRedis
 ///
 /// Services: the event router (consumer group `scheduler` on `events`: trigger matching, run
 /// creation, waits, invokes and cancels), the timer service (due sleeps, retries and pause
-/// timeouts, and the work relay), and the ingest path for the events it emits.
+/// timeouts, and the work relay), the reconciler (stranded runs, lost streams, pauses that
+/// never looked back), and the ingest path for the events it emits.
 enum SchedulerRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
         let store = PostgresRunStore(client: dependencies.postgres.client, logger: dependencies.logger)
         let registry = PostgresAppRegistry(client: dependencies.postgres.client, logger: dependencies.logger)
+        let eventLog = PostgresEventLog(client: dependencies.postgres.client, logger: dependencies.logger)
+        let eventStream = RedisEventStream(client: dependencies.redis, key: dependencies.streamKey("events"))
         let work = RedisWorkQueue(client: dependencies.redis, stream: dependencies.streamKey("work"))
         let events = RedisStreamSource(
             client: dependencies.redis, stream: dependencies.streamKey("events"), group: "scheduler",
@@ -19,14 +22,15 @@ enum SchedulerRole {
         let ingest = dependencies.eventIngest()
         let index = RedisTimerIndex(client: dependencies.redis, key: dependencies.streamKey("timers"))
         let router = EventRouter(
-            source: events, catalog: FunctionCatalog(registry: registry, clock: dependencies.clock), store: store, work: work,
-            timers: index, events: ingest.ingestor, clock: dependencies.clock, logger: dependencies.logger)
+            source: events, catalog: FunctionCatalog(registry: registry, clock: dependencies.clock), store: store, eventLog: eventLog,
+            work: work, timers: index, events: ingest.ingestor, clock: dependencies.clock, logger: dependencies.logger)
         let timers = TimerService(
-            store: store, work: work, eventLog: PostgresEventLog(client: dependencies.postgres.client, logger: dependencies.logger),
-            eventStream: RedisEventStream(
-                client: dependencies.redis, key: dependencies.streamKey("events"),
-                maximumLength: dependencies.configuration.eventsStreamMaxLength),
-            index: index, clock: dependencies.clock, logger: dependencies.logger)
-        return RoleParts(services: ingest.services + [router, timers])
+            store: store, work: work, eventLog: eventLog, eventStream: eventStream, index: index, clock: dependencies.clock,
+            logger: dependencies.logger)
+        let reconciler = Reconciler(
+            store: store, eventLog: eventLog, eventStream: eventStream, work: work, index: index,
+            epoch: RedisTransportEpoch(client: dependencies.redis, key: dependencies.streamKey("epoch")), events: ingest.ingestor,
+            clock: dependencies.clock, logger: dependencies.logger, metrics: dependencies.metricsFactory)
+        return RoleParts(services: ingest.services + [router, timers, reconciler])
     }
 }

@@ -1,0 +1,330 @@
+public import CairnCore
+public import Foundation
+
+/// A unit of work on the `work` stream: drive `runID` with `call`.
+///
+/// An item is live while its outbox row exists: the row is written in the same transaction as
+/// the state change that asks for the work, and deleted by the write that ends the drive which
+/// handled it (a park, a finish, a release). A delivery whose row is gone is stale and is
+/// acknowledged without touching the run, so a duplicate or late delivery is a no-op
+/// (docs/durability.md).
+public struct WorkItem: Sendable, Hashable, CustomStringConvertible {
+    public enum Reason: String, Sendable, Hashable {
+        /// A new run: discovery.
+        case start
+        /// A retry after a failed attempt: the same call, next attempt.
+        case retry
+        /// A sleep ended: record null for `call.stepID`, then discovery.
+        case wake
+        /// A wait matched an event (already recorded for `call.stepID`): discovery.
+        case resume
+        /// A wait or invoke timed out: unless an event got there first, record its timeout
+        /// result for `call.stepID`, then discovery.
+        case pauseTimeout
+        /// The reconciler found the run with nothing pending (a bug or a lost message
+        /// somewhere): discovery.
+        case recover
+    }
+
+    public var runID: ULID
+    public var reason: Reason
+    public var call: SDKCall
+    /// Tells apart items that would otherwise be alike: the fencing token of the lease that
+    /// scheduled the item (retries, sleeps, pause timeouts) or of the run when the reconciler
+    /// recovered it. A run is leased at most once per token and parks at most once per lease,
+    /// so no two waits of a run share an id. Starts and resumes happen once per run and per
+    /// step, and use 0.
+    public var generation: Int64
+
+    public init(runID: ULID, reason: Reason, call: SDKCall, generation: Int64 = 0) {
+        self.runID = runID
+        self.reason = reason
+        self.call = call
+        self.generation = generation
+    }
+
+    /// The id of the item's outbox row, timer and stream entry: unique per wait.
+    public var entryID: String { "\(runID):\(reason.rawValue):\(call.stepID):\(call.attempt):\(generation)" }
+
+    public var description: String { entryID }
+
+    /// The item as stream fields / JSON.
+    public var json: JSONValue {
+        [
+            "run": .string(runID.description), "reason": .string(reason.rawValue), "step": .string(call.stepID),
+            "attempt": .number(JSONNumber(call.attempt)), "gen": .number(JSONNumber(generation)),
+        ]
+    }
+
+    /// Reads `json`; nil when it is not a work item.
+    public init?(json: JSONValue) {
+        guard let run = json["run"]?.stringValue.flatMap(ULID.init), let reasonText = json["reason"]?.stringValue,
+            let reason = Reason(rawValue: reasonText), let step = json["step"]?.stringValue,
+            let attempt = json["attempt"]?.int64Value
+        else { return nil }
+        self.init(runID: run, reason: reason, call: SDKCall(stepID: step, attempt: Int(attempt)), generation: json["gen"]?.int64Value ?? 0)
+    }
+}
+
+/// A run waiting for an event: `waitForEvent` (`wait`), an invoked function's end (`invoke`),
+/// or an event that cancels it (`cancel`).
+public struct Pause: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable {
+        case wait, invoke, cancel
+    }
+
+    public var runID: ULID
+    public var stepID: String
+    public var kind: Kind
+    /// The event name that may match.
+    public var eventName: String
+    /// A boolean expression over `event` (the run's trigger) and `async` (the candidate).
+    public var expression: String?
+    /// The run's trigger event.
+    public var triggerEvent: JSONValue
+    /// Only events with a larger internal id may match; nil when any may (an invoke: its
+    /// callee is started only after the pause is stored, and the correlation id is unique).
+    ///
+    /// A pause with a lower bound must look back, once stored, over the events stored since
+    /// that bound: one routed while the pause was being written was matched against nothing.
+    public var eventsAfter: ULID?
+    public var expiresAt: Date
+
+    public init(
+        runID: ULID, stepID: String, kind: Kind, eventName: String, expression: String?, triggerEvent: JSONValue, eventsAfter: ULID?,
+        expiresAt: Date
+    ) {
+        self.runID = runID
+        self.stepID = stepID
+        self.kind = kind
+        self.eventName = eventName
+        self.expression = expression
+        self.triggerEvent = triggerEvent
+        self.eventsAfter = eventsAfter
+        self.expiresAt = expiresAt
+    }
+
+    /// Unique per run, step and kind.
+    public var id: String { "\(runID):\(stepID):\(kind.rawValue)" }
+
+    /// Whether the pause must look back over events stored before it (see `eventsAfter`).
+    public var needsLookBack: Bool { eventsAfter != nil }
+
+    /// Whether `eventID` is late enough to match.
+    public func admits(_ eventID: ULID) -> Bool {
+        eventsAfter.map { $0 < eventID } ?? true
+    }
+}
+
+/// A run to create for an event and a function.
+public struct NewRun: Sendable, Hashable {
+    public var id: ULID
+    public var functionID: UUID
+    public var functionVersion: Int
+    public var eventIDs: [ULID]
+    /// One run per (function, key) until `idempotentUntil`: the event's id by default.
+    public var idempotencyKey: String
+    public var idempotentUntil: Date
+    /// Pauses created with the run (its `cancel` events).
+    public var pauses: [Pause] = []
+
+    public init(id: ULID, functionID: UUID, functionVersion: Int, eventIDs: [ULID], idempotencyKey: String, idempotentUntil: Date) {
+        self.id = id
+        self.functionID = functionID
+        self.functionVersion = functionVersion
+        self.eventIDs = eventIDs
+        self.idempotencyKey = idempotencyKey
+        self.idempotentUntil = idempotentUntil
+    }
+}
+
+/// The right to advance one run while handling one work item: writes are conditioned on
+/// `token`, and the write that ends the drive also retires `item`.
+public struct RunLease: Sendable, Hashable {
+    public var runID: ULID
+    public var token: Int64
+    public var owner: String
+    /// The entry id of the work item the lease was granted for.
+    public var item: String
+
+    public init(runID: ULID, token: Int64, owner: String, item: String) {
+        self.runID = runID
+        self.token = token
+        self.owner = owner
+        self.item = item
+    }
+}
+
+/// The answer to a lease request.
+public enum LeaseOutcome: Sendable, Hashable {
+    case granted(RunLease)
+    /// Another owner holds a live lease: try again once it may have expired.
+    case busy
+    /// The run has ended (or does not exist): nothing to do.
+    case ended
+    /// The item was already handled (its outbox row is gone): nothing to do.
+    case stale
+}
+
+/// A step result to record.
+public struct StepRecord: Sendable, Hashable {
+    /// The hashed step id.
+    public var stepID: String
+    /// The number of steps recorded before it (the lease holder is the only writer, so it
+    /// knows).
+    public var position: Int
+    public var name: String
+    public var op: String
+    /// The memo value, serialized JSON.
+    public var result: String
+    public var attempts: Int
+
+    public init(stepID: String, position: Int, name: String, op: String, result: String, attempts: Int) {
+        self.stepID = stepID
+        self.position = position
+        self.name = name
+        self.op = op
+        self.result = result
+        self.attempts = attempts
+    }
+}
+
+/// What became of a step handed to `RunLog.recordStep`.
+public enum RecordOutcome: Sendable, Hashable {
+    /// Written now.
+    case recorded
+    /// The step already had a result, which stays (first write wins).
+    case alreadyRecorded
+    /// The lease is gone: another holder, or the run ended. Nothing was written.
+    case leaseLost
+}
+
+/// What became of a pause's timeout.
+public enum PauseTimeoutOutcome: Sendable, Hashable {
+    /// The pause was consumed by its timeout and `step` recorded, in one transaction.
+    case timedOut(StepRecord)
+    /// An event matched first (or the pause is gone): nothing was written.
+    case alreadyMatched
+    /// The lease is gone: nothing was written.
+    case leaseLost
+}
+
+/// Everything a call request needs, loaded when a lease is granted.
+public struct RunSnapshot: Sendable {
+    public var runID: ULID
+    /// The config of the function version the run started with.
+    public var function: FunctionConfig
+    public var functionID: UUID
+    /// The run's events, the trigger first, as the SDK sees them.
+    public var events: [JSONValue]
+    /// Recorded memo values by hashed step id.
+    public var steps: [String: JSONValue]
+    /// Step ids in the order their results were recorded.
+    public var stack: [String]
+    /// Attempts recorded per step id.
+    public var attempts: [String: Int]
+    /// Planned steps of a parallel group still to complete (only set while one waits for a
+    /// retry).
+    public var pendingSteps: [String] = []
+    /// Whether calls ask the SDK to plan new steps instead of running them inline.
+    public var forceStepPlan = false
+    /// Bytes of every recorded step result together (the run state limit counts these).
+    public var stateBytes = 0
+
+    public init(runID: ULID, function: FunctionConfig, functionID: UUID, events: [JSONValue], steps: [String: JSONValue], stack: [String], attempts: [String: Int]) {
+        self.runID = runID
+        self.function = function
+        self.functionID = functionID
+        self.events = events
+        self.steps = steps
+        self.stack = stack
+        self.attempts = attempts
+    }
+}
+
+/// How a run ended.
+public enum RunEnd: Sendable, Hashable {
+    case completed(output: JSONValue)
+    case failed(error: JSONValue)
+    case cancelled
+}
+
+/// A run being cancelled: what its `function.cancelled` events are made from.
+public struct CancelledRun: Sendable {
+    public var runID: ULID
+    public var functionSlug: String
+    public var events: [JSONValue]
+
+    public init(runID: ULID, functionSlug: String, events: [JSONValue]) {
+        self.runID = runID
+        self.functionSlug = functionSlug
+        self.events = events
+    }
+}
+
+/// A run as the API shows it.
+public struct RunRecord: Sendable {
+    public struct Step: Sendable {
+        public var id: String
+        public var name: String
+        public var op: String
+        public var result: JSONValue
+        public var attempts: Int
+        public var recordedAt: Date
+
+        public init(id: String, name: String, op: String, result: JSONValue, attempts: Int, recordedAt: Date) {
+            self.id = id
+            self.name = name
+            self.op = op
+            self.result = result
+            self.attempts = attempts
+            self.recordedAt = recordedAt
+        }
+    }
+
+    public var id: ULID
+    public var functionID: UUID
+    public var functionSlug: String
+    public var functionVersion: Int
+    public var eventID: ULID?
+    public var status: String
+    public var output: JSONValue?
+    public var error: JSONValue?
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var endedAt: Date?
+    public var steps: [Step]
+
+    public init(
+        id: ULID, functionID: UUID, functionSlug: String, functionVersion: Int, eventID: ULID?, status: String,
+        output: JSONValue?, error: JSONValue?, createdAt: Date, startedAt: Date?, endedAt: Date?, steps: [Step]
+    ) {
+        self.id = id
+        self.functionID = functionID
+        self.functionSlug = functionSlug
+        self.functionVersion = functionVersion
+        self.eventID = eventID
+        self.status = status
+        self.output = output
+        self.error = error
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.steps = steps
+    }
+}
+
+/// Who the transport (Redis) is: the epoch token Cairn wrote into it, and the server's own id.
+/// A missing or different token, or another server, means stream entries may be lost.
+public struct TransportIdentity: Sendable, Hashable {
+    /// The token found in (or last written to) the transport; nil when none is there.
+    public var token: String?
+    /// The transport server's id (Redis `run_id`): it changes when the server restarts or a
+    /// replica takes over.
+    public var serverID: String
+
+    public init(token: String?, serverID: String) {
+        self.token = token
+        self.serverID = serverID
+    }
+}

@@ -1,0 +1,549 @@
+public import CairnCore
+public import CairnEngine
+public import Foundation
+import Synchronization
+
+/// The run store in memory, with the Postgres store's rules (the contract suite holds both to
+/// them), for engine tests on a manual clock. Every operation is atomic, as a transaction is.
+///
+/// Tests can inject faults at any operation (`inject(_:on:)`): run something first (an
+/// interleaving), fail before writing, or write and then fail, as a process that dies right
+/// after a commit would.
+public final class InMemoryRunStore: RunStore, RunQueries {
+    /// An operation a fault can be injected at.
+    public enum Operation: String, Sendable, Hashable {
+        case createRuns, lease, renew, recordStep, clearPending, release, finish, cancel
+        case parkTimers, fireDueTimers, parkPause, resume, timeOutPause, markLookedBack
+        case markWorkPublished, recoverStranded, deliverDueEvents
+    }
+
+    /// What an injected fault does, once.
+    public enum Fault: Sendable {
+        /// Runs `action` before the operation does anything: an interleaving point.
+        case before(@Sendable () async throws -> Void)
+        /// Throws before anything is written.
+        case failBefore
+        /// Writes, then throws: the caller never learns the outcome, as if it died right after
+        /// the commit.
+        case failAfter
+    }
+
+    /// The error an injected fault throws.
+    public struct InjectedFault: Error, CustomStringConvertible {
+        public var operation: Operation
+        public var description: String { "injected fault at \(operation.rawValue)" }
+    }
+
+    struct RunRow {
+        var id: ULID
+        var functionID: UUID
+        var version: Int
+        var eventIDs: [ULID]
+        var status = "Queued"
+        var output: String?
+        var error: String?
+        var token: Int64 = 0
+        var leaseOwner: String?
+        var leaseExpires: Date?
+        var createdAt: Date
+        var startedAt: Date?
+        var endedAt: Date?
+        var pendingSteps: [String] = []
+        var forceStepPlan = false
+
+        var unfinished: Bool { status == "Queued" || status == "Running" }
+    }
+
+    struct StepRow {
+        var step: StepRecord
+        var recordedAt: Date
+    }
+
+    struct TimerRow {
+        var id: String
+        var runID: ULID?
+        var due: Date
+        var item: WorkItem?
+        var event: ULID?
+        var fired = false
+    }
+
+    struct PauseRow {
+        var pause: Pause
+        var createdAt: Date
+        var consumed = false
+        var consumedByTimeout = false
+        var timeoutTimer: String?
+        var lookedBack: Bool
+    }
+
+    struct OutboxRow {
+        var seq: Int64
+        var item: WorkItem
+        var createdAt: Date
+        var published = false
+    }
+
+    struct State {
+        var runs: [ULID: RunRow] = [:]
+        var idempotency: [String: (run: ULID, expires: Date)] = [:]
+        var steps: [ULID: [StepRow]] = [:]
+        var timers: [String: TimerRow] = [:]
+        var pauses: [String: PauseRow] = [:]
+        var outbox: [String: OutboxRow] = [:]
+        var nextSeq: Int64 = 1
+        var transport: TransportIdentity?
+        var faults: [Operation: [Fault]] = [:]
+    }
+
+    let registry: InMemoryAppRegistry
+    let eventLog: InMemoryEventLog
+    let clock: any WallClock
+    private let state = Mutex(State())
+
+    /// A store reading function versions from `registry`, storing the events it emits in
+    /// `eventLog`, and judging lease expiry by `clock`.
+    public init(registry: InMemoryAppRegistry, eventLog: InMemoryEventLog, clock: any WallClock) {
+        self.registry = registry
+        self.eventLog = eventLog
+        self.clock = clock
+    }
+
+    /// Injects `fault` at the next call of `operation` (faults queue up per operation).
+    public func inject(_ fault: Fault, on operation: Operation) {
+        state.withLock { $0.faults[operation, default: []].append(fault) }
+    }
+
+    private func takeFault(_ operation: Operation) -> Fault? {
+        state.withLock { state in
+            guard var queue = state.faults[operation], !queue.isEmpty else { return nil }
+            let fault = queue.removeFirst()
+            state.faults[operation] = queue
+            return fault
+        }
+    }
+
+    /// Runs `body` atomically between the faults injected at `operation`.
+    private func perform<T>(_ operation: Operation, _ body: (inout State) throws -> T) async throws -> T {
+        let fault = takeFault(operation)
+        switch fault {
+        case .before(let action)?: try await action()
+        case .failBefore?: throw InjectedFault(operation: operation)
+        case .failAfter?, nil: break
+        }
+        let result = try state.withLock { try body(&$0) }
+        if case .failAfter? = fault { throw InjectedFault(operation: operation) }
+        return result
+    }
+
+    // MARK: Inspection for tests
+
+    /// The live work items (outbox rows), oldest first.
+    public var liveItems: [WorkItem] {
+        state.withLock { $0.outbox.values.sorted { $0.seq < $1.seq }.map(\.item) }
+    }
+
+    /// Ids of the unfired timers.
+    public var unfiredTimerIDs: [String] {
+        state.withLock { $0.timers.values.filter { !$0.fired }.map(\.id).sorted() }
+    }
+
+    /// The run's status, nil when unknown.
+    public func status(_ runID: ULID) -> String? {
+        state.withLock { $0.runs[runID]?.status }
+    }
+
+    /// Ids of the runs that exist, oldest first.
+    public var runIDs: [ULID] {
+        state.withLock { $0.runs.keys.sorted() }
+    }
+
+    // MARK: RunLog
+
+    public func createRuns(_ runs: [NewRun], now: Date) async throws -> [ULID] {
+        try await perform(.createRuns) { state in
+            var created: [ULID] = []
+            for run in runs {
+                let key = "\(run.functionID):\(run.idempotencyKey)"
+                if let claim = state.idempotency[key], claim.expires > now { continue }
+                state.idempotency[key] = (run.id, run.idempotentUntil)
+                state.runs[run.id] = RunRow(id: run.id, functionID: run.functionID, version: run.functionVersion, eventIDs: run.eventIDs, createdAt: now)
+                for pause in run.pauses { try insertPause(pause, timeoutTimer: nil, now: now, into: &state) }
+                insertOutbox(WorkItem(runID: run.id, reason: .start, call: .discovery), now: now, into: &state)
+                created.append(run.id)
+            }
+            return created
+        }
+    }
+
+    public func lease(_ item: WorkItem, owner: String, duration: Duration) async throws -> LeaseOutcome {
+        let now = clock.now
+        return try await perform(.lease) { state in
+            guard var run = state.runs[item.runID], run.unfinished else { return .ended }
+            guard state.outbox[item.entryID] != nil else { return .stale }
+            if let expires = run.leaseExpires, expires > now, run.leaseOwner != owner { return .busy }
+            run.token += 1
+            run.leaseOwner = owner
+            run.leaseExpires = now.addingTimeInterval(duration.timeInterval)
+            run.status = "Running"
+            run.startedAt = run.startedAt ?? now
+            state.runs[item.runID] = run
+            return .granted(RunLease(runID: item.runID, token: run.token, owner: owner, item: item.entryID))
+        }
+    }
+
+    public func renew(_ lease: RunLease, duration: Duration) async throws -> Bool {
+        let now = clock.now
+        return try await perform(.renew) { state in
+            guard Self.holds(lease, state), var run = state.runs[lease.runID] else { return false }
+            run.leaseExpires = now.addingTimeInterval(duration.timeInterval)
+            state.runs[lease.runID] = run
+            return true
+        }
+    }
+
+    static func holds(_ lease: RunLease, _ state: State) -> Bool {
+        guard let run = state.runs[lease.runID] else { return false }
+        return run.token == lease.token && run.status == "Running"
+    }
+
+    public func snapshot(_ runID: ULID) async throws -> RunSnapshot {
+        let (run, steps) = try state.withLock { state -> (RunRow, [StepRow]) in
+            guard let run = state.runs[runID] else { throw InMemoryStoreError(detail: "run \(runID) does not exist") }
+            return (run, state.steps[runID] ?? [])
+        }
+        guard let function = registry.storedVersion(id: run.functionID, version: run.version) else {
+            throw InMemoryStoreError(detail: "function \(run.functionID) has no version \(run.version)")
+        }
+        var snapshot = RunSnapshot(
+            runID: runID, function: function, functionID: run.functionID, events: sdkEvents(run.eventIDs), steps: [:], stack: [],
+            attempts: [:])
+        for row in steps.sorted(by: { $0.step.position < $1.step.position }) {
+            snapshot.steps[row.step.stepID] = try JSONValue(parsing: row.step.result)
+            snapshot.stack.append(row.step.stepID)
+            snapshot.attempts[row.step.stepID] = row.step.attempts
+            snapshot.stateBytes += row.step.result.utf8.count
+        }
+        snapshot.pendingSteps = run.pendingSteps
+        snapshot.forceStepPlan = run.forceStepPlan
+        return snapshot
+    }
+
+    /// The run's events as SDKs see them.
+    func sdkEvents(_ ids: [ULID]) -> [JSONValue] {
+        ids.compactMap { eventLog.stored($0)?.payload }
+    }
+
+    public func recordStep(_ lease: RunLease, _ step: StepRecord, now: Date) async throws -> RecordOutcome {
+        try await perform(.recordStep) { state in
+            guard Self.holds(lease, state) else { return .leaseLost }
+            let existing = state.steps[lease.runID] ?? []
+            if existing.contains(where: { $0.step.stepID == step.stepID }) { return .alreadyRecorded }
+            guard !existing.contains(where: { $0.step.position == step.position }) else {
+                throw InMemoryStoreError(detail: "run \(lease.runID) already has a step at position \(step.position)")
+            }
+            state.steps[lease.runID, default: []].append(StepRow(step: step, recordedAt: now))
+            return .recorded
+        }
+    }
+
+    public func clearPending(_ lease: RunLease) async throws -> Bool {
+        try await perform(.clearPending) { state in
+            guard Self.holds(lease, state) else { return false }
+            state.runs[lease.runID]?.pendingSteps = []
+            state.runs[lease.runID]?.forceStepPlan = false
+            return true
+        }
+    }
+
+    public func release(_ lease: RunLease, now: Date) async throws -> Bool {
+        try await perform(.release) { state in Self.release(lease, pendingSteps: nil, &state) }
+    }
+
+    /// Gives the lease up and retires its item; false when the lease was lost.
+    static func release(_ lease: RunLease, pendingSteps: [String]?, _ state: inout State) -> Bool {
+        guard holds(lease, state), var run = state.runs[lease.runID] else { return false }
+        run.leaseOwner = nil
+        run.leaseExpires = nil
+        if let pendingSteps {
+            run.pendingSteps = pendingSteps
+            run.forceStepPlan = true
+        }
+        state.runs[lease.runID] = run
+        state.outbox[lease.item] = nil
+        return true
+    }
+
+    public func finish(_ lease: RunLease, _ end: RunEnd, emitting events: [AcceptedEvent], now: Date) async throws -> Bool {
+        try await perform(.finish) { state in
+            guard Self.holds(lease, state), var run = state.runs[lease.runID] else { return false }
+            switch end {
+            case .completed(let output):
+                run.status = "Completed"
+                run.output = output.jsonString
+            case .failed(let error):
+                run.status = "Failed"
+                run.error = error.jsonString
+            case .cancelled:
+                run.status = "Cancelled"
+            }
+            run.endedAt = now
+            run.leaseOwner = nil
+            run.leaseExpires = nil
+            state.runs[lease.runID] = run
+            Self.retireEverything(of: lease.runID, &state)
+            eventLog.storeCommitted(events)
+            return true
+        }
+    }
+
+    public func cancel(_ runID: ULID, now: Date, emitting: @Sendable (CancelledRun) -> [AcceptedEvent]) async throws -> [AcceptedEvent]? {
+        try await perform(.cancel) { state in
+            guard var run = state.runs[runID], run.unfinished else { return nil }
+            run.status = "Cancelled"
+            run.endedAt = now
+            run.token += 1
+            run.leaseOwner = nil
+            run.leaseExpires = nil
+            state.runs[runID] = run
+            Self.retireEverything(of: runID, &state)
+            let slug = registry.storedVersion(id: run.functionID, version: run.version)?.id ?? ""
+            let events = emitting(CancelledRun(runID: runID, functionSlug: slug, events: sdkEvents(run.eventIDs)))
+            eventLog.storeCommitted(events)
+            return events
+        }
+    }
+
+    /// Consumes the run's open pauses, disarms its timers and deletes its work items.
+    static func retireEverything(of runID: ULID, _ state: inout State) {
+        for (id, row) in state.pauses where row.pause.runID == runID { state.pauses[id]?.consumed = true }
+        for (id, row) in state.timers where row.runID == runID { state.timers[id]?.fired = true }
+        state.outbox = state.outbox.filter { $0.value.item.runID != runID }
+    }
+
+    // MARK: TimerStore
+
+    public func park(_ lease: RunLease, timers: [(item: WorkItem, due: Date)], pendingSteps: [String]?, now: Date) async throws -> Bool {
+        try await perform(.parkTimers) { state in
+            var copy = state
+            guard Self.release(lease, pendingSteps: pendingSteps, &copy) else { return false }
+            for (item, due) in timers { try Self.insertTimer(item, due: due, into: &copy) }
+            state = copy
+            return true
+        }
+    }
+
+    static func insertTimer(_ item: WorkItem, due: Date, into state: inout State) throws {
+        guard state.timers[item.entryID] == nil else { throw InMemoryStoreError(detail: "timer \(item.entryID) already exists") }
+        state.timers[item.entryID] = TimerRow(id: item.entryID, runID: item.runID, due: due, item: item)
+    }
+
+    public func fireDueTimers(now: Date, limit: Int) async throws -> [WorkItem] {
+        try await perform(.fireDueTimers) { state in
+            let due = state.timers.values.filter { !$0.fired && $0.due <= now && $0.item != nil }.sorted { $0.due < $1.due }.prefix(limit)
+            var items: [WorkItem] = []
+            for timer in due {
+                state.timers[timer.id]?.fired = true
+                guard let item = timer.item else { continue }
+                insertOutbox(item, now: now, into: &state)
+                items.append(item)
+            }
+            return items
+        }
+    }
+
+    public func unfiredTimers(after: String?, limit: Int) async throws -> [(id: String, due: Date)] {
+        state.withLock { state in
+            state.timers.values.filter { !$0.fired && $0.id > (after ?? "") }.sorted { $0.id < $1.id }.prefix(limit).map { ($0.id, $0.due) }
+        }
+    }
+
+    // MARK: PauseStore
+
+    public func park(_ lease: RunLease, pause: Pause, timeout: WorkItem, emitting events: [AcceptedEvent], now: Date) async throws -> Bool {
+        try await perform(.parkPause) { state in
+            var copy = state
+            guard Self.release(lease, pendingSteps: nil, &copy) else { return false }
+            try insertPause(pause, timeoutTimer: timeout.entryID, now: now, into: &copy)
+            try Self.insertTimer(timeout, due: pause.expiresAt, into: &copy)
+            state = copy
+            eventLog.storeCommitted(events)
+            return true
+        }
+    }
+
+    func insertPause(_ pause: Pause, timeoutTimer: String?, now: Date, into state: inout State) throws {
+        guard state.pauses[pause.id] == nil else { throw InMemoryStoreError(detail: "pause \(pause.id) already exists") }
+        state.pauses[pause.id] = PauseRow(pause: pause, createdAt: now, timeoutTimer: timeoutTimer, lookedBack: !pause.needsLookBack)
+    }
+
+    public func openPauses(eventName: String, now: Date) async throws -> [Pause] {
+        state.withLock { state in
+            state.pauses.values.filter { !$0.consumed && $0.pause.eventName == eventName && $0.pause.expiresAt > now }
+                .sorted { $0.pause.id < $1.pause.id }.map(\.pause)
+        }
+    }
+
+    public func resume(_ pause: Pause, eventID: ULID, result: JSONValue, resume: WorkItem, now: Date) async throws -> Bool {
+        try await perform(.resume) { state in
+            guard let row = state.pauses[pause.id], !row.consumed else { return false }
+            state.pauses[pause.id]?.consumed = true
+            let steps = state.steps[pause.runID] ?? []
+            if !steps.contains(where: { $0.step.stepID == pause.stepID }) {
+                let position = (steps.map(\.step.position).max() ?? -1) + 1
+                let op = pause.kind == .invoke ? "InvokeFunction" : "WaitForEvent"
+                state.steps[pause.runID, default: []].append(StepRow(
+                    step: StepRecord(stepID: pause.stepID, position: position, name: pause.eventName, op: op, result: result.jsonString, attempts: 1),
+                    recordedAt: now))
+            }
+            if let timer = row.timeoutTimer {
+                state.timers[timer]?.fired = true
+                state.outbox[timer] = nil
+            }
+            insertOutbox(resume, now: now, into: &state)
+            return true
+        }
+    }
+
+    public func timeOutPause(
+        _ lease: RunLease, stepID: String, position: Int, now: Date, timeoutStep: @Sendable (Pause.Kind) -> (op: String, result: JSONValue)
+    ) async throws -> PauseTimeoutOutcome {
+        try await perform(.timeOutPause) { state in
+            guard Self.holds(lease, state) else { return .leaseLost }
+            let candidates = state.pauses.values.filter { $0.pause.runID == lease.runID && $0.pause.stepID == stepID && $0.pause.kind != .cancel }
+            guard let row = candidates.first(where: { !$0.consumed }) else {
+                // Timed out already (this item's earlier drive died after its commit).
+                if candidates.contains(where: \.consumedByTimeout), let earlier = state.steps[lease.runID]?.first(where: { $0.step.stepID == stepID }) {
+                    return .timedOut(earlier.step)
+                }
+                return .alreadyMatched
+            }
+            state.pauses[row.pause.id]?.consumed = true
+            state.pauses[row.pause.id]?.consumedByTimeout = true
+            let (op, result) = timeoutStep(row.pause.kind)
+            let step = StepRecord(stepID: stepID, position: position, name: row.pause.eventName, op: op, result: result.jsonString, attempts: 1)
+            state.steps[lease.runID, default: []].append(StepRow(step: step, recordedAt: now))
+            return .timedOut(step)
+        }
+    }
+
+    public func pausesToLookBack(createdBefore: Date, limit: Int) async throws -> [Pause] {
+        state.withLock { state in
+            Array(state.pauses.values.filter { !$0.lookedBack && !$0.consumed && $0.createdAt < createdBefore }
+                .sorted { $0.createdAt < $1.createdAt }.prefix(limit).map(\.pause))
+        }
+    }
+
+    public func markLookedBack(_ pause: Pause) async throws {
+        try await perform(.markLookedBack) { state in state.pauses[pause.id]?.lookedBack = true }
+    }
+
+    // MARK: WorkOutbox
+
+    func insertOutbox(_ item: WorkItem, now: Date, into state: inout State) {
+        guard state.outbox[item.entryID] == nil else { return }
+        state.outbox[item.entryID] = OutboxRow(seq: state.nextSeq, item: item, createdAt: now)
+        state.nextSeq += 1
+    }
+
+    public func unpublishedWork(createdBefore: Date, limit: Int) async throws -> [WorkItem] {
+        state.withLock { state in
+            Array(state.outbox.values.filter { !$0.published && $0.createdAt < createdBefore }.sorted { $0.seq < $1.seq }.prefix(limit).map(\.item))
+        }
+    }
+
+    public func markWorkPublished(_ items: [WorkItem], now: Date) async throws {
+        try await perform(.markWorkPublished) { state in
+            for item in items { state.outbox[item.entryID]?.published = true }
+        }
+    }
+
+    public func liveWork(after: Int64?, limit: Int) async throws -> (items: [WorkItem], cursor: Int64?) {
+        state.withLock { state in
+            let rows = Array(state.outbox.values.filter { $0.seq > (after ?? 0) }.sorted { $0.seq < $1.seq }.prefix(limit))
+            return (rows.map(\.item), rows.count < limit ? nil : rows.last?.seq)
+        }
+    }
+
+    public func recoverStranded(limit: Int) async throws -> [WorkItem] {
+        let now = clock.now
+        return try await perform(.recoverStranded) { state in
+            var items: [WorkItem] = []
+            for run in state.runs.values.sorted(by: { $0.id < $1.id }) where run.unfinished {
+                guard items.count < limit else { break }
+                if let expires = run.leaseExpires, expires > now { continue }
+                if state.outbox.values.contains(where: { $0.item.runID == run.id }) { continue }
+                if state.timers.values.contains(where: { $0.runID == run.id && !$0.fired }) { continue }
+                if state.pauses.values.contains(where: { $0.pause.runID == run.id && !$0.consumed && $0.pause.kind != .cancel }) { continue }
+                let item = WorkItem(runID: run.id, reason: .recover, call: .discovery, generation: run.token)
+                guard state.outbox[item.entryID] == nil else { continue }
+                insertOutbox(item, now: now, into: &state)
+                items.append(item)
+            }
+            return items
+        }
+    }
+
+    public func delayEvent(_ eventID: ULID, until: Date, now: Date) async throws {
+        state.withLock { state in
+            let id = "event:" + eventID.description
+            if state.timers[id] == nil { state.timers[id] = TimerRow(id: id, runID: nil, due: until, event: eventID) }
+        }
+    }
+
+    public func deliverDueEvents(now: Date, limit: Int, _ deliver: @Sendable ([ULID]) async throws -> Void) async throws -> Int {
+        let due = state.withLock { state in
+            Array(state.timers.values.filter { !$0.fired && $0.due <= now && $0.event != nil }.sorted { $0.due < $1.due }.prefix(limit))
+        }
+        if due.isEmpty { return 0 }
+        let events = due.compactMap(\.event)
+        try await deliver(events)
+        return try await perform(.deliverDueEvents) { state in
+            for timer in due { state.timers[timer.id]?.fired = true }
+            eventLog.unmarkRouted(events)
+            return due.count
+        }
+    }
+
+    public func recordedTransport() async throws -> TransportIdentity? {
+        state.withLock { $0.transport }
+    }
+
+    public func recordTransport(_ identity: TransportIdentity) async throws {
+        state.withLock { $0.transport = identity }
+    }
+
+    // MARK: RunQueries
+
+    public func run(_ id: ULID) async throws -> RunRecord? {
+        guard var record = state.withLock({ state in state.runs[id].map { record(of: $0, in: state) } }) else { return nil }
+        record.steps = state.withLock { state in
+            (state.steps[id] ?? []).sorted { $0.step.position < $1.step.position }.map { row in
+                RunRecord.Step(
+                    id: row.step.stepID, name: row.step.name, op: row.step.op, result: (try? JSONValue(parsing: row.step.result)) ?? .null,
+                    attempts: row.step.attempts, recordedAt: row.recordedAt)
+            }
+        }
+        return record
+    }
+
+    public func runs(eventID: ULID) async throws -> [RunRecord] {
+        state.withLock { state in
+            state.runs.values.filter { $0.eventIDs.first == eventID }.sorted { $0.id < $1.id }.map { record(of: $0, in: state) }
+        }
+    }
+
+    func record(of run: RunRow, in state: State) -> RunRecord {
+        RunRecord(
+            id: run.id, functionID: run.functionID, functionSlug: registry.storedVersion(id: run.functionID, version: run.version)?.id ?? "",
+            functionVersion: run.version, eventID: run.eventIDs.first, status: run.status,
+            output: run.output.flatMap { try? JSONValue(parsing: $0) }, error: run.error.flatMap { try? JSONValue(parsing: $0) },
+            createdAt: run.createdAt, startedAt: run.startedAt, endedAt: run.endedAt, steps: [])
+    }
+}
+
+/// The in-memory store was asked for something it does not hold.
+public struct InMemoryStoreError: Error, CustomStringConvertible {
+    public var detail: String
+    public var description: String { "in-memory run store: \(detail)" }
+}

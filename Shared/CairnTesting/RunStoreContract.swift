@@ -1,0 +1,481 @@
+public import CairnCore
+public import CairnEngine
+public import Foundation
+import Testing
+
+/// A run store with one synced function (`shop-a`, version 1, 2 retries) and one stored event
+/// to start runs of it, for `RunStoreContract`.
+public struct RunStoreFixture: Sendable {
+    public let store: any RunStore & RunQueries
+    public let registry: any AppRegistry
+    public let eventLog: any EventLog
+    public let functionID: UUID
+    public let eventID: ULID
+    /// The time the fixture was made at, for `now` arguments; leases use the store's clock.
+    public let t0: Date
+
+    public init(store: any RunStore & RunQueries, registry: any AppRegistry, eventLog: any EventLog, functionID: UUID, eventID: ULID, t0: Date) {
+        self.store = store
+        self.registry = registry
+        self.eventLog = eventLog
+        self.functionID = functionID
+        self.eventID = eventID
+        self.t0 = t0
+    }
+
+    /// Syncs the function and stores the event, then wraps `store`.
+    public static func make(
+        store: any RunStore & RunQueries, registry: any AppRegistry, eventLog: any EventLog, t0: Date
+    ) async throws -> RunStoreFixture {
+        _ = try await registry.sync(try AppRegistryContract.registration(functions: ["a"]), at: t0)
+        let function = try #require(try await registry.liveFunctions().first)
+        let eventID = ULID(milliseconds: UInt64(t0.unixMilliseconds), entropy: [UInt8](repeating: 1, count: 10))
+        _ = try await eventLog.append(
+            [AcceptedEvent(id: eventID, name: "shop/a", dedupeKey: nil, ts: t0.unixMilliseconds, payload: ["name": "shop/a", "data": ["n": 1]], receivedAt: t0.unixMilliseconds)],
+            dedupeUntil: t0, now: t0)
+        return RunStoreFixture(store: store, registry: registry, eventLog: eventLog, functionID: function.id, eventID: eventID, t0: t0)
+    }
+
+    /// A new run of the function for the fixture's event (`entropy` makes its id).
+    public func newRun(key: String = "event:1", entropy: UInt8 = 7, pauses: [Pause] = []) -> NewRun {
+        var run = NewRun(
+            id: ULID(milliseconds: UInt64(t0.unixMilliseconds) + 1, entropy: [UInt8](repeating: entropy, count: 10)), functionID: functionID,
+            functionVersion: 1, eventIDs: [eventID], idempotencyKey: key, idempotentUntil: t0.addingTimeInterval(86_400))
+        run.pauses = pauses
+        return run
+    }
+
+    /// Creates a run and leases it for its start item; returns the lease.
+    public func startedRun(entropy: UInt8 = 7, owner: String = "one", duration: Duration = .seconds(60)) async throws -> RunLease {
+        let run = newRun(key: "event:\(entropy)", entropy: entropy)
+        #expect(try await store.createRuns([run], now: t0) == [run.id])
+        return try await lease(WorkItem(runID: run.id, reason: .start, call: .discovery), owner: owner, duration: duration)
+    }
+
+    /// Leases `item`, which must be granted.
+    public func lease(_ item: WorkItem, owner: String, duration: Duration = .seconds(60)) async throws -> RunLease {
+        guard case .granted(let lease) = try await store.lease(item, owner: owner, duration: duration) else {
+            Issue.record("a lease for \(item) should be granted")
+            throw ContractFailure()
+        }
+        return lease
+    }
+
+    /// A step to record at `position`.
+    public func step(_ id: String, position: Int, result: String = #"{"data":1}"#) -> StepRecord {
+        StepRecord(stepID: id, position: position, name: id, op: "StepRun", result: result, attempts: 1)
+    }
+
+    /// A system event to emit.
+    public func event(_ name: String, entropy: UInt8) -> AcceptedEvent {
+        AcceptedEvent(
+            id: ULID(milliseconds: UInt64(t0.unixMilliseconds) + 5, entropy: [UInt8](repeating: entropy, count: 10)), name: name, dedupeKey: nil,
+            ts: t0.unixMilliseconds, payload: ["name": .string(name), "data": [:]], receivedAt: t0.unixMilliseconds)
+    }
+}
+
+/// A contract check failed in a way that makes the rest of it meaningless (already recorded).
+public struct ContractFailure: Error {
+    public init() {}
+}
+
+/// What every run store must do, checked against the in-memory store (CairnEngineTests) and
+/// the Postgres one (CairnPostgresTests), in the manner of River's driver test suite: one body
+/// of checks, every implementation held to it.
+public enum RunStoreContract {
+    /// Each check, by name; the test targets run every one against their store.
+    public static let checks: [(name: String, run: @Sendable (RunStoreFixture) async throws -> Void)] = [
+        ("one run per idempotency key, with its start item live", oneRunPerKey),
+        ("leases: granted, busy, stale, ended", leaseOutcomes),
+        ("a stale holder changes nothing after a takeover", staleHolderChangesNothing),
+        ("a step is recorded once, first write wins", firstWriteWins),
+        ("the write that ends a drive retires its item", endingADriveRetiresTheItem),
+        ("two retries of the same call in one run are two timers", twoRetriesInOneRun),
+        ("a timer id already taken fails the park and changes nothing", timerCollisionChangesNothing),
+        ("each timer fires once across concurrent callers", timersFireOnce),
+        ("a pause is consumed once, by an event or by its fenced timeout", pauseConsumedOnce),
+        ("a resume retires its pause's timeout item when the timer has fired", resumeRetiresAFiredTimeout),
+        ("finishing stores the system events with the end, and only then", finishStoresEventsAtomically),
+        ("finishing retires timers, pauses and work items", finishRetiresEverything),
+        ("cancelling ends the run, revokes the lease and stores its events", cancelRevokesAndEmits),
+        ("stranded runs are recovered once, others never", strandedRunsRecovered),
+        ("work is published, relayed and rebuilt from the outbox", outboxPublishing),
+        ("delayed events are delivered once and routed again", delayedEvents),
+        ("a run keeps the function version it started with", runKeepsItsVersion),
+        ("pauses with a lower bound look back once", pausesLookBack),
+        ("the transport record round-trips", transportRecord),
+    ]
+
+    static func oneRunPerKey(_ f: RunStoreFixture) async throws {
+        let first = f.newRun()
+        #expect(try await f.store.createRuns([first], now: f.t0) == [first.id])
+        #expect(try await f.store.createRuns([f.newRun(entropy: 8)], now: f.t0).isEmpty)
+        let start = WorkItem(runID: first.id, reason: .start, call: .discovery)
+        #expect(try await f.store.unpublishedWork(createdBefore: .distantFuture, limit: 10) == [start])
+        try await f.store.markWorkPublished([start], now: f.t0)
+        #expect(try await f.store.unpublishedWork(createdBefore: .distantFuture, limit: 10).isEmpty)
+        // Published, the item stays live until a drive ends.
+        #expect(try await f.store.liveWork(after: nil, limit: 10).items == [start])
+        // After the window the key is free again.
+        let later = f.newRun(entropy: 9)
+        #expect(try await f.store.createRuns([later], now: f.t0.addingTimeInterval(86_401)) == [later.id])
+        #expect(try await f.store.run(first.id)?.status == "Queued")
+    }
+
+    static func leaseOutcomes(_ f: RunStoreFixture) async throws {
+        let lease = try await f.startedRun(owner: "one")
+        let start = WorkItem(runID: lease.runID, reason: .start, call: .discovery)
+        #expect(try await f.store.lease(start, owner: "two", duration: .seconds(60)) == .busy)
+        // The same owner may lease again (a redelivery to a process that lost track).
+        let again = try await f.lease(start, owner: "one")
+        #expect(again.token > lease.token)
+        #expect(try await f.store.run(lease.runID)?.status == "Running")
+        // An item that never existed, or was retired, is stale.
+        let unknown = WorkItem(runID: lease.runID, reason: .retry, call: .discovery, generation: 99)
+        #expect(try await f.store.lease(unknown, owner: "one", duration: .seconds(60)) == .stale)
+        #expect(try await f.store.release(again, now: f.t0))
+        #expect(try await f.store.lease(start, owner: "two", duration: .seconds(60)) == .stale)
+        let missing = WorkItem(runID: ULID(milliseconds: 1, entropy: [UInt8](repeating: 0, count: 10)), reason: .start, call: .discovery)
+        #expect(try await f.store.lease(missing, owner: "one", duration: .seconds(60)) == .ended)
+    }
+
+    static func staleHolderChangesNothing(_ f: RunStoreFixture) async throws {
+        // A lease of no duration has lapsed at once: the first holder stalls past its lease.
+        let first = try await f.startedRun(owner: "one", duration: .zero)
+        let start = WorkItem(runID: first.runID, reason: .start, call: .discovery)
+        let second = try await f.lease(start, owner: "two")
+        #expect(second.token > first.token)
+        #expect(try await f.store.recordStep(first, f.step("s", position: 0), now: f.t0) == .leaseLost)
+        #expect(try await !f.store.renew(first, duration: .seconds(60)))
+        #expect(try await !f.store.clearPending(first))
+        let retry = WorkItem(runID: first.runID, reason: .retry, call: .discovery, generation: first.token)
+        #expect(try await !f.store.park(first, timers: [(retry, f.t0)], pendingSteps: nil, now: f.t0))
+        #expect(try await !f.store.finish(first, .completed(output: "stale"), emitting: [f.event("stale", entropy: 1)], now: f.t0))
+        #expect(try await !f.store.release(first, now: f.t0))
+        let timedOut = try await f.store.timeOutPause(first, stepID: "w", position: 0, now: f.t0, timeoutStep: Invocation.timeoutStep)
+        #expect(timedOut == .leaseLost)
+        // Nothing of the stale holder's is there; the new holder's writes are.
+        #expect(try await f.store.unfiredTimers(after: nil, limit: 10).isEmpty)
+        #expect(try await f.eventLog.events(named: "stale", after: ULID(milliseconds: 0, entropy: [UInt8](repeating: 0, count: 10)), limit: 10).isEmpty)
+        #expect(try await f.store.recordStep(second, f.step("s", position: 0, result: #"{"data":2}"#), now: f.t0) == .recorded)
+        #expect(try await f.store.snapshot(first.runID).steps["s"] == ["data": 2])
+        #expect(try await f.store.finish(second, .completed(output: "done"), emitting: [], now: f.t0))
+        #expect(try await f.store.run(first.runID)?.output == "done")
+    }
+
+    static func firstWriteWins(_ f: RunStoreFixture) async throws {
+        let lease = try await f.startedRun()
+        #expect(try await f.store.recordStep(lease, f.step("s", position: 0, result: #"{"data":1}"#), now: f.t0) == .recorded)
+        #expect(try await f.store.recordStep(lease, f.step("s", position: 1, result: #"{"data":2}"#), now: f.t0) == .alreadyRecorded)
+        #expect(try await f.store.recordStep(lease, f.step("t", position: 1, result: "null"), now: f.t0) == .recorded)
+        let snapshot = try await f.store.snapshot(lease.runID)
+        #expect(snapshot.steps["s"] == ["data": 1])
+        #expect(snapshot.steps["t"] == .null)
+        #expect(snapshot.stack == ["s", "t"])
+        #expect(snapshot.function.id == "shop-a")
+        #expect(snapshot.events.first?["data"] == ["n": 1])
+    }
+
+    static func endingADriveRetiresTheItem(_ f: RunStoreFixture) async throws {
+        let lease = try await f.startedRun()
+        let start = WorkItem(runID: lease.runID, reason: .start, call: .discovery)
+        let wake = WorkItem(runID: lease.runID, reason: .wake, call: SDKCall(stepID: "nap", attempt: 0), generation: lease.token)
+        #expect(try await f.store.park(lease, timers: [(wake, f.t0.addingTimeInterval(5))], pendingSteps: nil, now: f.t0))
+        // A second delivery of the start item finds it retired.
+        #expect(try await f.store.lease(start, owner: "two", duration: .seconds(60)) == .stale)
+        #expect(try await f.store.liveWork(after: nil, limit: 10).items.isEmpty)
+        #expect(try await f.store.unfiredTimers(after: nil, limit: 10).map(\.id) == [wake.entryID])
+        #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(4), limit: 10).isEmpty)
+        #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(5), limit: 10) == [wake])
+        let woken = try await f.lease(wake, owner: "two")
+        #expect(try await f.store.release(woken, now: f.t0))
+        #expect(try await f.store.lease(wake, owner: "two", duration: .seconds(60)) == .stale)
+        #expect(try await f.store.run(lease.runID)?.status == "Running")
+    }
+
+    static func twoRetriesInOneRun(_ f: RunStoreFixture) async throws {
+        // Step a fails on discovery; its retry (discovery, attempt 1) records a, then step b
+        // fails on the next discovery: its retry is discovery attempt 1 again.
+        let first = try await f.startedRun()
+        let retryA = WorkItem(runID: first.runID, reason: .retry, call: SDKCall(stepID: "step", attempt: 1), generation: first.token)
+        #expect(try await f.store.park(first, timers: [(retryA, f.t0.addingTimeInterval(1))], pendingSteps: nil, now: f.t0))
+        #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(1), limit: 10) == [retryA])
+        let second = try await f.lease(retryA, owner: "one")
+        #expect(try await f.store.recordStep(second, f.step("a", position: 0), now: f.t0) == .recorded)
+        let retryB = WorkItem(runID: first.runID, reason: .retry, call: SDKCall(stepID: "step", attempt: 1), generation: second.token)
+        #expect(retryA.entryID != retryB.entryID)
+        #expect(try await f.store.park(second, timers: [(retryB, f.t0.addingTimeInterval(2))], pendingSteps: nil, now: f.t0))
+        #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(2), limit: 10) == [retryB])
+        let third = try await f.lease(retryB, owner: "one")
+        #expect(try await f.store.finish(third, .completed(output: "ok"), emitting: [], now: f.t0))
+        #expect(try await f.store.run(first.runID)?.status == "Completed")
+    }
+
+    static func timerCollisionChangesNothing(_ f: RunStoreFixture) async throws {
+        let first = try await f.startedRun()
+        let item = WorkItem(runID: first.runID, reason: .retry, call: .discovery, generation: 1)
+        #expect(try await f.store.park(first, timers: [(item, f.t0.addingTimeInterval(60))], pendingSteps: nil, now: f.t0))
+        // A later lease tries to schedule a timer with the same id.
+        let fired = try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(60), limit: 10)
+        let second = try await f.lease(try #require(fired.first), owner: "one")
+        let other = WorkItem(runID: first.runID, reason: .wake, call: SDKCall(stepID: "x", attempt: 0), generation: second.token)
+        await #expect(throws: (any Error).self) {
+            _ = try await f.store.park(second, timers: [(other, f.t0.addingTimeInterval(5)), (item, f.t0.addingTimeInterval(5))], pendingSteps: nil, now: f.t0)
+        }
+        // Nothing was written: the lease is still held, its item live, no new timer.
+        #expect(try await f.store.renew(second, duration: .seconds(60)))
+        #expect(try await f.store.liveWork(after: nil, limit: 10).items == [item])
+        #expect(try await f.store.unfiredTimers(after: nil, limit: 10).isEmpty)
+    }
+
+    static func timersFireOnce(_ f: RunStoreFixture) async throws {
+        let lease = try await f.startedRun()
+        let retries = (0..<50).map {
+            (item: WorkItem(runID: lease.runID, reason: .retry, call: SDKCall(stepID: "s\($0)", attempt: 1), generation: lease.token), due: f.t0.addingTimeInterval(5))
+        }
+        #expect(try await f.store.park(lease, timers: retries, pendingSteps: retries.map(\.item.call.stepID), now: f.t0))
+        #expect(try await f.store.snapshot(lease.runID).pendingSteps.count == 50)
+        #expect(try await f.store.snapshot(lease.runID).forceStepPlan)
+        #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(4), limit: 100).isEmpty)
+        let fired = try await withThrowingTaskGroup(of: [WorkItem].self) { group in
+            for _ in 0..<4 { group.addTask { try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(6), limit: 20) } }
+            var all: [WorkItem] = []
+            for try await items in group { all += items }
+            return all
+        }
+        #expect(fired.count == 50)
+        #expect(Set(fired).count == 50)
+        #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(7), limit: 100).isEmpty)
+        #expect(try await f.store.liveWork(after: nil, limit: 100).items.count == 50)
+    }
+
+    static func pauseConsumedOnce(_ f: RunStoreFixture) async throws {
+        let lease = try await f.startedRun()
+        let pause = Pause(
+            runID: lease.runID, stepID: "w", kind: .wait, eventName: "shop/approved", expression: "async.data.ok",
+            triggerEvent: ["name": "shop/a"], eventsAfter: f.eventID, expiresAt: f.t0.addingTimeInterval(3_600))
+        let timeout = Invocation.timeoutItem(lease.runID, "w", generation: lease.token)
+        #expect(try await f.store.park(lease, pause: pause, timeout: timeout, emitting: [], now: f.t0))
+        #expect(try await f.store.openPauses(eventName: "shop/approved", now: f.t0) == [pause])
+        let resume = WorkItem(runID: lease.runID, reason: .resume, call: SDKCall(stepID: "w", attempt: 0))
+        let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for n in 0..<3 {
+                group.addTask {
+                    try await f.store.resume(pause, eventID: f.eventID, result: ["n": .number(JSONNumber(n))], resume: resume, now: f.t0)
+                }
+            }
+            var all: [Bool] = []
+            for try await result in group { all.append(result) }
+            return all
+        }
+        #expect(results.filter { $0 }.count == 1)
+        #expect(try await f.store.openPauses(eventName: "shop/approved", now: f.t0).isEmpty)
+        // The match disarmed the timeout; a timeout item driven anyway finds the pause gone.
+        #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(7_200), limit: 10).isEmpty)
+        let resumed = try await f.lease(resume, owner: "one")
+        #expect(try await f.store.timeOutPause(resumed, stepID: "w", position: 1, now: f.t0, timeoutStep: Invocation.timeoutStep) == .alreadyMatched)
+        #expect(try await f.store.snapshot(lease.runID).stack == ["w"])
+
+        // A second wait times out: pause consumed and step recorded together, under the lease.
+        let invoke = Pause(
+            runID: lease.runID, stepID: "i", kind: .invoke, eventName: SystemEvents.finished, expression: nil, triggerEvent: [:],
+            eventsAfter: nil, expiresAt: f.t0.addingTimeInterval(10))
+        let invokeTimeout = Invocation.timeoutItem(lease.runID, "i", generation: resumed.token)
+        #expect(try await f.store.park(resumed, pause: invoke, timeout: invokeTimeout, emitting: [], now: f.t0))
+        #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(10), limit: 10) == [invokeTimeout])
+        let timing = try await f.lease(invokeTimeout, owner: "one")
+        let outcome = try await f.store.timeOutPause(timing, stepID: "i", position: 1, now: f.t0, timeoutStep: Invocation.timeoutStep)
+        guard case .timedOut(let step) = outcome else {
+            Issue.record("the invoke should time out, got \(outcome)")
+            return
+        }
+        #expect(step.op == "InvokeFunction")
+        #expect(try await f.store.snapshot(lease.runID).steps["i"] == ["error": Invocation.timeoutError])
+        #expect(try await !f.store.resume(invoke, eventID: f.eventID, result: [:], resume: resume, now: f.t0))
+        // The timeout's drive died right after its commit: driven again, it goes on from there.
+        let again = try await f.lease(invokeTimeout, owner: "one")
+        #expect(try await f.store.timeOutPause(again, stepID: "i", position: 2, now: f.t0, timeoutStep: Invocation.timeoutStep) == outcome)
+    }
+
+    static func resumeRetiresAFiredTimeout(_ f: RunStoreFixture) async throws {
+        let lease = try await f.startedRun()
+        let pause = Pause(
+            runID: lease.runID, stepID: "w", kind: .wait, eventName: "shop/approved", expression: nil, triggerEvent: [:], eventsAfter: nil,
+            expiresAt: f.t0.addingTimeInterval(60))
+        let timeout = Invocation.timeoutItem(lease.runID, "w", generation: lease.token)
+        #expect(try await f.store.park(lease, pause: pause, timeout: timeout, emitting: [], now: f.t0))
+        #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(60), limit: 10) == [timeout])
+        let resume = WorkItem(runID: lease.runID, reason: .resume, call: SDKCall(stepID: "w", attempt: 0))
+        #expect(try await f.store.resume(pause, eventID: f.eventID, result: ["name": "shop/approved"], resume: resume, now: f.t0))
+        #expect(try await f.store.liveWork(after: nil, limit: 10).items == [resume])
+        #expect(try await f.store.lease(timeout, owner: "one", duration: .seconds(60)) == .stale)
+    }
+
+    static func finishStoresEventsAtomically(_ f: RunStoreFixture) async throws {
+        let lease = try await f.startedRun()
+        let finished = f.event(SystemEvents.finished, entropy: 2)
+        #expect(try await f.store.finish(lease, .failed(error: ["message": "x"]), emitting: [finished], now: f.t0))
+        // Stored unpublished and unrouted: the relay or a rebuild will carry it.
+        let stored = try await f.eventLog.unrouted(after: nil, limit: 10)
+        #expect(stored.map(\.id).contains(finished.id))
+        #expect(try await f.eventLog.unpublished(receivedBefore: .distantFuture, limit: 10).map(\.id).contains(finished.id))
+        // A second finish (a retry after an unknown commit outcome) stores nothing more.
+        #expect(try await !f.store.finish(lease, .completed(output: 1), emitting: [f.event(SystemEvents.finished, entropy: 3)], now: f.t0))
+        #expect(try await f.eventLog.unrouted(after: nil, limit: 10).filter { $0.name == SystemEvents.finished }.count == 1)
+        let run = try #require(try await f.store.run(lease.runID))
+        #expect(run.status == "Failed")
+        #expect(run.error == ["message": "x"])
+        #expect(run.endedAt != nil)
+    }
+
+    static func finishRetiresEverything(_ f: RunStoreFixture) async throws {
+        let cancelOn = Pause(
+            runID: f.newRun().id, stepID: "cancel-0", kind: .cancel, eventName: "shop/stop", expression: nil, triggerEvent: [:],
+            eventsAfter: f.newRun().id, expiresAt: f.t0.addingTimeInterval(3_600))
+        let run = f.newRun(pauses: [cancelOn])
+        #expect(try await f.store.createRuns([run], now: f.t0) == [run.id])
+        let lease = try await f.lease(WorkItem(runID: run.id, reason: .start, call: .discovery), owner: "one")
+        // A parallel group: two retries pending; the first continues and the run ends.
+        let retries = ["x", "y"].map {
+            (item: WorkItem(runID: run.id, reason: .retry, call: SDKCall(stepID: $0, attempt: 1), generation: lease.token), due: f.t0.addingTimeInterval(1))
+        }
+        #expect(try await f.store.park(lease, timers: retries, pendingSteps: ["x", "y"], now: f.t0))
+        let fired = try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(1), limit: 1)
+        let next = try await f.lease(try #require(fired.first), owner: "one")
+        #expect(try await f.store.finish(next, .completed(output: "done"), emitting: [], now: f.t0))
+        #expect(try await f.store.liveWork(after: nil, limit: 10).items.isEmpty)
+        #expect(try await f.store.unfiredTimers(after: nil, limit: 10).isEmpty)
+        #expect(try await f.store.openPauses(eventName: "shop/stop", now: f.t0).isEmpty)
+        for item in retries.map(\.item) {
+            #expect(try await f.store.lease(item, owner: "two", duration: .seconds(60)) == .ended)
+        }
+    }
+
+    static func cancelRevokesAndEmits(_ f: RunStoreFixture) async throws {
+        let lease = try await f.startedRun()
+        let wake = WorkItem(runID: lease.runID, reason: .wake, call: SDKCall(stepID: "nap", attempt: 0), generation: lease.token)
+        let cancelled = f.event(SystemEvents.cancelled, entropy: 4)
+        let emitted = try await f.store.cancel(lease.runID, now: f.t0) { run in
+            #expect(run.functionSlug == "shop-a")
+            #expect(run.events.first?["data"] == ["n": 1])
+            return [cancelled]
+        }
+        #expect(emitted == [cancelled])
+        #expect(try await f.store.recordStep(lease, f.step("x", position: 0), now: f.t0) == .leaseLost)
+        #expect(try await !f.store.park(lease, timers: [(wake, f.t0)], pendingSteps: nil, now: f.t0))
+        #expect(try await f.store.cancel(lease.runID, now: f.t0) { _ in [f.event("again", entropy: 5)] } == nil)
+        #expect(try await f.store.run(lease.runID)?.status == "Cancelled")
+        #expect(try await f.store.liveWork(after: nil, limit: 10).items.isEmpty)
+        #expect(try await f.eventLog.unrouted(after: nil, limit: 10).map(\.name).contains(SystemEvents.cancelled))
+        #expect(try await !f.eventLog.unrouted(after: nil, limit: 10).map(\.name).contains("again"))
+    }
+
+    static func strandedRunsRecovered(_ f: RunStoreFixture) async throws {
+        // Pending: a queued run (start item), a leased run, a sleeping run, a waiting run.
+        let queued = f.newRun(key: "q", entropy: 1)
+        #expect(try await f.store.createRuns([queued], now: f.t0) == [queued.id])
+        let leased = try await f.startedRun(entropy: 2)
+        let sleeping = try await f.startedRun(entropy: 3)
+        let wake = WorkItem(runID: sleeping.runID, reason: .wake, call: SDKCall(stepID: "nap", attempt: 0), generation: sleeping.token)
+        #expect(try await f.store.park(sleeping, timers: [(wake, f.t0.addingTimeInterval(60))], pendingSteps: nil, now: f.t0))
+        let waiting = try await f.startedRun(entropy: 4)
+        let pause = Pause(
+            runID: waiting.runID, stepID: "w", kind: .wait, eventName: "shop/go", expression: nil, triggerEvent: [:], eventsAfter: nil,
+            expiresAt: f.t0.addingTimeInterval(60))
+        #expect(try await f.store.park(waiting, pause: pause, timeout: Invocation.timeoutItem(waiting.runID, "w", generation: waiting.token), emitting: [], now: f.t0))
+        #expect(try await f.store.recoverStranded(limit: 10).isEmpty)
+        _ = leased
+
+        // Stranded: a run whose lease lapsed and whose item a bug retired.
+        let lost = try await f.startedRun(entropy: 5, duration: .zero)
+        #expect(try await f.store.recoverStranded(limit: 10).isEmpty)
+        #expect(try await f.store.release(lost, now: f.t0))
+        let recovered = try await withThrowingTaskGroup(of: [WorkItem].self) { group in
+            for _ in 0..<3 { group.addTask { try await f.store.recoverStranded(limit: 10) } }
+            var all: [WorkItem] = []
+            for try await items in group { all += items }
+            return all
+        }
+        #expect(recovered == [WorkItem(runID: lost.runID, reason: .recover, call: .discovery, generation: lost.token)])
+        #expect(try await f.store.recoverStranded(limit: 10).isEmpty)
+        let again = try await f.lease(try #require(recovered.first), owner: "two")
+        #expect(again.token > lost.token)
+    }
+
+    static func outboxPublishing(_ f: RunStoreFixture) async throws {
+        let runs = (1...3).map { f.newRun(key: "k\($0)", entropy: UInt8($0)) }
+        #expect(try await f.store.createRuns(runs, now: f.t0).count == 3)
+        let items = runs.map { WorkItem(runID: $0.id, reason: .start, call: .discovery) }
+        #expect(try await f.store.unpublishedWork(createdBefore: .distantFuture, limit: 10) == items)
+        try await f.store.markWorkPublished([items[1]], now: f.t0)
+        #expect(try await f.store.unpublishedWork(createdBefore: .distantFuture, limit: 10) == [items[0], items[2]])
+        // A rebuild pages through every live item, published or not.
+        let first = try await f.store.liveWork(after: nil, limit: 2)
+        #expect(first.items == [items[0], items[1]])
+        let cursor = try #require(first.cursor)
+        let rest = try await f.store.liveWork(after: cursor, limit: 2)
+        #expect(rest.items == [items[2]])
+        #expect(rest.cursor == nil)
+    }
+
+    static func delayedEvents(_ f: RunStoreFixture) async throws {
+        try await f.eventLog.markRouted([f.eventID])
+        #expect(try await f.eventLog.unrouted(after: nil, limit: 10).isEmpty)
+        try await f.store.delayEvent(f.eventID, until: f.t0.addingTimeInterval(10), now: f.t0)
+        try await f.store.delayEvent(f.eventID, until: f.t0.addingTimeInterval(10), now: f.t0)
+        #expect(try await f.store.unfiredTimers(after: nil, limit: 10).map(\.id) == ["event:\(f.eventID)"])
+        let noneYet = try await f.store.deliverDueEvents(now: f.t0.addingTimeInterval(9), limit: 10) { _ in Issue.record("nothing is due") }
+        #expect(noneYet == 0)
+        let delivered = Delivered()
+        #expect(try await f.store.deliverDueEvents(now: f.t0.addingTimeInterval(10), limit: 10) { await delivered.add($0) } == 1)
+        #expect(await delivered.ids == [f.eventID])
+        #expect(try await f.store.deliverDueEvents(now: f.t0.addingTimeInterval(11), limit: 10) { await delivered.add($0) } == 0)
+        // Until it is routed again, a rebuilt stream must carry it.
+        #expect(try await f.eventLog.unrouted(after: nil, limit: 10).map(\.id) == [f.eventID])
+    }
+
+    static func runKeepsItsVersion(_ f: RunStoreFixture) async throws {
+        let lease = try await f.startedRun()
+        #expect(try await f.store.snapshot(lease.runID).function.retries == 2)
+        _ = try await f.registry.sync(try AppRegistryContract.registration(functions: ["a"], retries: 9), at: f.t0.addingTimeInterval(1))
+        #expect(try await f.registry.liveFunctions().first?.version == 2)
+        #expect(try await f.store.snapshot(lease.runID).function.retries == 2)
+        #expect(try await f.registry.functionVersion(id: f.functionID, version: 2)?.retries == 9)
+        #expect(try await f.registry.functionVersion(id: f.functionID, version: 1)?.retries == 2)
+    }
+
+    static func pausesLookBack(_ f: RunStoreFixture) async throws {
+        let lease = try await f.startedRun()
+        let wait = Pause(
+            runID: lease.runID, stepID: "w", kind: .wait, eventName: "shop/go", expression: nil, triggerEvent: [:], eventsAfter: f.eventID,
+            expiresAt: f.t0.addingTimeInterval(60))
+        #expect(try await f.store.park(lease, pause: wait, timeout: Invocation.timeoutItem(lease.runID, "w", generation: lease.token), emitting: [], now: f.t0))
+        // Stored at f.t0 by the caller's clock: due for a look-back by the reconciler after it.
+        #expect(try await f.store.pausesToLookBack(createdBefore: f.t0, limit: 10).isEmpty)
+        #expect(try await f.store.pausesToLookBack(createdBefore: f.t0.addingTimeInterval(1), limit: 10) == [wait])
+        try await f.store.markLookedBack(wait)
+        #expect(try await f.store.pausesToLookBack(createdBefore: f.t0.addingTimeInterval(1), limit: 10).isEmpty)
+        // A pause with no lower bound needs none.
+        let other = try await f.startedRun(entropy: 8)
+        let invoke = Pause(
+            runID: other.runID, stepID: "i", kind: .invoke, eventName: SystemEvents.finished, expression: nil, triggerEvent: [:], eventsAfter: nil,
+            expiresAt: f.t0.addingTimeInterval(60))
+        let invoked = f.event(Invocation.invokedEventName, entropy: 6)
+        #expect(try await f.store.park(other, pause: invoke, timeout: Invocation.timeoutItem(other.runID, "i", generation: other.token), emitting: [invoked], now: f.t0))
+        #expect(try await f.store.pausesToLookBack(createdBefore: f.t0.addingTimeInterval(1), limit: 10).isEmpty)
+        #expect(try await f.eventLog.event(id: invoked.id) != nil)
+    }
+
+    static func transportRecord(_ f: RunStoreFixture) async throws {
+        #expect(try await f.store.recordedTransport() == nil)
+        try await f.store.recordTransport(TransportIdentity(token: "a", serverID: "s1"))
+        try await f.store.recordTransport(TransportIdentity(token: "b", serverID: "s2"))
+        #expect(try await f.store.recordedTransport() == TransportIdentity(token: "b", serverID: "s2"))
+    }
+}
+
+/// Ids handed to a delivery callback.
+actor Delivered {
+    var ids: [ULID] = []
+    func add(_ more: [ULID]) { ids += more }
+}

@@ -1,0 +1,136 @@
+import CairnCore
+import CairnEngine
+import CairnTesting
+import Foundation
+import Logging
+import Testing
+
+/// Every engine service on in-memory ports and a manual clock: the router, timers, reconciler
+/// and one or more executors, driven step by step by the test. Nothing runs unless the test
+/// asks, so interleavings are exact and no test sleeps.
+final class EngineHarness: Sendable {
+    let clock = ManualClock()
+    let registry = InMemoryAppRegistry()
+    let eventLog = InMemoryEventLog()
+    let store: InMemoryRunStore
+    let events = InMemoryStream()
+    let work = InMemoryStream()
+    let index = InMemoryTimerIndex()
+    let epoch = InMemoryTransportEpoch()
+    let sink: InMemoryEventSink
+    let app = FakeSDKApp()
+    let router: EventRouter
+    let timers: TimerService
+    let reconciler: Reconciler
+    let executors: [RunExecutor]
+    static let leaseDuration: Duration = .seconds(60)
+
+    init(executors count: Int = 1) {
+        var logger = Logger(label: "cairn.test.engine")
+        logger.logLevel = .critical
+        store = InMemoryRunStore(registry: registry, eventLog: eventLog, clock: clock)
+        sink = InMemoryEventSink(log: eventLog, stream: events, clock: clock)
+        router = EventRouter(
+            source: events, catalog: FunctionCatalog(registry: registry, clock: clock, maximumAge: 0), store: store, eventLog: eventLog,
+            work: work, timers: index, events: sink, clock: clock, logger: logger)
+        timers = TimerService(store: store, work: work, eventLog: eventLog, eventStream: events, index: index, clock: clock, logger: logger)
+        reconciler = Reconciler(
+            store: store, eventLog: eventLog, eventStream: events, work: work, index: index, epoch: epoch, events: sink, clock: clock,
+            logger: logger)
+        let (store, sink, eventLog, work, app, index, clock) = (store, sink, eventLog, work, app, index, clock)
+        executors = (0..<count).map { n in
+            var settings = ExecutorSettings()
+            settings.leaseDuration = Self.leaseDuration
+            settings.backoffScale = 0.001
+            settings.owner = "executor-\(n)"
+            return RunExecutor(
+                store: store, events: sink, eventLog: eventLog, work: work, sdk: app, source: work, timers: index, clock: clock, keys: nil,
+                settings: settings, logger: logger)
+        }
+    }
+
+    /// Syncs an app `shop` whose functions are `functions` (slug suffix → trigger event,
+    /// retries, cancelOn events) and serves their scripts.
+    func sync(_ functions: [(slug: String, trigger: String, retries: Int, cancelOn: [String], script: FakeSDKApp.Function)]) async throws {
+        let configs = functions.map { function -> String in
+            let cancel = function.cancelOn.map { #"{"event":"\#($0)","if":"event.data.key == async.data.key"}"# }.joined(separator: ",")
+            return """
+                {"id":"shop-\(function.slug)","name":"\(function.slug)","triggers":[{"event":"\(function.trigger)"}],"cancel":[\(cancel)],
+                 "steps":{"step":{"id":"step","name":"step","retries":{"attempts":\(function.retries)},
+                 "runtime":{"type":"http","url":"http://app.test/api/inngest?fnId=shop-\(function.slug)&stepId=step"}}}}
+                """
+        }
+        let body = #"{"appname":"shop","url":"http://app.test/api/inngest","sdk":"py:v0.5.19","framework":"flask","functions":[\#(configs.joined(separator: ","))]}"#
+        _ = try await registry.sync(try AppRegistration(parsing: try JSONValue(parsing: body)), at: clock.now)
+        for function in functions { app.serve("shop-\(function.slug)", function.script) }
+    }
+
+    /// Sends events through the ingest path.
+    @discardableResult
+    func send(_ name: String, _ data: JSONObject = [:]) async throws -> ULID {
+        try await sink.emit([Event(name: name, data: data)])
+        return try #require(try await eventLog.events(name: name, before: nil, limit: 1).first?.id)
+    }
+
+    /// Routes every event on the stream; returns how many.
+    @discardableResult
+    func route() async throws -> Int {
+        var total = 0
+        while true {
+            let deliveries = try await events.read(maximum: 256)
+            if deliveries.isEmpty { return total }
+            try await router.route(deliveries)
+            try await events.acknowledge(deliveries.map(\.entryID))
+            total += deliveries.count
+        }
+    }
+
+    /// Drives every work item on the stream with executor `n`, acknowledging what it
+    /// handled; returns how many deliveries it drove. A drive that throws (an injected fault)
+    /// leaves its delivery pending, as a crash would.
+    @discardableResult
+    func drive(with n: Int = 0) async throws -> Int {
+        var total = 0
+        while true {
+            let deliveries = try await work.read(maximum: 64)
+            if deliveries.isEmpty { return total }
+            for delivery in deliveries {
+                total += 1
+                let item = try #require(delivery.fields["item"].flatMap { try? JSONValue(parsing: $0) }.flatMap(WorkItem.init(json:)))
+                if (try? await executors[n].drive(item)) == true { try await work.acknowledge([delivery.entryID]) }
+            }
+        }
+    }
+
+    /// Routes, drives and fires due timers until nothing moves.
+    func settle() async throws {
+        for _ in 0..<100 {
+            let moved = try await route() + drive() + timers.fireDue() + timers.deliverDueEvents()
+            if moved == 0 { return }
+        }
+        Issue.record("the engine did not settle")
+    }
+
+    /// Moves the clock on by `seconds`, then settles.
+    func advance(_ seconds: TimeInterval) async throws {
+        clock.advance(by: seconds)
+        try await settle()
+    }
+
+    /// The runs `eventID` started.
+    func runs(of eventID: ULID) async throws -> [RunRecord] {
+        try await store.runs(eventID: eventID)
+    }
+
+    /// The one run `eventID` started.
+    func run(of eventID: ULID) async throws -> RunRecord {
+        let runs = try await runs(of: eventID)
+        try #require(runs.count == 1, "expected one run, got \(runs.count)")
+        return try #require(try await store.run(runs[0].id))
+    }
+
+    /// Stored system events named `name` about run `runID`.
+    func systemEvents(_ name: String, of runID: ULID) -> [AcceptedEvent] {
+        eventLog.storedEvents.filter { $0.name == name && $0.payload["data"]?["run_id"]?.stringValue == runID.description }
+    }
+}
