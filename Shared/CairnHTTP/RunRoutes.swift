@@ -5,8 +5,9 @@ public import Hummingbird
 
 /// Runs over REST (PROTOCOL.md §7).
 ///
-/// - `GET /v1/runs/{id}` — status, output, error, timestamps, and the steps with their
-///   recorded result (`output` or `error`) and attempts.
+/// - `GET /v1/runs/{id}` — status, output, error, timestamps, the steps with their recorded
+///   result (`output` or `error`) and attempts, and `waiting_for`: the sleep, wait or invoke
+///   the run waits on (`{kind, step_id, event?, until}`).
 /// - `GET /v1/events/{id}/runs` — the runs an event started:
 ///   `{run_id, run_started_at, function_id, function_version, event_id, status, ended_at, output}`.
 /// - `GET /v0/runs/{id}/batch`, `GET /v0/runs/{id}/actions` — the run's events and step
@@ -38,6 +39,7 @@ public struct RunRoutes: Sendable {
             guard let run = try await self.runs.run(id) else { return RESTResponses.error(.notFound, "run \(id) not found") }
             var data = Self.summary(run)
             data.setValue(.array(run.steps.map(Self.step)), forKey: "steps")
+            data.setValue(.array(run.waitingFor.map(Self.waiting)), forKey: "waiting_for")
             return self.responses.envelope(data: data)
         }
         router.delete("/v1/runs/:id") { request, context -> Response in
@@ -106,6 +108,13 @@ public struct RunRoutes: Sendable {
         ]
         if let output = run.output { members.append(("output", output)) }
         if let error = run.error { members.append(("error", error)) }
+        return .object(JSONObject(members: members))
+    }
+
+    static func waiting(_ waiting: RunRecord.Waiting) -> JSONValue {
+        var members: [(String, JSONValue)] = [("kind", .string(waiting.kind)), ("step_id", .string(waiting.stepID))]
+        if let event = waiting.event { members.append(("event", .string(event))) }
+        members.append(("until", RESTResponses.render(waiting.until)))
         return .object(JSONObject(members: members))
     }
 

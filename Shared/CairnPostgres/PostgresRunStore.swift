@@ -674,6 +674,17 @@ extension PostgresRunStore: RunQueries {
                 id: stepID, name: name, op: op, result: try result.map { try JSONValue(parsing: $0) } ?? .null,
                 attempts: Int(attempts), recordedAt: recordedAt))
         }
+        let waits = try await client.query("""
+            SELECT kind, step_id, event_name, expires_at FROM pauses
+            WHERE run_id = \(id.description) AND consumed_at IS NULL AND kind <> 'cancel'
+            UNION ALL
+            SELECT 'sleep', payload->>'step', NULL, due_at FROM timers
+            WHERE run_id = \(id.description) AND fired_at IS NULL AND kind = 'wake'
+            ORDER BY 4
+            """, logger: logger)
+        for try await (kind, stepID, event, until) in waits.decode((String, String, String?, Date).self) {
+            run.waitingFor.append(RunRecord.Waiting(kind: kind, stepID: stepID, event: event, until: until))
+        }
         return run
     }
 

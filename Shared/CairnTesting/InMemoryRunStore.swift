@@ -524,6 +524,15 @@ public final class InMemoryRunStore: RunStore, RunQueries {
                     attempts: row.step.attempts, recordedAt: row.recordedAt)
             }
         }
+        record.waitingFor = state.withLock { state in
+            let waits = state.pauses.values.filter { $0.pause.runID == id && !$0.consumed && $0.pause.kind != .cancel }.map {
+                RunRecord.Waiting(kind: $0.pause.kind.rawValue, stepID: $0.pause.stepID, event: $0.pause.eventName, until: $0.pause.expiresAt)
+            }
+            let sleeps = state.timers.values.filter { $0.runID == id && !$0.fired && $0.item?.reason == .wake }.compactMap { timer in
+                timer.item.map { RunRecord.Waiting(kind: "sleep", stepID: $0.call.stepID, event: nil, until: timer.due) }
+            }
+            return (waits + sleeps).sorted { $0.until < $1.until }
+        }
         return record
     }
 

@@ -230,6 +230,26 @@ import Testing
         }
     }
 
+    /// Two failures in one run, each retried: each retry has a timer of its own.
+    @Test(arguments: [("test/fails-twice", "k2f"), ("test/raises-around", "k2r")])
+    func aRunThatFailsTwiceIsRetriedTwice(_ name: String, _ key: String) async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": .string(name), "data": ["key": .string(key)]]])
+            let run = try await harness.endedRun(of: try #require(ids.first))
+            #expect(run["status"] == "Completed", "\(run)")
+            let counts = try await harness.counts()
+            if name == "test/fails-twice" {
+                #expect(run["output"] == ["a": "a", "b": "b"])
+                #expect(counts["\(key):a"] == 2 && counts["\(key):b"] == 2)
+                #expect(run["steps"]?.arrayValue?.compactMap { $0["attempts"] } == [2, 2])
+            } else {
+                #expect(run["output"] == "ran")
+                #expect(counts["\(key):only"] == 1)
+                #expect(counts["\(key):raise-before"] == 4 && counts["\(key):raise-after"] == 2)
+            }
+        }
+    }
+
     @Test func aCompletedRunEmitsFunctionFinishedWithItsResult() async throws {
         try await withHarness { harness in
             let ids = try await harness.send([["name": "test/three", "data": ["key": "kfin"]]])
@@ -245,8 +265,9 @@ import Testing
             let ids = try await harness.send([["name": "test/wait", "data": ["key": "kw"]]])
             let eventID = try #require(ids.first)
             let runID = try await harness.runID(of: eventID)
-            try await harness.waitForStatus(runID, until: { $0["status"] == "Running" })
-            try await Task.sleep(for: .milliseconds(300))
+            // Sent the moment the wait exists: an event routed while the wait was being stored
+            // is found by the wait's look-back, so no grace time is needed.
+            try await harness.waitForStatus(runID, until: { $0["waiting_for"]?[0]?["kind"] == "wait" })
             // Another key: no match. The right key: resumes the run with that event.
             _ = try await harness.send([["name": "test/approved", "data": ["key": "other", "by": "mallory"]]])
             let approval = try await harness.send([["name": "test/approved", "data": ["key": "kw", "by": "alice"]]])
@@ -283,8 +304,7 @@ import Testing
         try await withHarness { harness in
             let ids = try await harness.send([["name": "test/cancellable", "data": ["key": "kc"]]])
             let runID = try await harness.runID(of: try #require(ids.first))
-            try await harness.waitForStatus(runID, until: { ($0["steps"]?.arrayValue?.count ?? 0) >= 1 })
-            try await Task.sleep(for: .milliseconds(200))
+            try await harness.waitForStatus(runID, until: { $0["waiting_for"]?[0]?["kind"] == "sleep" })
             let reply = try await harness.api.send("DELETE", "/v1/runs/\(runID)")
             #expect(reply.status == 200, "\(reply.body)")
             let run = try await harness.endedRun(of: try #require(ids.first))

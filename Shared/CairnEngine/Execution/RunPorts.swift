@@ -151,7 +151,7 @@ public protocol WorkQueue: Sendable {
 
 /// Read access to runs for the API.
 public protocol RunQueries: Sendable {
-    /// The run with its steps, in the order recorded; nil when unknown.
+    /// The run with its steps, in the order recorded, and what it waits for; nil when unknown.
     func run(_ id: ULID) async throws -> RunRecord?
     /// The runs an event started, oldest first (without steps).
     func runs(eventID: ULID) async throws -> [RunRecord]

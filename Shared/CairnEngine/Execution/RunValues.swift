@@ -282,12 +282,32 @@ public struct RunRecord: Sendable {
         }
     }
 
+    /// What a run that has not ended waits for: a sleep, an event, or an invoked function.
+    public struct Waiting: Sendable, Hashable {
+        /// `sleep`, `wait` or `invoke`.
+        public var kind: String
+        public var stepID: String
+        /// The event a wait or invoke waits for; nil for a sleep.
+        public var event: String?
+        /// When the sleep ends or the wait times out.
+        public var until: Date
+
+        public init(kind: String, stepID: String, event: String?, until: Date) {
+            self.kind = kind
+            self.stepID = stepID
+            self.event = event
+            self.until = until
+        }
+    }
+
     public var id: ULID
     public var functionID: UUID
     public var functionSlug: String
     public var functionVersion: Int
     public var eventID: ULID?
     public var status: String
+    /// Set by `RunQueries.run(_:)` only.
+    public var waitingFor: [Waiting] = []
     public var output: JSONValue?
     public var error: JSONValue?
     public var createdAt: Date

@@ -104,6 +104,36 @@ def flaky(ctx: inngest.ContextSync) -> str:
     return ctx.step.run("unreliable", unreliable)
 
 
+def fails_once(key: str, name: str):
+    def body() -> str:
+        if count(f"{key}:{name}") == 1:
+            raise RuntimeError(f"{name} fails once")
+        return name
+
+    return body
+
+
+@client.create_function(fn_id="fails-twice", trigger=inngest.TriggerEvent(event="test/fails-twice"), retries=3)
+def fails_twice(ctx: inngest.ContextSync) -> dict:
+    """Two steps that each fail once: two failures, two retries, in one run."""
+    key = ctx.event.data["key"]
+    a = ctx.step.run("a", fails_once(key, "a"))
+    b = ctx.step.run("b", fails_once(key, "b"))
+    return {"a": a, "b": b}
+
+
+@client.create_function(fn_id="raises-around", trigger=inngest.TriggerEvent(event="test/raises-around"), retries=3)
+def raises_around(ctx: inngest.ContextSync) -> str:
+    """Raises outside any step once before its first step, and once after it."""
+    key = ctx.event.data["key"]
+    if count(f"{key}:raise-before") == 1:
+        raise RuntimeError("before the first step")
+    value = ctx.step.run("only", lambda: count(f"{key}:only") and "ran")
+    if count(f"{key}:raise-after") == 1:
+        raise RuntimeError("after the first step")
+    return value
+
+
 @client.create_function(fn_id="non-retriable", trigger=inngest.TriggerEvent(event="test/non-retriable"), retries=3)
 def non_retriable(ctx: inngest.ContextSync) -> None:
     count(f"{ctx.event.data['key']}:non-retriable")
@@ -296,7 +326,8 @@ functions = [
     big_state,
     retry_after,
     parallel,
-    hello, full_config, three_steps, flaky, non_retriable, sleeper, filtered, echo, fails_with_handler, sender,
+    hello, full_config, three_steps, flaky, fails_twice, raises_around, non_retriable, sleeper, filtered, echo,
+    fails_with_handler, sender,
     fan("a"), fan("b"), fan("c"), waiter, child_ok, child_fails, parent, cancellable,
 ]
 if variant == "v1":
