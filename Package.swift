@@ -1,6 +1,6 @@
 // swift-tools-version: 6.1
 //
-// The package graph is Cairn's architecture (see STYLE.md):
+// The package graph is Cairn's architecture (see docs/conventions.md):
 //
 //   CairnCore      pure values and decisions; imports nothing that does I/O
 //   CairnEngine    use cases and services written against ports (protocols)

@@ -7,7 +7,7 @@ import NIOCore
 
 /// App sync and the app registry over HTTP.
 ///
-/// - `POST /fn/register` — the SDK's register call (PROTOCOL.md §1.2); replies as `AppSync`
+/// - `POST /fn/register` — the SDK's register call (docs/protocol.md §1.2); replies as `AppSync`
 ///   describes.
 /// - `POST /v1/apps/sync` `{"url": "<serve URL>"}` — makes Cairn send the app the `PUT` that
 ///   starts a sync; what `cairn sync URL` calls.

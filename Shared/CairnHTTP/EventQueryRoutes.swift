@@ -4,7 +4,7 @@ import Foundation
 public import Hummingbird
 
 /// `GET /v1/events/{id}` and `GET /v1/events?name=&limit=&cursor=`, in the REST v1 shape
-/// `{"data": …, "metadata": {"fetched_at": …, "cached_until": null}}` (PROTOCOL.md §7).
+/// `{"data": …, "metadata": {"fetched_at": …, "cached_until": null}}` (docs/protocol.md §7).
 ///
 /// An event is `{"internal_id", "id", "name", "data", "user", "ts", "v", "received_at"}` where
 /// `id` is the sender's id (or the internal id when none was given). The list is newest first;

@@ -28,7 +28,7 @@ public struct EventKeyPolicy: Sendable {
 
 /// `POST /e/{eventKey}`: the event API.
 ///
-/// Answers, as the SDKs expect (PROTOCOL.md §6):
+/// Answers, as the SDKs expect (docs/protocol.md §6):
 /// - 200 `{"ids":[…],"status":200}` once every event is committed, plus `"duplicates":[indices]`
 ///   when some repeated an `id` seen within the dedupe window (their `ids` slot holds the
 ///   original event's id);

@@ -3,7 +3,7 @@ public import CairnEngine
 import Foundation
 public import Hummingbird
 
-/// The control-plane REST conventions (PROTOCOL.md §7): successes are
+/// The control-plane REST conventions (docs/protocol.md §7): successes are
 /// `{"data": …, "metadata": {"fetched_at": …, "cached_until": null, …}}`, failures are
 /// `{"error": "<field>: <rule>", "status": <code>}`.
 struct RESTResponses: Sendable {
@@ -30,7 +30,7 @@ struct RESTResponses: Sendable {
 }
 
 /// Who may call the control plane (`/v1/*`) and the SDK's callbacks: outside dev mode, callers
-/// present `Authorization: Bearer <signing key or its hash>` (PROTOCOL.md §5), as SDKs do; in
+/// present `Authorization: Bearer <signing key or its hash>` (docs/protocol.md §5), as SDKs do; in
 /// dev mode anyone may.
 public struct APIAuthorization: Sendable {
     let keys: SigningKeys?

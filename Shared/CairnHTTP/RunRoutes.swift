@@ -3,7 +3,7 @@ public import CairnEngine
 import Foundation
 public import Hummingbird
 
-/// Runs over REST (PROTOCOL.md §7).
+/// Runs over REST (docs/protocol.md §7).
 ///
 /// - `GET /v1/runs/{id}` — status, output, error, timestamps, the steps with their recorded
 ///   result (`output` or `error`) and attempts, and `waiting_for`: the sleep, wait or invoke

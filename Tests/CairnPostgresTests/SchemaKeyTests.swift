@@ -3,7 +3,7 @@ import CairnTesting
 import PostgresNIO
 import Testing
 
-/// The keys that enforce ARCHITECTURE.md's rules hold on the real server.
+/// The keys that enforce the rules in docs/architecture.md hold on the real server.
 @Suite struct SchemaKeyTests {
     static let runID = "01JD0000000000000000000001"
     static let eventID = "01JD0000000000000000000002"

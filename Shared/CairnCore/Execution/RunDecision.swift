@@ -44,7 +44,7 @@ public enum RunAction: Sendable, Hashable {
     case fail(error: JSONValue)
 }
 
-/// Decides what an SDK reply means for a run (PROTOCOL.md §3, §8). Pure: the executor performs
+/// Decides what an SDK reply means for a run (docs/protocol.md §3, §8). Pure: the executor performs
 /// the actions.
 public enum RunDecision {
     /// The longest sleep accepted: 366 days.
@@ -74,7 +74,7 @@ public enum RunDecision {
         }
     }
 
-    /// Several ops in one reply (PROTOCOL.md §3, Parallelism): results are recorded, planned
+    /// Several ops in one reply (docs/protocol.md §3, Parallelism): results are recorded, planned
     /// steps each get their own call, and discovery follows once all are done.
     static func decide(parallel ops: [SDKOpcode]) -> [RunAction] {
         var actions: [RunAction] = []

@@ -1,4 +1,4 @@
-/// One operation an SDK reports in a 206 reply (PROTOCOL.md §3).
+/// One operation an SDK reports in a 206 reply (docs/protocol.md §3).
 ///
 /// Parsing accepts nulls and ignores unknown keys; op names match exactly or in lowercase.
 public struct SDKOpcode: Sendable, Hashable {

@@ -1,6 +1,6 @@
 public import Foundation
 
-/// What an SDK's reply to a call request means (PROTOCOL.md §2.1), decided from its status,
+/// What an SDK's reply to a call request means (docs/protocol.md §2.1), decided from its status,
 /// headers and body.
 public enum SDKOutcome: Sendable, Hashable {
     /// 200, or a `RunComplete` op: the function returned `output`.
@@ -56,7 +56,7 @@ public enum SDKOutcome: Sendable, Hashable {
     }
 }
 
-/// What an SDK's reply says about retrying (PROTOCOL.md §2.1).
+/// What an SDK's reply says about retrying (docs/protocol.md §2.1).
 public struct RetryDirective: Sendable, Hashable {
     /// `x-inngest-no-retry: true`: fail now.
     public var noRetry: Bool
@@ -92,7 +92,7 @@ public struct RetryDirective: Sendable, Hashable {
     }
 }
 
-/// When failed attempts are tried again (PROTOCOL.md §8).
+/// When failed attempts are tried again (docs/protocol.md §8).
 public enum Backoff {
     /// Delays after failed attempt 0, 1, …; the last repeats.
     public static let schedule: [Double] = [15, 30, 60, 120, 300, 600, 1_200, 2_400, 3_600, 7_200]

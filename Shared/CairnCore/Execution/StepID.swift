@@ -1,6 +1,6 @@
 import Crypto
 
-/// Step ids as SDKs hash them (PROTOCOL.md §4): lowercase hex SHA-1 of the user's id, with
+/// Step ids as SDKs hash them (docs/protocol.md §4): lowercase hex SHA-1 of the user's id, with
 /// `:<n>` appended for the n-th reuse of the same id in one run. The server treats them as
 /// opaque keys; this exists for tests and tools that need to name a step.
 public enum StepID {

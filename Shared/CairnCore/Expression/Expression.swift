@@ -1,4 +1,4 @@
-/// A compiled expression in the CEL subset Cairn shares with Inngest (PROTOCOL.md §9): trigger
+/// A compiled expression in the CEL subset Cairn shares with Inngest (docs/protocol.md §9): trigger
 /// `expression`, waitForEvent and cancel `if`, batch `if`, the key expressions of
 /// concurrency, throttle, rate limit, idempotency, debounce, singleton and batching, and
 /// `priority.run`.

@@ -1,6 +1,6 @@
 import Crypto
 
-/// A sync as an SDK sends it to `POST /fn/register` (PROTOCOL.md §1.2): the app, where it is
+/// A sync as an SDK sends it to `POST /fn/register` (docs/protocol.md §1.2): the app, where it is
 /// served, and its functions, parsed and checked.
 ///
 /// Keys are read case-insensitively (`appname` from Python, `appName` from JS), and

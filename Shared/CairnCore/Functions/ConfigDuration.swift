@@ -1,6 +1,6 @@
 /// A duration written the way SDKs write them in function configuration: `30s`, `5m`, `1h`,
 /// `2d`, `1w`, or a sequence of such parts (`1h30m`), with optional fractions (`1.5h`) and the
-/// small units `ms`, `us`/`µs` and `ns` (PROTOCOL.md §1.2).
+/// small units `ms`, `us`/`µs` and `ns` (docs/protocol.md §1.2).
 ///
 /// The value is kept in whole milliseconds (smaller parts are rounded down); `text` keeps what
 /// was written, so a config round-trips unchanged.

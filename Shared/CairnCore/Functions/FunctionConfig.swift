@@ -1,4 +1,4 @@
-/// One function of an app, as an SDK describes it when it syncs (PROTOCOL.md §1.2), parsed and
+/// One function of an app, as an SDK describes it when it syncs (docs/protocol.md §1.2), parsed and
 /// checked. `json` keeps the object exactly as sent, unknown fields included; the typed fields
 /// are what the engine acts on.
 ///

@@ -2,7 +2,7 @@ import Crypto
 import Foundation
 
 /// A signing key as configured: `signkey-<env>-<hex>` or bare hex of even length
-/// (PROTOCOL.md §5).
+/// (docs/protocol.md §5).
 ///
 /// The HMAC key is the hex text itself (not decoded); the API bearer form is the SHA-256 of the
 /// decoded bytes, in hex.
@@ -114,7 +114,7 @@ public struct SigningKeys: Sendable, Hashable {
 
     /// Whether an `Authorization` header value authenticates an SDK or API caller: `Bearer `
     /// followed by a key or its hashed form, with or without the `signkey-<env>-` prefix
-    /// (PROTOCOL.md §5). Compared in constant time.
+    /// (docs/protocol.md §5). Compared in constant time.
     public func authorizes(authorization: String?) -> Bool {
         guard let authorization else { return false }
         let parts = authorization.split(separator: " ", maxSplits: 1)

@@ -3,7 +3,7 @@ public import Foundation
 public import Logging
 
 /// App sync: the SDK's `POST /fn/register`, and the `PUT` to an app that makes it register
-/// (PROTOCOL.md §1).
+/// (docs/protocol.md §1).
 ///
 /// Outside dev mode (signing keys configured) a register call must carry
 /// `Authorization: Bearer <key or its hash>`; in dev mode it may be unsigned. The server kind

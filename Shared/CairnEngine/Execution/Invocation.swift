@@ -2,7 +2,7 @@ public import CairnCore
 public import Foundation
 
 /// `step.invoke` and pauses: the event that starts the callee, the correlation that finds its
-/// end, and the values a timed-out pause records (PROTOCOL.md §3).
+/// end, and the values a timed-out pause records (docs/protocol.md §3).
 public enum Invocation {
     public static let invokedEventName = "inngest/function.invoked"
 

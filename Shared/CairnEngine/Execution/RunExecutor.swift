@@ -10,7 +10,7 @@ public struct ExecutorSettings: Sendable {
     public var leaseDuration: Duration = .seconds(60)
     /// Runs driven at once by one process.
     public var concurrency = 64
-    /// Longest wait for an SDK reply (PROTOCOL.md: a function or step may take 2 h).
+    /// Longest wait for an SDK reply (docs/protocol.md §8: a function or step may take 2 h).
     public var callTimeout: Duration = .seconds(7_200)
     /// Multiplies retry backoffs (`CAIRN_RETRY_BACKOFF_SCALE`; 1 in production).
     public var backoffScale: Double = 1
@@ -455,7 +455,7 @@ extension RunSnapshot {
     }
 }
 
-/// Per-run limits (PROTOCOL.md §8).
+/// Per-run limits (docs/protocol.md §8).
 public enum RunLimits {
     public static let maximumSteps = 1_000
     public static let maximumStepOutputBytes = 4 * 1024 * 1024

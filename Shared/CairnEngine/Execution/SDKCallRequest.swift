@@ -1,7 +1,7 @@
 public import CairnCore
 public import Foundation
 
-/// The HTTP request that calls a function (PROTOCOL.md §2).
+/// The HTTP request that calls a function (docs/protocol.md §2).
 public enum SDKCallRequest {
     /// The largest call body sent with the run's state inline: 4 MiB.
     public static let maximumRequestBytes = 4 * 1024 * 1024
@@ -45,7 +45,7 @@ public enum SDKCallRequest {
             ("x-run-id", snapshot.runID.description),
         ]
         // A request over 4 MiB carries no events or steps; the SDK fetches them from
-        // /v0/runs/{id}/batch and /v0/runs/{id}/actions instead (PROTOCOL.md §2).
+        // /v0/runs/{id}/batch and /v0/runs/{id}/actions instead (docs/protocol.md §2).
         var value = body(useAPI: false)
         if keys != nil { value = value.sortingKeys() }
         var bytes = value.serialized()

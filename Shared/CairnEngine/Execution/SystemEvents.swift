@@ -2,7 +2,7 @@ public import CairnCore
 import Synchronization
 public import Foundation
 
-/// The events Cairn emits about runs (PROTOCOL.md §7), and where they go.
+/// The events Cairn emits about runs (docs/protocol.md §7), and where they go.
 public enum SystemEvents {
     public static let finished = "inngest/function.finished"
     public static let failed = "inngest/function.failed"

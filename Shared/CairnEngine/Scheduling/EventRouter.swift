@@ -157,7 +157,7 @@ public final class EventRouter: Service {
         var run = NewRun(
             id: runID, functionID: function.id, functionVersion: function.version, eventIDs: [eventID], idempotencyKey: key,
             idempotentUntil: now.addingTimeInterval(idempotencyWindow))
-        // cancelOn: only events newer than the run cancel it (PROTOCOL.md §8).
+        // cancelOn: only events newer than the run cancel it (docs/protocol.md §8).
         run.pauses = function.config.cancel.enumerated().map { index, cancel in
             Pause(
                 runID: runID, stepID: "cancel-\(index)", kind: .cancel, eventName: cancel.event, expression: cancel.condition,
