@@ -171,6 +171,17 @@ struct EventColumns: Sendable {
         payloads.append(event.payload.jsonString)
         receivedAt.append(event.receivedAt)
     }
+
+    /// Appends the six arrays, in the order `unnest` reads them (id, name, external id, ts,
+    /// payload, received ms).
+    func bind(to bindings: inout PostgresBindings) {
+        bindings.append(ids)
+        bindings.append(names)
+        bindings.append(externalIDs)
+        bindings.append(timestamps)
+        bindings.append(payloads)
+        bindings.append(receivedAt)
+    }
 }
 
 /// The multi-row insert of a batch of events, prepared once per connection. An event whose
@@ -190,12 +201,7 @@ struct InsertEvents: PostgresPreparedStatement {
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings(capacity: 6)
-        bindings.append(columns.ids)
-        bindings.append(columns.names)
-        bindings.append(columns.externalIDs)
-        bindings.append(columns.timestamps)
-        bindings.append(columns.payloads)
-        bindings.append(columns.receivedAt)
+        columns.bind(to: &bindings)
         return bindings
     }
 

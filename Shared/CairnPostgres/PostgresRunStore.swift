@@ -595,12 +595,7 @@ struct FinishRun: PostgresPreparedStatement {
         bindings.append(output)
         bindings.append(error)
         bindings.append(now)
-        bindings.append(events.ids)
-        bindings.append(events.names)
-        bindings.append(events.externalIDs)
-        bindings.append(events.timestamps)
-        bindings.append(events.payloads)
-        bindings.append(events.receivedAt)
+        events.bind(to: &bindings)
         return bindings
     }
 

@@ -27,15 +27,14 @@ public struct PauseMatcher: Sendable {
     /// Events read per page while looking back.
     let pageSize = 500
 
-    public init(
-        pauses: any PauseStore, runs: any RunLog, events: any EventSink, eventLog: any EventLog, work: any WorkQueue,
-        outbox: any WorkOutbox, clock: any WallClock, logger: Logger
-    ) {
-        self.pauses = pauses
-        self.cancellation = RunCancellation(store: runs, events: events, clock: clock)
+    /// A matcher over `store`'s pauses (cancels go through `store` too, resumes through its
+    /// outbox), looking back in `eventLog` and publishing resumes on `work`.
+    public init(store: any RunStore, events: any EventSink, eventLog: any EventLog, work: any WorkQueue, clock: any WallClock, logger: Logger) {
+        self.pauses = store
+        self.cancellation = RunCancellation(store: store, events: events, clock: clock)
         self.eventLog = eventLog
         self.work = work
-        self.outbox = outbox
+        self.outbox = store
         self.clock = clock
         self.logger = logger
     }

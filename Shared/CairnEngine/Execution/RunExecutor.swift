@@ -56,8 +56,7 @@ public final class RunExecutor: Service {
         self.events = events
         self.sdk = sdk
         self.source = source
-        self.matcher = PauseMatcher(
-            pauses: store, runs: store, events: events, eventLog: eventLog, work: work, outbox: store, clock: clock, logger: logger)
+        self.matcher = PauseMatcher(store: store, events: events, eventLog: eventLog, work: work, clock: clock, logger: logger)
         self.clock = clock
         self.keys = keys
         self.settings = settings

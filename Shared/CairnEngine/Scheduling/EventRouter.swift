@@ -40,8 +40,7 @@ public final class EventRouter: Service {
         self.timers = timers
         self.events = events
         self.eventLog = eventLog
-        self.matcher = PauseMatcher(
-            pauses: store, runs: store, events: events, eventLog: eventLog, work: work, outbox: store, clock: clock, logger: logger)
+        self.matcher = PauseMatcher(store: store, events: events, eventLog: eventLog, work: work, clock: clock, logger: logger)
         self.idempotencyWindow = idempotencyWindow
         self.source = source
         self.catalog = catalog

@@ -62,8 +62,7 @@ public final class Reconciler: Service {
         self.work = work
         self.index = index
         self.epoch = epoch
-        self.matcher = PauseMatcher(
-            pauses: store, runs: store, events: events, eventLog: eventLog, work: work, outbox: store, clock: clock, logger: logger)
+        self.matcher = PauseMatcher(store: store, events: events, eventLog: eventLog, work: work, clock: clock, logger: logger)
         self.clock = clock
         self.interval = interval
         self.lookBackGrace = lookBackGrace
