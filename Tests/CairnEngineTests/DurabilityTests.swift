@@ -443,6 +443,21 @@ import Testing
         #expect(cancelledOrDone == "Cancelled" || cancelledOrDone == "Completed")
     }
 
+    /// An event sent right after a sync that added its function starts its run: the router
+    /// checks the function versions once per batch, whatever its cache's age.
+    @Test func anEventSentRightAfterASyncStartsItsRun() async throws {
+        let engine = EngineHarness()
+        try await engine.sync([("a", "shop/a", 0, [], FakeSDKApp.Function([.run("x", output: 1)]))])
+        try await engine.send("shop/a")
+        try await engine.settle()
+        try await engine.sync([
+            ("a", "shop/a", 0, [], FakeSDKApp.Function([.run("x", output: 1)])), ("b", "shop/b", 0, [], FakeSDKApp.Function([.run("y", output: 2)])),
+        ])
+        let event = try await engine.send("shop/b")
+        try await engine.settle()
+        #expect(try await engine.run(of: event).status == "Completed")
+    }
+
     /// A run keeps the function version it started with when the app is synced again in the
     /// middle of it.
     @Test func aResyncDoesNotChangeRunsAlreadyStarted() async throws {

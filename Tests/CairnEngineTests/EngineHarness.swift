@@ -31,7 +31,7 @@ final class EngineHarness: Sendable {
         store = InMemoryRunStore(registry: registry, eventLog: eventLog, clock: clock)
         sink = InMemoryEventSink(log: eventLog, stream: events, clock: clock)
         router = EventRouter(
-            source: events, catalog: FunctionCatalog(registry: registry, clock: clock, maximumAge: 0), store: store, eventLog: eventLog,
+            source: events, catalog: FunctionCatalog(registry: registry, clock: clock), store: store, eventLog: eventLog,
             work: work, timers: index, events: sink, clock: clock, logger: logger)
         timers = TimerService(store: store, work: work, eventLog: eventLog, eventStream: events, index: index, clock: clock, logger: logger)
         reconciler = Reconciler(

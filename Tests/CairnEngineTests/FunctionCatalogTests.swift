@@ -44,5 +44,10 @@ import Testing
         clock.advance(by: 2)
         #expect(try await Self.matches(catalog, n: 5))
         #expect(await catalog.problems.isEmpty)
+
+        // Unless asked to refresh: then a sync is seen at once.
+        _ = try await registry.sync(try Self.registration(expression: "event.data.n == 6"), at: clock.now)
+        try await catalog.refresh()
+        #expect(try await Self.matches(catalog, n: 6))
     }
 }

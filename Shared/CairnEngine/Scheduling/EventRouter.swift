@@ -62,6 +62,7 @@ public final class EventRouter: Service {
     /// Starts the runs `deliveries` call for, resumes and cancels the runs they match,
     /// publishes the resulting work, and marks the events routed.
     public func route(_ deliveries: [StreamDelivery]) async throws {
+        try await catalog.refresh()
         let now = clock.now
         var runs: [NewRun] = []
         var resumed: [WorkItem] = []

@@ -66,6 +66,15 @@ public actor FunctionCatalog {
         loadedAt = nil
     }
 
+    /// Asks the registry for the live versions now, whatever the cache's age, and reloads if
+    /// they changed: the router calls it once per batch, so that an event sent after a sync
+    /// completed is matched against the functions that sync added.
+    public func refresh() async throws {
+        // Stale, but loaded: the next look compares versions and reloads only on a change.
+        if loadedAt != nil { loadedAt = .distantPast }
+        try await refreshIfStale()
+    }
+
     func refreshIfStale() async throws {
         let now = clock.now
         if let loadedAt, now.timeIntervalSince(loadedAt) < maximumAge { return }
