@@ -24,10 +24,14 @@ public struct PostgresEventLog: EventLog {
     public func append(_ events: [AcceptedEvent], dedupeUntil: Date, now: Date) async throws -> [AppendOutcome] {
         if events.isEmpty { return [] }
         if events.allSatisfy({ $0.dedupeKey == nil }) {
-            // No keys to claim: one prepared multi-row insert, committed on its own.
+            // No keys to claim: one prepared multi-row insert. Still in a transaction: a lone
+            // statement is reported done before its commit, and these events are acknowledged
+            // once this returns; a COMMIT answers only once committed.
             var columns = EventColumns()
             for event in events { columns.append(event) }
-            let inserted = try await Self.inserted(try await client.execute(InsertEvents(columns: columns), logger: logger))
+            let inserted = try await client.withTransaction(logger: logger) { connection in
+                try await Self.inserted(try await connection.execute(InsertEvents(columns: columns), logger: logger))
+            }
             return events.map { inserted.contains($0.id.description) ? .stored : .duplicate(of: $0.id) }
         }
         return try await client.withTransaction(logger: logger) { connection in

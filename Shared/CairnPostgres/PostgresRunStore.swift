@@ -162,11 +162,14 @@ public struct PostgresRunStore: RunStore {
                 op: step.op, result: step.result, attempts: Int32(max(1, step.attempts)), recordedAt: now),
             logger: logger)
         for try await _ in inserted { return .recorded }
-        // Nothing written: either the lease is gone, or the step was already recorded.
-        let held = try await client.query("""
-            SELECT 1 FROM runs WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) AND status = 'Running'
+        // Nothing written: the lease is gone, the step was already recorded, or the log does
+        // not hold the steps this writer counted on.
+        let state = try await client.query("""
+            SELECT EXISTS (SELECT 1 FROM steps WHERE run_id = \(lease.runID.description) AND step_id = \(step.stepID))
+            FROM runs WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) AND status = 'Running'
             """, logger: logger)
-        return try await held.hasRows() ? .alreadyRecorded : .leaseLost
+        for try await recorded in state.decode(Bool.self) { return recorded ? .alreadyRecorded : .stepsChanged }
+        return .leaseLost
     }
 
     public func clearPending(_ lease: RunLease) async throws -> Bool {
@@ -197,13 +200,21 @@ public struct PostgresRunStore: RunStore {
         return true
     }
 
-    public func finish(_ lease: RunLease, _ end: RunEnd, emitting events: [AcceptedEvent], now: Date) async throws -> Bool {
+    public func finish(_ lease: RunLease, _ end: RunEnd, steps: Int, emitting events: [AcceptedEvent], now: Date) async throws -> FinishOutcome {
         var columns = EventColumns()
         for event in events { columns.append(event) }
-        let ended = try await client.execute(
-            FinishRun(runID: lease.runID.description, token: lease.token, end: end, events: columns, now: now), logger: logger)
-        for try await count in ended { return count > 0 }
-        return false
+        let statement = FinishRun(runID: lease.runID.description, token: lease.token, steps: Int32(steps), end: end, events: columns, now: now)
+        // In a transaction: its COMMIT answers only once committed, and the executor
+        // acknowledges the work item right after.
+        let outcome: FinishOutcome? = try await client.withTransaction(logger: logger) { connection in
+            for try await count in try await connection.execute(statement, logger: logger) where count > 0 { return .finished }
+            return nil
+        }
+        if let outcome { return outcome }
+        let state = try await client.query("""
+            SELECT 1 FROM runs WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) AND status = 'Running'
+            """, logger: logger)
+        return try await state.hasRows() ? .stepsChanged : .leaseLost
     }
 
     public func cancel(_ runID: ULID, now: Date, emitting: @Sendable (CancelledRun) -> [AcceptedEvent]) async throws -> [AcceptedEvent]? {
@@ -480,11 +491,14 @@ public struct PostgresRunStore: RunStore {
 
     public func delayEvent(_ eventID: ULID, until: Date, now: Date) async throws {
         let payload = JSONValue.object(["event": .string(eventID.description)]).jsonString
-        try await client.query("""
-            INSERT INTO timers (id, kind, due_at, payload, created_at)
-            VALUES (\("event:" + eventID.description), 'event', \(until), \(payload)::json, \(now))
-            ON CONFLICT (id) DO NOTHING
-            """, logger: logger)
+        // In a transaction, committed before the router acknowledges the event.
+        try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("""
+                INSERT INTO timers (id, kind, due_at, payload, created_at)
+                VALUES (\("event:" + eventID.description), 'event', \(until), \(payload)::json, \(now))
+                ON CONFLICT (id) DO NOTHING
+                """, logger: logger)
+        }
     }
 
     public func deliverDueEvents(now: Date, limit: Int, _ deliver: @Sendable ([ULID]) async throws -> Void) async throws -> Int {
@@ -542,14 +556,16 @@ public struct PostgresRunStore: RunStore {
     }
 }
 
-/// Ends a run under its lease in one statement: status and result, lease, work items, timers
-/// and pauses retired, system events stored. Returns the number of runs ended (0 or 1).
+/// Ends a run under its lease in one statement, if its log holds the steps the writer counted
+/// on: status and result, lease, work items, timers and pauses retired, system events stored.
+/// Returns the number of runs ended (0 or 1).
 struct FinishRun: PostgresPreparedStatement {
     static let sql = """
         WITH ended AS (
             UPDATE runs SET status = $3, output = $4::json, error = $5::json, ended_at = $6, updated_at = $6,
                 lease_owner = NULL, lease_expires_at = NULL
             WHERE id = $1 AND fencing_token = $2 AND status = 'Running'
+              AND (SELECT count(*) FROM steps WHERE run_id = $1) = $13
             RETURNING id
         ), work AS (
             DELETE FROM outbox WHERE run_id IN (SELECT id FROM ended) RETURNING 1
@@ -573,6 +589,7 @@ struct FinishRun: PostgresPreparedStatement {
 
     var runID: String
     var token: Int64
+    var steps: Int32
     var end: RunEnd
     var events: EventColumns
     var now: Date
@@ -588,7 +605,7 @@ struct FinishRun: PostgresPreparedStatement {
             error = value.jsonString
         case .cancelled: status = "Cancelled"
         }
-        var bindings = PostgresBindings(capacity: 12)
+        var bindings = PostgresBindings(capacity: 13)
         bindings.append(runID)
         bindings.append(token)
         bindings.append(status)
@@ -596,6 +613,7 @@ struct FinishRun: PostgresPreparedStatement {
         bindings.append(error)
         bindings.append(now)
         events.bind(to: &bindings)
+        bindings.append(steps)
         return bindings
     }
 
@@ -604,14 +622,16 @@ struct FinishRun: PostgresPreparedStatement {
     }
 }
 
-/// Records one step if the lease token still holds; returns a row when it wrote one. `FOR
-/// SHARE` locks the run's row: a takeover that changes the token waits for this insert to
-/// commit, or this insert waits for the takeover and then finds the token changed.
+/// Records one step if the lease token still holds and the log holds exactly the steps before
+/// it; returns a row when it wrote one. `FOR SHARE` locks the run's row: a takeover that
+/// changes the token waits for this insert to commit, or this insert waits for the takeover
+/// and then finds the token changed.
 struct RecordStep: PostgresPreparedStatement {
     static let sql = """
         INSERT INTO steps (run_id, step_id, position, name, op, result, attempts, recorded_at)
         SELECT $1, $3, $4, $5, $6, $7::json, $8, $9
         WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND fencing_token = $2 AND status = 'Running' FOR SHARE)
+          AND (SELECT count(*) FROM steps WHERE run_id = $1) = $4
         ON CONFLICT ON CONSTRAINT steps_once DO NOTHING
         RETURNING 1
         """

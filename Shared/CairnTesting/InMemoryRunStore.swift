@@ -26,6 +26,9 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         /// Writes, then throws: the caller never learns the outcome, as if it died right after
         /// the commit.
         case failAfter
+        /// Reports success and writes nothing: a write the database reported done that a crash
+        /// undid before its commit. Only `recordStep` takes it.
+        case lose
     }
 
     /// The error an injected fault throws.
@@ -129,7 +132,7 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         switch fault {
         case .before(let action)?: try await action()
         case .failBefore?: throw InjectedFault(operation: operation)
-        case .failAfter?, nil: break
+        case .failAfter?, .lose?, nil: break
         }
         let result = try state.withLock { try body(&$0) }
         if case .failAfter? = fault { throw InjectedFault(operation: operation) }
@@ -235,13 +238,15 @@ public final class InMemoryRunStore: RunStore, RunQueries {
     }
 
     public func recordStep(_ lease: RunLease, _ step: StepRecord, now: Date) async throws -> RecordOutcome {
-        try await perform(.recordStep) { state in
+        if case .lose? = state.withLock({ $0.faults[.recordStep]?.first }) {
+            _ = takeFault(.recordStep)
+            return .recorded
+        }
+        return try await perform(.recordStep) { state in
             guard Self.holds(lease, state) else { return .leaseLost }
             let existing = state.steps[lease.runID] ?? []
             if existing.contains(where: { $0.step.stepID == step.stepID }) { return .alreadyRecorded }
-            guard !existing.contains(where: { $0.step.position == step.position }) else {
-                throw InMemoryStoreError(detail: "run \(lease.runID) already has a step at position \(step.position)")
-            }
+            guard existing.count == step.position else { return .stepsChanged }
             state.steps[lease.runID, default: []].append(StepRow(step: step, recordedAt: now))
             return .recorded
         }
@@ -274,9 +279,10 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         return true
     }
 
-    public func finish(_ lease: RunLease, _ end: RunEnd, emitting events: [AcceptedEvent], now: Date) async throws -> Bool {
+    public func finish(_ lease: RunLease, _ end: RunEnd, steps: Int, emitting events: [AcceptedEvent], now: Date) async throws -> FinishOutcome {
         try await perform(.finish) { state in
-            guard Self.holds(lease, state), var run = state.runs[lease.runID] else { return false }
+            guard Self.holds(lease, state), var run = state.runs[lease.runID] else { return .leaseLost }
+            guard (state.steps[lease.runID] ?? []).count == steps else { return .stepsChanged }
             switch end {
             case .completed(let output):
                 run.status = "Completed"
@@ -293,7 +299,7 @@ public final class InMemoryRunStore: RunStore, RunQueries {
             state.runs[lease.runID] = run
             Self.retireEverything(of: lease.runID, &state)
             eventLog.storeCommitted(events)
-            return true
+            return .finished
         }
     }
 

@@ -89,6 +89,7 @@ public enum RunStoreContract {
         ("leases: granted, busy, stale, ended", leaseOutcomes),
         ("a stale holder changes nothing after a takeover", staleHolderChangesNothing),
         ("a step is recorded once, first write wins", firstWriteWins),
+        ("steps are recorded and runs end only on the log the writer counted on", stepsFollowTheLog),
         ("the write that ends a drive retires its item", endingADriveRetiresTheItem),
         ("two retries of the same call in one run are two timers", twoRetriesInOneRun),
         ("a timer id already taken fails the park and changes nothing", timerCollisionChangesNothing),
@@ -150,7 +151,7 @@ public enum RunStoreContract {
         #expect(try await !f.store.clearPending(first))
         let retry = WorkItem(runID: first.runID, reason: .retry, call: .discovery, generation: first.token)
         #expect(try await !f.store.park(first, timers: [(retry, f.t0)], pendingSteps: nil, now: f.t0))
-        #expect(try await !f.store.finish(first, .completed(output: "stale"), emitting: [f.event("stale", entropy: 1)], now: f.t0))
+        #expect(try await f.store.finish(first, .completed(output: "stale"), steps: 0, emitting: [f.event("stale", entropy: 1)], now: f.t0) == .leaseLost)
         #expect(try await !f.store.release(first, now: f.t0))
         let timedOut = try await f.store.timeOutPause(first, stepID: "w", position: 0, now: f.t0, timeoutStep: Invocation.timeoutStep)
         #expect(timedOut == .leaseLost)
@@ -159,7 +160,7 @@ public enum RunStoreContract {
         #expect(try await f.eventLog.events(named: "stale", after: ULID(milliseconds: 0, entropy: [UInt8](repeating: 0, count: 10)), limit: 10).isEmpty)
         #expect(try await f.store.recordStep(second, f.step("s", position: 0, result: #"{"data":2}"#), now: f.t0) == .recorded)
         #expect(try await f.store.snapshot(first.runID).steps["s"] == ["data": 2])
-        #expect(try await f.store.finish(second, .completed(output: "done"), emitting: [], now: f.t0))
+        #expect(try await f.store.finish(second, .completed(output: "done"), steps: 1, emitting: [], now: f.t0) == .finished)
         #expect(try await f.store.run(first.runID)?.output == "done")
     }
 
@@ -174,6 +175,21 @@ public enum RunStoreContract {
         #expect(snapshot.stack == ["s", "t"])
         #expect(snapshot.function.id == "shop-a")
         #expect(snapshot.events.first?["data"] == ["n": 1])
+    }
+
+    static func stepsFollowTheLog(_ f: RunStoreFixture) async throws {
+        let lease = try await f.startedRun()
+        #expect(try await f.store.recordStep(lease, f.step("a", position: 0), now: f.t0) == .recorded)
+        // The writer counted on a step at position 1 that is not there (lost before its
+        // commit): nothing is written, and the writer learns so.
+        #expect(try await f.store.recordStep(lease, f.step("c", position: 2), now: f.t0) == .stepsChanged)
+        #expect(try await f.store.finish(lease, .completed(output: 1), steps: 3, emitting: [f.event("early", entropy: 7)], now: f.t0) == .stepsChanged)
+        #expect(try await f.store.snapshot(lease.runID).stack == ["a"])
+        #expect(try await f.store.run(lease.runID)?.status == "Running")
+        #expect(try await f.eventLog.events(named: "early", after: ULID(milliseconds: 0, entropy: [UInt8](repeating: 0, count: 10)), limit: 10).isEmpty)
+        // Reloaded, it goes on from what is stored.
+        #expect(try await f.store.recordStep(lease, f.step("b", position: 1), now: f.t0) == .recorded)
+        #expect(try await f.store.finish(lease, .completed(output: 1), steps: 2, emitting: [], now: f.t0) == .finished)
     }
 
     static func endingADriveRetiresTheItem(_ f: RunStoreFixture) async throws {
@@ -207,7 +223,7 @@ public enum RunStoreContract {
         #expect(try await f.store.park(second, timers: [(retryB, f.t0.addingTimeInterval(2))], pendingSteps: nil, now: f.t0))
         #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(2), limit: 10) == [retryB])
         let third = try await f.lease(retryB, owner: "one")
-        #expect(try await f.store.finish(third, .completed(output: "ok"), emitting: [], now: f.t0))
+        #expect(try await f.store.finish(third, .completed(output: "ok"), steps: 1, emitting: [], now: f.t0) == .finished)
         #expect(try await f.store.run(first.runID)?.status == "Completed")
     }
 
@@ -314,13 +330,13 @@ public enum RunStoreContract {
     static func finishStoresEventsAtomically(_ f: RunStoreFixture) async throws {
         let lease = try await f.startedRun()
         let finished = f.event(SystemEvents.finished, entropy: 2)
-        #expect(try await f.store.finish(lease, .failed(error: ["message": "x"]), emitting: [finished], now: f.t0))
+        #expect(try await f.store.finish(lease, .failed(error: ["message": "x"]), steps: 0, emitting: [finished], now: f.t0) == .finished)
         // Stored unpublished and unrouted: the relay or a rebuild will carry it.
         let stored = try await f.eventLog.unrouted(after: nil, limit: 10)
         #expect(stored.map(\.id).contains(finished.id))
         #expect(try await f.eventLog.unpublished(receivedBefore: .distantFuture, limit: 10).map(\.id).contains(finished.id))
         // A second finish (a retry after an unknown commit outcome) stores nothing more.
-        #expect(try await !f.store.finish(lease, .completed(output: 1), emitting: [f.event(SystemEvents.finished, entropy: 3)], now: f.t0))
+        #expect(try await f.store.finish(lease, .completed(output: 1), steps: 0, emitting: [f.event(SystemEvents.finished, entropy: 3)], now: f.t0) == .leaseLost)
         #expect(try await f.eventLog.unrouted(after: nil, limit: 10).filter { $0.name == SystemEvents.finished }.count == 1)
         let run = try #require(try await f.store.run(lease.runID))
         #expect(run.status == "Failed")
@@ -342,7 +358,7 @@ public enum RunStoreContract {
         #expect(try await f.store.park(lease, timers: retries, pendingSteps: ["x", "y"], now: f.t0))
         let fired = try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(1), limit: 1)
         let next = try await f.lease(try #require(fired.first), owner: "one")
-        #expect(try await f.store.finish(next, .completed(output: "done"), emitting: [], now: f.t0))
+        #expect(try await f.store.finish(next, .completed(output: "done"), steps: 0, emitting: [], now: f.t0) == .finished)
         #expect(try await f.store.liveWork(after: nil, limit: 10).items.isEmpty)
         #expect(try await f.store.unfiredTimers(after: nil, limit: 10).isEmpty)
         #expect(try await f.store.openPauses(eventName: "shop/stop", now: f.t0).isEmpty)

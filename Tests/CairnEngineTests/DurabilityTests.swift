@@ -44,6 +44,30 @@ import Testing
         #expect(engine.app.executions(run.id, "a") == 1)
     }
 
+    /// A step insert the database reported done is undone by a crash before its commit: the
+    /// next write finds the log short, the run is reloaded, and the step runs again. The log
+    /// never has a gap, and the run ends with every step recorded.
+    @Test(arguments: [1, 2, 3])
+    func aStepLostBeforeItsCommitIsFoundAtTheNextWrite(lostStep: Int) async throws {
+        let engine = EngineHarness()
+        try await engine.sync([("three", "shop/three", 0, [], FakeSDKApp.Function(
+            [.run("s1", output: 1), .run("s2", output: 2), .run("s3", output: 3)],
+            output: { ["s1": $0["s1"] ?? .null, "s2": $0["s2"] ?? .null, "s3": $0["s3"] ?? .null] }))])
+        let event = try await engine.send("shop/three")
+        try await engine.route()
+        // Lose the write of step `lostStep`: the fault is taken by that write.
+        for _ in 1..<lostStep {
+            engine.store.inject(.before {}, on: .recordStep)
+        }
+        engine.store.inject(.lose, on: .recordStep)
+        try await engine.settle()
+        let run = try await engine.run(of: event)
+        #expect(run.status == "Completed")
+        #expect(run.output == ["s1": 1, "s2": 2, "s3": 3])
+        #expect(run.steps.map(\.name) == ["s1", "s2", "s3"])
+        #expect(engine.app.executions(run.id, "s\(lostStep)") == 2)
+    }
+
     // MARK: Pauses
 
     /// The event a wait is for arrives while the wait's pause is being stored: the router

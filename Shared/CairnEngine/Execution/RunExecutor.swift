@@ -163,6 +163,7 @@ public final class RunExecutor: Service {
         let maxAttempts = snapshot.function.retries + 1
         var version = -1
         while true {
+          do {
             if let exceeded = RunLimits.exceeded(by: snapshot) {
                 return try await end(lease, snapshot, .failed(error: RunLimits.error(exceeded)))
             }
@@ -227,6 +228,13 @@ public final class RunExecutor: Service {
             }
             guard let next else { return try await release(lease) }
             call = next
+          } catch is StepsChanged {
+            // A step this drive recorded was lost to a database crash before its commit:
+            // continue from what is stored; the app runs that step again.
+            logger.warning("a recorded step was lost before its commit; reloading the run", metadata: metadata)
+            snapshot = try await store.snapshot(item.runID)
+            call = .discovery
+          }
         }
     }
 
@@ -328,8 +336,11 @@ public final class RunExecutor: Service {
         let now = clock.now
         let emitted = stamper.accept(
             SystemEvents.forEnd(functionSlug: snapshot.function.id, runID: snapshot.runID, events: snapshot.events, end: end), now: now)
-        guard try await store.finish(lease, end, emitting: emitted, now: now) else { throw LeaseLost(runID: lease.runID) }
-        await events.announce(emitted)
+        switch try await store.finish(lease, end, steps: snapshot.stack.count, emitting: emitted, now: now) {
+        case .finished: await events.announce(emitted)
+        case .leaseLost: throw LeaseLost(runID: lease.runID)
+        case .stepsChanged: throw StepsChanged()
+        }
     }
 
     /// Records a step and keeps the snapshot in step. False when driving must stop because the
@@ -352,6 +363,8 @@ public final class RunExecutor: Service {
             snapshot = try await store.snapshot(lease.runID)
         case .leaseLost:
             throw LeaseLost(runID: lease.runID)
+        case .stepsChanged:
+            throw StepsChanged()
         }
         return true
     }
@@ -442,6 +455,10 @@ struct LeaseLost: Error, CustomStringConvertible {
     var runID: ULID
     var description: String { "the lease on run \(runID) was lost" }
 }
+
+/// The run's log does not hold the steps this drive recorded: one was lost before its commit.
+/// The drive reloads the run and goes on.
+struct StepsChanged: Error {}
 
 extension RunSnapshot {
     /// Adds a step just recorded.

@@ -30,7 +30,13 @@ public protocol RunLog: Sendable {
     /// The run's function (the version it started with), events and recorded steps.
     func snapshot(_ runID: ULID) async throws -> RunSnapshot
 
-    /// Records a step's memo value, first write wins.
+    /// Records a step's memo value, first write wins, only at the position right after the
+    /// steps already recorded (`step.position` of them).
+    ///
+    /// The step insert is the one write not committed in its own transaction (it is the hot
+    /// path): the database may report it done before its commit, which a crash can still undo.
+    /// Holding every later write to the count of steps its writer recorded finds such a loss
+    /// at the next write (`.stepsChanged`) instead of leaving a gap in the log.
     func recordStep(_ lease: RunLease, _ step: StepRecord, now: Date) async throws -> RecordOutcome
 
     /// Clears the parallel group's pending steps (all done); false when the lease was lost.
@@ -40,11 +46,11 @@ public protocol RunLog: Sendable {
     /// False when the lease was lost.
     func release(_ lease: RunLease, now: Date) async throws -> Bool
 
-    /// Ends the run, in one transaction: its status and result, its lease, its outbox items,
-    /// timers and pauses retired, and `events` (its system events) stored unpublished for the
-    /// caller to announce. False, with nothing written, when the lease was lost or the run had
-    /// already ended.
-    func finish(_ lease: RunLease, _ end: RunEnd, emitting events: [AcceptedEvent], now: Date) async throws -> Bool
+    /// Ends the run, in one transaction committed before it returns: its status and result,
+    /// its lease, its outbox items, timers and pauses retired, and `events` (its system events)
+    /// stored unpublished for the caller to announce; only if the run holds exactly `steps`
+    /// recorded steps.
+    func finish(_ lease: RunLease, _ end: RunEnd, steps: Int, emitting events: [AcceptedEvent], now: Date) async throws -> FinishOutcome
 
     /// Cancels an unfinished run in one transaction: ends it, revokes any lease (the token
     /// moves on), consumes its pauses, disarms its timers, retires its outbox items, and stores

@@ -197,6 +197,20 @@ public enum RecordOutcome: Sendable, Hashable {
     case alreadyRecorded
     /// The lease is gone: another holder, or the run ended. Nothing was written.
     case leaseLost
+    /// The run's log does not hold the steps the writer counted on (one it recorded was lost
+    /// to a database crash before its commit): nothing was written; reload and go on.
+    case stepsChanged
+}
+
+/// What became of a run's end handed to `RunLog.finish`.
+public enum FinishOutcome: Sendable, Hashable {
+    /// The run ended now.
+    case finished
+    /// The lease is gone, or the run had already ended. Nothing was written.
+    case leaseLost
+    /// The run's log does not hold the steps the writer counted on: nothing was written;
+    /// reload and go on.
+    case stepsChanged
 }
 
 /// What became of a pause's timeout.
