@@ -11,13 +11,14 @@ DATA_DIR ?= .data/dev
 VENV := .venv
 PYTHON_APP_REQUIREMENTS := Tests/EndToEndTests/PythonApp/requirements.txt
 
-.PHONY: help deps venv build dev test bench bench-smoke proto clean
+.PHONY: help deps venv build dev test bench bench-smoke chaos chaos-smoke proto clean
 
 help:
 	@echo "make dev     build and run every Cairn role in one process (API :8288, gateway :8289)"
 	@echo "make test    install what is missing, start private Redis + Postgres, run every test"
 	@echo "make build   build every executable"
 	@echo "make bench   run the benchmarks in bench/"
+	@echo "make chaos   kill roles, flush Redis, restart Postgres under load; check nothing is lost"
 
 # Installs the Debian packages Cairn needs, only those that are missing.
 deps:
@@ -45,7 +46,8 @@ dev: build
 	@BIN=$$($(SWIFT) build --show-bin-path); exec "$$BIN/cairn" dev --data-dir $(DATA_DIR)
 
 # Tests run against real servers: a private redis-server and Postgres cluster on free loopback
-# ports, started before `swift test` and stopped after it, pass or fail.
+# ports, started before `swift test` and stopped after it, pass or fail. Then the deploy checks,
+# the benchmarks and the chaos harness, each in its short form.
 test: deps venv
 	$(SWIFT) build --build-tests $(SWIFT_BUILD_FLAGS)
 	CAIRN_PG_FSYNC=off $(SERVERS) run -- bash -c '\
@@ -55,12 +57,21 @@ test: deps venv
 	  $(SWIFT) test --skip-build $(SWIFT_TEST_FLAGS)'
 	deploy/check.sh
 	BENCH_SMOKE=1 bench/run.sh
+	CHAOS_SMOKE=1 CHAOS_BIN_DIR="$$($(SWIFT) build --show-bin-path)" bench/chaos/run.sh
 
 bench: deps
 	bench/run.sh
 
 bench-smoke: deps
 	BENCH_SMOKE=1 bench/run.sh
+
+# Chaos: kill -9 roles, FLUSHALL Redis and restart Postgres under a workload on the Python SDK
+# app, then check nothing was lost (bench/chaos). `make chaos CHAOS_FAULTS=0` runs the control.
+chaos: deps venv
+	bench/chaos/run.sh
+
+chaos-smoke: deps venv
+	CHAOS_SMOKE=1 bench/chaos/run.sh
 
 clean:
 	rm -rf .build .data $(VENV)

@@ -1,7 +1,8 @@
 """Turns the `name=value` lines the bench scripts print into results.json and RESULTS.md.
 
 Usage: report.py LOG OUT_DIR — every figure with its unit, the conditions it was measured
-under, and where it has one, its ratio to the reference measured in the same run."""
+under, and where it has one, its ratio to the reference measured in the same run. The chaos
+section of an existing RESULTS.md (written by `make chaos`) is kept."""
 
 import datetime
 import json
@@ -78,6 +79,19 @@ def ratio(name, values):
     return None
 
 
+def chaos_section(path):
+    """The section `make chaos` keeps in RESULTS.md (between its markers), to write back as is."""
+    begin, end = "<!-- chaos:begin -->", "<!-- chaos:end -->"
+    try:
+        with open(path) as file:
+            text = file.read()
+    except FileNotFoundError:
+        return ""
+    if begin not in text or end not in text:
+        return ""
+    return begin + text.split(begin, 1)[1].split(end, 1)[0] + end
+
+
 def main():
     log, out = sys.argv[1], sys.argv[2]
     values = {}
@@ -108,10 +122,14 @@ def main():
         shown = f"{figure['value']:,.3f}".rstrip("0").rstrip(".")
         reference = f"{figure['ratio']:.2f} {figure['ratio_to']}" if "ratio" in figure else ""
         rows.append(f"| {figure['what']} | {shown} | {figure['unit']} | {figure['conditions']} | {reference} |")
-    with open(os.path.join(out, "RESULTS.md"), "w") as file:
+    path = os.path.join(out, "RESULTS.md")
+    chaos = chaos_section(path)
+    with open(path, "w") as file:
         file.write(f"# Cairn benchmark results\n\nMeasured {stamp} on {machine}, all in one run of `make bench`: "
                    "the machine's limits first, then Cairn against them. No figure is asserted anywhere.\n\n")
         file.write("\n".join(rows) + "\n")
+        if chaos:
+            file.write("\n" + chaos + "\n")
     print(f"wrote {os.path.join(out, 'RESULTS.md')} and results.json ({len(results['figures'])} figures)")
 
 

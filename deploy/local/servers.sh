@@ -5,6 +5,9 @@
 #                                            prints KEY=VALUE lines (also written to DIR/env)
 #   servers.sh stop DIR                      stop both and wait until their processes are gone
 #   servers.sh run [DIR] -- CMD [ARGS...]    start, run CMD with the URLs exported, stop on exit
+#   servers.sh postgres-stop DIR [fast|immediate]   stop only Postgres of running servers (bench/chaos)
+#   servers.sh postgres-start DIR            start it again on the same port and data directory
+#                                            (give it the same CAIRN_PG_FSYNC as `start`)
 #
 # Used by `make dev`, `make test` and `cairn dev`. With --owner-pid, a watchdog stops the servers
 # when that process is gone, so a crashed owner leaves nothing behind.
@@ -108,11 +111,7 @@ wal_level = minimal
 max_wal_senders = 0
 CONF
   fi
-  local sync=${CAIRN_PG_FSYNC:-on}
-  case "$sync" in on|off) ;; *) die "CAIRN_PG_FSYNC must be on or off, got $sync" ;; esac
-  as_pg "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -w -t 60 \
-    -o "-p $pg_port -k $dir/pg -c fsync=$sync -c synchronous_commit=$sync -c full_page_writes=$sync" start >/dev/null \
-    || { tail -n 30 "$dir/pg/postgres.log" >&2; die "postgres did not start"; }
+  pg_start "$dir" "$pg_port"
   if [ -z "$(as_pg "$bin/psql" -h 127.0.0.1 -p "$pg_port" -U cairn -d postgres -qAt -c "SELECT 1 FROM pg_database WHERE datname = 'cairn'")" ]; then
     as_pg "$bin/psql" -h 127.0.0.1 -p "$pg_port" -U cairn -d postgres -qAt -c "CREATE DATABASE cairn" >/dev/null
   fi
@@ -131,6 +130,23 @@ ENV
       watchdog "$owner" "$dir" "$(readlink -f "$0")" >/dev/null 2>&1 </dev/null &
   fi
   cat "$dir/env"
+}
+
+# pg_start DIR PORT: starts DIR's Postgres cluster on PORT, durability per CAIRN_PG_FSYNC.
+pg_start() {
+  local dir=$1 pg_port=$2
+  local bin; bin=$(pg_bin)
+  local sync=${CAIRN_PG_FSYNC:-on}
+  case "$sync" in on|off) ;; *) die "CAIRN_PG_FSYNC must be on or off, got $sync" ;; esac
+  as_pg "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -w -t 60 \
+    -o "-p $pg_port -k $dir/pg -c fsync=$sync -c synchronous_commit=$sync -c full_page_writes=$sync" start >/dev/null \
+    || { tail -n 30 "$dir/pg/postgres.log" >&2; die "postgres did not start"; }
+}
+
+# postgres_port DIR: the Postgres port of DIR's running servers, from DIR/env.
+postgres_port() {
+  [ -f "$1/env" ] || die "$1 holds no running servers"
+  sed -n 's|^CAIRN_POSTGRES_URL=postgres://[^@]*@127.0.0.1:\([0-9]*\)/.*|\1|p' "$1/env"
 }
 
 stop() {
@@ -188,7 +204,19 @@ case "$cmd" in
     "$@" || status=$?
     exit $status
     ;;
+  postgres-stop)
+    [ $# -ge 1 ] || die "usage: servers.sh postgres-stop DIR [fast|immediate]"
+    dir=$(cd "$1" && pwd); mode=${2:-fast}
+    postgres_port "$dir" >/dev/null
+    as_pg "$(pg_bin)/pg_ctl" -D "$dir/pg/data" -m "$mode" -w -t 30 stop >/dev/null
+    ;;
+  postgres-start)
+    [ $# -ge 1 ] || die "usage: servers.sh postgres-start DIR"
+    dir=$(cd "$1" && pwd)
+    port=$(postgres_port "$dir")
+    pg_start "$dir" "$port"
+    ;;
   *)
-    die "usage: servers.sh start DIR [--owner-pid PID] | stop DIR | run [DIR] -- CMD [ARGS...]"
+    die "usage: servers.sh start DIR [--owner-pid PID] | stop DIR | run [DIR] -- CMD [ARGS...] | postgres-stop DIR [fast|immediate] | postgres-start DIR"
     ;;
 esac
