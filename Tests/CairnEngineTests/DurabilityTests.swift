@@ -7,7 +7,7 @@ import Testing
 /// The engine never loses, strands or double-advances a run: each hole of docs/durability.md,
 /// shown on the in-memory store with a manual clock, with faults injected exactly where a
 /// process could die or a message could be duplicated, late or lost.
-@Suite struct DurabilityTests {
+@Suite(.timeLimit(.minutes(2))) struct DurabilityTests {
     typealias Step = FakeSDKApp.Step
 
     // MARK: Retries
