@@ -7,7 +7,9 @@ import Synchronization
 /// function is a list of steps replayed against the memoized results a call carries, the way
 /// an SDK replays a function. The first step without a result runs (a `step.run` runs inline
 /// and reports `StepRun`, or `StepError` while it is set to fail) or is reported (sleep, wait,
-/// invoke). Once every step has a result the function returns its output.
+/// invoke, a parallel group's planned steps). Once every step has a result the function
+/// returns its output. Like the SDKs, it fails a call that targets a step other than the one
+/// it reaches.
 ///
 /// It counts how often each step body ran, per run, and can hold a call until the test lets
 /// it go.
@@ -24,10 +26,14 @@ public final class FakeSDKApp: SDKTransport {
         case invoke(String, function: String, data: JSONValue = [:], timeout: String? = nil)
         /// The function raises outside any step here, the first `failures` times it gets here.
         case raise(String, failures: Int)
+        /// A parallel group of `step.run`s (each fails its first `failures[name]` executions and
+        /// returns its `outputs[name]`): planned together, then each run by a call targeting it.
+        case parallel([String], failures: [String: Int] = [:], outputs: [String: JSONValue] = [:])
 
         var name: String {
             switch self {
             case .run(let name, _, _), .sleep(let name, _), .wait(let name, _, _, _), .invoke(let name, _, _, _), .raise(let name, _): name
+            case .parallel(let names, _, _): names.joined(separator: "+")
             }
         }
     }
@@ -139,6 +145,16 @@ public final class FakeSDKApp: SDKTransport {
         var results: [String: JSONValue] = [:]
         for step in function.steps {
             let id = StepID.hashed(step.name)
+            if case .parallel(let names, let failures, let outputs) = step {
+                let open = names.filter { memo[StepID.hashed($0)] == nil }
+                for name in names where !open.contains(name) { results[name] = memo[StepID.hashed(name)]?["data"] ?? .null }
+                if open.isEmpty { continue }
+                if target == SDKCall.discoveryStepID {
+                    return Self.ops(open.map { ["op": "StepPlanned", "id": .string(StepID.hashed($0)), "name": .string($0), "displayName": .string($0)] })
+                }
+                guard let name = open.first(where: { StepID.hashed($0) == target }) else { return Self.unexpected(target) }
+                return try await run(name, in: runID, failures: failures[name] ?? 0, output: outputs[name] ?? .null)
+            }
             if case .raise(let name, let failures) = step {
                 if count(runID, name) <= failures {
                     return Self.reply(500, ["name": "Error", "message": .string("raised at \(name)")])
@@ -153,15 +169,11 @@ public final class FakeSDKApp: SDKTransport {
                 if case .wait = step { results[step.name] = value } else { results[step.name] = value["data"] ?? .null }
                 continue
             }
-            guard target == SDKCall.discoveryStepID || target == id else { continue }
+            // As the SDKs do: a call that targets one step must not find another one new.
+            guard target == SDKCall.discoveryStepID || target == id else { return Self.unexpected(target) }
             switch step {
             case .run(let name, let failures, let output):
-                try await pauseIfHeld(name)
-                if count(runID, name) <= failures {
-                    return Self.ops([["op": "StepError", "id": .string(id), "name": .string(name), "displayName": .string(name),
-                                      "error": ["name": "Error", "message": .string("\(name) failed")]]])
-                }
-                return Self.ops([["op": "StepRun", "id": .string(id), "name": .string(name), "displayName": .string(name), "data": output]])
+                return try await run(name, in: runID, failures: failures, output: output)
             case .sleep(let name, let duration):
                 return Self.ops([["op": "Sleep", "id": .string(id), "name": .string(duration), "displayName": .string(name)]])
             case .wait(let name, let event, let condition, let timeout):
@@ -172,11 +184,29 @@ public final class FakeSDKApp: SDKTransport {
                 var opts: JSONObject = ["function_id": .string(callee), "payload": ["data": data]]
                 if let timeout { opts.setValue(.string(timeout), forKey: "timeout") }
                 return Self.ops([["op": "InvokeFunction", "id": .string(id), "displayName": .string(name), "opts": .object(opts)]])
-            case .raise:
+            case .raise, .parallel:
                 continue
             }
         }
         return SDKReply(status: 200, headers: ["x-inngest-sdk": "fake:v1"], body: function.output(results).serialized())
+    }
+
+    /// Runs the body of step `name`: `StepError` for its first `failures` executions, then
+    /// `StepRun` with `output`.
+    private func run(_ name: String, in runID: ULID, failures: Int, output: JSONValue) async throws -> SDKReply {
+        let id = StepID.hashed(name)
+        try await pauseIfHeld(name)
+        if count(runID, name) <= failures {
+            return Self.ops([["op": "StepError", "id": .string(id), "name": .string(name), "displayName": .string(name),
+                              "error": ["name": "Error", "message": .string("\(name) failed")]]])
+        }
+        return Self.ops([["op": "StepRun", "id": .string(id), "name": .string(name), "displayName": .string(name), "data": output]])
+    }
+
+    /// The SDK's answer to a call targeting a step it does not reach next: a failure of the
+    /// function, not retried.
+    static func unexpected(_ target: String) -> SDKReply {
+        reply(500, ["name": "StepUnexpectedError", "message": .string("found a step when targeting \(target)")], noRetry: true)
     }
 
     /// Counts one more execution of `name` in `runID`; returns the count.

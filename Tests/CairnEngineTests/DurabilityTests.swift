@@ -68,6 +68,29 @@ import Testing
         #expect(engine.app.executions(run.id, "s\(lostStep)") == 2)
     }
 
+    /// A parallel group's retry recorded its step, and its drive died before retiring the
+    /// item: driven again, the item must not ask the app for that step again (the app would
+    /// refuse a call targeting a step it no longer reaches) but go on with the group.
+    @Test func aRetriedParallelStepRecordedByADriveThatDiedIsNotCalledAgain() async throws {
+        let engine = EngineHarness()
+        try await engine.sync([("group", "shop/group", 3, [], FakeSDKApp.Function(
+            [.parallel(["p1", "p2", "p3"], failures: ["p3": 1], outputs: ["p1": 1, "p2": 2, "p3": 3]), .run("p4", output: 4)],
+            output: { ["p3": $0["p3"] ?? .null, "p4": $0["p4"] ?? .null] }))])
+        let event = try await engine.send("shop/group")
+        try await engine.settle()
+        // p1 and p2 recorded, p3 waits for its retry; its drive records p3, then dies.
+        engine.store.inject(.failAfter, on: .recordStep)
+        try await engine.advance(60)
+        #expect(try await engine.run(of: event).steps.map(\.name).sorted() == ["p1", "p2", "p3"])
+        engine.work.redeliverPending()
+        try await engine.settle()
+        let run = try await engine.run(of: event)
+        #expect(run.status == "Completed", "\(run.error ?? .null)")
+        #expect(run.output == ["p3": 3, "p4": 4])
+        #expect(engine.app.executions(run.id, "p3") == 2)
+        #expect(engine.app.executions(run.id, "p4") == 1)
+    }
+
     // MARK: Pauses
 
     /// The event a wait is for arrives while the wait's pause is being stored: the router

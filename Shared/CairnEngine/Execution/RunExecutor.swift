@@ -160,6 +160,13 @@ public final class RunExecutor: Service {
             }
             call = .discovery
         }
+        // A step this item targets was recorded by an earlier drive of it that died before
+        // retiring it: asking the app for that step again would target a step it no longer
+        // reaches. Go on as after any recorded step.
+        if !call.isDiscovery, snapshot.steps[call.stepID] != nil {
+            guard try await continueGroup(lease, &snapshot) else { return }
+            call = .discovery
+        }
         let maxAttempts = snapshot.function.retries + 1
         var version = -1
         while true {
@@ -180,14 +187,7 @@ public final class RunExecutor: Service {
                     guard try await record(lease, &snapshot, stepID: id, name: name, op: op, result: result, attempts: attempts) else { return }
                 case .call(let nextCall):
                     next = nextCall
-                    // A planned step of a parallel group finished after a retry: continue only
-                    // once every step of the group is recorded.
-                    if nextCall.isDiscovery, !snapshot.pendingSteps.isEmpty {
-                        if snapshot.pendingSteps.contains(where: { snapshot.steps[$0] == nil }) { return try await release(lease) }
-                        guard try await store.clearPending(lease) else { throw LeaseLost(runID: lease.runID) }
-                        snapshot.pendingSteps = []
-                        snapshot.forceStepPlan = false
-                    }
+                    if nextCall.isDiscovery, try await !continueGroup(lease, &snapshot) { return }
                 case .runPlanned(let ids):
                     switch try await runParallel(lease, &snapshot, ids: ids, maxAttempts: maxAttempts) {
                     case .continueWithDiscovery: next = .discovery
@@ -289,6 +289,21 @@ public final class RunExecutor: Service {
         if retries.isEmpty { return .continueWithDiscovery }
         try await park(lease, timers: retries, pendingSteps: ids)
         return .stopped
+    }
+
+    /// Before discovery after a step of a parallel group that waited for a retry: continue only
+    /// once every step of the group is recorded. False when the drive ends here (the lease is
+    /// released; the group's other retries continue it).
+    func continueGroup(_ lease: RunLease, _ snapshot: inout RunSnapshot) async throws -> Bool {
+        guard !snapshot.pendingSteps.isEmpty else { return true }
+        if snapshot.pendingSteps.contains(where: { snapshot.steps[$0] == nil }) {
+            try await release(lease)
+            return false
+        }
+        guard try await store.clearPending(lease) else { throw LeaseLost(runID: lease.runID) }
+        snapshot.pendingSteps = []
+        snapshot.forceStepPlan = false
+        return true
     }
 
     /// Parks the run on timers (and, for a parallel group, its pending steps), and indexes
