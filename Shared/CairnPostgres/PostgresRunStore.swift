@@ -437,11 +437,7 @@ public struct PostgresRunStore: RunStore {
             WHERE stream = \(Self.workStream) AND published_at IS NULL AND created_at < \(createdBefore)
             ORDER BY seq LIMIT \(limit)
             """, logger: logger)
-        var items: [WorkItem] = []
-        for try await fields in rows.decode(String.self) {
-            if let item = WorkItem(json: try JSONValue(parsing: fields)) { items.append(item) }
-        }
-        return items
+        return try await Self.workItems(rows)
     }
 
     public func markWorkPublished(_ items: [WorkItem], now: Date) async throws {
@@ -482,6 +478,11 @@ public struct PostgresRunStore: RunStore {
             ON CONFLICT ON CONSTRAINT outbox_entry_once DO NOTHING
             RETURNING fields::text
             """, logger: logger)
+        return try await Self.workItems(rows)
+    }
+
+    /// The work items of rows holding an outbox row's `fields` as text.
+    static func workItems(_ rows: PostgresRowSequence) async throws -> [WorkItem] {
         var items: [WorkItem] = []
         for try await fields in rows.decode(String.self) {
             if let item = WorkItem(json: try JSONValue(parsing: fields)) { items.append(item) }
