@@ -170,71 +170,71 @@ public final class RunExecutor: Service {
         let maxAttempts = snapshot.function.retries + 1
         var version = -1
         while true {
-          do {
-            if let exceeded = RunLimits.exceeded(by: snapshot) {
-                return try await end(lease, snapshot, .failed(error: RunLimits.error(exceeded)))
-            }
-            let outcome = try await callSDK(
-                lease, snapshot: snapshot, call: call, maxAttempts: maxAttempts, version: &version,
-                disableImmediateExecution: snapshot.forceStepPlan)
-            let actions = RunDecision.decide(outcome: outcome, call: call, maxAttempts: maxAttempts, now: clock.now, jitter: Double.random(in: 0...1), backoffScale: settings.backoffScale)
-            var next: SDKCall?
-            for action in actions {
-                switch action {
-                case .recordStep(let id, let name, let op, let result):
-                    // The SDK runs a step on the call that reports it, at that call's attempt.
-                    let attempts = call.attempt + 1
-                    guard try await record(lease, &snapshot, stepID: id, name: name, op: op, result: result, attempts: attempts) else { return }
-                case .call(let nextCall):
-                    next = nextCall
-                    if nextCall.isDiscovery, try await !continueGroup(lease, &snapshot) { return }
-                case .runPlanned(let ids):
-                    switch try await runParallel(lease, &snapshot, ids: ids, maxAttempts: maxAttempts) {
-                    case .continueWithDiscovery: next = .discovery
-                    case .stopped: return
-                    }
-                case .retry(let retryCall, let at, let error):
-                    logger.info("attempt failed; retrying", metadata: metadata.merging(["call": "\(call)", "at": "\(at)", "error": "\(error["message"] ?? error)"]) { $1 })
-                    return try await park(lease, timers: [(WorkItem(runID: item.runID, reason: .retry, call: retryCall, generation: lease.token), at)])
-                case .sleep(let stepID, _, let until):
-                    let wake = WorkItem(runID: item.runID, reason: .wake, call: SDKCall(stepID: stepID, attempt: 0), generation: lease.token)
-                    return try await park(lease, timers: [(wake, until)])
-                case .waitForEvent(let stepID, _, let event, let expression, let until):
-                    let pause = Pause(
-                        runID: item.runID, stepID: stepID, kind: .wait, eventName: event, expression: expression,
-                        triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: Invocation.eventsAfter(clock.now), expiresAt: until)
-                    return try await park(lease, pause: pause, emitting: [])
-                case .invoke(let stepID, _, let functionID, let payload, let until):
-                    let correlation = Invocation.correlationID(runID: item.runID, stepID: stepID)
-                    let invoked = stamper.accept([Invocation.invokedEvent(
-                        functionID: functionID, payload: payload, correlationID: correlation, callerSlug: snapshot.function.id,
-                        expires: until, now: clock.now)], now: clock.now)
-                    // No lower bound: the callee starts only once this pause is stored, and its
-                    // correlation id is unique.
-                    let pause = Pause(
-                        runID: item.runID, stepID: stepID, kind: .invoke, eventName: SystemEvents.finished,
-                        expression: "async.data.correlation_id == \(JSONValue.string(correlation).jsonString)",
-                        triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: nil, expiresAt: until)
-                    return try await park(lease, pause: pause, emitting: invoked)
-                case .complete(let output):
-                    try await end(lease, snapshot, .completed(output: output))
-                    logger.debug("run completed", metadata: metadata)
-                    return
-                case .fail(let error):
-                    try await end(lease, snapshot, .failed(error: error))
-                    logger.info("run failed", metadata: metadata.merging(["error": "\(error["message"] ?? error)"]) { $1 })
-                    return
+            do {
+                if let exceeded = RunLimits.exceeded(by: snapshot) {
+                    return try await end(lease, snapshot, .failed(error: RunLimits.error(exceeded)))
                 }
+                let outcome = try await callSDK(
+                    lease, snapshot: snapshot, call: call, maxAttempts: maxAttempts, version: &version,
+                    disableImmediateExecution: snapshot.forceStepPlan)
+                let actions = RunDecision.decide(outcome: outcome, call: call, maxAttempts: maxAttempts, now: clock.now, jitter: Double.random(in: 0...1), backoffScale: settings.backoffScale)
+                var next: SDKCall?
+                for action in actions {
+                    switch action {
+                    case .recordStep(let id, let name, let op, let result):
+                        // The SDK runs a step on the call that reports it, at that call's attempt.
+                        let attempts = call.attempt + 1
+                        guard try await record(lease, &snapshot, stepID: id, name: name, op: op, result: result, attempts: attempts) else { return }
+                    case .call(let nextCall):
+                        next = nextCall
+                        if nextCall.isDiscovery, try await !continueGroup(lease, &snapshot) { return }
+                    case .runPlanned(let ids):
+                        switch try await runParallel(lease, &snapshot, ids: ids, maxAttempts: maxAttempts) {
+                        case .continueWithDiscovery: next = .discovery
+                        case .stopped: return
+                        }
+                    case .retry(let retryCall, let at, let error):
+                        logger.info("attempt failed; retrying", metadata: metadata.merging(["call": "\(call)", "at": "\(at)", "error": "\(error["message"] ?? error)"]) { $1 })
+                        return try await park(lease, timers: [(WorkItem(runID: item.runID, reason: .retry, call: retryCall, generation: lease.token), at)])
+                    case .sleep(let stepID, _, let until):
+                        let wake = WorkItem(runID: item.runID, reason: .wake, call: SDKCall(stepID: stepID, attempt: 0), generation: lease.token)
+                        return try await park(lease, timers: [(wake, until)])
+                    case .waitForEvent(let stepID, _, let event, let expression, let until):
+                        let pause = Pause(
+                            runID: item.runID, stepID: stepID, kind: .wait, eventName: event, expression: expression,
+                            triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: Invocation.eventsAfter(clock.now), expiresAt: until)
+                        return try await park(lease, pause: pause, emitting: [])
+                    case .invoke(let stepID, _, let functionID, let payload, let until):
+                        let correlation = Invocation.correlationID(runID: item.runID, stepID: stepID)
+                        let invoked = stamper.accept([Invocation.invokedEvent(
+                            functionID: functionID, payload: payload, correlationID: correlation, callerSlug: snapshot.function.id,
+                            expires: until, now: clock.now)], now: clock.now)
+                        // No lower bound: the callee starts only once this pause is stored, and its
+                        // correlation id is unique.
+                        let pause = Pause(
+                            runID: item.runID, stepID: stepID, kind: .invoke, eventName: SystemEvents.finished,
+                            expression: "async.data.correlation_id == \(JSONValue.string(correlation).jsonString)",
+                            triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: nil, expiresAt: until)
+                        return try await park(lease, pause: pause, emitting: invoked)
+                    case .complete(let output):
+                        try await end(lease, snapshot, .completed(output: output))
+                        logger.debug("run completed", metadata: metadata)
+                        return
+                    case .fail(let error):
+                        try await end(lease, snapshot, .failed(error: error))
+                        logger.info("run failed", metadata: metadata.merging(["error": "\(error["message"] ?? error)"]) { $1 })
+                        return
+                    }
+                }
+                guard let next else { return try await release(lease) }
+                call = next
+            } catch is StepsChanged {
+                // A step this drive recorded was lost to a database crash before its commit:
+                // continue from what is stored; the app runs that step again.
+                logger.warning("a recorded step was lost before its commit; reloading the run", metadata: metadata)
+                snapshot = try await store.snapshot(item.runID)
+                call = .discovery
             }
-            guard let next else { return try await release(lease) }
-            call = next
-          } catch is StepsChanged {
-            // A step this drive recorded was lost to a database crash before its commit:
-            // continue from what is stored; the app runs that step again.
-            logger.warning("a recorded step was lost before its commit; reloading the run", metadata: metadata)
-            snapshot = try await store.snapshot(item.runID)
-            call = .discovery
-          }
         }
     }
 
