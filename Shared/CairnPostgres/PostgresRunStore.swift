@@ -601,9 +601,9 @@ struct FinishRun: PostgresPreparedStatement {
         var error: String?
         switch end {
         case .completed(let value): output = value.jsonString
-        case .failed(let value):
+        case .failed(let failure):
             status = "Failed"
-            error = value.jsonString
+            error = failure.body.jsonString
         case .cancelled: status = "Cancelled"
         }
         var bindings = PostgresBindings(capacity: 13)

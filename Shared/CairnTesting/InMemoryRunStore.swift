@@ -287,9 +287,9 @@ public final class InMemoryRunStore: RunStore, RunQueries {
             case .completed(let output):
                 run.status = "Completed"
                 run.output = output.jsonString
-            case .failed(let error):
+            case .failed(let failure):
                 run.status = "Failed"
-                run.error = error.jsonString
+                run.error = failure.body.jsonString
             case .cancelled:
                 run.status = "Cancelled"
             }

@@ -330,7 +330,7 @@ public enum RunStoreContract {
     static func finishStoresEventsAtomically(_ f: RunStoreFixture) async throws {
         let lease = try await f.startedRun()
         let finished = f.event(SystemEvents.finished, entropy: 2)
-        #expect(try await f.store.finish(lease, .failed(error: ["message": "x"]), steps: 0, emitting: [finished], now: f.t0) == .finished)
+        #expect(try await f.store.finish(lease, .failed(.cairn(name: "Error", message: "x")), steps: 0, emitting: [finished], now: f.t0) == .finished)
         // Stored unpublished and unrouted: the relay or a rebuild will carry it.
         let stored = try await f.eventLog.unrouted(after: nil, limit: 10)
         #expect(stored.map(\.id).contains(finished.id))
@@ -340,7 +340,7 @@ public enum RunStoreContract {
         #expect(try await f.eventLog.unrouted(after: nil, limit: 10).filter { $0.name == SystemEvents.finished }.count == 1)
         let run = try #require(try await f.store.run(lease.runID))
         #expect(run.status == "Failed")
-        #expect(run.error == ["message": "x"])
+        #expect(run.error == ["name": "Error", "message": "x"])
         #expect(run.endedAt != nil)
     }
 

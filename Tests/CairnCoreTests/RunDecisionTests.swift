@@ -57,11 +57,11 @@ import Testing
         #expect(Self.decide(try Self.ops(#"[{"id":"z","op":"Sleep","name":"1m"}]"#)) == [.sleep(stepID: "z", name: "1m", until: Self.now.addingTimeInterval(60))])
         #expect(Self.decide(try Self.ops(#"[{"id":"z","op":"Sleep","name":"nap","opts":{"duration":"2h"}}]"#)) == [.sleep(stepID: "z", name: "nap", until: Self.now.addingTimeInterval(7_200))])
         #expect(Self.decide(try Self.ops(#"[{"id":"z","op":"Sleep","name":"2027-01-15T09:00:00.000Z"}]"#)) == [.sleep(stepID: "z", name: "2027-01-15T09:00:00.000Z", until: Self.now.addingTimeInterval(3_600))])
-        guard case .fail(let error)? = Self.decide(try Self.ops(#"[{"id":"z","op":"Sleep","name":"400d"}]"#)).first else {
+        guard case .fail(let failure)? = Self.decide(try Self.ops(#"[{"id":"z","op":"Sleep","name":"400d"}]"#)).first else {
             Issue.record("a sleep beyond 366 days should fail the run")
             return
         }
-        #expect(error["name"] == "InvalidOperation")
+        #expect(failure.body["name"] == "InvalidOperation")
     }
 
     static func retryTime(_ actions: [RunAction]) -> Date? {
@@ -78,8 +78,14 @@ import Testing
         }
         #expect(call == SDKCall(stepID: "step", attempt: 1))
         #expect(at == Self.now.addingTimeInterval(15))
-        #expect(error["error"] == "Error: boom")
-        #expect(Self.decide(plain, call: SDKCall(stepID: "step", attempt: 4), maxAttempts: 5).first.map { if case .fail = $0 { true } else { false } } == true)
+        // The SDK's error body is kept exactly as sent: nothing added, nothing dropped.
+        #expect(error.jsonString == #"{"name":"Error","message":"boom","code":"unknown"}"#)
+        guard case .fail(let failure)? = Self.decide(plain, call: SDKCall(stepID: "step", attempt: 4), maxAttempts: 5).first else {
+            Issue.record("the last attempt should fail the run")
+            return
+        }
+        #expect(failure.body.jsonString == #"{"name":"Error","message":"boom","code":"unknown"}"#)
+        #expect(failure.summary == "invalid status code: 500")
 
         let noRetry = try SDKOutcome.classify(status: 500, headers: ["x-inngest-no-retry": "true"], body: body, now: Self.now)
         #expect(Self.decide(noRetry).count == 1)
@@ -101,11 +107,11 @@ import Testing
     }
 
     @Test func operationsCairnDoesNotRunYetFailTheRunByName() throws {
-        guard case .fail(let error)? = Self.decide(try Self.ops(#"[{"id":"w","op":"AIGateway","name":"infer","opts":{}}]"#)).first else {
+        guard case .fail(let failure)? = Self.decide(try Self.ops(#"[{"id":"w","op":"WaitForSignal","name":"signal","opts":{}}]"#)).first else {
             Issue.record("expected a failure")
             return
         }
-        #expect(error["message"]?.stringValue?.contains("aiGateway") == true)
+        #expect(failure.body["message"]?.stringValue?.contains("waitForSignal") == true)
     }
 
     @Test func waitsReadTheEventTimeoutAndCondition() throws {
@@ -155,5 +161,33 @@ import Testing
     @Test(arguments: ["2026-02-30T00:00:00Z", "2026-11-22", "2026-11-22T18:37:50", "2026-11-22T25:00:00Z", "x"])
     func refusesMalformedRFC3339(text: String) {
         #expect(RFC3339.parseMilliseconds(text) == nil)
+    }
+
+    /// `function.failed` carries the server's standard error: `error` is the body's own
+    /// `error` text, else the reply's status; `name`, `message` and `stack` from the body; no
+    /// `code`. The run itself keeps the body.
+    @Test(arguments: [
+        (RunFailure.app(["name": "MyError", "message": "intentional failure", "stack": "Traceback…", "code": "unknown"], status: 500),
+         #"{"error":"invalid status code: 500","name":"MyError","message":"intentional failure","stack":"Traceback…"}"#),
+        (RunFailure.app(["name": "E", "message": "m", "error": "E: m", "stack": ""], status: 500),
+         #"{"error":"E: m","name":"E","message":"m"}"#),
+        (RunFailure.app(["error": ["name": "Inner", "message": "wrapped", "cause": ["name": "Root"]]], status: 400),
+         #"{"error":"invalid status code: 400","name":"Inner","message":"wrapped","cause":{"name":"Root"}}"#),
+        (RunFailure.app(["message": "no name"], status: 502), #"{"error":"invalid status code: 502","name":"Error","message":"no name"}"#),
+        (RunFailure.cairn(name: "RunLimitExceeded", message: "too many steps"),
+         #"{"error":"too many steps","name":"RunLimitExceeded","message":"too many steps"}"#),
+    ])
+    func failedRunsCarryTheStandardErrorInSystemEvents(_ failure: RunFailure, _ expected: String) {
+        #expect(failure.standardError.jsonString == expected)
+    }
+
+    @Test func aNonJSONErrorReplyBecomesTheMessage() throws {
+        let outcome = try SDKOutcome.classify(status: 500, headers: [:], body: Array("upstream exploded".utf8), now: Self.now)
+        guard case .failed(let failure, _) = outcome else {
+            Issue.record("expected a failure")
+            return
+        }
+        #expect(failure.body == ["name": "Error", "message": "upstream exploded"])
+        #expect(failure.standardError["error"] == "invalid status code: 500")
     }
 }

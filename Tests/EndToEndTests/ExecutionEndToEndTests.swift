@@ -185,11 +185,22 @@ import Testing
             let ids = try await harness.send([["name": "test/fail", "data": ["key": "kx"]]])
             let failed = try await harness.endedRun(of: try #require(ids.first))
             #expect(failed["status"] == "Failed")
+            // The run's error is the SDK's error body, unchanged: nothing added to it.
+            let error = try #require(failed["error"]?.objectValue)
+            #expect(Set(error.keys) == ["name", "message", "stack", "code"])
+            #expect(failed["error"]?["name"] == "RuntimeError")
             #expect(failed["error"]?["message"] == "it had to fail")
+            #expect(failed["error"]?["code"] == "unknown")
             let runID = try #require(failed["run_id"]?.stringValue)
 
-            // function.failed carries the run id as its id and the original event in its data.
+            // function.failed carries the run id as its id and the original event in its data,
+            // and the server's standard error: the reply's status as `error`, and no `code`.
             let failedEvent = try await harness.systemEvent(named: "inngest/function.failed", runID: runID)
+            #expect(failedEvent["data"]?["error"]?["error"] == "invalid status code: 500")
+            #expect(failedEvent["data"]?["error"]?["name"] == "RuntimeError")
+            #expect(failedEvent["data"]?["error"]?["message"] == "it had to fail")
+            #expect(failedEvent["data"]?["error"]?["stack"]?.stringValue?.hasPrefix("Traceback") == true)
+            #expect(failedEvent["data"]?["error"]?["code"] == nil)
             #expect(failedEvent["data"]?["function_id"] == "cairn-e2e-fails-with-handler")
             #expect(failedEvent["data"]?["event"]?["data"] == ["key": "kx"])
             #expect(failedEvent["id"]?.stringValue == runID)

@@ -40,8 +40,8 @@ public enum RunAction: Sendable, Hashable {
     case invoke(stepID: String, name: String, functionID: String, payload: JSONValue, until: Date)
     /// The run finished with `output`.
     case complete(output: JSONValue)
-    /// The run failed with `error`.
-    case fail(error: JSONValue)
+    /// The run failed.
+    case fail(RunFailure)
 }
 
 /// Decides what an SDK reply means for a run (docs/protocol.md §3, §8). Pure: the executor performs
@@ -61,13 +61,13 @@ public enum RunDecision {
         switch outcome {
         case .completed(let output):
             return [.complete(output: output)]
-        case .failed(let error, let retry):
-            return retryOrFail(call: call, error: error, retry: retry, maxAttempts: maxAttempts, now: now, backoff: backoff, failing: [.fail(error: error)])
+        case .failed(let failure, let retry):
+            return retryOrFail(call: call, error: failure.body, retry: retry, maxAttempts: maxAttempts, now: now, backoff: backoff, failing: [.fail(failure)])
         case .ops(let all, let retry):
             let ops = all.filter { !$0.kind.isLazy && $0.kind != .none }
             guard !ops.isEmpty else {
-                let error: JSONValue = ["name": "Error", "message": "the SDK reported no operation to run", "error": "Error: the SDK reported no operation to run"]
-                return retryOrFail(call: call, error: error, retry: RetryDirective(), maxAttempts: maxAttempts, now: now, backoff: backoff, failing: [.fail(error: error)])
+                let failure = RunFailure.cairn(name: "Error", message: "the SDK reported no operation to run")
+                return retryOrFail(call: call, error: failure.body, retry: RetryDirective(), maxAttempts: maxAttempts, now: now, backoff: backoff, failing: [.fail(failure)])
             }
             guard ops.count == 1 else { return decide(parallel: ops) }
             return decide(op: ops[0], call: call, maxAttempts: maxAttempts, now: now, backoff: backoff, retry: retry)
@@ -88,7 +88,7 @@ public enum RunDecision {
             case .stepPlanned:
                 if !planned.contains(op.id) { planned.append(op.id) }
             default:
-                return [.fail(error: unsupported("\(op.kind) (step \"\(op.displayName)\") inside a parallel group"))]
+                return [.fail(unsupported("\(op.kind) (step \"\(op.displayName)\") inside a parallel group"))]
             }
         }
         actions.append(planned.isEmpty ? .call(.discovery) : .runPlanned(planned))
@@ -117,7 +117,7 @@ public enum RunDecision {
             return [.call(SDKCall(stepID: op.id, attempt: 0))]
         case .sleep:
             guard let until = sleepUntil(op, now: now) else {
-                return [.fail(error: invalid("sleep \"\(name)\": the duration must be a time string such as 30s or an RFC 3339 time, at most 366 days away"))]
+                return [.fail(invalid("sleep \"\(name)\": the duration must be a time string such as 30s or an RFC 3339 time, at most 366 days away"))]
             }
             return [.sleep(stepID: op.id, name: name, until: until)]
         case .discoveryRequest:
@@ -126,30 +126,30 @@ public enum RunDecision {
             return [.call(.discovery)]
         case .waitForEvent:
             let event = op.opts?["event"]?.stringValue ?? op.name ?? ""
-            guard !event.isEmpty else { return [.fail(error: invalid("waitForEvent \"\(name)\": the event name is missing"))] }
+            guard !event.isEmpty else { return [.fail(invalid("waitForEvent \"\(name)\": the event name is missing"))] }
             guard let until = timeout(op.opts?["timeout"], now: now, default: nil) else {
-                return [.fail(error: invalid("waitForEvent \"\(name)\": timeout must be a time string such as 1h, at most 366 days"))]
+                return [.fail(invalid("waitForEvent \"\(name)\": timeout must be a time string such as 1h, at most 366 days"))]
             }
             let condition = op.opts?["if"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
             if let condition {
                 do { _ = try Expression(compiling: condition) } catch {
-                    return [.fail(error: invalid("waitForEvent \"\(name)\": the if expression does not compile: \(error)"))]
+                    return [.fail(invalid("waitForEvent \"\(name)\": the if expression does not compile: \(error)"))]
                 }
             }
             return [.waitForEvent(stepID: op.id, name: name, event: event, expression: condition, until: until)]
         case .invokeFunction:
             guard let functionID = op.opts?["function_id"]?.stringValue, !functionID.isEmpty else {
-                return [.fail(error: invalid("invoke \"\(name)\": opts.function_id is missing"))]
+                return [.fail(invalid("invoke \"\(name)\": opts.function_id is missing"))]
             }
             guard let until = timeout(op.opts?["timeout"], now: now, default: 366 * 86_400) else {
-                return [.fail(error: invalid("invoke \"\(name)\": timeout must be a time string such as 1h, at most 366 days"))]
+                return [.fail(invalid("invoke \"\(name)\": timeout must be a time string such as 1h, at most 366 days"))]
             }
             let payload = op.opts?["payload"].flatMap { $0.isNull ? nil : $0 } ?? .object([:])
             return [.invoke(stepID: op.id, name: name, functionID: functionID, payload: payload, until: until)]
         case .aiGateway, .gateway, .waitForSignal, .syncRunComplete:
-            return [.fail(error: unsupported("\(op.kind) (step \"\(name)\")"))]
+            return [.fail(unsupported("\(op.kind) (step \"\(name)\")"))]
         case .unknown(let opName):
-            return [.fail(error: unsupported("the operation \"\(opName)\" (step \"\(name)\")"))]
+            return [.fail(unsupported("the operation \"\(opName)\" (step \"\(name)\")"))]
         }
     }
 
@@ -190,13 +190,12 @@ public enum RunDecision {
         }
     }
 
-    /// The error a run fails with when it uses something Cairn does not run yet.
-    public static func unsupported(_ what: String) -> JSONValue {
-        let message = "Cairn does not run \(what) yet"
-        return ["name": "UnsupportedOperation", "message": .string(message), "error": .string("UnsupportedOperation: \(message)")]
+    /// The failure of a run that uses something Cairn does not run yet.
+    public static func unsupported(_ what: String) -> RunFailure {
+        .cairn(name: "UnsupportedOperation", message: "Cairn does not run \(what) yet")
     }
 
-    static func invalid(_ message: String) -> JSONValue {
-        ["name": "InvalidOperation", "message": .string(message), "error": .string("InvalidOperation: \(message)")]
+    static func invalid(_ message: String) -> RunFailure {
+        .cairn(name: "InvalidOperation", message: message)
     }
 }

@@ -9,7 +9,7 @@ public enum SDKOutcome: Sendable, Hashable {
     /// failed step (`x-inngest-no-retry`, `retry-after`).
     case ops([SDKOpcode], retry: RetryDirective)
     /// Non-2xx: the function (not one step) failed this attempt.
-    case failed(error: JSONValue, retry: RetryDirective)
+    case failed(RunFailure, retry: RetryDirective)
 
     /// Classifies a reply. `headers` are keyed by lower-cased name.
     public static func classify(status: Int, headers: [String: String], body: [UInt8], now: Date) throws(SDKResponseError) -> SDKOutcome {
@@ -40,6 +40,8 @@ public enum SDKOutcome: Sendable, Hashable {
         case 200..<300:
             throw SDKResponseError(reason: "unexpected status \(status) from the SDK")
         default:
+            // The SDK's error body is kept as sent; a body that is not a JSON object becomes
+            // the message.
             let parsed = (try? JSONValue(parsing: body)) ?? .null
             var error: JSONValue
             if case .object = parsed {
@@ -48,10 +50,7 @@ public enum SDKOutcome: Sendable, Hashable {
                 let text = String(decoding: body.prefix(4_096), as: UTF8.self)
                 error = .object(["name": "Error", "message": .string(text.isEmpty ? "HTTP \(status)" : text)])
             }
-            if error["error"] == nil, let name = error["name"]?.stringValue, let message = error["message"]?.stringValue {
-                error.setValue(.string("\(name): \(message)"), forKey: "error")
-            }
-            return .failed(error: error, retry: RetryDirective(headers: headers, now: now))
+            return .failed(.app(error, status: status), retry: RetryDirective(headers: headers, now: now))
         }
     }
 }

@@ -34,7 +34,6 @@ public enum Invocation {
     /// What an invoke records when the callee does not end in time.
     public static let timeoutError: JSONValue = [
         "name": "InngestInvokeTimeoutError", "message": "Timed out waiting for invoked function to complete",
-        "error": "InngestInvokeTimeoutError: Timed out waiting for invoked function to complete",
     ]
 
     /// The memo value of a finished callee: `{"error": …}` or `{"data": result}`.

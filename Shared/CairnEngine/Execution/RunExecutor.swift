@@ -172,7 +172,7 @@ public final class RunExecutor: Service {
         while true {
             do {
                 if let exceeded = RunLimits.exceeded(by: snapshot) {
-                    return try await end(lease, snapshot, .failed(error: RunLimits.error(exceeded)))
+                    return try await end(lease, snapshot, .failed(RunLimits.failure(exceeded)))
                 }
                 let outcome = try await callSDK(
                     lease, snapshot: snapshot, call: call, maxAttempts: maxAttempts, version: &version,
@@ -220,9 +220,9 @@ public final class RunExecutor: Service {
                         try await end(lease, snapshot, .completed(output: output))
                         logger.debug("run completed", metadata: metadata)
                         return
-                    case .fail(let error):
-                        try await end(lease, snapshot, .failed(error: error))
-                        logger.info("run failed", metadata: metadata.merging(["error": "\(error["message"] ?? error)"]) { $1 })
+                    case .fail(let failure):
+                        try await end(lease, snapshot, .failed(failure))
+                        logger.info("run failed", metadata: metadata.merging(["error": "\(failure.body["message"] ?? failure.body)"]) { $1 })
                         return
                     }
                 }
@@ -274,14 +274,14 @@ public final class RunExecutor: Service {
                     break
                 case .retry(let retryCall, let at, _):
                     retries.append((WorkItem(runID: lease.runID, reason: .retry, call: retryCall, generation: lease.token), at))
-                case .fail(let error):
-                    try await end(lease, snapshot, .failed(error: error))
+                case .fail(let failure):
+                    try await end(lease, snapshot, .failed(failure))
                     return .stopped
                 case .complete(let output):
                     try await end(lease, snapshot, .completed(output: output))
                     return .stopped
                 case .sleep, .waitForEvent, .invoke, .runPlanned:
-                    try await end(lease, snapshot, .failed(error: RunDecision.unsupported("a sleep, wait or invoke reported by a planned step of a parallel group")))
+                    try await end(lease, snapshot, .failed(RunDecision.unsupported("a sleep, wait or invoke reported by a planned step of a parallel group")))
                     return .stopped
                 }
             }
@@ -345,8 +345,8 @@ public final class RunExecutor: Service {
 
     /// Ends the run with its system events in one transaction, then announces the events.
     func end(_ lease: RunLease, _ snapshot: RunSnapshot, _ end: RunEnd) async throws {
-        if case .completed(let output) = end, let error = RunLimits.outputError("the function", bytes: output.serialized().count) {
-            return try await self.end(lease, snapshot, .failed(error: error))
+        if case .completed(let output) = end, let failure = RunLimits.outputFailure("the function", bytes: output.serialized().count) {
+            return try await self.end(lease, snapshot, .failed(failure))
         }
         let now = clock.now
         let emitted = stamper.accept(
@@ -364,8 +364,8 @@ public final class RunExecutor: Service {
     func record(_ lease: RunLease, _ snapshot: inout RunSnapshot, stepID: String, name: String, op: String, result: JSONValue, attempts: Int) async throws -> Bool {
         // One serialization serves the limit, the state size and the store.
         let serialized = result.jsonString
-        if let error = RunLimits.outputError("step \"\(name)\"", bytes: serialized.utf8.count) {
-            try await end(lease, snapshot, .failed(error: error))
+        if let failure = RunLimits.outputFailure("step \"\(name)\"", bytes: serialized.utf8.count) {
+            try await end(lease, snapshot, .failed(failure))
             return false
         }
         let step = StepRecord(stepID: stepID, position: snapshot.stack.count, name: name, op: op, result: serialized, attempts: attempts)
@@ -398,8 +398,7 @@ public final class RunExecutor: Service {
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            let message = "calling the app at \(request.url) failed: \(error)"
-            return .failed(error: ["name": "Error", "message": .string(message), "error": .string("Error: \(message)")], retry: RetryDirective())
+            return .failed(.cairn(name: "Error", message: "calling the app at \(request.url) failed: \(error)"), retry: RetryDirective())
         }
         if let returned = reply.headers["x-inngest-req-version"].flatMap(Int.init) { version = returned }
         do {
@@ -417,8 +416,7 @@ public final class RunExecutor: Service {
             }
             return try SDKOutcome.classify(status: reply.status, headers: reply.headers, body: reply.body, now: clock.now)
         } catch {
-            let message = "\(error)"
-            return .failed(error: ["name": "Error", "message": .string(message), "error": .string("Error: \(message)")], retry: RetryDirective())
+            return .failed(.cairn(name: "Error", message: "\(error)"), retry: RetryDirective())
         }
     }
 
@@ -504,15 +502,15 @@ public enum RunLimits {
         return nil
     }
 
-    /// The error for an output of `bytes` bytes from `producer` (a step, the function), or nil
-    /// when it is within the limit.
-    static func outputError(_ producer: @autoclosure () -> String, bytes: Int) -> JSONValue? {
+    /// The failure for an output of `bytes` bytes from `producer` (a step, the function), or
+    /// nil when it is within the limit.
+    static func outputFailure(_ producer: @autoclosure () -> String, bytes: Int) -> RunFailure? {
         guard bytes > maximumStepOutputBytes else { return nil }
-        return error("\(producer()) returned \(bytes) bytes; at most \(maximumStepOutputBytes) are allowed")
+        return failure("\(producer()) returned \(bytes) bytes; at most \(maximumStepOutputBytes) are allowed")
     }
 
-    static func error(_ message: String) -> JSONValue {
-        ["name": "RunLimitExceeded", "message": .string(message), "error": .string("RunLimitExceeded: \(message)")]
+    static func failure(_ message: String) -> RunFailure {
+        .cairn(name: "RunLimitExceeded", message: message)
     }
 }
 

@@ -259,7 +259,8 @@ public struct RunSnapshot: Sendable {
 /// How a run ended.
 public enum RunEnd: Sendable, Hashable {
     case completed(output: JSONValue)
-    case failed(error: JSONValue)
+    /// The run stores `failure.body` as its error.
+    case failed(RunFailure)
     case cancelled
 }
 

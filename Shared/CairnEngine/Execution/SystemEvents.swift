@@ -27,8 +27,8 @@ public enum SystemEvents {
         case .completed(let output):
             data.append(("result", output))
             status = "Completed"
-        case .failed(let error):
-            data.append(("error", error))
+        case .failed(let failure):
+            data.append(("error", failure.standardError))
             status = "Failed"
         case .cancelled:
             status = "Cancelled"
