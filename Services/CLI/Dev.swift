@@ -44,6 +44,10 @@ struct Dev: AsyncParsableCommand {
             }
         }
         environment["CAIRN_HOST"] = environment["CAIRN_HOST"] ?? "127.0.0.1"
+        // The limits of Inngest's dev server, so that what an app sends to it locally is
+        // accepted here too: events up to 3 MiB each, and requests of many of them.
+        environment["CAIRN_EVENT_MAX_BYTES"] = environment["CAIRN_EVENT_MAX_BYTES"] ?? String(3 * 1024 * 1024)
+        environment["CAIRN_EVENT_MAX_BODY_BYTES"] = environment["CAIRN_EVENT_MAX_BODY_BYTES"] ?? String(64 * 1024 * 1024)
         environment["CAIRN_PORT"] = String(port)
         environment["CAIRN_GATEWAY_PORT"] = String(gatewayPort)
 

@@ -35,20 +35,23 @@ public struct EventKeyPolicy: Sendable {
 /// - 400 `{"ids":[],"status":400,"error":"events[3].ts: must be integer milliseconds"}` when any
 ///   element breaks a rule — nothing of the request is stored;
 /// - 401 `{"status":401,"message":"","error":"Event key not found"}` for an unknown key;
-/// - 413 when the body exceeds `maximumBodyBytes`, naming the limit;
+/// - 413 when the body exceeds `maximumBodyBytes`, or an event (its JSON) exceeds
+///   `maximumEventBytes`, naming the limit (and the event);
 /// - 503 while shutting down, when the commit failed, or when no keys are configured outside
 ///   dev mode.
 public struct EventRoutes: Sendable {
     let ingestor: EventIngestor
     let keys: EventKeyPolicy
     let maximumBodyBytes: Int
+    let maximumEventBytes: Int
     let metrics: IngestMetrics
 
     /// Creates the routes.
-    public init(ingestor: EventIngestor, keys: EventKeyPolicy, maximumBodyBytes: Int, metrics: IngestMetrics) {
+    public init(ingestor: EventIngestor, keys: EventKeyPolicy, maximumBodyBytes: Int, maximumEventBytes: Int, metrics: IngestMetrics) {
         self.ingestor = ingestor
         self.keys = keys
         self.maximumBodyBytes = maximumBodyBytes
+        self.maximumEventBytes = maximumEventBytes
         self.metrics = metrics
     }
 
@@ -88,6 +91,16 @@ public struct EventRoutes: Sendable {
         } catch let error as EventBatchError {
             metrics.rejected(.invalid)
             return Self.failure(.badRequest, error.description)
+        }
+        // No event can exceed the per-event limit when the whole body does not.
+        if body.readableBytes > maximumEventBytes {
+            for (index, event) in events.enumerated() {
+                let size = event.jsonValue.serialized().count
+                if size > maximumEventBytes {
+                    metrics.rejected(.tooLarge)
+                    return Self.failure(.contentTooLarge, "events[\(index)]: must be at most \(maximumEventBytes) bytes, got \(size)")
+                }
+            }
         }
 
         let seed = request.headers[Self.seedHeader].flatMap(ULIDSeed.init(header:))

@@ -45,9 +45,13 @@ public struct CairnConfiguration: Sendable {
     /// `INNGEST_EVENT_KEY` — comma-separated event keys accepted by `POST /e/{key}`. Empty in
     /// dev mode accepts any key.
     public var eventKeys: [String]
-    /// `CAIRN_EVENT_MAX_BODY_BYTES` — largest `POST /e/{key}` body, in bytes. Default 524288
-    /// (512 KiB); at most 3145728 (3 MiB).
+    /// `CAIRN_EVENT_MAX_BODY_BYTES` — largest `POST /e/{key}` body, in bytes. Default 3145728
+    /// (3 MiB); 1024…268435456 (256 MiB). `cairn dev` defaults it to 67108864 (64 MiB).
     public var eventMaxBodyBytes: Int
+    /// `CAIRN_EVENT_MAX_BYTES` — largest single event (its JSON), in bytes. Default 524288
+    /// (512 KiB); 1024…3145728 (3 MiB). `cairn dev` defaults it to 3 MiB, as Inngest's dev
+    /// server does.
+    public var eventMaxBytes: Int
     /// `CAIRN_EVENT_DEDUPE_WINDOW_SECONDS` — how long an event `id` blocks a repeat. Default
     /// 86400 (24 h).
     public var eventDedupeWindow: Duration
@@ -134,7 +138,8 @@ public struct CairnConfiguration: Sendable {
         }
         let eventKeys = (value("INNGEST_EVENT_KEY") ?? "")
             .split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
-        let eventMaxBodyBytes = integer("CAIRN_EVENT_MAX_BODY_BYTES", default: 512 * 1024, range: 1024...(3 * 1024 * 1024))
+        let eventMaxBodyBytes = integer("CAIRN_EVENT_MAX_BODY_BYTES", default: 3 * 1024 * 1024, range: 1024...(256 * 1024 * 1024))
+        let eventMaxBytes = integer("CAIRN_EVENT_MAX_BYTES", default: 512 * 1024, range: 1024...(3 * 1024 * 1024))
         let dedupeSeconds = integer("CAIRN_EVENT_DEDUPE_WINDOW_SECONDS", default: 86_400, range: 1...(366 * 86_400))
         let executorLeaseSeconds = integer("CAIRN_EXECUTOR_LEASE_SECONDS", default: 60, range: 1...3_600)
         let executorConcurrency = integer("CAIRN_EXECUTOR_CONCURRENCY", default: 64, range: 1...10_000)
@@ -163,6 +168,7 @@ public struct CairnConfiguration: Sendable {
         self.signingKeyFallback = signingKeyFallback
         self.eventKeys = eventKeys
         self.eventMaxBodyBytes = eventMaxBodyBytes
+        self.eventMaxBytes = eventMaxBytes
         self.eventDedupeWindow = .seconds(dedupeSeconds)
         self.retryBackoffScale = retryBackoffScale
         self.executorLease = .seconds(executorLeaseSeconds)

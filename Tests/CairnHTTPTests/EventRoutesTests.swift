@@ -23,13 +23,13 @@ import Testing
         let ingestor: EventIngestor
         let routes: EventRoutes
 
-        init(keys: [String] = [], devMode: Bool = true, maximumBodyBytes: Int = 512 * 1024, faults: IngestFaults = .none) {
+        init(keys: [String] = [], devMode: Bool = true, maximumBodyBytes: Int = 512 * 1024, maximumEventBytes: Int = 512 * 1024, faults: IngestFaults = .none) {
             let metrics = IngestMetrics(factory: PrometheusMetricsFactory(registry: registry))
             ingestor = EventIngestor(
                 log: log, stream: stream, clock: clock, metrics: metrics, faults: faults, logger: Logger(label: "test"))
             routes = EventRoutes(
                 ingestor: ingestor, keys: EventKeyPolicy(keys: keys, isDevMode: devMode),
-                maximumBodyBytes: maximumBodyBytes, metrics: metrics)
+                maximumBodyBytes: maximumBodyBytes, maximumEventBytes: maximumEventBytes, metrics: metrics)
         }
 
         /// Runs `body` with the ingestor's workers running and a test client on the routes.
@@ -110,6 +110,23 @@ import Testing
             let (okStatus, _) = try await Self.post(client, #"{"name":"a"}"#)
             #expect(okStatus == .ok)
             #expect(fixture.log.storedEvents.count == 1)
+        }
+    }
+
+    /// Each event is held to the per-event limit; a request of many events may be larger, as
+    /// SDKs send when they batch (eight events of 1 MiB, for one).
+    @Test func eachEventIsHeldToThePerEventLimit() async throws {
+        let fixture = Fixture(maximumBodyBytes: 64 * 1024, maximumEventBytes: 4 * 1024)
+        try await fixture.test { client in
+            let event = { (size: Int) in #"{"name":"a","data":{"s":""# + String(repeating: "x", count: size) + #""}}"# }
+            let many = "[" + Array(repeating: event(3_500), count: 8).joined(separator: ",") + "]"
+            let (okStatus, _) = try await Self.post(client, many)
+            #expect(okStatus == .ok)
+            #expect(fixture.log.storedEvents.count == 8)
+            let (status, text) = try await Self.post(client, "[" + event(10) + "," + event(5_000) + "]")
+            #expect(status == .contentTooLarge)
+            #expect(text == #"{"ids":[],"status":413,"error":"events[1]: must be at most 4096 bytes, got 5028"}"#)
+            #expect(fixture.log.storedEvents.count == 8)
         }
     }
 

@@ -14,7 +14,8 @@ enum EventAPIRole {
         let routes = EventRoutes(
             ingestor: ingest.ingestor,
             keys: EventKeyPolicy(keys: configuration.eventKeys, isDevMode: configuration.isDevMode),
-            maximumBodyBytes: configuration.eventMaxBodyBytes, metrics: ingest.ingestor.metrics)
+            maximumBodyBytes: configuration.eventMaxBodyBytes, maximumEventBytes: configuration.eventMaxBytes,
+            metrics: ingest.ingestor.metrics)
         return RoleParts(services: ingest.services, routes: [routes.register(on:)])
     }
 }
