@@ -236,6 +236,19 @@ public struct PostgresRunStore: RunStore {
         }
     }
 
+    public func park(_ lease: RunLease, _ parking: Parking, now: Date) async throws -> Bool {
+        try await client.withTransaction(logger: logger) { connection in
+            guard try await release(lease, pendingSteps: parking.pendingSteps, now: now, connection: connection) else { return false }
+            for (item, due) in parking.timers { try await insertTimer(item, due: due, now: now, connection: connection) }
+            for (pause, timeout) in parking.pauses {
+                try await insertPause(pause, timeoutTimer: timeout.entryID, now: now, connection: connection)
+                try await insertTimer(timeout, due: pause.expiresAt, now: now, connection: connection)
+            }
+            try await insertEvents(parking.events, connection: connection)
+            return true
+        }
+    }
+
     /// Consumes the run's open pauses, disarms its timers and deletes its work items: it has
     /// ended.
     private func retireEverything(of runID: ULID, reason: String, now: Date, connection: PostgresConnection) async throws {
@@ -248,14 +261,6 @@ public struct PostgresRunStore: RunStore {
     }
 
     // MARK: TimerStore
-
-    public func park(_ lease: RunLease, timers: [(item: WorkItem, due: Date)], pendingSteps: [String]?, now: Date) async throws -> Bool {
-        try await client.withTransaction(logger: logger) { connection in
-            guard try await release(lease, pendingSteps: pendingSteps, now: now, connection: connection) else { return false }
-            for (item, due) in timers { try await insertTimer(item, due: due, now: now, connection: connection) }
-            return true
-        }
-    }
 
     public func fireDueTimers(now: Date, limit: Int) async throws -> [WorkItem] {
         try await client.withTransaction(logger: logger) { connection in
@@ -301,16 +306,6 @@ public struct PostgresRunStore: RunStore {
     }
 
     // MARK: PauseStore
-
-    public func park(_ lease: RunLease, pause: Pause, timeout: WorkItem, emitting events: [AcceptedEvent], now: Date) async throws -> Bool {
-        try await client.withTransaction(logger: logger) { connection in
-            guard try await release(lease, now: now, connection: connection) else { return false }
-            try await insertPause(pause, timeoutTimer: timeout.entryID, now: now, connection: connection)
-            try await insertTimer(timeout, due: pause.expiresAt, now: now, connection: connection)
-            try await insertEvents(events, connection: connection)
-            return true
-        }
-    }
 
     public func openPauses(eventName: String, now: Date) async throws -> [Pause] {
         try await selectPauses("""

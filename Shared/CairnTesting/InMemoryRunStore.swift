@@ -12,8 +12,8 @@ import Synchronization
 public final class InMemoryRunStore: RunStore, RunQueries {
     /// An operation a fault can be injected at.
     public enum Operation: String, Sendable, Hashable {
-        case createRuns, lease, renew, recordStep, clearPending, release, finish, cancel
-        case parkTimers, fireDueTimers, parkPause, resume, timeOutPause, markLookedBack
+        case createRuns, lease, renew, recordStep, clearPending, release, park, finish, cancel
+        case fireDueTimers, resume, timeOutPause, markLookedBack
         case markWorkPublished, recoverStranded, deliverDueEvents
     }
 
@@ -329,12 +329,17 @@ public final class InMemoryRunStore: RunStore, RunQueries {
 
     // MARK: TimerStore
 
-    public func park(_ lease: RunLease, timers: [(item: WorkItem, due: Date)], pendingSteps: [String]?, now: Date) async throws -> Bool {
-        try await perform(.parkTimers) { state in
+    public func park(_ lease: RunLease, _ parking: Parking, now: Date) async throws -> Bool {
+        try await perform(.park) { state in
             var copy = state
-            guard Self.release(lease, pendingSteps: pendingSteps, &copy) else { return false }
-            for (item, due) in timers { try Self.insertTimer(item, due: due, into: &copy) }
+            guard Self.release(lease, pendingSteps: parking.pendingSteps, &copy) else { return false }
+            for (item, due) in parking.timers { try Self.insertTimer(item, due: due, into: &copy) }
+            for (pause, timeout) in parking.pauses {
+                try insertPause(pause, timeoutTimer: timeout.entryID, now: now, into: &copy)
+                try Self.insertTimer(timeout, due: pause.expiresAt, into: &copy)
+            }
             state = copy
+            eventLog.storeCommitted(parking.events)
             return true
         }
     }
@@ -365,18 +370,6 @@ public final class InMemoryRunStore: RunStore, RunQueries {
     }
 
     // MARK: PauseStore
-
-    public func park(_ lease: RunLease, pause: Pause, timeout: WorkItem, emitting events: [AcceptedEvent], now: Date) async throws -> Bool {
-        try await perform(.parkPause) { state in
-            var copy = state
-            guard Self.release(lease, pendingSteps: nil, &copy) else { return false }
-            try insertPause(pause, timeoutTimer: timeout.entryID, now: now, into: &copy)
-            try Self.insertTimer(timeout, due: pause.expiresAt, into: &copy)
-            state = copy
-            eventLog.storeCommitted(events)
-            return true
-        }
-    }
 
     func insertPause(_ pause: Pause, timeoutTimer: String?, now: Date, into state: inout State) throws {
         guard state.pauses[pause.id] == nil else { throw InMemoryStoreError(detail: "pause \(pause.id) already exists") }

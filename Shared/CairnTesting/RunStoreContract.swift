@@ -150,7 +150,7 @@ public enum RunStoreContract {
         #expect(try await !f.store.renew(first, duration: .seconds(60)))
         #expect(try await !f.store.clearPending(first))
         let retry = WorkItem(runID: first.runID, reason: .retry, call: .discovery, generation: first.token)
-        #expect(try await !f.store.park(first, timers: [(retry, f.t0)], pendingSteps: nil, now: f.t0))
+        #expect(try await !f.store.park(first, Parking(timers: [(retry, f.t0)]), now: f.t0))
         #expect(try await f.store.finish(first, .completed(output: "stale"), steps: 0, emitting: [f.event("stale", entropy: 1)], now: f.t0) == .leaseLost)
         #expect(try await !f.store.release(first, now: f.t0))
         let timedOut = try await f.store.timeOutPause(first, stepID: "w", position: 0, now: f.t0, timeoutStep: Invocation.timeoutStep)
@@ -196,7 +196,7 @@ public enum RunStoreContract {
         let lease = try await f.startedRun()
         let start = WorkItem(runID: lease.runID, reason: .start, call: .discovery)
         let wake = WorkItem(runID: lease.runID, reason: .wake, call: SDKCall(stepID: "nap", attempt: 0), generation: lease.token)
-        #expect(try await f.store.park(lease, timers: [(wake, f.t0.addingTimeInterval(5))], pendingSteps: nil, now: f.t0))
+        #expect(try await f.store.park(lease, Parking(timers: [(wake, f.t0.addingTimeInterval(5))]), now: f.t0))
         // A second delivery of the start item finds it retired.
         #expect(try await f.store.lease(start, owner: "two", duration: .seconds(60)) == .stale)
         #expect(try await f.store.liveWork(after: nil, limit: 10).items.isEmpty)
@@ -214,13 +214,13 @@ public enum RunStoreContract {
         // fails on the next discovery: its retry is discovery attempt 1 again.
         let first = try await f.startedRun()
         let retryA = WorkItem(runID: first.runID, reason: .retry, call: SDKCall(stepID: "step", attempt: 1), generation: first.token)
-        #expect(try await f.store.park(first, timers: [(retryA, f.t0.addingTimeInterval(1))], pendingSteps: nil, now: f.t0))
+        #expect(try await f.store.park(first, Parking(timers: [(retryA, f.t0.addingTimeInterval(1))]), now: f.t0))
         #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(1), limit: 10) == [retryA])
         let second = try await f.lease(retryA, owner: "one")
         #expect(try await f.store.recordStep(second, f.step("a", position: 0), now: f.t0) == .recorded)
         let retryB = WorkItem(runID: first.runID, reason: .retry, call: SDKCall(stepID: "step", attempt: 1), generation: second.token)
         #expect(retryA.entryID != retryB.entryID)
-        #expect(try await f.store.park(second, timers: [(retryB, f.t0.addingTimeInterval(2))], pendingSteps: nil, now: f.t0))
+        #expect(try await f.store.park(second, Parking(timers: [(retryB, f.t0.addingTimeInterval(2))]), now: f.t0))
         #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(2), limit: 10) == [retryB])
         let third = try await f.lease(retryB, owner: "one")
         #expect(try await f.store.finish(third, .completed(output: "ok"), steps: 1, emitting: [], now: f.t0) == .finished)
@@ -230,13 +230,13 @@ public enum RunStoreContract {
     static func timerCollisionChangesNothing(_ f: RunStoreFixture) async throws {
         let first = try await f.startedRun()
         let item = WorkItem(runID: first.runID, reason: .retry, call: .discovery, generation: 1)
-        #expect(try await f.store.park(first, timers: [(item, f.t0.addingTimeInterval(60))], pendingSteps: nil, now: f.t0))
+        #expect(try await f.store.park(first, Parking(timers: [(item, f.t0.addingTimeInterval(60))]), now: f.t0))
         // A later lease tries to schedule a timer with the same id.
         let fired = try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(60), limit: 10)
         let second = try await f.lease(try #require(fired.first), owner: "one")
         let other = WorkItem(runID: first.runID, reason: .wake, call: SDKCall(stepID: "x", attempt: 0), generation: second.token)
         await #expect(throws: (any Error).self) {
-            _ = try await f.store.park(second, timers: [(other, f.t0.addingTimeInterval(5)), (item, f.t0.addingTimeInterval(5))], pendingSteps: nil, now: f.t0)
+            _ = try await f.store.park(second, Parking(timers: [(other, f.t0.addingTimeInterval(5)), (item, f.t0.addingTimeInterval(5))]), now: f.t0)
         }
         // Nothing was written: the lease is still held, its item live, no new timer.
         #expect(try await f.store.renew(second, duration: .seconds(60)))
@@ -249,7 +249,7 @@ public enum RunStoreContract {
         let retries = (0..<50).map {
             (item: WorkItem(runID: lease.runID, reason: .retry, call: SDKCall(stepID: "s\($0)", attempt: 1), generation: lease.token), due: f.t0.addingTimeInterval(5))
         }
-        #expect(try await f.store.park(lease, timers: retries, pendingSteps: retries.map(\.item.call.stepID), now: f.t0))
+        #expect(try await f.store.park(lease, Parking(timers: retries, pendingSteps: retries.map(\.item.call.stepID)), now: f.t0))
         #expect(try await f.store.snapshot(lease.runID).pendingSteps.count == 50)
         #expect(try await f.store.snapshot(lease.runID).forceStepPlan)
         #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(4), limit: 100).isEmpty)
@@ -271,7 +271,7 @@ public enum RunStoreContract {
             runID: lease.runID, stepID: "w", kind: .wait, eventName: "shop/approved", expression: "async.data.ok",
             triggerEvent: ["name": "shop/a"], eventsAfter: f.eventID, expiresAt: f.t0.addingTimeInterval(3_600))
         let timeout = Invocation.timeoutItem(lease.runID, "w", generation: lease.token)
-        #expect(try await f.store.park(lease, pause: pause, timeout: timeout, emitting: [], now: f.t0))
+        #expect(try await f.store.park(lease, Parking(pauses: [(pause, timeout)]), now: f.t0))
         #expect(try await f.store.openPauses(eventName: "shop/approved", now: f.t0) == [pause])
         let resume = WorkItem(runID: lease.runID, reason: .resume, call: SDKCall(stepID: "w", attempt: 0))
         let results = try await withThrowingTaskGroup(of: Bool.self) { group in
@@ -297,7 +297,7 @@ public enum RunStoreContract {
             runID: lease.runID, stepID: "i", kind: .invoke, eventName: SystemEvents.finished, expression: nil, triggerEvent: [:],
             eventsAfter: nil, expiresAt: f.t0.addingTimeInterval(10))
         let invokeTimeout = Invocation.timeoutItem(lease.runID, "i", generation: resumed.token)
-        #expect(try await f.store.park(resumed, pause: invoke, timeout: invokeTimeout, emitting: [], now: f.t0))
+        #expect(try await f.store.park(resumed, Parking(pauses: [(invoke, invokeTimeout)]), now: f.t0))
         #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(10), limit: 10) == [invokeTimeout])
         let timing = try await f.lease(invokeTimeout, owner: "one")
         let outcome = try await f.store.timeOutPause(timing, stepID: "i", position: 1, now: f.t0, timeoutStep: Invocation.timeoutStep)
@@ -319,7 +319,7 @@ public enum RunStoreContract {
             runID: lease.runID, stepID: "w", kind: .wait, eventName: "shop/approved", expression: nil, triggerEvent: [:], eventsAfter: nil,
             expiresAt: f.t0.addingTimeInterval(60))
         let timeout = Invocation.timeoutItem(lease.runID, "w", generation: lease.token)
-        #expect(try await f.store.park(lease, pause: pause, timeout: timeout, emitting: [], now: f.t0))
+        #expect(try await f.store.park(lease, Parking(pauses: [(pause, timeout)]), now: f.t0))
         #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(60), limit: 10) == [timeout])
         let resume = WorkItem(runID: lease.runID, reason: .resume, call: SDKCall(stepID: "w", attempt: 0))
         #expect(try await f.store.resume(pause, eventID: f.eventID, result: ["name": "shop/approved"], resume: resume, now: f.t0))
@@ -355,7 +355,7 @@ public enum RunStoreContract {
         let retries = ["x", "y"].map {
             (item: WorkItem(runID: run.id, reason: .retry, call: SDKCall(stepID: $0, attempt: 1), generation: lease.token), due: f.t0.addingTimeInterval(1))
         }
-        #expect(try await f.store.park(lease, timers: retries, pendingSteps: ["x", "y"], now: f.t0))
+        #expect(try await f.store.park(lease, Parking(timers: retries, pendingSteps: ["x", "y"]), now: f.t0))
         let fired = try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(1), limit: 1)
         let next = try await f.lease(try #require(fired.first), owner: "one")
         #expect(try await f.store.finish(next, .completed(output: "done"), steps: 0, emitting: [], now: f.t0) == .finished)
@@ -378,7 +378,7 @@ public enum RunStoreContract {
         }
         #expect(emitted == [cancelled])
         #expect(try await f.store.recordStep(lease, f.step("x", position: 0), now: f.t0) == .leaseLost)
-        #expect(try await !f.store.park(lease, timers: [(wake, f.t0)], pendingSteps: nil, now: f.t0))
+        #expect(try await !f.store.park(lease, Parking(timers: [(wake, f.t0)]), now: f.t0))
         #expect(try await f.store.cancel(lease.runID, now: f.t0) { _ in [f.event("again", entropy: 5)] } == nil)
         #expect(try await f.store.run(lease.runID)?.status == "Cancelled")
         #expect(try await f.store.liveWork(after: nil, limit: 10).items.isEmpty)
@@ -393,12 +393,12 @@ public enum RunStoreContract {
         let leased = try await f.startedRun(entropy: 2)
         let sleeping = try await f.startedRun(entropy: 3)
         let wake = WorkItem(runID: sleeping.runID, reason: .wake, call: SDKCall(stepID: "nap", attempt: 0), generation: sleeping.token)
-        #expect(try await f.store.park(sleeping, timers: [(wake, f.t0.addingTimeInterval(60))], pendingSteps: nil, now: f.t0))
+        #expect(try await f.store.park(sleeping, Parking(timers: [(wake, f.t0.addingTimeInterval(60))]), now: f.t0))
         let waiting = try await f.startedRun(entropy: 4)
         let pause = Pause(
             runID: waiting.runID, stepID: "w", kind: .wait, eventName: "shop/go", expression: nil, triggerEvent: [:], eventsAfter: nil,
             expiresAt: f.t0.addingTimeInterval(60))
-        #expect(try await f.store.park(waiting, pause: pause, timeout: Invocation.timeoutItem(waiting.runID, "w", generation: waiting.token), emitting: [], now: f.t0))
+        #expect(try await f.store.park(waiting, Parking(pauses: [(pause, Invocation.timeoutItem(waiting.runID, "w", generation: waiting.token))]), now: f.t0))
         #expect(try await f.store.recoverStranded(limit: 10).isEmpty)
         _ = leased
 
@@ -465,7 +465,7 @@ public enum RunStoreContract {
         let wait = Pause(
             runID: lease.runID, stepID: "w", kind: .wait, eventName: "shop/go", expression: nil, triggerEvent: [:], eventsAfter: f.eventID,
             expiresAt: f.t0.addingTimeInterval(60))
-        #expect(try await f.store.park(lease, pause: wait, timeout: Invocation.timeoutItem(lease.runID, "w", generation: lease.token), emitting: [], now: f.t0))
+        #expect(try await f.store.park(lease, Parking(pauses: [(wait, Invocation.timeoutItem(lease.runID, "w", generation: lease.token))]), now: f.t0))
         // Stored at f.t0 by the caller's clock: due for a look-back by the reconciler after it.
         #expect(try await f.store.pausesToLookBack(createdBefore: f.t0, limit: 10).isEmpty)
         #expect(try await f.store.pausesToLookBack(createdBefore: f.t0.addingTimeInterval(1), limit: 10) == [wait])
@@ -477,7 +477,7 @@ public enum RunStoreContract {
             runID: other.runID, stepID: "i", kind: .invoke, eventName: SystemEvents.finished, expression: nil, triggerEvent: [:], eventsAfter: nil,
             expiresAt: f.t0.addingTimeInterval(60))
         let invoked = f.event(Invocation.invokedEventName, entropy: 6)
-        #expect(try await f.store.park(other, pause: invoke, timeout: Invocation.timeoutItem(other.runID, "i", generation: other.token), emitting: [invoked], now: f.t0))
+        #expect(try await f.store.park(other, Parking(pauses: [(invoke, Invocation.timeoutItem(other.runID, "i", generation: other.token))], events: [invoked]), now: f.t0))
         #expect(try await f.store.pausesToLookBack(createdBefore: f.t0.addingTimeInterval(1), limit: 10).isEmpty)
         #expect(try await f.eventLog.event(id: invoked.id) != nil)
     }

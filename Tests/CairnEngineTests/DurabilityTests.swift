@@ -106,7 +106,7 @@ import Testing
             _ = try await engine.send("shop/approved", ["key": "k1", "by": "ada"])
             let routed = try await engine.route()
             #expect(routed == 1)
-        }, on: .parkPause)
+        }, on: .park)
         try await engine.settle()
         let run = try await engine.run(of: order)
         #expect(run.status == "Completed")
@@ -123,7 +123,7 @@ import Testing
         engine.store.inject(.before {
             _ = try await engine.send("shop/approved", ["by": "ada"])
             try await engine.route()
-        }, on: .parkPause)
+        }, on: .park)
         // The writer's look-back fails (it dies): the pause stays open and not looked back.
         engine.store.inject(.failBefore, on: .resume)
         try await engine.settle()
@@ -150,7 +150,7 @@ import Testing
         try await engine.route()
         engine.store.inject(.before {
             #expect(!engine.eventLog.storedEvents.contains { $0.name == Invocation.invokedEventName })
-        }, on: .parkPause)
+        }, on: .park)
         try await engine.settle()
         let run = try await engine.run(of: parent)
         #expect(run.status == "Completed")

@@ -19,13 +19,17 @@ final class EngineHarness: Sendable {
     let epoch = InMemoryTransportEpoch()
     let sink: InMemoryEventSink
     let app = FakeSDKApp()
+    let provider: FakeProvider
     let router: EventRouter
     let timers: TimerService
     let reconciler: Reconciler
     let executors: [RunExecutor]
     static let leaseDuration: Duration = .seconds(60)
 
-    init(executors count: Int = 1) {
+    /// An engine with `count` executors; `step.ai.infer` and `step.fetch` requests go to
+    /// `provider`.
+    init(executors count: Int = 1, provider: FakeProvider = FakeProvider { _ in SDKReply(status: 200, headers: [:], body: Array(#"{"ok":true}"#.utf8)) }) {
+        self.provider = provider
         var logger = Logger(label: "cairn.test.engine")
         logger.logLevel = .critical
         store = InMemoryRunStore(registry: registry, eventLog: eventLog, clock: clock)
@@ -44,8 +48,8 @@ final class EngineHarness: Sendable {
             settings.backoffScale = 0.001
             settings.owner = "executor-\(n)"
             return RunExecutor(
-                store: store, events: sink, eventLog: eventLog, work: work, sdk: app, source: work, timers: index, clock: clock, keys: nil,
-                settings: settings, logger: logger)
+                store: store, events: sink, eventLog: eventLog, work: work, sdk: app, outbound: provider, source: work, timers: index,
+                clock: clock, keys: nil, settings: settings, logger: logger)
         }
     }
 

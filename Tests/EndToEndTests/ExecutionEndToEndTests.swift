@@ -27,7 +27,12 @@ import Testing
 
         /// How often each step body ran, by `<key>:<step>`.
         func counts() async throws -> JSONValue {
-            var request = HTTPClientRequest(url: "http://127.0.0.1:\(app.port)/counts")
+            try await appGet("/counts")
+        }
+
+        /// What the app answers at `path` (what it recorded).
+        func appGet(_ path: String) async throws -> JSONValue {
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(app.port)\(path)")
             request.method = .GET
             let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
             return try JSONValue(parsing: Array(buffer: try await response.body.collect(upTo: 1 << 20)))
@@ -258,6 +263,51 @@ import Testing
                 #expect(counts["\(key):only"] == 1)
                 #expect(counts["\(key):raise-before"] == 4 && counts["\(key):raise-after"] == 2)
             }
+        }
+    }
+
+    /// A parallel group holds an invoke, a sleep, a wait and steps, and the function goes on
+    /// once all of them are done.
+    @Test func aParallelGroupHoldsEveryKindOfStep() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/group", "data": ["key": "kg"]]])
+            let eventID = try #require(ids.first)
+            let runID = try await harness.runID(of: eventID)
+            try await harness.waitForStatus(runID, until: { ($0["waiting_for"]?.arrayValue ?? []).contains { $0["kind"] == "wait" } })
+            _ = try await harness.send([["name": "test/group-approved", "data": ["key": "kg", "by": "ada"]]])
+            let run = try await harness.endedRun(of: eventID)
+            #expect(run["status"] == "Completed", "\(run)")
+            #expect(run["output"] == ["invoked": ["doubled": 10], "slept": .null, "by": "ada", "sum": 3, "after": "after"])
+            let counts = try await harness.counts()
+            #expect(counts["kg:one"] == 1 && counts["kg:two"] == 1 && counts["kg:after"] == 1)
+        }
+    }
+
+    /// Race mode: the function is called again after each member that finishes, so the fast
+    /// sequence's second step runs while the slow sequence's first is still running.
+    @Test func aRaceGoesOnAfterEachMemberThatFinishes() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/race", "data": ["key": "kr"]]])
+            let run = try await harness.endedRun(of: try #require(ids.first))
+            #expect(run["status"] == "Completed", "\(run)")
+            #expect(try await harness.appGet("/race-order")["kr"] == ["a1", "a2", "b1", "b2"])
+        }
+    }
+
+    /// `step.ai.infer`: Cairn makes the provider request the SDK describes, with its key and
+    /// headers, and the provider's answer is the step's output.
+    @Test func anAIStepIsMadeByCairnAgainstTheProvider() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([["name": "test/ai", "data": [:]]])
+            let run = try await harness.endedRun(of: try #require(ids.first))
+            #expect(run["status"] == "Completed", "\(run)")
+            #expect(run["output"]?["content"]?[0]?["text"] == "hello from the fake provider")
+            #expect(run["steps"]?[0]?["op"] == "AIGateway")
+            let request = try #require(try await harness.appGet("/provider-requests").arrayValue?.last)
+            #expect(request["headers"]?["X-Api-Key"] == "sk-test-key")
+            #expect(request["headers"]?["X-My-Header"] == "my-value")
+            #expect(request["body"]?["model"] == "claude-test")
+            #expect(request["body"]?["messages"] == [["role": "user", "content": "hi"]])
         }
     }
 

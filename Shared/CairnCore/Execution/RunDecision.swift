@@ -25,9 +25,13 @@ public enum RunAction: Sendable, Hashable {
     case recordStep(id: String, name: String, op: String, result: JSONValue)
     /// Call the SDK again at once, on the same lease.
     case call(SDKCall)
-    /// Run each planned step (a parallel group) on its own call; continue with discovery once
-    /// all are recorded.
-    case runPlanned([String])
+    /// A parallel group: each member action (a result to record, a planned step's call, a
+    /// request, a sleep, a wait, an invoke) goes on concurrently; discovery follows once every
+    /// member is recorded, or, with `race`, after each member the drive finishes.
+    case group([RunAction], race: Bool)
+    /// Make the request a `step.ai.infer` or `step.fetch` asks for; its response decides the
+    /// step (`RunDecision.decide(request:response:…)`).
+    case request(OutboundStep)
     /// Call the SDK again at `at` (a retry after a failed attempt).
     case retry(SDKCall, at: Date, error: JSONValue)
     /// Wake at `until`: record null for the step, then call discovery.
@@ -69,30 +73,57 @@ public enum RunDecision {
                 let failure = RunFailure.cairn(name: "Error", message: "the SDK reported no operation to run")
                 return retryOrFail(call: call, error: failure.body, retry: RetryDirective(), maxAttempts: maxAttempts, now: now, backoff: backoff, failing: [.fail(failure)])
             }
-            guard ops.count == 1 else { return decide(parallel: ops) }
+            guard ops.count == 1 else { return decide(parallel: ops, now: now) }
             return decide(op: ops[0], call: call, maxAttempts: maxAttempts, now: now, backoff: backoff, retry: retry)
         }
     }
 
-    /// Several ops in one reply (docs/protocol.md §3, Parallelism): results are recorded, planned
-    /// steps each get their own call, and discovery follows once all are done.
-    static func decide(parallel ops: [SDKOpcode]) -> [RunAction] {
-        var actions: [RunAction] = []
-        var planned: [String] = []
-        for op in ops {
+    /// Several ops in one reply (docs/protocol.md §3, Parallelism): one group of members, each
+    /// what its op asks for. Any op with `opts.parallelMode: "race"` makes it a race.
+    static func decide(parallel ops: [SDKOpcode], now: Date) -> [RunAction] {
+        var members: [RunAction] = []
+        var seen: Set<String> = []
+        for op in ops where seen.insert(op.id).inserted {
+            let name = op.displayName
             switch op.kind {
             case .stepRun:
-                actions.append(.recordStep(id: op.id, name: op.displayName, op: "StepRun", result: .object(["data": op.data ?? .null])))
+                members.append(.recordStep(id: op.id, name: name, op: "StepRun", result: .object(["data": op.data ?? .null])))
+            case .step:
+                members.append(.recordStep(id: op.id, name: name, op: "Step", result: op.data ?? .null))
             case .stepFailed:
-                actions.append(.recordStep(id: op.id, name: op.displayName, op: "StepFailed", result: .object(["error": op.error ?? .null])))
+                members.append(.recordStep(id: op.id, name: name, op: "StepFailed", result: .object(["error": op.error ?? .null])))
             case .stepPlanned:
-                if !planned.contains(op.id) { planned.append(op.id) }
+                members.append(.call(SDKCall(stepID: op.id, attempt: 0)))
+            case .sleep, .waitForEvent, .invokeFunction, .aiGateway, .gateway:
+                // The same decision as for the op alone, from a first attempt.
+                let actions = decide(op: op, call: SDKCall(stepID: op.id, attempt: 0), maxAttempts: 1, now: now, backoff: BackoffInput(jitter: 0, scale: 1), retry: RetryDirective())
+                if case .fail = actions.first { return actions }
+                members += actions
             default:
-                return [.fail(unsupported("\(op.kind) (step \"\(op.displayName)\") inside a parallel group"))]
+                return [.fail(unsupported("\(op.kind) (step \"\(name)\") inside a parallel group"))]
             }
         }
-        actions.append(planned.isEmpty ? .call(.discovery) : .runPlanned(planned))
-        return actions
+        let race = ops.contains { $0.opts?["parallelMode"]?.stringValue == "race" }
+        return [.group(members, race: race)]
+    }
+
+    /// What the response to a `step.ai.infer` or `step.fetch` request means: its result is
+    /// recorded and discovery follows; a failed request is tried again while attempts remain,
+    /// then recorded as the step's error, which the SDK raises in the function.
+    public static func decide(
+        request step: OutboundStep, response: OutboundStep.Response, call: SDKCall, maxAttempts: Int, now: Date, jitter: Double,
+        backoffScale: Double = 1
+    ) -> [RunAction] {
+        let op = step.kind == .aiInference ? "AIGateway" : "Gateway"
+        switch step.result(of: response) {
+        case .recorded(let memo):
+            return [.recordStep(id: step.stepID, name: step.name, op: op, result: memo), .call(.discovery)]
+        case .failed(let error, let memo):
+            let failing: [RunAction] = [.recordStep(id: step.stepID, name: step.name, op: op, result: memo), .call(.discovery)]
+            return retryOrFail(
+                call: call, error: error, retry: RetryDirective(), maxAttempts: maxAttempts, now: now,
+                backoff: BackoffInput(jitter: jitter, scale: backoffScale), failing: failing)
+        }
     }
 
     struct BackoffInput {
@@ -146,7 +177,12 @@ public enum RunDecision {
             }
             let payload = op.opts?["payload"].flatMap { $0.isNull ? nil : $0 } ?? .object([:])
             return [.invoke(stepID: op.id, name: name, functionID: functionID, payload: payload, until: until)]
-        case .aiGateway, .gateway, .waitForSignal, .syncRunComplete:
+        case .aiGateway, .gateway:
+            switch OutboundStep.make(op) {
+            case .success(let step): return [.request(step)]
+            case .failure(let problem): return [.fail(invalid(problem.message))]
+            }
+        case .waitForSignal, .syncRunComplete:
             return [.fail(unsupported("\(op.kind) (step \"\(name)\")"))]
         case .unknown(let opName):
             return [.fail(unsupported("the operation \"\(opName)\" (step \"\(name)\")"))]

@@ -33,6 +33,8 @@ public final class RunExecutor: Service {
     let store: any RunStore
     let events: any EventSink
     let sdk: any SDKTransport
+    /// Where `step.ai.infer` and `step.fetch` requests go (the app's transport, in production).
+    let outbound: any SDKTransport
     let source: any StreamSource
     let timers: any TimerIndex
     let matcher: PauseMatcher
@@ -48,9 +50,10 @@ public final class RunExecutor: Service {
 
     public init(
         store: any RunStore, events: any EventSink, eventLog: any EventLog, work: any WorkQueue, sdk: any SDKTransport,
-        source: any StreamSource, timers: any TimerIndex, clock: any WallClock, keys: SigningKeys?,
+        outbound: (any SDKTransport)? = nil, source: any StreamSource, timers: any TimerIndex, clock: any WallClock, keys: SigningKeys?,
         settings: ExecutorSettings = ExecutorSettings(), logger: Logger
     ) {
+        self.outbound = outbound ?? sdk
         self.timers = timers
         self.store = store
         self.events = events
@@ -163,9 +166,16 @@ public final class RunExecutor: Service {
         // A step this item targets was recorded by an earlier drive of it that died before
         // retiring it: asking the app for that step again would target a step it no longer
         // reaches. Go on as after any recorded step.
-        if !call.isDiscovery, snapshot.steps[call.stepID] != nil {
-            guard try await continueGroup(lease, &snapshot) else { return }
-            call = .discovery
+        if !call.isDiscovery, snapshot.steps[call.stepID] != nil { call = .discovery }
+        // Discovery while a parallel group still waits for members would ask the app for them
+        // again: go on only once every member is recorded. A recovered run goes on regardless,
+        // since nothing else will: discovery plans what is missing.
+        if call.isDiscovery {
+            if item.reason == .recover {
+                if !snapshot.pendingSteps.isEmpty { try await clearGroup(lease, &snapshot) }
+            } else {
+                guard try await continueGroup(lease, &snapshot) else { return }
+            }
         }
         let maxAttempts = snapshot.function.retries + 1
         var version = -1
@@ -177,45 +187,40 @@ public final class RunExecutor: Service {
                 let outcome = try await callSDK(
                     lease, snapshot: snapshot, call: call, maxAttempts: maxAttempts, version: &version,
                     disableImmediateExecution: snapshot.forceStepPlan)
-                let actions = RunDecision.decide(outcome: outcome, call: call, maxAttempts: maxAttempts, now: clock.now, jitter: Double.random(in: 0...1), backoffScale: settings.backoffScale)
+                var actions = RunDecision.decide(
+                    outcome: outcome, call: call, maxAttempts: maxAttempts, now: clock.now, jitter: Double.random(in: 0...1),
+                    backoffScale: settings.backoffScale)
                 var next: SDKCall?
-                for action in actions {
-                    switch action {
+                while !actions.isEmpty {
+                    switch actions.removeFirst() {
                     case .recordStep(let id, let name, let op, let result):
                         // The SDK runs a step on the call that reports it, at that call's attempt.
-                        let attempts = call.attempt + 1
-                        guard try await record(lease, &snapshot, stepID: id, name: name, op: op, result: result, attempts: attempts) else { return }
+                        guard try await record(lease, &snapshot, stepID: id, name: name, op: op, result: result, attempts: call.attempt + 1) else {
+                            return
+                        }
                     case .call(let nextCall):
                         next = nextCall
                         if nextCall.isDiscovery, try await !continueGroup(lease, &snapshot) { return }
-                    case .runPlanned(let ids):
-                        switch try await runParallel(lease, &snapshot, ids: ids, maxAttempts: maxAttempts) {
-                        case .continueWithDiscovery: next = .discovery
+                    case .group(let members, let race):
+                        switch try await runGroup(lease, &snapshot, members: members, race: race, maxAttempts: maxAttempts) {
+                        case .discovery: next = .discovery
                         case .stopped: return
+                        case .then(let more): actions = more + actions
                         }
+                    case .request(let step):
+                        actions = RunDecision.decide(
+                            request: step, response: try await send(step), call: call, maxAttempts: maxAttempts, now: clock.now,
+                            jitter: Double.random(in: 0...1), backoffScale: settings.backoffScale) + actions
                     case .retry(let retryCall, let at, let error):
                         logger.info("attempt failed; retrying", metadata: metadata.merging(["call": "\(call)", "at": "\(at)", "error": "\(error["message"] ?? error)"]) { $1 })
-                        return try await park(lease, timers: [(WorkItem(runID: item.runID, reason: .retry, call: retryCall, generation: lease.token), at)])
+                        return try await park(lease, Parking(timers: [retryTimer(lease, retryCall, at: at)]))
                     case .sleep(let stepID, _, let until):
-                        let wake = WorkItem(runID: item.runID, reason: .wake, call: SDKCall(stepID: stepID, attempt: 0), generation: lease.token)
-                        return try await park(lease, timers: [(wake, until)])
+                        return try await park(lease, Parking(timers: [wakeTimer(lease, stepID, until: until)]))
                     case .waitForEvent(let stepID, _, let event, let expression, let until):
-                        let pause = Pause(
-                            runID: item.runID, stepID: stepID, kind: .wait, eventName: event, expression: expression,
-                            triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: Invocation.eventsAfter(clock.now), expiresAt: until)
-                        return try await park(lease, pause: pause, emitting: [])
+                        return try await park(lease, Parking(pauses: [waitPause(lease, snapshot, stepID, event: event, expression: expression, until: until)]))
                     case .invoke(let stepID, _, let functionID, let payload, let until):
-                        let correlation = Invocation.correlationID(runID: item.runID, stepID: stepID)
-                        let invoked = stamper.accept([Invocation.invokedEvent(
-                            functionID: functionID, payload: payload, correlationID: correlation, callerSlug: snapshot.function.id,
-                            expires: until, now: clock.now)], now: clock.now)
-                        // No lower bound: the callee starts only once this pause is stored, and its
-                        // correlation id is unique.
-                        let pause = Pause(
-                            runID: item.runID, stepID: stepID, kind: .invoke, eventName: SystemEvents.finished,
-                            expression: "async.data.correlation_id == \(JSONValue.string(correlation).jsonString)",
-                            triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: nil, expiresAt: until)
-                        return try await park(lease, pause: pause, emitting: invoked)
+                        let (pause, invoked) = invokePause(lease, snapshot, stepID, functionID: functionID, payload: payload, until: until)
+                        return try await park(lease, Parking(pauses: [pause], events: [invoked]))
                     case .complete(let output):
                         try await end(lease, snapshot, .completed(output: output))
                         logger.debug("run completed", metadata: metadata)
@@ -238,57 +243,186 @@ public final class RunExecutor: Service {
         }
     }
 
-    enum ParallelResult {
-        case continueWithDiscovery
+    /// How a parallel group's drive goes on.
+    enum GroupResult {
+        /// Every member is recorded: call discovery.
+        case discovery
+        /// The run was parked or ended.
         case stopped
+        /// A race's discovery decided these, once the members in flight ended.
+        case then([RunAction])
     }
 
-    /// Runs a parallel group's planned steps, each on its own call, concurrently on this lease.
-    /// When some must wait for a retry, the group's pending steps and the retries are stored and
-    /// the run is handed back; each retry continues the group, and the last one to finish
-    /// calls discovery.
-    func runParallel(_ lease: RunLease, _ snapshot: inout RunSnapshot, ids: [String], maxAttempts: Int) async throws -> ParallelResult {
-        let frozen = snapshot
-        let outcomes = try await withThrowingTaskGroup(of: (String, SDKOutcome).self) { group in
-            for id in ids where frozen.steps[id] == nil {
-                group.addTask {
+    /// A member of a group that finished in this drive.
+    enum FinishedMember: Sendable {
+        case call(SDKCall, SDKOutcome)
+        case request(OutboundStep, OutboundStep.Response)
+    }
+
+    /// Runs a parallel group on this lease. Results the reply carried are recorded; planned
+    /// steps (each on a call targeting it) and requests go on concurrently, and what each
+    /// returns is decided as it returns. Sleeps, waits, invokes and the retries of members that
+    /// failed are parked on together once nothing is in flight, with the group's members as the
+    /// run's pending steps; the last member to be recorded calls discovery (`continueGroup`).
+    /// In race mode, discovery is called after each member that finishes here, and the members
+    /// it reports join the group; waits within a race still wait for each other.
+    func runGroup(_ lease: RunLease, _ snapshot: inout RunSnapshot, members: [RunAction], race: Bool, maxAttempts: Int) async throws -> GroupResult {
+        var working = snapshot
+        defer { snapshot = working }
+        var queue = members
+        var memberIDs: [String] = []
+        var parking = Parking()
+        var after: [RunAction]?
+        func join(_ id: String) {
+            if !memberIDs.contains(id) { memberIDs.append(id) }
+        }
+        func waiting(on id: String) -> Bool {
+            parking.timers.contains { $0.item.call.stepID == id } || parking.pauses.contains { $0.pause.stepID == id }
+        }
+        return try await withThrowingTaskGroup(of: FinishedMember.self) { tasks in
+            var inFlight: Set<String> = []
+            var discoverNow = false
+            while true {
+                while !queue.isEmpty {
+                    switch queue.removeFirst() {
+                    case .recordStep(let id, let name, let op, let result):
+                        join(id)
+                        guard working.steps[id] == nil else { continue }
+                        guard try await record(lease, &working, stepID: id, name: name, op: op, result: result, attempts: 1) else {
+                            tasks.cancelAll()
+                            return .stopped
+                        }
+                        discoverNow = race
+                    case .call(let targeted):
+                        guard !targeted.isDiscovery else { continue }
+                        join(targeted.stepID)
+                        guard working.steps[targeted.stepID] == nil, !waiting(on: targeted.stepID), inFlight.insert(targeted.stepID).inserted else { continue }
+                        let frozen = working
+                        tasks.addTask {
+                            var version = -1
+                            return .call(targeted, try await self.callSDK(
+                                lease, snapshot: frozen, call: targeted, maxAttempts: maxAttempts, version: &version, disableImmediateExecution: true))
+                        }
+                    case .request(let step):
+                        join(step.stepID)
+                        guard working.steps[step.stepID] == nil, !waiting(on: step.stepID), inFlight.insert(step.stepID).inserted else { continue }
+                        tasks.addTask { .request(step, try await self.send(step)) }
+                    case .retry(let retryCall, let at, _):
+                        join(retryCall.stepID)
+                        parking.timers.append(retryTimer(lease, retryCall, at: at))
+                    case .sleep(let id, _, let until):
+                        join(id)
+                        if working.steps[id] == nil, !waiting(on: id) { parking.timers.append(wakeTimer(lease, id, until: until)) }
+                    case .waitForEvent(let id, _, let event, let expression, let until):
+                        join(id)
+                        if working.steps[id] == nil, !waiting(on: id) {
+                            parking.pauses.append(waitPause(lease, working, id, event: event, expression: expression, until: until))
+                        }
+                    case .invoke(let id, _, let functionID, let payload, let until):
+                        join(id)
+                        if working.steps[id] == nil, !waiting(on: id) {
+                            let (pause, invoked) = invokePause(lease, working, id, functionID: functionID, payload: payload, until: until)
+                            parking.pauses.append(pause)
+                            parking.events.append(invoked)
+                        }
+                    case .group(let more, _):
+                        queue += more
+                    case .fail(let failure):
+                        tasks.cancelAll()
+                        try await end(lease, working, .failed(failure))
+                        return .stopped
+                    case .complete(let output):
+                        tasks.cancelAll()
+                        try await end(lease, working, .completed(output: output))
+                        return .stopped
+                    }
+                }
+                if discoverNow, after == nil {
+                    // Race: a member finished; the function may go on now.
+                    discoverNow = false
                     var version = -1
-                    let call = SDKCall(stepID: id, attempt: 0)
-                    return (id, try await self.callSDK(
-                        lease, snapshot: frozen, call: call, maxAttempts: maxAttempts, version: &version, disableImmediateExecution: true))
+                    let outcome = try await callSDK(
+                        lease, snapshot: working, call: .discovery, maxAttempts: maxAttempts, version: &version, disableImmediateExecution: true)
+                    let decided = RunDecision.decide(
+                        outcome: outcome, call: .discovery, maxAttempts: maxAttempts, now: clock.now, jitter: Double.random(in: 0...1),
+                        backoffScale: settings.backoffScale)
+                    if decided.allSatisfy({ if case .group = $0 { true } else if case .call(let c) = $0 { !c.isDiscovery } else { false } }) {
+                        queue += decided
+                    } else {
+                        after = decided
+                    }
+                    continue
+                }
+                guard let finished = try await tasks.next() else { break }
+                switch finished {
+                case .call(let targeted, let outcome):
+                    inFlight.remove(targeted.stepID)
+                    queue += RunDecision.decide(
+                        outcome: outcome, call: targeted, maxAttempts: maxAttempts, now: clock.now, jitter: Double.random(in: 0...1),
+                        backoffScale: settings.backoffScale)
+                case .request(let step, let response):
+                    inFlight.remove(step.stepID)
+                    queue += RunDecision.decide(
+                        request: step, response: response, call: SDKCall(stepID: step.stepID, attempt: 0), maxAttempts: maxAttempts,
+                        now: clock.now, jitter: Double.random(in: 0...1), backoffScale: settings.backoffScale)
                 }
             }
-            var outcomes: [String: SDKOutcome] = [:]
-            for try await (id, outcome) in group { outcomes[id] = outcome }
-            return outcomes
-        }
-        var retries: [(WorkItem, Date)] = []
-        for id in ids {
-            guard let outcome = outcomes[id] else { continue }
-            let call = SDKCall(stepID: id, attempt: 0)
-            for action in RunDecision.decide(outcome: outcome, call: call, maxAttempts: maxAttempts, now: clock.now, jitter: Double.random(in: 0...1), backoffScale: settings.backoffScale) {
-                switch action {
-                case .recordStep(let stepID, let name, let op, let result):
-                    guard try await record(lease, &snapshot, stepID: stepID, name: name, op: op, result: result, attempts: 1) else { return .stopped }
-                case .call:
-                    break
-                case .retry(let retryCall, let at, _):
-                    retries.append((WorkItem(runID: lease.runID, reason: .retry, call: retryCall, generation: lease.token), at))
-                case .fail(let failure):
-                    try await end(lease, snapshot, .failed(failure))
-                    return .stopped
-                case .complete(let output):
-                    try await end(lease, snapshot, .completed(output: output))
-                    return .stopped
-                case .sleep, .waitForEvent, .invoke, .runPlanned:
-                    try await end(lease, snapshot, .failed(RunDecision.unsupported("a sleep, wait or invoke reported by a planned step of a parallel group")))
-                    return .stopped
-                }
+            if !parking.isEmpty {
+                parking.pendingSteps = memberIDs
+                try await park(lease, parking)
+                return .stopped
             }
+            return after.map { .then($0) } ?? .discovery
         }
-        if retries.isEmpty { return .continueWithDiscovery }
-        try await park(lease, timers: retries, pendingSteps: ids)
-        return .stopped
+    }
+
+    /// Sends the request a `step.ai.infer` or `step.fetch` asks for.
+    func send(_ step: OutboundStep) async throws -> OutboundStep.Response {
+        let request = SDKRequest(
+            method: step.request.method, url: step.request.url, headers: step.request.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+            body: step.request.body, timeout: settings.callTimeout)
+        do {
+            let reply = try await outbound.send(request)
+            return .reply(status: reply.status, headers: reply.headers, body: reply.body)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            return .noReply("\(error)")
+        }
+    }
+
+    /// The timer that retries `retryCall` at `at`.
+    func retryTimer(_ lease: RunLease, _ retryCall: SDKCall, at: Date) -> (item: WorkItem, due: Date) {
+        (WorkItem(runID: lease.runID, reason: .retry, call: retryCall, generation: lease.token), at)
+    }
+
+    /// The timer that ends sleep `stepID` at `until`.
+    func wakeTimer(_ lease: RunLease, _ stepID: String, until: Date) -> (item: WorkItem, due: Date) {
+        (WorkItem(runID: lease.runID, reason: .wake, call: SDKCall(stepID: stepID, attempt: 0), generation: lease.token), until)
+    }
+
+    /// The pause of a `waitForEvent`: events received from now on may match.
+    func waitPause(_ lease: RunLease, _ snapshot: RunSnapshot, _ stepID: String, event: String, expression: String?, until: Date) -> (pause: Pause, timeout: WorkItem) {
+        let pause = Pause(
+            runID: lease.runID, stepID: stepID, kind: .wait, eventName: event, expression: expression,
+            triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: Invocation.eventsAfter(clock.now), expiresAt: until)
+        return (pause, Invocation.timeoutItem(lease.runID, stepID, generation: lease.token))
+    }
+
+    /// The pause of an invoke and the callee's trigger, stored together. No lower bound: the
+    /// callee starts only once this pause is stored, and its correlation id is unique.
+    func invokePause(
+        _ lease: RunLease, _ snapshot: RunSnapshot, _ stepID: String, functionID: String, payload: JSONValue, until: Date
+    ) -> (pause: (pause: Pause, timeout: WorkItem), invoked: AcceptedEvent) {
+        let correlation = Invocation.correlationID(runID: lease.runID, stepID: stepID)
+        let invoked = stamper.accept([Invocation.invokedEvent(
+            functionID: functionID, payload: payload, correlationID: correlation, callerSlug: snapshot.function.id, expires: until,
+            now: clock.now)], now: clock.now)[0]
+        let pause = Pause(
+            runID: lease.runID, stepID: stepID, kind: .invoke, eventName: SystemEvents.finished,
+            expression: "async.data.correlation_id == \(JSONValue.string(correlation).jsonString)",
+            triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: nil, expiresAt: until)
+        return ((pause, Invocation.timeoutItem(lease.runID, stepID, generation: lease.token)), invoked)
     }
 
     /// Before discovery after a step of a parallel group that waited for a retry: continue only
@@ -300,34 +434,28 @@ public final class RunExecutor: Service {
             try await release(lease)
             return false
         }
-        guard try await store.clearPending(lease) else { throw LeaseLost(runID: lease.runID) }
-        snapshot.pendingSteps = []
-        snapshot.forceStepPlan = false
+        try await clearGroup(lease, &snapshot)
         return true
     }
 
-    /// Parks the run on timers (and, for a parallel group, its pending steps), and indexes
-    /// the timers.
-    func park(_ lease: RunLease, timers entries: [(WorkItem, Date)], pendingSteps: [String]? = nil) async throws {
-        guard try await store.park(lease, timers: entries.map { (item: $0.0, due: $0.1) }, pendingSteps: pendingSteps, now: clock.now) else {
-            throw LeaseLost(runID: lease.runID)
-        }
-        await index(entries.map { ($0.0.entryID, $0.1) })
+    /// Forgets the run's parallel group: the next discovery runs steps inline again.
+    func clearGroup(_ lease: RunLease, _ snapshot: inout RunSnapshot) async throws {
+        guard try await store.clearPending(lease) else { throw LeaseLost(runID: lease.runID) }
+        snapshot.pendingSteps = []
+        snapshot.forceStepPlan = false
     }
 
-    /// Parks the run on `pause` with its timeout timer and `emitting` (an invoke's trigger),
-    /// then announces the events, indexes the timer and looks back for an event that arrived
-    /// while the pause was being written.
-    func park(_ lease: RunLease, pause: Pause, emitting: [AcceptedEvent]) async throws {
-        let timeout = Invocation.timeoutItem(pause.runID, pause.stepID, generation: lease.token)
-        guard try await store.park(lease, pause: pause, timeout: timeout, emitting: emitting, now: clock.now) else {
-            throw LeaseLost(runID: lease.runID)
-        }
-        await events.announce(emitting)
-        await index([(timeout.entryID, pause.expiresAt)])
-        do { try await matcher.lookBack(pause) } catch {
-            // The pause stays marked as not looked back; the reconciler does it.
-            logger.warning("looking back for a new pause's event failed", metadata: ["run": "\(pause.runID)", "error": "\(error)"])
+    /// Parks the run, then announces the events stored with it, indexes its timers, and lets
+    /// each new wait look back for an event that arrived while it was being written.
+    func park(_ lease: RunLease, _ parking: Parking) async throws {
+        guard try await store.park(lease, parking, now: clock.now) else { throw LeaseLost(runID: lease.runID) }
+        await events.announce(parking.events)
+        await index(parking.timers.map { ($0.item.entryID, $0.due) } + parking.pauses.map { ($0.timeout.entryID, $0.pause.expiresAt) })
+        for (pause, _) in parking.pauses where pause.needsLookBack {
+            do { try await matcher.lookBack(pause) } catch {
+                // The pause stays marked as not looked back; the reconciler does it.
+                logger.warning("looking back for a new pause's event failed", metadata: ["run": "\(pause.runID)", "error": "\(error)"])
+            }
         }
     }
 

@@ -46,6 +46,16 @@ public protocol RunLog: Sendable {
     /// False when the lease was lost.
     func release(_ lease: RunLease, now: Date) async throws -> Bool
 
+    /// Hands the run back until what it waits for comes, in one transaction: the timers (each
+    /// item due at its date), the pauses with their timeout timers (due at the pause's expiry),
+    /// the events stored unpublished (an invoke's trigger, so the callee starts only once its
+    /// caller's pause exists), the group's pending steps when given, the lease released and its
+    /// item retired. False, with nothing written, when the lease was lost.
+    ///
+    /// - Throws: when a timer or pause id is already taken (then nothing was written): a timer
+    ///   that was not inserted must never count as scheduled.
+    func park(_ lease: RunLease, _ parking: Parking, now: Date) async throws -> Bool
+
     /// Ends the run, in one transaction committed before it returns: its status and result,
     /// its lease, its outbox items, timers and pauses retired, and `events` (its system events)
     /// stored unpublished for the caller to announce; only if the run holds exactly `steps`
@@ -59,17 +69,9 @@ public protocol RunLog: Sendable {
     func cancel(_ runID: ULID, now: Date, emitting: @Sendable (CancelledRun) -> [AcceptedEvent]) async throws -> [AcceptedEvent]?
 }
 
-/// Durable timers: sleeps, retry backoffs and pause timeouts. A timer's id is its work item's
-/// entry id, so it is unique per wait.
+/// Durable timers: sleeps, retry backoffs and pause timeouts, set by `RunLog.park`. A timer's
+/// id is its work item's entry id, so it is unique per wait.
 public protocol TimerStore: Sendable {
-    /// Hands the run back until its timers are due, in one transaction: the timers (each item
-    /// due at its date), the parallel group's `pendingSteps` when given, the lease released
-    /// and its item retired. False, with nothing written, when the lease was lost.
-    ///
-    /// - Throws: when a timer id is already taken (then nothing was written): a timer that was
-    ///   not inserted must never count as scheduled.
-    func park(_ lease: RunLease, timers: [(item: WorkItem, due: Date)], pendingSteps: [String]?, now: Date) async throws -> Bool
-
     /// Fires timers due at `now` (each once, across replicas): their work items move to the
     /// outbox. Returns the items, at most `limit`.
     func fireDueTimers(now: Date, limit: Int) async throws -> [WorkItem]
@@ -79,14 +81,9 @@ public protocol TimerStore: Sendable {
     func unfiredTimers(after: String?, limit: Int) async throws -> [(id: String, due: Date)]
 }
 
-/// Pauses: runs waiting for an event, and runs an event cancels.
+/// Pauses: runs waiting for an event (set by `RunLog.park`), and runs an event cancels (set
+/// with the run).
 public protocol PauseStore: Sendable {
-    /// Hands the run back until `pause` matches or times out, in one transaction: the pause,
-    /// its timeout timer (`timeout`, due at `pause.expiresAt`), `events` stored unpublished (an
-    /// invoke's trigger, so the callee starts only once the pause exists), the lease released
-    /// and its item retired. False, with nothing written, when the lease was lost.
-    func park(_ lease: RunLease, pause: Pause, timeout: WorkItem, emitting events: [AcceptedEvent], now: Date) async throws -> Bool
-
     /// Open pauses for events named `eventName`.
     func openPauses(eventName: String, now: Date) async throws -> [Pause]
 

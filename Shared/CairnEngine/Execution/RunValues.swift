@@ -189,6 +189,30 @@ public struct StepRecord: Sendable, Hashable {
     }
 }
 
+/// What a drive hands a run back to: timers (sleeps, retries), pauses with their timeout
+/// timers (waits, invokes) and the events those pauses need stored with them (an invoke's
+/// trigger), and, for a parallel group, the steps the run waits for before it goes on.
+public struct Parking: Sendable {
+    public var timers: [(item: WorkItem, due: Date)]
+    public var pauses: [(pause: Pause, timeout: WorkItem)]
+    public var events: [AcceptedEvent]
+    /// The group's members; nil when the drive parks outside a group.
+    public var pendingSteps: [String]?
+
+    public init(
+        timers: [(item: WorkItem, due: Date)] = [], pauses: [(pause: Pause, timeout: WorkItem)] = [], events: [AcceptedEvent] = [],
+        pendingSteps: [String]? = nil
+    ) {
+        self.timers = timers
+        self.pauses = pauses
+        self.events = events
+        self.pendingSteps = pendingSteps
+    }
+
+    /// Whether there is anything to wait for.
+    public var isEmpty: Bool { timers.isEmpty && pauses.isEmpty }
+}
+
 /// What became of a step handed to `RunLog.recordStep`.
 public enum RecordOutcome: Sendable, Hashable {
     /// Written now.

@@ -15,6 +15,7 @@ import time
 import flask
 import inngest
 import inngest.flask
+from inngest.experimental import ai
 
 variant = os.environ.get("APP_VARIANT", "v1")
 client = inngest.Inngest(
@@ -132,6 +133,66 @@ def raises_around(ctx: inngest.ContextSync) -> str:
     if count(f"{key}:raise-after") == 1:
         raise RuntimeError("after the first step")
     return value
+
+
+@client.create_function(fn_id="group-of-everything", trigger=inngest.TriggerEvent(event="test/group"), retries=0)
+def group_of_everything(ctx: inngest.ContextSync) -> dict:
+    """A parallel group holding an invoke, a sleep, a wait and two steps; then one more step."""
+    key = ctx.event.data["key"]
+    invoked, slept, approval, one, two = ctx.group.parallel((
+        lambda: ctx.step.invoke("call", function=child_ok, data={"n": 5}),
+        lambda: ctx.step.sleep("nap", datetime.timedelta(seconds=1)),
+        lambda: ctx.step.wait_for_event(
+            "approval", event="test/group-approved", if_exp="event.data.key == async.data.key",
+            timeout=datetime.timedelta(seconds=30)),
+        lambda: ctx.step.run("one", lambda: count(f"{key}:one") and 1),
+        lambda: ctx.step.run("two", lambda: count(f"{key}:two") and 2),
+    ))
+    after = ctx.step.run("after", lambda: count(f"{key}:after") and "after")
+    return {"invoked": invoked, "slept": slept, "by": approval.data["by"] if approval else None, "sum": one + two, "after": after}
+
+
+# The order step bodies of a race ran in, by key.
+race_order: dict[str, list[str]] = collections.defaultdict(list)
+
+
+@client.create_function(fn_id="race", trigger=inngest.TriggerEvent(event="test/race"), retries=0)
+def race(ctx: inngest.ContextSync) -> None:
+    """Two sequences raced: the fast one's second step runs before the slow one's first ends."""
+    key = ctx.event.data["key"]
+
+    def body(name: str, delay: float):
+        def run() -> str:
+            time.sleep(delay)
+            with counts_lock:
+                race_order[key].append(name)
+            return name
+
+        return run
+
+    ctx.group.parallel(
+        (
+            lambda: (ctx.step.run("a1", body("a1", 0)), ctx.step.run("a2", body("a2", 0))),
+            lambda: (ctx.step.run("b1", body("b1", 1.5)), ctx.step.run("b2", body("b2", 0))),
+        ),
+        parallel_mode=inngest.ParallelMode.RACE,
+    )
+
+
+# What the fake AI provider below received, newest last.
+provider_requests: list[dict] = []
+
+
+@client.create_function(fn_id="ai-infer", trigger=inngest.TriggerEvent(event="test/ai"), retries=0)
+def ai_infer(ctx: inngest.ContextSync) -> object:
+    """step.ai.infer against the fake provider this app serves: Cairn makes the request."""
+    adapter = ai.anthropic.Adapter(
+        auth_key="sk-test-key",
+        base_url=f"http://127.0.0.1:{os.environ['APP_PORT']}/fake-provider/v1",
+        headers={"x-my-header": "my-value"},
+        model="claude-test",
+    )
+    return ctx.step.ai.infer("ask", adapter=adapter, body={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 10})
 
 
 @client.create_function(fn_id="non-retriable", trigger=inngest.TriggerEvent(event="test/non-retriable"), retries=3)
@@ -327,7 +388,7 @@ functions = [
     retry_after,
     parallel,
     hello, full_config, three_steps, flaky, fails_twice, raises_around, non_retriable, sleeper, filtered, echo,
-    fails_with_handler, sender,
+    fails_with_handler, sender, group_of_everything, race, ai_infer,
     fan("a"), fan("b"), fan("c"), waiter, child_ok, child_fails, parent, cancellable,
 ]
 if variant == "v1":
@@ -366,6 +427,23 @@ def stop_timer(response: flask.Response) -> flask.Response:
 def get_timings() -> dict:
     with counts_lock:
         return dict(timings)
+
+
+@app.post("/fake-provider/v1/messages")
+def fake_provider() -> dict:
+    provider_requests.append({"headers": dict(flask.request.headers), "body": flask.request.get_json()})
+    return {"id": "msg_1", "type": "message", "content": [{"type": "text", "text": "hello from the fake provider"}]}
+
+
+@app.get("/provider-requests")
+def get_provider_requests() -> list:
+    return provider_requests
+
+
+@app.get("/race-order")
+def get_race_order() -> dict:
+    with counts_lock:
+        return dict(race_order)
 
 
 @app.get("/counts")
