@@ -27,8 +27,11 @@ final class EngineHarness: Sendable {
     static let leaseDuration: Duration = .seconds(60)
 
     /// An engine with `count` executors; `step.ai.infer` and `step.fetch` requests go to
-    /// `provider`.
-    init(executors count: Int = 1, provider: FakeProvider = FakeProvider { _ in SDKReply(status: 200, headers: [:], body: Array(#"{"ok":true}"#.utf8)) }) {
+    /// `provider`; calls go to `sdk` when given instead of the scripted app.
+    init(
+        executors count: Int = 1, provider: FakeProvider = FakeProvider { _ in SDKReply(status: 200, headers: [:], body: Array(#"{"ok":true}"#.utf8)) },
+        sdk: (any SDKTransport)? = nil
+    ) {
         self.provider = provider
         var logger = Logger(label: "cairn.test.engine")
         logger.logLevel = .critical
@@ -41,14 +44,15 @@ final class EngineHarness: Sendable {
         reconciler = Reconciler(
             store: store, eventLog: eventLog, eventStream: events, work: work, index: index, epoch: epoch, events: sink, clock: clock,
             logger: logger)
-        let (store, sink, eventLog, work, app, index, clock) = (store, sink, eventLog, work, app, index, clock)
+        let (store, sink, eventLog, work, index, clock) = (store, sink, eventLog, work, index, clock)
+        let calls: any SDKTransport = sdk ?? app
         executors = (0..<count).map { n in
             var settings = ExecutorSettings()
             settings.leaseDuration = Self.leaseDuration
             settings.backoffScale = 0.001
             settings.owner = "executor-\(n)"
             return RunExecutor(
-                store: store, events: sink, eventLog: eventLog, work: work, sdk: app, outbound: provider, source: work, timers: index,
+                store: store, events: sink, eventLog: eventLog, work: work, sdk: calls, outbound: provider, source: work, timers: index,
                 clock: clock, keys: nil, settings: settings, logger: logger)
         }
     }

@@ -140,4 +140,20 @@ import Testing
         #expect(run.output == ["url": "http://api.test/things/1", "headers": ["content-type": "text/plain"], "body": "nope", "status_code": 404])
         #expect(engine.provider.requests.first?.method == "GET")
     }
+
+    /// An app that reports, again and again, a group whose steps are all recorded would have
+    /// the executor call it forever: the run fails instead, naming why.
+    @Test func aGroupThatBringsNothingNewFailsTheRun() async throws {
+        let sameGroup = ScriptedSDKTransport { _ in
+            SDKReply(status: 206, headers: ["x-inngest-sdk": "fake:v1"], body: Array(#"[{"op":"StepRun","id":"a","data":1},{"op":"StepRun","id":"b","data":2}]"#.utf8))
+        }
+        let engine = EngineHarness(sdk: sameGroup)
+        try await engine.sync([("loop", "shop/loop", 0, [], FakeSDKApp.Function([]))])
+        let event = try await engine.send("shop/loop")
+        try await engine.settle()
+        let run = try await engine.run(of: event)
+        #expect(run.status == "Failed")
+        #expect(run.error?["name"] == "UnexpectedGroup")
+        #expect(sameGroup.requests.count == 2)
+    }
 }

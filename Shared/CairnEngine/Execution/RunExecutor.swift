@@ -273,6 +273,9 @@ public final class RunExecutor: Service {
         var memberIDs: [String] = []
         var parking = Parking()
         var after: [RunAction]?
+        // Whether anything was recorded, started or parked: a group that brings nothing new
+        // would have discovery report it again and again.
+        var progressed = false
         func join(_ id: String) {
             if !memberIDs.contains(id) { memberIDs.append(id) }
         }
@@ -292,12 +295,14 @@ public final class RunExecutor: Service {
                             tasks.cancelAll()
                             return .stopped
                         }
+                        progressed = true
                         discoverNow = race
                     case .call(let targeted):
                         guard !targeted.isDiscovery else { continue }
                         join(targeted.stepID)
                         guard working.steps[targeted.stepID] == nil, !waiting(on: targeted.stepID), inFlight.insert(targeted.stepID).inserted else { continue }
                         let frozen = working
+                        progressed = true
                         tasks.addTask {
                             var version = -1
                             return .call(targeted, try await self.callSDK(
@@ -306,6 +311,7 @@ public final class RunExecutor: Service {
                     case .request(let step):
                         join(step.stepID)
                         guard working.steps[step.stepID] == nil, !waiting(on: step.stepID), inFlight.insert(step.stepID).inserted else { continue }
+                        progressed = true
                         tasks.addTask { .request(step, try await self.send(step)) }
                     case .retry(let retryCall, let at, _):
                         join(retryCall.stepID)
@@ -372,7 +378,11 @@ public final class RunExecutor: Service {
                 try await park(lease, parking)
                 return .stopped
             }
-            return after.map { .then($0) } ?? .discovery
+            if let after { return .then(after) }
+            guard progressed else {
+                return .then([.fail(.cairn(name: "UnexpectedGroup", message: "the SDK reported a parallel group whose steps are all recorded already"))])
+            }
+            return .discovery
         }
     }
 
