@@ -63,24 +63,24 @@ public struct OutboundStep: Sendable, Hashable {
         switch op.kind {
         case .aiGateway:
             var target = url
-            headers["content-type"] = "application/json"
+            headers["Content-Type"] = "application/json"
             let key = opts["auth_key"]?.stringValue ?? ""
             // The provider's own way of taking the key.
             switch opts["format"]?.stringValue ?? "" {
             case "gemini": target = url + (url.contains("?") ? "&" : "?") + "key=" + percentEncoded(key)
-            case "bedrock": headers["authorization"] = key
-            case "anthropic": headers["x-api-key"] = key
-            default: headers["authorization"] = "Bearer \(key)"
+            case "bedrock": headers["Authorization"] = key
+            case "anthropic": headers["X-Api-Key"] = key
+            default: headers["Authorization"] = "Bearer \(key)"
             }
             for (name, value) in opts["headers"]?.objectValue?.members ?? [] {
-                if let text = value.stringValue { headers[name.lowercased()] = text }
+                if let text = value.stringValue { headers[canonicalHeaderName(name)] = text }
             }
             let body = opts["body"].map { $0.serialized() } ?? Array("{}".utf8)
             return .success(OutboundStep(
                 stepID: op.id, name: op.displayName, kind: .aiInference, request: Request(method: "POST", url: target, headers: headers, body: body)))
         case .gateway:
             for (name, value) in opts["headers"]?.objectValue?.members ?? [] {
-                if let text = value.stringValue { headers[name.lowercased()] = text }
+                if let text = value.stringValue { headers[canonicalHeaderName(name)] = text }
             }
             let method = opts["method"]?.stringValue.flatMap { $0.isEmpty ? nil : $0.uppercased() } ?? "POST"
             let body = opts["body"]?.stringValue.map { Array($0.utf8) } ?? []
@@ -117,6 +117,14 @@ public struct OutboundStep: Sendable, Hashable {
         if let stack { members.append(("stack", .string(stack))) }
         let error = JSONValue.object(JSONObject(members: members))
         return .failed(error: error, memo: ["error": error])
+    }
+
+    /// A header name as Inngest's server sends it: each word capitalized (`x-api-key` →
+    /// `X-Api-Key`). Names are case-insensitive, but some servers and tests compare them as
+    /// written.
+    static func canonicalHeaderName(_ name: String) -> String {
+        name.lowercased().split(separator: "-", omittingEmptySubsequences: false)
+            .map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined(separator: "-")
     }
 
     static func percentEncoded(_ text: String) -> String {
