@@ -72,16 +72,12 @@ public struct OutboundStep: Sendable, Hashable {
             case "anthropic": headers["X-Api-Key"] = key
             default: headers["Authorization"] = "Bearer \(key)"
             }
-            for (name, value) in opts["headers"]?.objectValue?.members ?? [] {
-                if let text = value.stringValue { headers[canonicalHeaderName(name)] = text }
-            }
+            headers.merge(customHeaders(opts)) { $1 }
             let body = opts["body"].map { $0.serialized() } ?? Array("{}".utf8)
             return .success(OutboundStep(
                 stepID: op.id, name: op.displayName, kind: .aiInference, request: Request(method: "POST", url: target, headers: headers, body: body)))
         case .gateway:
-            for (name, value) in opts["headers"]?.objectValue?.members ?? [] {
-                if let text = value.stringValue { headers[canonicalHeaderName(name)] = text }
-            }
+            headers = customHeaders(opts)
             let method = opts["method"]?.stringValue.flatMap { $0.isEmpty ? nil : $0.uppercased() } ?? "POST"
             let body = opts["body"]?.stringValue.map { Array($0.utf8) } ?? []
             return .success(OutboundStep(
@@ -117,6 +113,16 @@ public struct OutboundStep: Sendable, Hashable {
         if let stack { members.append(("stack", .string(stack))) }
         let error = JSONValue.object(JSONObject(members: members))
         return .failed(error: error, memo: ["error": error])
+    }
+
+    /// The headers the SDK asks for (`opts.headers`), by canonical name; they override the
+    /// server's own.
+    static func customHeaders(_ opts: JSONValue) -> [String: String] {
+        var headers: [String: String] = [:]
+        for (name, value) in opts["headers"]?.objectValue?.members ?? [] {
+            if let text = value.stringValue { headers[canonicalHeaderName(name)] = text }
+        }
+        return headers
     }
 
     /// A header name as Inngest's server sends it: each word capitalized (`x-api-key` →
