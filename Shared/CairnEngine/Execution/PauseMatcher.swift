@@ -97,8 +97,7 @@ public struct PauseMatcher: Sendable {
                 // An event dated ahead is routed when its time comes.
                 guard event.ts <= latestHandled, matches(pause, event: event.payload, eventID: event.id, now: now) else { continue }
                 if let item = try await apply(pause, event: event.payload, eventID: event.id, now: now) {
-                    try await work.publish([item])
-                    try await outbox.markWorkPublished([item], now: now)
+                    try await outbox.publish([item], on: work, now: now)
                 }
                 matched = true
                 break scan

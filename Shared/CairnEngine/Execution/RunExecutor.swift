@@ -192,7 +192,8 @@ public final class RunExecutor: Service {
                     backoffScale: settings.backoffScale)
                 var next: SDKCall?
                 while !actions.isEmpty {
-                    switch actions.removeFirst() {
+                    let action = actions.removeFirst()
+                    switch action {
                     case .recordStep(let id, let name, let op, let result):
                         // The SDK runs a step on the call that reports it, at that call's attempt.
                         guard try await record(lease, &snapshot, stepID: id, name: name, op: op, result: result, attempts: call.attempt + 1) else {
@@ -211,16 +212,13 @@ public final class RunExecutor: Service {
                         actions = RunDecision.decide(
                             request: step, response: try await send(step), call: call, maxAttempts: maxAttempts, now: clock.now,
                             jitter: Double.random(in: 0...1), backoffScale: settings.backoffScale) + actions
-                    case .retry(let retryCall, let at, let error):
-                        logger.info("attempt failed; retrying", metadata: metadata.merging(["call": "\(call)", "at": "\(at)", "error": "\(error["message"] ?? error)"]) { $1 })
-                        return try await park(lease, Parking(timers: [retryTimer(lease, retryCall, at: at)]))
-                    case .sleep(let stepID, _, let until):
-                        return try await park(lease, Parking(timers: [wakeTimer(lease, stepID, until: until)]))
-                    case .waitForEvent(let stepID, _, let event, let expression, let until):
-                        return try await park(lease, Parking(pauses: [waitPause(lease, snapshot, stepID, event: event, expression: expression, until: until)]))
-                    case .invoke(let stepID, _, let functionID, let payload, let until):
-                        let (pause, invoked) = invokePause(lease, snapshot, stepID, functionID: functionID, payload: payload, until: until)
-                        return try await park(lease, Parking(pauses: [pause], events: [invoked]))
+                    case .retry, .sleep, .waitForEvent, .invoke:
+                        if case .retry(_, let at, let error) = action {
+                            logger.info("attempt failed; retrying", metadata: metadata.merging(["call": "\(call)", "at": "\(at)", "error": "\(error["message"] ?? error)"]) { $1 })
+                        }
+                        var parking = Parking()
+                        add(action, to: &parking, lease, snapshot)
+                        return try await park(lease, parking)
                     case .complete(let output):
                         try await end(lease, snapshot, .completed(output: output))
                         logger.debug("run completed", metadata: metadata)
@@ -287,7 +285,8 @@ public final class RunExecutor: Service {
             var discoverNow = false
             while true {
                 while !queue.isEmpty {
-                    switch queue.removeFirst() {
+                    let action = queue.removeFirst()
+                    switch action {
                     case .recordStep(let id, let name, let op, let result):
                         join(id)
                         guard working.steps[id] == nil else { continue }
@@ -313,24 +312,13 @@ public final class RunExecutor: Service {
                         guard working.steps[step.stepID] == nil, !waiting(on: step.stepID), inFlight.insert(step.stepID).inserted else { continue }
                         progressed = true
                         tasks.addTask { .request(step, try await self.send(step)) }
-                    case .retry(let retryCall, let at, _):
+                    case .retry(let retryCall, _, _):
                         join(retryCall.stepID)
-                        parking.timers.append(retryTimer(lease, retryCall, at: at))
-                    case .sleep(let id, _, let until):
+                        add(action, to: &parking, lease, working)
+                    case .sleep(let id, _, _), .waitForEvent(let id, _, _, _, _), .invoke(let id, _, _, _, _):
                         join(id)
-                        if working.steps[id] == nil, !waiting(on: id) { parking.timers.append(wakeTimer(lease, id, until: until)) }
-                    case .waitForEvent(let id, _, let event, let expression, let until):
-                        join(id)
-                        if working.steps[id] == nil, !waiting(on: id) {
-                            parking.pauses.append(waitPause(lease, working, id, event: event, expression: expression, until: until))
-                        }
-                    case .invoke(let id, _, let functionID, let payload, let until):
-                        join(id)
-                        if working.steps[id] == nil, !waiting(on: id) {
-                            let (pause, invoked) = invokePause(lease, working, id, functionID: functionID, payload: payload, until: until)
-                            parking.pauses.append(pause)
-                            parking.events.append(invoked)
-                        }
+                        // Parked once, until recorded.
+                        if working.steps[id] == nil, !waiting(on: id) { add(action, to: &parking, lease, working) }
                     case .group(let more, _):
                         queue += more
                     case .fail(let failure):
@@ -401,38 +389,36 @@ public final class RunExecutor: Service {
         }
     }
 
-    /// The timer that retries `retryCall` at `at`.
-    func retryTimer(_ lease: RunLease, _ retryCall: SDKCall, at: Date) -> (item: WorkItem, due: Date) {
-        (WorkItem(runID: lease.runID, reason: .retry, call: retryCall, generation: lease.token), at)
-    }
-
-    /// The timer that ends sleep `stepID` at `until`.
-    func wakeTimer(_ lease: RunLease, _ stepID: String, until: Date) -> (item: WorkItem, due: Date) {
-        (WorkItem(runID: lease.runID, reason: .wake, call: SDKCall(stepID: stepID, attempt: 0), generation: lease.token), until)
-    }
-
-    /// The pause of a `waitForEvent`: events received from now on may match.
-    func waitPause(_ lease: RunLease, _ snapshot: RunSnapshot, _ stepID: String, event: String, expression: String?, until: Date) -> (pause: Pause, timeout: WorkItem) {
-        let pause = Pause(
-            runID: lease.runID, stepID: stepID, kind: .wait, eventName: event, expression: expression,
-            triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: Invocation.eventsAfter(clock.now), expiresAt: until)
-        return (pause, Invocation.timeoutItem(lease.runID, stepID, generation: lease.token))
-    }
-
-    /// The pause of an invoke and the callee's trigger, stored together. No lower bound: the
-    /// callee starts only once this pause is stored, and its correlation id is unique.
-    func invokePause(
-        _ lease: RunLease, _ snapshot: RunSnapshot, _ stepID: String, functionID: String, payload: JSONValue, until: Date
-    ) -> (pause: (pause: Pause, timeout: WorkItem), invoked: AcceptedEvent) {
-        let correlation = Invocation.correlationID(runID: lease.runID, stepID: stepID)
-        let invoked = stamper.accept([Invocation.invokedEvent(
-            functionID: functionID, payload: payload, correlationID: correlation, callerSlug: snapshot.function.id, expires: until,
-            now: clock.now)], now: clock.now)[0]
-        let pause = Pause(
-            runID: lease.runID, stepID: stepID, kind: .invoke, eventName: SystemEvents.finished,
-            expression: "async.data.correlation_id == \(JSONValue.string(correlation).jsonString)",
-            triggerEvent: snapshot.events.first ?? .object([:]), eventsAfter: nil, expiresAt: until)
-        return ((pause, Invocation.timeoutItem(lease.runID, stepID, generation: lease.token)), invoked)
+    /// Adds what `action` waits on to `parking`: a retry's or a sleep's timer; a wait's pause
+    /// (events received from now on may match) with its timeout; an invoke's pause with its
+    /// timeout and the callee's trigger, stored together. An invoke's pause has no lower bound:
+    /// the callee starts only once the pause is stored, and its correlation id is unique.
+    /// Items are of this lease's generation. Other actions add nothing.
+    func add(_ action: RunAction, to parking: inout Parking, _ lease: RunLease, _ snapshot: RunSnapshot) {
+        let trigger = snapshot.events.first ?? .object([:])
+        switch action {
+        case .retry(let retryCall, let at, _):
+            parking.timers.append((WorkItem(runID: lease.runID, reason: .retry, call: retryCall, generation: lease.token), at))
+        case .sleep(let stepID, _, let until):
+            parking.timers.append((WorkItem(runID: lease.runID, reason: .wake, call: SDKCall(stepID: stepID, attempt: 0), generation: lease.token), until))
+        case .waitForEvent(let stepID, _, let event, let expression, let until):
+            let pause = Pause(
+                runID: lease.runID, stepID: stepID, kind: .wait, eventName: event, expression: expression, triggerEvent: trigger,
+                eventsAfter: Invocation.eventsAfter(clock.now), expiresAt: until)
+            parking.pauses.append((pause, Invocation.timeoutItem(lease.runID, stepID, generation: lease.token)))
+        case .invoke(let stepID, _, let functionID, let payload, let until):
+            let correlation = Invocation.correlationID(runID: lease.runID, stepID: stepID)
+            parking.events += stamper.accept([Invocation.invokedEvent(
+                functionID: functionID, payload: payload, correlationID: correlation, callerSlug: snapshot.function.id, expires: until,
+                now: clock.now)], now: clock.now)
+            let pause = Pause(
+                runID: lease.runID, stepID: stepID, kind: .invoke, eventName: SystemEvents.finished,
+                expression: "async.data.correlation_id == \(JSONValue.string(correlation).jsonString)", triggerEvent: trigger,
+                eventsAfter: nil, expiresAt: until)
+            parking.pauses.append((pause, Invocation.timeoutItem(lease.runID, stepID, generation: lease.token)))
+        default:
+            break
+        }
     }
 
     /// Before discovery after a step of a parallel group that waited for a retry: continue only

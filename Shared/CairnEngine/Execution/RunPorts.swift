@@ -146,6 +146,17 @@ public protocol WorkOutbox: Sendable {
 /// The whole run store.
 public typealias RunStore = RunLog & TimerStore & PauseStore & WorkOutbox
 
+extension WorkOutbox {
+    /// Publishes `items` on `queue`, then notes them published (a crash in between leaves them
+    /// for the relay, which publishes them again: consumers tell a duplicate by its retired
+    /// row).
+    public func publish(_ items: [WorkItem], on queue: any WorkQueue, now: Date) async throws {
+        if items.isEmpty { return }
+        try await queue.publish(items)
+        try await markWorkPublished(items, now: now)
+    }
+}
+
 /// The `work` stream.
 public protocol WorkQueue: Sendable {
     /// Appends items (at least once: a stale delivery is recognised by its retired outbox row).

@@ -100,10 +100,7 @@ public final class EventRouter: Service {
         }
         let created = Set(try await store.createRuns(runs, now: now))
         let items = runs.filter { created.contains($0.id) }.map { WorkItem(runID: $0.id, reason: .start, call: .discovery) } + resumed
-        if !items.isEmpty {
-            try await work.publish(items)
-            try await store.markWorkPublished(items, now: now)
-        }
+        try await store.publish(items, on: work, now: now)
         // A cancelOn event routed while these runs were being created was matched against no
         // pause of theirs.
         for run in runs where created.contains(run.id) {

@@ -113,11 +113,8 @@ public final class Reconciler: Service {
         var cursor: Int64?
         repeat {
             let page = try await store.liveWork(after: cursor, limit: pageSize)
-            if !page.items.isEmpty {
-                try await work.publish(page.items)
-                try await store.markWorkPublished(page.items, now: clock.now)
-                republished.work += page.items.count
-            }
+            try await store.publish(page.items, on: work, now: clock.now)
+            republished.work += page.items.count
             cursor = page.cursor
         } while cursor != nil
         var after: ULID?
@@ -138,8 +135,8 @@ public final class Reconciler: Service {
             if page.count < pageSize { break }
         }
         // Record the rebuild only if nothing was lost again meanwhile.
-        let after_ = try await epoch.current()
-        guard after_.token == token, after_.serverID == current.serverID else { return }
+        let afterRebuild = try await epoch.current()
+        guard afterRebuild.token == token, afterRebuild.serverID == current.serverID else { return }
         try await store.recordTransport(TransportIdentity(token: token, serverID: current.serverID))
         if lost {
             heals[.work, default: 0] += republished.work
@@ -153,8 +150,7 @@ public final class Reconciler: Service {
             let items = try await store.recoverStranded(limit: pageSize)
             if items.isEmpty { return }
             for item in items { logger.warning("recovering a run that had nothing pending", metadata: ["run": "\(item.runID)"]) }
-            try await work.publish(items)
-            try await store.markWorkPublished(items, now: clock.now)
+            try await store.publish(items, on: work, now: clock.now)
             heals[.stranded, default: 0] += items.count
             if items.count < pageSize { return }
         }

@@ -85,8 +85,7 @@ public final class TimerService: Service {
     public func fireDue() async throws -> Int {
         let items = try await store.fireDueTimers(now: clock.now, limit: batchSize)
         if items.isEmpty { return 0 }
-        try await work.publish(items)
-        try await store.markWorkPublished(items, now: clock.now)
+        try await store.publish(items, on: work, now: clock.now)
         return items.count
     }
 
@@ -105,9 +104,7 @@ public final class TimerService: Service {
     /// died before publishing it, or Redis was down); returns how many.
     public func relayPending() async throws -> Int {
         let items = try await store.unpublishedWork(createdBefore: clock.now.addingTimeInterval(-relayGrace), limit: batchSize)
-        if items.isEmpty { return 0 }
-        try await work.publish(items)
-        try await store.markWorkPublished(items, now: clock.now)
+        try await store.publish(items, on: work, now: clock.now)
         return items.count
     }
 }
