@@ -322,9 +322,11 @@ public struct PostgresRunStore: RunStore {
             """)
     }
 
-    public func markLookedBack(_ pause: Pause) async throws {
+    public func markLookedBack(_ pauses: [Pause]) async throws {
+        if pauses.isEmpty { return }
+        let ids = pauses.map(\.id)
         try await client.query(
-            "UPDATE pauses SET looked_back_at = clock_timestamp() WHERE id = \(pause.id) AND looked_back_at IS NULL", logger: logger)
+            "UPDATE pauses SET looked_back_at = clock_timestamp() WHERE id = ANY(\(ids)) AND looked_back_at IS NULL", logger: logger)
     }
 
     private func selectPauses(_ query: PostgresQuery) async throws -> [Pause] {

@@ -433,8 +433,10 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         }
     }
 
-    public func markLookedBack(_ pause: Pause) async throws {
-        try await perform(.markLookedBack) { state in state.pauses[pause.id]?.lookedBack = true }
+    public func markLookedBack(_ pauses: [Pause]) async throws {
+        try await perform(.markLookedBack) { state in
+            for pause in pauses { state.pauses[pause.id]?.lookedBack = true }
+        }
     }
 
     // MARK: WorkOutbox

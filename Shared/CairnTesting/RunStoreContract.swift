@@ -469,7 +469,7 @@ public enum RunStoreContract {
         // Stored at f.t0 by the caller's clock: due for a look-back by the reconciler after it.
         #expect(try await f.store.pausesToLookBack(createdBefore: f.t0, limit: 10).isEmpty)
         #expect(try await f.store.pausesToLookBack(createdBefore: f.t0.addingTimeInterval(1), limit: 10) == [wait])
-        try await f.store.markLookedBack(wait)
+        try await f.store.markLookedBack([wait])
         #expect(try await f.store.pausesToLookBack(createdBefore: f.t0.addingTimeInterval(1), limit: 10).isEmpty)
         // A pause with no lower bound needs none.
         let other = try await f.startedRun(entropy: 8)

@@ -138,6 +138,28 @@ import Testing
         #expect(run.output == "ada")
     }
 
+    /// `cancelOn` events routed while a batch of runs is being created: the batch's one
+    /// look-back cancels each run an event matches, and only those.
+    @Test func cancelEventsRoutedWhileRunsAreCreatedCancelExactlyTheirRuns() async throws {
+        let engine = EngineHarness()
+        try await engine.sync([("order", "shop/order", 0, ["shop/stop"], FakeSDKApp.Function(
+            [.run("a", output: 1)], output: { $0["a"] ?? .null }))])
+        let orders = [try await engine.send("shop/order", ["key": "k1"]), try await engine.send("shop/order", ["key": "k2"]),
+                      try await engine.send("shop/order", ["key": "k3"])]
+        engine.store.inject(.before {
+            engine.clock.advance(by: 1)
+            _ = try await engine.send("shop/stop", ["key": "k1"])
+            _ = try await engine.send("shop/stop", ["key": "k3"])
+            let routed = try await engine.route()
+            #expect(routed == 2)
+        }, on: .createRuns)
+        try await engine.settle()
+        var statuses: [String] = []
+        for order in orders { statuses.append(try await engine.run(of: order).status) }
+        #expect(statuses == ["Cancelled", "Completed", "Cancelled"])
+        #expect(try await engine.store.pausesToLookBack(createdBefore: engine.clock.now.addingTimeInterval(1), limit: 10).isEmpty)
+    }
+
     /// An invoke stores the callee's trigger with the caller's pause, so a callee that ends at
     /// once cannot end before the caller waits for it.
     @Test func anInvokedFunctionStartsOnlyOnceTheCallersPauseIsStored() async throws {

@@ -78,33 +78,38 @@ public struct PauseMatcher: Sendable {
         return resumed
     }
 
-    /// Looks back over the events stored since `pause`'s lower bound, oldest first, until one
-    /// matches, then notes the pause as looked back. A resume is published at once (its
-    /// outbox row makes that durable). Returns whether an event matched.
+    /// Looks back over the events stored since each pause's lower bound: per event name, one
+    /// scan from the lowest bound, oldest first, in which each pause takes the first event
+    /// that matches it. Then notes those pauses as looked back. Pauses without a lower bound
+    /// need nothing. Resumes are published at once (their outbox rows make that durable).
+    /// Returns how many pauses an event matched.
     @discardableResult
-    public func lookBack(_ pause: Pause) async throws -> Bool {
-        guard var after = pause.eventsAfter else {
-            try await pauses.markLookedBack(pause)
-            return false
-        }
+    public func lookBack(_ candidates: [Pause]) async throws -> Int {
+        let bounded = candidates.filter(\.needsLookBack)
+        if bounded.isEmpty { return 0 }
         let now = clock.now
         let latestHandled = now.addingTimeInterval(Self.futureTolerance).unixMilliseconds
-        var matched = false
-        scan: while true {
-            let page = try await eventLog.events(named: pause.eventName, after: after, limit: pageSize)
-            for event in page {
-                after = event.id
+        var matched = 0
+        var resumed: [WorkItem] = []
+        for (name, named) in Dictionary(grouping: bounded, by: \.eventName) {
+            var open = named
+            guard var after = named.compactMap(\.eventsAfter).min() else { continue }
+            while !open.isEmpty {
+                let page = try await eventLog.events(named: name, after: after, limit: pageSize)
                 // An event dated ahead is routed when its time comes.
-                guard event.ts <= latestHandled, matches(pause, event: event.payload, eventID: event.id, now: now) else { continue }
-                if let item = try await apply(pause, event: event.payload, eventID: event.id, now: now) {
-                    try await outbox.publish([item], on: work, now: now)
+                for event in page where event.ts <= latestHandled {
+                    for pause in open where matches(pause, event: event.payload, eventID: event.id, now: now) {
+                        if let item = try await apply(pause, event: event.payload, eventID: event.id, now: now) { resumed.append(item) }
+                        open.removeAll { $0.id == pause.id }
+                        matched += 1
+                    }
                 }
-                matched = true
-                break scan
+                guard page.count == pageSize, let last = page.last else { break }
+                after = last.id
             }
-            if page.count < pageSize { break }
         }
-        try await pauses.markLookedBack(pause)
+        try await outbox.publish(resumed, on: work, now: now)
+        try await pauses.markLookedBack(bounded)
         return matched
     }
 }

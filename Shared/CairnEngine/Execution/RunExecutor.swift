@@ -447,11 +447,9 @@ public final class RunExecutor: Service {
         guard try await store.park(lease, parking, now: clock.now) else { throw LeaseLost(runID: lease.runID) }
         await events.announce(parking.events)
         await index(parking.timers.map { ($0.item.entryID, $0.due) } + parking.pauses.map { ($0.timeout.entryID, $0.pause.expiresAt) })
-        for (pause, _) in parking.pauses where pause.needsLookBack {
-            do { try await matcher.lookBack(pause) } catch {
-                // The pause stays marked as not looked back; the reconciler does it.
-                logger.warning("looking back for a new pause's event failed", metadata: ["run": "\(pause.runID)", "error": "\(error)"])
-            }
+        do { try await matcher.lookBack(parking.pauses.map(\.pause)) } catch {
+            // The pauses stay marked as not looked back; the reconciler does it.
+            logger.warning("looking back for a new pause's event failed", metadata: ["run": "\(lease.runID)", "error": "\(error)"])
         }
     }
 

@@ -104,8 +104,8 @@ public protocol PauseStore: Sendable {
     /// `Pause.eventsAfter`) and were created before `createdBefore`, at most `limit`.
     func pausesToLookBack(createdBefore: Date, limit: Int) async throws -> [Pause]
 
-    /// Notes that `pause` has looked back.
-    func markLookedBack(_ pause: Pause) async throws
+    /// Notes that `pauses` have looked back.
+    func markLookedBack(_ pauses: [Pause]) async throws
 }
 
 /// The work outbox, the record of the transport, and events held for their time.

@@ -103,9 +103,7 @@ public final class EventRouter: Service {
         try await store.publish(items, on: work, now: now)
         // A cancelOn event routed while these runs were being created was matched against no
         // pause of theirs.
-        for run in runs where created.contains(run.id) {
-            for pause in run.pauses { try await matcher.lookBack(pause) }
-        }
+        try await matcher.lookBack(runs.filter { created.contains($0.id) }.flatMap(\.pauses))
         try await eventLog.markRouted(routed)
     }
 

@@ -159,9 +159,7 @@ public final class Reconciler: Service {
     /// Step 3: looks back for pauses whose writer did not.
     func lookBackForPauses(_ heals: inout [HealKind: Int]) async throws {
         let pauses = try await store.pausesToLookBack(createdBefore: clock.now.addingTimeInterval(-lookBackGrace), limit: pageSize)
-        for pause in pauses {
-            try await matcher.lookBack(pause)
-            heals[.pause, default: 0] += 1
-        }
+        try await matcher.lookBack(pauses)
+        heals[.pause, default: 0] += pauses.count
     }
 }
