@@ -107,7 +107,7 @@ public final class FakeSDKApp: SDKTransport {
     public var cancelledCalls: Int { state.withLock { $0.cancelledCalls } }
 
     /// Holds the next execution of step `name` (any run) until `release(_:)`, or, with
-    /// `untilExecuted`, until the body of that other step has run.
+    /// `untilExecuted`, until the body of that other step has run (in any run).
     public func hold(_ name: String, untilExecuted other: String? = nil) {
         state.withLock { $0.holds[name] = Hold(untilExecuted: other) }
     }
@@ -282,12 +282,7 @@ public final class FakeSDKApp: SDKTransport {
     /// `StepRun` with `output`.
     private func run(_ name: String, in runID: ULID, failures: Int, output: JSONValue) async throws -> SDKReply {
         let id = StepID.hashed(name)
-        if let other = state.withLock({ $0.holds[name]?.untilExecuted }) {
-            // Released by itself once `other` has run.
-            while state.withLock({ ($0.executions["\(runID):\(other)"] ?? 0) == 0 }) { await Task.yield() }
-        } else {
-            try await pauseIfHeld(name)
-        }
+        try await pauseIfHeld(name)
         let attempt = count(runID, name)
         state.withLock { $0.order[runID, default: []].append(name) }
         if attempt <= failures {
@@ -303,12 +298,15 @@ public final class FakeSDKApp: SDKTransport {
         reply(500, ["name": "StepUnexpectedError", "message": .string("found a step when targeting \(target)")], noRetry: true)
     }
 
-    /// Counts one more execution of `name` in `runID`; returns the count.
+    /// Counts one more execution of `name` in `runID`, releasing the holds waiting for it;
+    /// returns the count.
     private func count(_ runID: ULID, _ name: String) -> Int {
-        state.withLock { state in
+        let (count, dependents) = state.withLock { state in
             state.executions["\(runID):\(name)", default: 0] += 1
-            return state.executions["\(runID):\(name)"]!
+            return (state.executions["\(runID):\(name)"]!, state.holds.filter { $0.value.untilExecuted == name }.map(\.key))
         }
+        dependents.forEach(release)
+        return count
     }
 
     static func ops(_ ops: [JSONValue]) -> SDKReply {

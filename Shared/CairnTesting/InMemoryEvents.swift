@@ -80,9 +80,6 @@ public final class InMemoryEventLog: EventLog {
         }
     }
 
-    /// Ids of the events marked routed.
-    public var routedIDs: Set<ULID> { state.withLock { $0.routed } }
-
     /// Ids of the events marked published.
     public var publishedIDs: Set<ULID> { state.withLock { $0.published } }
 

@@ -146,21 +146,6 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         state.withLock { $0.outbox.values.sorted { $0.seq < $1.seq }.map(\.item) }
     }
 
-    /// Ids of the unfired timers.
-    public var unfiredTimerIDs: [String] {
-        state.withLock { $0.timers.values.filter { !$0.fired }.map(\.id).sorted() }
-    }
-
-    /// The run's status, nil when unknown.
-    public func status(_ runID: ULID) -> String? {
-        state.withLock { $0.runs[runID]?.status }
-    }
-
-    /// Ids of the runs that exist, oldest first.
-    public var runIDs: [ULID] {
-        state.withLock { $0.runs.keys.sorted() }
-    }
-
     // MARK: RunLog
 
     public func createRuns(_ runs: [NewRun], now: Date) async throws -> [ULID] {

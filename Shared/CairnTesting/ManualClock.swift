@@ -30,9 +30,6 @@ public final class ManualClock: WallClock {
     /// The time the test set.
     public var now: Date { state.withLock { $0.now } }
 
-    /// Tasks sleeping on this clock now.
-    public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
-
     /// Moves the clock forward by `interval` seconds, waking the sleepers now due.
     public func advance(by interval: TimeInterval) {
         set(now.addingTimeInterval(interval))
