@@ -12,12 +12,13 @@ public import PostgresNIO
 /// slug is not live in another app cannot race. Function configs are stored as `json` text
 /// exactly as the SDK sent them and parsed again on read.
 public struct PostgresAppRegistry: AppRegistry {
-    let client: PostgresClient
+    let client: BoundedPostgresClient
     let logger: Logger
 
     /// Creates the registry on `client` (its pool must be running).
-    public init(client: PostgresClient, logger: Logger) {
-        self.client = client
+    /// Queries `database`'s pool; every call fails after its deadline (`BoundedPostgresClient`).
+    public init(database: CairnPostgresDatabase, logger: Logger) {
+        self.client = database.bounded
         self.logger = logger
     }
 

@@ -78,6 +78,9 @@ public final class CairnPostgresDatabase: Service, Sendable {
         }
     }
 
+    /// The pool with every call bounded by `settings.callDeadline`, as the stores use it.
+    public var bounded: BoundedPostgresClient { BoundedPostgresClient(client, deadline: settings.callDeadline) }
+
     /// A readiness probe that runs `SELECT 1`.
     public var readinessProbe: any ReadinessProbe { PostgresReadinessProbe(client: client) }
 }
@@ -88,8 +91,11 @@ struct PostgresReadinessProbe: ReadinessProbe {
     var name: String { "postgres" }
 
     func check() async throws {
-        let rows = try await client.query("SELECT 1")
-        for try await _ in rows {}
+        // Bounded: a probe that never answers would hide the fault it is there to report.
+        try await withDeadline(.seconds(5), "the Postgres readiness check") { [client] in
+            let rows = try await client.query("SELECT 1")
+            for try await _ in rows {}
+        }
     }
 }
 

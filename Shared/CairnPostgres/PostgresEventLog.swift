@@ -12,12 +12,13 @@ public import PostgresNIO
 /// the same key serialise on its row; the second sees the first's claim once it commits.
 /// Payloads are stored as `json` text exactly as written.
 public struct PostgresEventLog: EventLog {
-    let client: PostgresClient
+    let client: BoundedPostgresClient
     let logger: Logger
 
     /// Creates the log on `client` (its pool must be running).
-    public init(client: PostgresClient, logger: Logger) {
-        self.client = client
+    /// Queries `database`'s pool; every call fails after its deadline (`BoundedPostgresClient`).
+    public init(database: CairnPostgresDatabase, logger: Logger) {
+        self.client = database.bounded
         self.logger = logger
     }
 
@@ -29,7 +30,7 @@ public struct PostgresEventLog: EventLog {
             // once this returns; a COMMIT answers only once committed.
             var columns = EventColumns()
             for event in events { columns.append(event) }
-            let inserted = try await client.withTransaction(logger: logger) { connection in
+            let inserted = try await client.withTransaction(logger: logger) { [columns] connection in
                 try await Self.inserted(try await connection.execute(InsertEvents(columns: columns), logger: logger))
             }
             return events.map { inserted.contains($0.id.description) ? .stored : .duplicate(of: $0.id) }

@@ -13,13 +13,14 @@ public import PostgresNIO
 /// by the database's clock. A step is one autocommitted statement (the hot path: one commit per
 /// step); a run's end is one statement too.
 public struct PostgresRunStore: RunStore {
-    let client: PostgresClient
+    let client: BoundedPostgresClient
     let logger: Logger
     /// The outbox stream name work items are filed under.
     static let workStream = "work"
 
-    public init(client: PostgresClient, logger: Logger) {
-        self.client = client
+    /// Queries `database`'s pool; every call fails after its deadline (`BoundedPostgresClient`).
+    public init(database: CairnPostgresDatabase, logger: Logger) {
+        self.client = database.bounded
         self.logger = logger
     }
 
@@ -89,7 +90,8 @@ public struct PostgresRunStore: RunStore {
     public func renew(_ lease: RunLease, duration: Duration) async throws -> Bool {
         let rows = try await client.query("""
             UPDATE runs SET lease_expires_at = clock_timestamp() + make_interval(secs => \(duration.timeInterval))
-            WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) AND status IN ('Queued', 'Running')
+            WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) AND lease_owner = \(lease.owner)
+              AND status IN ('Queued', 'Running')
             RETURNING 1
             """, logger: logger)
         return try await rows.hasRows()
@@ -161,7 +163,7 @@ public struct PostgresRunStore: RunStore {
                 runID: lease.runID.description, token: lease.token, stepID: step.stepID, position: Int32(step.position), name: step.name,
                 op: step.op, result: step.result, attempts: Int32(max(1, step.attempts)), recordedAt: now),
             logger: logger)
-        for try await _ in inserted { return .recorded }
+        if !inserted.isEmpty { return .recorded }
         // Nothing written: the lease is gone, the step was already recorded, or the log does
         // not hold the steps this writer counted on.
         let state = try await client.query("""
@@ -217,7 +219,7 @@ public struct PostgresRunStore: RunStore {
         return try await state.hasRows() ? .stepsChanged : .leaseLost
     }
 
-    public func cancel(_ runID: ULID, now: Date, emitting: @Sendable (CancelledRun) -> [AcceptedEvent]) async throws -> [AcceptedEvent]? {
+    public func cancel(_ runID: ULID, now: Date, emitting: @escaping @Sendable (CancelledRun) -> [AcceptedEvent]) async throws -> [AcceptedEvent]? {
         try await client.withTransaction(logger: logger) { connection in
             let rows = try await connection.query("""
                 UPDATE runs SET status = 'Cancelled', ended_at = \(now), updated_at = \(now), fencing_token = fencing_token + 1,
@@ -307,10 +309,11 @@ public struct PostgresRunStore: RunStore {
 
     // MARK: PauseStore
 
-    public func openPauses(eventName: String, now: Date) async throws -> [Pause] {
+    public func openPauses(eventName: String, now: Date, after: String?, limit: Int) async throws -> [Pause] {
         try await selectPauses("""
             SELECT run_id, step_id, kind, event_name, expression, trigger_event::text, events_after, expires_at FROM pauses
-            WHERE event_name = \(eventName) AND consumed_at IS NULL AND expires_at > \(now)
+            WHERE event_name = \(eventName) AND consumed_at IS NULL AND id > \(after ?? "") AND expires_at > \(now)
+            ORDER BY id LIMIT \(limit)
             """)
     }
 
@@ -374,7 +377,7 @@ public struct PostgresRunStore: RunStore {
     }
 
     public func timeOutPause(
-        _ lease: RunLease, stepID: String, position: Int, now: Date, timeoutStep: @Sendable (Pause.Kind) -> (op: String, result: JSONValue)
+        _ lease: RunLease, stepID: String, position: Int, now: Date, timeoutStep: @escaping @Sendable (Pause.Kind) -> (op: String, result: JSONValue)
     ) async throws -> PauseTimeoutOutcome {
         try await client.withTransaction(logger: logger) { connection in
             let held = try await connection.query("""
@@ -499,7 +502,7 @@ public struct PostgresRunStore: RunStore {
         }
     }
 
-    public func deliverDueEvents(now: Date, limit: Int, _ deliver: @Sendable ([ULID]) async throws -> Void) async throws -> Int {
+    public func deliverDueEvents(now: Date, limit: Int, _ deliver: @escaping @Sendable ([ULID]) async throws -> Void) async throws -> Int {
         try await client.withTransaction(logger: logger) { connection in
             let rows = try await connection.query("""
                 SELECT id, payload->>'event' FROM timers WHERE fired_at IS NULL AND due_at <= \(now) AND kind = 'event'

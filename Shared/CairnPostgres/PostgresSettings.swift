@@ -31,6 +31,12 @@ public struct PostgresSettings: Sendable, Equatable {
     public var minimumConnections: Int
     /// Reported to the server as `application_name`. Default `cairn`.
     public var applicationName: String
+    /// Longest a pool connection's statement may run before the server cancels it
+    /// (`statement_timeout`); migrations run without it. Default 30 s.
+    public var statementTimeout: Duration = .seconds(30)
+    /// Longest a store's call may take (`BoundedPostgresClient`): the statement timeout plus
+    /// 5 s for a transaction's other statements.
+    public var callDeadline: Duration { statementTimeout + .seconds(5) }
 
     /// How the connection is encrypted.
     public enum TLSMode: String, Sendable, Equatable {
@@ -147,7 +153,8 @@ public struct PostgresSettings: Sendable, Equatable {
         }
         configuration.options.maximumConnections = maximumConnections
         configuration.options.minimumConnections = minimumConnections
-        configuration.options.additionalStartupParameters = startupParameters
+        let milliseconds = statementTimeout.components.seconds * 1_000 + statementTimeout.components.attoseconds / 1_000_000_000_000_000
+        configuration.options.additionalStartupParameters = startupParameters + [("statement_timeout", String(milliseconds))]
         return configuration
     }
 

@@ -127,12 +127,14 @@ public final class RedisClient: Sendable {
     ///
     /// - Throws: `RedisError` as `send`; `CancellationError` if the task is cancelled (before
     ///   sending, or while parked — the leased connection is then closed).
-    public func sendBlocking(_ arguments: [RedisArgument]) async throws -> RESPValue {
+    /// `blockingFor` is how long the command may block before it answers (its `BLOCK` or
+    /// timeout argument): the command timeout counts from then. Nil: it blocks without limit.
+    public func sendBlocking(_ arguments: [RedisArgument], blockingFor: Duration? = nil) async throws -> RESPValue {
         try Task.checkCancellation()
         let connection = try await blocking.lease()
         do {
             let reply = try await withTaskCancellationHandler {
-                try await connection.send(arguments)
+                try await connection.send(arguments, blockingFor: blockingFor.map(TimeAmount.init))
             } onCancel: {
                 connection.channel.close(promise: nil)
             }

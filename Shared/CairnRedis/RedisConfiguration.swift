@@ -20,6 +20,12 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// calls; more are opened on demand when several block at once and closed when returned
     /// beyond this number. Default 4.
     public var maxIdleBlockingConnections: Int
+    /// Longest a command may wait for its reply; past it the connection is closed, which fails
+    /// the command (and any other in flight on it) with the retryable `.connectionClosed`, and
+    /// the pool opens a new one. A blocking command gets this beyond its block time. A reply
+    /// lost to a connection that died silently can then never hold a caller forever.
+    /// Default 10 seconds.
+    public var commandTimeout: Duration = .seconds(10)
     /// Sent as `CLIENT SETNAME` on every connection so `CLIENT LIST` shows who is connected
     /// (e.g. `cairn-executor`); `nil` sends nothing. Must not contain spaces. Default `nil`.
     public var clientName: String?

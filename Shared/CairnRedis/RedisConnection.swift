@@ -18,9 +18,12 @@ public final class RedisConnection: Sendable {
     /// The underlying channel.
     public let channel: any Channel
     private let logger: Logger
+    /// How long a command waits for its reply before the connection is closed.
+    let commandTimeout: TimeAmount
 
-    private init(channel: any Channel, logger: Logger) {
+    private init(channel: any Channel, commandTimeout: Duration, logger: Logger) {
         self.channel = channel
+        self.commandTimeout = TimeAmount(commandTimeout)
         self.logger = logger
     }
 
@@ -69,7 +72,7 @@ public final class RedisConnection: Sendable {
             eventLoop.makeFailedFuture(
                 RedisError(code: .connectFailed, message: "cannot connect to \(url): \(error)"))
         }.flatMap { channel in
-            let connection = RedisConnection(channel: channel, logger: logger)
+            let connection = RedisConnection(channel: channel, commandTimeout: configuration.commandTimeout, logger: logger)
             var handshake: [[RedisArgument]] = []
             if let password = url.password {
                 if let username = url.username {
@@ -131,7 +134,13 @@ public final class RedisConnection: Sendable {
     /// - Throws: `RedisError` `.server` with Redis's text for an error reply; `.connectionClosed`
     ///   (retryable) if the connection closes before the reply arrives.
     public func send(_ arguments: [RedisArgument]) async throws(RedisError) -> RESPValue {
-        let reply = try await Self.await(sendFuture(arguments))
+        try await send(arguments, blockingFor: .zero)
+    }
+
+    /// `send`, for a command that may block up to `blockingFor` before it answers; nil waits
+    /// as long as it takes (a command blocking without limit).
+    func send(_ arguments: [RedisArgument], blockingFor: TimeAmount?) async throws(RedisError) -> RESPValue {
+        let reply = try await Self.await(sendFuture(arguments, blockingFor: blockingFor))
         if case .error(let text) = reply {
             throw RedisError.server(text, command: Self.name(of: arguments))
         }
@@ -163,10 +172,11 @@ public final class RedisConnection: Sendable {
 
     /// Sends one command; the reply may be `.error`. The future fails only for connection-level
     /// problems.
-    func sendFuture(_ arguments: [RedisArgument]) -> EventLoopFuture<RESPValue> {
+    func sendFuture(_ arguments: [RedisArgument], blockingFor: TimeAmount? = .zero) -> EventLoopFuture<RESPValue> {
         var buffer = channel.allocator.buffer(capacity: RESPCommandEncoder.estimatedSize(of: arguments))
         RESPCommandEncoder.encode(arguments, into: &buffer)
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
+        if let blockingFor { closeUnlessAnswered(promise.futureResult, within: commandTimeout + blockingFor) }
         // If the write never reaches the command handler (channel already torn down), fail the
         // reply here; if it did, the handler completes it and this second completion is ignored
         // (NIO promises keep their first result).
@@ -183,11 +193,24 @@ public final class RedisConnection: Sendable {
         var buffer = channel.allocator.buffer(capacity: size)
         for command in commands { RESPCommandEncoder.encode(command, into: &buffer) }
         let promise = channel.eventLoop.makePromise(of: [Result<RESPValue, RedisError>].self)
+        closeUnlessAnswered(promise.futureResult, within: commandTimeout)
         let count = commands.count
         channel.writeAndFlush(RedisRequest.batch(buffer, count: count, promise)).whenFailure { error in
             promise.succeed(Array(repeating: .failure(Self.writeFailure(error)), count: count))
         }
         return promise.futureResult
+    }
+
+    /// Closes the connection when `reply` has not come within `limit`. Replies are matched to
+    /// commands in order, so one that never comes would hold every later one too: closing fails
+    /// them all with `.connectionClosed`, and the pool replaces the connection.
+    private func closeUnlessAnswered<Value>(_ reply: EventLoopFuture<Value>, within limit: TimeAmount) {
+        let channel = channel, logger = logger
+        let deadline = channel.eventLoop.scheduleTask(in: limit) {
+            logger.warning("a Redis command got no reply in time; closing its connection", metadata: ["timeout": "\(limit)"])
+            channel.close(promise: nil)
+        }
+        reply.whenComplete { _ in deadline.cancel() }
     }
 
     static func surfaceErrors(

@@ -181,7 +181,12 @@ extension RedisClient {
         arguments.append("STREAMS")
         for stream in streams { arguments.append(.string(stream.name)) }
         for stream in streams { arguments.append(.string(stream.id)) }
-        let reply = block == nil ? try await send(arguments) : try await sendBlocking(arguments)
+        let reply: RESPValue
+        if let block {
+            reply = try await sendBlocking(arguments, blockingFor: block == .zero ? nil : block)
+        } else {
+            reply = try await send(arguments)
+        }
         return try RESPDecoding.streamReads(reply, command: "XREADGROUP")
     }
 

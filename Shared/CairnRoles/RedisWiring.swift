@@ -16,9 +16,12 @@ enum RedisWiring {
     }
 
     /// The client as a service (started before the roles, stopped after them) and its probe.
-    static func makeClient(url: String, poolSize: Int, logger: Logger) -> (service: any Service, readinessProbe: any ReadinessProbe, client: RedisClient) {
+    static func makeClient(
+        url: String, poolSize: Int, commandTimeout: Duration, logger: Logger
+    ) -> (service: any Service, readinessProbe: any ReadinessProbe, client: RedisClient) {
         // `validate(url:)` ran when the configuration was read.
-        let configuration = try! RedisConfiguration(url: url, poolSize: poolSize, clientName: "cairn")
+        var configuration = try! RedisConfiguration(url: url, poolSize: poolSize, clientName: "cairn")
+        configuration.commandTimeout = commandTimeout
         let client = RedisClient(configuration: configuration, logger: logger)
         return (client, RedisReadinessProbe(client: client), client)
     }

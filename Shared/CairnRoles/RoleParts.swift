@@ -37,10 +37,11 @@ extension RoleDependencies {
     /// the same group-commit ingestor as the event API, plus its relay; both are services the
     /// role must run.
     func eventIngest() -> (ingestor: EventIngestor, services: [any Service]) {
-        let log = PostgresEventLog(client: postgres.client, logger: logger)
+        let log = PostgresEventLog(database: postgres, logger: logger)
         let stream = RedisEventStream(client: redis, key: streamKey("events"))
         var settings = IngestSettings()
         settings.dedupeWindow = configuration.eventDedupeWindow
+        settings.maximumPendingEvents = configuration.eventQueueLimit
         let ingestor = EventIngestor(
             log: log, stream: stream, clock: clock, settings: settings, metrics: IngestMetrics(factory: metricsFactory), logger: logger)
         let relay = EventRelay(log: log, stream: stream, clock: clock, logger: logger)

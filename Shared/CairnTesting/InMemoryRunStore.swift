@@ -183,7 +183,8 @@ public final class InMemoryRunStore: RunStore, RunQueries {
     public func renew(_ lease: RunLease, duration: Duration) async throws -> Bool {
         let now = clock.now
         return try await perform(.renew) { state in
-            guard Self.holds(lease, state), var run = state.runs[lease.runID] else { return false }
+            // A released lease (no owner) is not renewed back to life.
+            guard Self.holds(lease, state), var run = state.runs[lease.runID], run.leaseOwner == lease.owner else { return false }
             run.leaseExpires = now.addingTimeInterval(duration.timeInterval)
             state.runs[lease.runID] = run
             return true
@@ -288,7 +289,7 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         }
     }
 
-    public func cancel(_ runID: ULID, now: Date, emitting: @Sendable (CancelledRun) -> [AcceptedEvent]) async throws -> [AcceptedEvent]? {
+    public func cancel(_ runID: ULID, now: Date, emitting: @escaping @Sendable (CancelledRun) -> [AcceptedEvent]) async throws -> [AcceptedEvent]? {
         try await perform(.cancel) { state in
             guard var run = state.runs[runID], run.unfinished else { return nil }
             run.status = "Cancelled"
@@ -361,10 +362,10 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         state.pauses[pause.id] = PauseRow(pause: pause, createdAt: now, timeoutTimer: timeoutTimer, lookedBack: !pause.needsLookBack)
     }
 
-    public func openPauses(eventName: String, now: Date) async throws -> [Pause] {
+    public func openPauses(eventName: String, now: Date, after: String?, limit: Int) async throws -> [Pause] {
         state.withLock { state in
-            state.pauses.values.filter { !$0.consumed && $0.pause.eventName == eventName && $0.pause.expiresAt > now }
-                .sorted { $0.pause.id < $1.pause.id }.map(\.pause)
+            Array(state.pauses.values.filter { !$0.consumed && $0.pause.eventName == eventName && $0.pause.expiresAt > now && $0.pause.id > (after ?? "") }
+                .sorted { $0.pause.id < $1.pause.id }.map(\.pause).prefix(limit))
         }
     }
 
@@ -390,7 +391,7 @@ public final class InMemoryRunStore: RunStore, RunQueries {
     }
 
     public func timeOutPause(
-        _ lease: RunLease, stepID: String, position: Int, now: Date, timeoutStep: @Sendable (Pause.Kind) -> (op: String, result: JSONValue)
+        _ lease: RunLease, stepID: String, position: Int, now: Date, timeoutStep: @escaping @Sendable (Pause.Kind) -> (op: String, result: JSONValue)
     ) async throws -> PauseTimeoutOutcome {
         try await perform(.timeOutPause) { state in
             guard Self.holds(lease, state) else { return .leaseLost }
@@ -477,7 +478,7 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         }
     }
 
-    public func deliverDueEvents(now: Date, limit: Int, _ deliver: @Sendable ([ULID]) async throws -> Void) async throws -> Int {
+    public func deliverDueEvents(now: Date, limit: Int, _ deliver: @escaping @Sendable ([ULID]) async throws -> Void) async throws -> Int {
         let due = state.withLock { state in
             Array(state.timers.values.filter { !$0.fired && $0.due <= now && $0.event != nil }.sorted { $0.due < $1.due }.prefix(limit))
         }

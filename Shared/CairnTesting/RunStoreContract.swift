@@ -197,6 +197,9 @@ public enum RunStoreContract {
         let start = WorkItem(runID: lease.runID, reason: .start, call: .discovery)
         let wake = WorkItem(runID: lease.runID, reason: .wake, call: SDKCall(stepID: "nap", attempt: 0), generation: lease.token)
         #expect(try await f.store.park(lease, Parking(timers: [(wake, f.t0.addingTimeInterval(5))]), now: f.t0))
+        // The parked lease is given up: a renewal (racing the end of its drive) cannot bring
+        // it back and hold the run.
+        #expect(try await !f.store.renew(lease, duration: .seconds(60)))
         // A second delivery of the start item finds it retired.
         #expect(try await f.store.lease(start, owner: "two", duration: .seconds(60)) == .stale)
         #expect(try await f.store.liveWork(after: nil, limit: 10).items.isEmpty)
@@ -272,7 +275,22 @@ public enum RunStoreContract {
             triggerEvent: ["name": "shop/a"], eventsAfter: f.eventID, expiresAt: f.t0.addingTimeInterval(3_600))
         let timeout = Invocation.timeoutItem(lease.runID, "w", generation: lease.token)
         #expect(try await f.store.park(lease, Parking(pauses: [(pause, timeout)]), now: f.t0))
-        #expect(try await f.store.openPauses(eventName: "shop/approved", now: f.t0) == [pause])
+        // Another run waits for the same event at two steps: the open pauses come in pages.
+        let otherLease = try await f.startedRun(entropy: 8)
+        let others = ["x", "y"].map { step in
+            var other = pause
+            other.runID = otherLease.runID
+            other.stepID = step
+            return (pause: other, timeout: Invocation.timeoutItem(otherLease.runID, step, generation: otherLease.token))
+        }
+        #expect(try await f.store.park(otherLease, Parking(pauses: others), now: f.t0))
+        let first = try await f.store.openPauses(eventName: "shop/approved", now: f.t0, after: nil, limit: 2)
+        let rest = try await f.store.openPauses(eventName: "shop/approved", now: f.t0, after: first.last?.id, limit: 2)
+        #expect(first.map(\.stepID) == ["w", "x"])
+        #expect(rest.map(\.stepID) == ["y"])
+        #expect(try await f.store.openPauses(eventName: "shop/approved", now: f.t0, after: rest.last?.id, limit: 2).isEmpty)
+        _ = try await f.store.cancel(otherLease.runID, now: f.t0) { _ in [] }
+        #expect(try await f.store.openPauses(eventName: "shop/approved", now: f.t0, after: nil, limit: 10) == [pause])
         let resume = WorkItem(runID: lease.runID, reason: .resume, call: SDKCall(stepID: "w", attempt: 0))
         let results = try await withThrowingTaskGroup(of: Bool.self) { group in
             for n in 0..<3 {
@@ -285,7 +303,7 @@ public enum RunStoreContract {
             return all
         }
         #expect(results.filter { $0 }.count == 1)
-        #expect(try await f.store.openPauses(eventName: "shop/approved", now: f.t0).isEmpty)
+        #expect(try await f.store.openPauses(eventName: "shop/approved", now: f.t0, after: nil, limit: 10).isEmpty)
         // The match disarmed the timeout; a timeout item driven anyway finds the pause gone.
         #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(7_200), limit: 10).isEmpty)
         let resumed = try await f.lease(resume, owner: "one")
@@ -361,7 +379,7 @@ public enum RunStoreContract {
         #expect(try await f.store.finish(next, .completed(output: "done"), steps: 0, emitting: [], now: f.t0) == .finished)
         #expect(try await f.store.liveWork(after: nil, limit: 10).items.isEmpty)
         #expect(try await f.store.unfiredTimers(after: nil, limit: 10).isEmpty)
-        #expect(try await f.store.openPauses(eventName: "shop/stop", now: f.t0).isEmpty)
+        #expect(try await f.store.openPauses(eventName: "shop/stop", now: f.t0, after: nil, limit: 10).isEmpty)
         for item in retries.map(\.item) {
             #expect(try await f.store.lease(item, owner: "two", duration: .seconds(60)) == .ended)
         }

@@ -210,7 +210,7 @@ import Testing
             output: { $0["approval"]?["data"]?["by"] ?? "timed out" }))])
         let order = try await engine.send("shop/order")
         try await engine.settle()
-        let pause = try #require(try await engine.store.openPauses(eventName: "shop/approved", now: engine.clock.now).first)
+        let pause = try #require(try await engine.store.openPauses(eventName: "shop/approved", now: engine.clock.now, after: nil, limit: 10).first)
         engine.clock.advance(by: 60)
         #expect(try await engine.timers.fireDue() == 1)
         let approval = try await engine.send("shop/approved", ["by": "ada"])

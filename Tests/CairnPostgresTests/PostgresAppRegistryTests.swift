@@ -11,19 +11,19 @@ import Testing
 
     @Test func syncAddsChangesAndArchives() async throws {
         try await withTestDatabase { db in
-            try await AppRegistryContract.syncAddsChangesAndArchives(PostgresAppRegistry(client: db.client, logger: Self.logger))
+            try await AppRegistryContract.syncAddsChangesAndArchives(PostgresAppRegistry(database: db, logger: Self.logger))
         }
     }
 
     @Test func slugsBelongToOneApp() async throws {
         try await withTestDatabase { db in
-            try await AppRegistryContract.slugsBelongToOneApp(PostgresAppRegistry(client: db.client, logger: Self.logger))
+            try await AppRegistryContract.slugsBelongToOneApp(PostgresAppRegistry(database: db, logger: Self.logger))
         }
     }
 
     @Test func configIsStoredExactlyAsSentAndConcurrentSyncsSerialise() async throws {
         try await withTestDatabase { db in
-            let registry = PostgresAppRegistry(client: db.client, logger: Self.logger)
+            let registry = PostgresAppRegistry(database: db, logger: Self.logger)
             let now = Date(timeIntervalSince1970: 1_800_000_000)
             // Ten syncs of different versions at once: each applies whole, one after another.
             try await withThrowingTaskGroup(of: Void.self) { group in

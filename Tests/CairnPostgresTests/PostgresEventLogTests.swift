@@ -17,7 +17,7 @@ import Testing
     }
 
     func log(_ db: CairnPostgresDatabase) -> PostgresEventLog {
-        PostgresEventLog(client: db.client, logger: Logger(label: "test"))
+        PostgresEventLog(database: db, logger: Logger(label: "test"))
     }
 
     @Test func storesAndDedupesByKeyUntilTheClaimExpires() async throws {

@@ -15,8 +15,8 @@ import Testing
     static func withFixture(_ body: @Sendable (RunStoreFixture, CairnPostgresDatabase) async throws -> Void) async throws {
         try await withTestDatabase { db in
             let fixture = try await RunStoreFixture.make(
-                store: PostgresRunStore(client: db.client, logger: logger), registry: PostgresAppRegistry(client: db.client, logger: logger),
-                eventLog: PostgresEventLog(client: db.client, logger: logger), t0: Date(timeIntervalSince1970: 1_800_000_000))
+                store: PostgresRunStore(database: db, logger: logger), registry: PostgresAppRegistry(database: db, logger: logger),
+                eventLog: PostgresEventLog(database: db, logger: logger), t0: Date(timeIntervalSince1970: 1_800_000_000))
             try await body(fixture, db)
         }
     }

@@ -69,14 +69,14 @@ import Testing
     func drive(signing: Signing) async throws -> (run: RunRecord, calls: Int) {
         try await withTestDatabase { db in
             let clock = ManualClock(start: Date(timeIntervalSince1970: 1_800_000_000))
-            let registry = PostgresAppRegistry(client: db.client, logger: Self.logger)
+            let registry = PostgresAppRegistry(database: db, logger: Self.logger)
             _ = try await registry.sync(try AppRegistryContract.registration(functions: ["a"]), at: clock.now)
             let function = try #require(try await registry.liveFunctions().first)
             let eventID = ULID(milliseconds: 1_800_000_000_000, entropy: [UInt8](repeating: 1, count: 10))
-            _ = try await PostgresEventLog(client: db.client, logger: Self.logger).append(
+            _ = try await PostgresEventLog(database: db, logger: Self.logger).append(
                 [AcceptedEvent(id: eventID, name: "shop/a", dedupeKey: nil, ts: 1_800_000_000_000, payload: ["name": "shop/a", "data": [:]], receivedAt: 1_800_000_000_000)],
                 dedupeUntil: clock.now, now: clock.now)
-            let store = PostgresRunStore(client: db.client, logger: Self.logger)
+            let store = PostgresRunStore(database: db, logger: Self.logger)
             let runID = ULID(milliseconds: 1_800_000_000_001, entropy: [UInt8](repeating: 7, count: 10))
             _ = try await store.createRuns(
                 [NewRun(id: runID, functionID: function.id, functionVersion: 1, eventIDs: [eventID], idempotencyKey: "event:1", idempotentUntil: clock.now.addingTimeInterval(86_400))],
@@ -84,7 +84,7 @@ import Testing
 
             let app = App(signing: signing, clock: clock)
             let executor = RunExecutor(
-                store: store, events: DroppedEvents(), eventLog: PostgresEventLog(client: db.client, logger: Self.logger), work: NoWork(),
+                store: store, events: DroppedEvents(), eventLog: PostgresEventLog(database: db, logger: Self.logger), work: NoWork(),
                 sdk: app, source: NoStream(), timers: NoIndex(), clock: clock, keys: SigningKeys(primary: Self.key), logger: Self.logger)
             #expect(try await executor.drive(WorkItem(runID: runID, reason: .start, call: .discovery)))
             let run = try #require(try await store.run(runID))

@@ -1,4 +1,5 @@
 import CairnRedis
+import CairnTesting
 import NIOPosix
 import Testing
 
@@ -308,5 +309,33 @@ import Testing
             #expect(!error.isRetryable)
         }
         await client.shutdown()
+    }
+
+    /// A server that takes commands and never answers (a reply lost for good): the command
+    /// fails once the command timeout has passed, the connection is dropped, and a blocking
+    /// read gets the timeout beyond its block time.
+    @Test func aCommandWithoutAReplyFailsAtTheCommandTimeout() async throws {
+        try await SilentServer.with { server in
+            var configuration = RedisConfiguration(
+                url: RedisURL(endpoint: .tcp(host: "127.0.0.1", port: server.port)), poolSize: 1, connectTimeout: .seconds(5))
+            configuration.commandTimeout = .milliseconds(200)
+            let client = RedisClient(configuration: configuration, logger: TestRedis.logger)
+            for attempt in 0..<2 {
+                do {
+                    _ = try await client.send(["PING"])
+                    Issue.record("a command the server never answers should fail (attempt \(attempt))")
+                } catch let error as RedisError {
+                    #expect(error.code == .connectionClosed, "\(error)")
+                    #expect(error.isRetryable)
+                }
+            }
+            do {
+                _ = try await client.xreadgroup(group: "g", consumer: "c", streams: [("s", ">")], count: 1, block: .milliseconds(100))
+                Issue.record("a blocking read the server never answers should fail")
+            } catch let error as RedisError {
+                #expect(error.code == .connectionClosed, "\(error)")
+            }
+            await client.shutdown()
+        }
     }
 }

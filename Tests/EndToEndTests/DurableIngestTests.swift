@@ -27,7 +27,7 @@ import Testing
         do {
             try await withTestDatabase { db in
                 let clock = ManualClock(start: Date())
-                let log = PostgresEventLog(client: db.client, logger: Self.logger)
+                let log = PostgresEventLog(database: db, logger: Self.logger)
                 let stream = RedisEventStream(client: redis, key: streamKey)
                 let metrics = IngestMetrics(factory: PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()))
                 let ingestor = EventIngestor(log: log, stream: stream, clock: clock, metrics: metrics, faults: faults, logger: Self.logger)

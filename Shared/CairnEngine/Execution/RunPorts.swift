@@ -66,7 +66,7 @@ public protocol RunLog: Sendable {
     /// moves on), consumes its pauses, disarms its timers, retires its outbox items, and stores
     /// the events `emitting` makes from it, unpublished. Returns those events for the caller
     /// to announce; nil when the run had already ended (or does not exist).
-    func cancel(_ runID: ULID, now: Date, emitting: @Sendable (CancelledRun) -> [AcceptedEvent]) async throws -> [AcceptedEvent]?
+    func cancel(_ runID: ULID, now: Date, emitting: @escaping @Sendable (CancelledRun) -> [AcceptedEvent]) async throws -> [AcceptedEvent]?
 }
 
 /// Durable timers: sleeps, retry backoffs and pause timeouts, set by `RunLog.park`. A timer's
@@ -84,8 +84,9 @@ public protocol TimerStore: Sendable {
 /// Pauses: runs waiting for an event (set by `RunLog.park`), and runs an event cancels (set
 /// with the run).
 public protocol PauseStore: Sendable {
-    /// Open pauses for events named `eventName`.
-    func openPauses(eventName: String, now: Date) async throws -> [Pause]
+    /// A page of the open pauses for events named `eventName`: at most `limit`, in id order,
+    /// with ids after `after` (from the start when nil).
+    func openPauses(eventName: String, now: Date, after: String?, limit: Int) async throws -> [Pause]
 
     /// Consumes `pause` for `eventID` (once; false if already consumed) and, in the same
     /// transaction, records `result` for its step, disarms its timeout (retiring its work item
@@ -97,7 +98,7 @@ public protocol PauseStore: Sendable {
     /// `position`. A pause this timeout already consumed (its drive died after the commit)
     /// answers `.timedOut` with the step recorded then.
     func timeOutPause(
-        _ lease: RunLease, stepID: String, position: Int, now: Date, timeoutStep: @Sendable (Pause.Kind) -> (op: String, result: JSONValue)
+        _ lease: RunLease, stepID: String, position: Int, now: Date, timeoutStep: @escaping @Sendable (Pause.Kind) -> (op: String, result: JSONValue)
     ) async throws -> PauseTimeoutOutcome
 
     /// Open pauses that still have to look back over events stored before them (see
@@ -134,7 +135,7 @@ public protocol WorkOutbox: Sendable {
     /// Hands the delayed events due at `now` to `deliver` (which publishes them), then marks
     /// them delivered and not yet routed, in one transaction: a crash in between delivers them
     /// again, never not at all. Returns how many.
-    func deliverDueEvents(now: Date, limit: Int, _ deliver: @Sendable ([ULID]) async throws -> Void) async throws -> Int
+    func deliverDueEvents(now: Date, limit: Int, _ deliver: @escaping @Sendable ([ULID]) async throws -> Void) async throws -> Int
 
     /// The transport identity recorded by the last complete rebuild; nil before the first.
     func recordedTransport() async throws -> TransportIdentity?

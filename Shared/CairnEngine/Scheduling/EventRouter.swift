@@ -31,12 +31,16 @@ public final class EventRouter: Service {
     /// How long an event blocks a second run of the same function: 24 h.
     let idempotencyWindow: TimeInterval
     let batchSize = 256
+    /// Open pauses read at once.
+    let pausePageSize: Int
     private let runIDs = Mutex(ULIDGenerator())
 
     public init(
         source: any StreamSource, catalog: FunctionCatalog, store: any RunStore, eventLog: any EventLog, work: any WorkQueue,
-        timers: any TimerIndex, events: any EventSink, clock: any WallClock, idempotencyWindow: TimeInterval = 86_400, logger: Logger
+        timers: any TimerIndex, events: any EventSink, clock: any WallClock, idempotencyWindow: TimeInterval = 86_400,
+        pausePageSize: Int = 1_000, logger: Logger
     ) {
+        self.pausePageSize = pausePageSize
         self.timers = timers
         self.events = events
         self.eventLog = eventLog
@@ -67,10 +71,10 @@ public final class EventRouter: Service {
         var runs: [NewRun] = []
         var resumed: [WorkItem] = []
         var routed: [ULID] = []
-        // Open pauses, looked up once per event name per batch. A pause consumed by an earlier
-        // event of the batch is refused by the store (each is consumed once), so a stale list
-        // is harmless; a pause stored after the lookup looks back for these events itself.
-        var pausesByName: [String: [Pause]] = [:]
+        // The batch's events by name, in order, to match against open pauses once the loop
+        // has read them all.
+        var byName: [String: [(event: JSONValue, id: ULID)]] = [:]
+        var names: [String] = []
         for delivery in deliveries {
             guard let idText = delivery.fields["id"].map({ String(decoding: $0, as: UTF8.self) }), let eventID = ULID(idText),
                 let name = delivery.fields["name"].map({ String(decoding: $0, as: UTF8.self) }),
@@ -95,9 +99,10 @@ public final class EventRouter: Service {
             } else {
                 runs += try await triggeredRuns(event, name: name, eventID: eventID, now: now)
             }
-            if pausesByName[name] == nil { pausesByName[name] = try await store.openPauses(eventName: name, now: now) }
-            resumed += try await matcher.route(event, eventID: eventID, against: pausesByName[name] ?? [], now: now)
+            if byName[name] == nil { names.append(name) }
+            byName[name, default: []].append((event, eventID))
         }
+        for name in names { resumed += try await matchPauses(byName[name] ?? [], name: name, now: now) }
         let created = Set(try await store.createRuns(runs, now: now))
         let items = runs.filter { created.contains($0.id) }.map { WorkItem(runID: $0.id, reason: .start, call: .discovery) } + resumed
         try await store.publish(items, on: work, now: now)
@@ -105,6 +110,24 @@ public final class EventRouter: Service {
         // pause of theirs.
         try await matcher.lookBack(runs.filter { created.contains($0.id) }.flatMap(\.pauses))
         try await eventLog.markRouted(routed)
+    }
+
+    /// Matches events named `name`, in order, against the open pauses for that name, read in
+    /// pages of `pausePageSize` so that no number of waiting runs is loaded at once. Each pause
+    /// takes the first of these events that matches it. A pause consumed meanwhile is refused
+    /// by the store (each is consumed once), so a page read a moment ago is safe to use; a pause
+    /// stored after its page was read looks back for these events itself. Returns the resumes.
+    func matchPauses(_ events: [(event: JSONValue, id: ULID)], name: String, now: Date) async throws -> [WorkItem] {
+        var resumed: [WorkItem] = []
+        var after: String?
+        while true {
+            let page = try await store.openPauses(eventName: name, now: now, after: after, limit: pausePageSize)
+            for (event, id) in events {
+                resumed += try await matcher.route(event, eventID: id, against: page, now: now)
+            }
+            guard page.count == pausePageSize, let last = page.last else { return resumed }
+            after = last.id
+        }
     }
 
     func triggeredRuns(_ event: JSONValue, name: String, eventID: ULID, now: Date) async throws -> [NewRun] {

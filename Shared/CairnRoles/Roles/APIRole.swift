@@ -11,14 +11,14 @@ enum APIRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
         let configuration = dependencies.configuration
         let authorization = APIAuthorization(keys: configuration.signingKeys)
-        let log = PostgresEventLog(client: dependencies.postgres.client, logger: dependencies.logger)
+        let log = PostgresEventLog(database: dependencies.postgres, logger: dependencies.logger)
         let events = EventQueryRoutes(log: log, clock: dependencies.clock, authorization: authorization)
-        let registry = PostgresAppRegistry(client: dependencies.postgres.client, logger: dependencies.logger)
+        let registry = PostgresAppRegistry(database: dependencies.postgres, logger: dependencies.logger)
         let sync = AppSync(
             registry: registry, transport: HTTPSDKTransport(), keys: configuration.signingKeys, clock: dependencies.clock,
             logger: dependencies.logger)
         let apps = AppRoutes(sync: sync, registry: registry, clock: dependencies.clock, authorization: authorization)
-        let store = PostgresRunStore(client: dependencies.postgres.client, logger: dependencies.logger)
+        let store = PostgresRunStore(database: dependencies.postgres, logger: dependencies.logger)
         let ingest = dependencies.eventIngest()
         let runs = RunRoutes(
             runs: store, cancellation: RunCancellation(store: store, events: ingest.ingestor, clock: dependencies.clock),

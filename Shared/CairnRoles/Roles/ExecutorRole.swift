@@ -13,13 +13,13 @@ enum ExecutorRole {
         settings.backoffScale = dependencies.configuration.retryBackoffScale
         settings.leaseDuration = dependencies.configuration.executorLease
         settings.concurrency = dependencies.configuration.executorConcurrency
-        let store = PostgresRunStore(client: dependencies.postgres.client, logger: dependencies.logger)
+        let store = PostgresRunStore(database: dependencies.postgres, logger: dependencies.logger)
         let source = RedisStreamSource(
             client: dependencies.redis, stream: dependencies.streamKey("work"), group: "executor", consumer: settings.owner,
             reclaimIdle: settings.leaseDuration)
         let ingest = dependencies.eventIngest()
         let executor = RunExecutor(
-            store: store, events: ingest.ingestor, eventLog: PostgresEventLog(client: dependencies.postgres.client, logger: dependencies.logger),
+            store: store, events: ingest.ingestor, eventLog: PostgresEventLog(database: dependencies.postgres, logger: dependencies.logger),
             work: RedisWorkQueue(client: dependencies.redis, stream: dependencies.streamKey("work")), sdk: HTTPSDKTransport(),
             source: source, timers: RedisTimerIndex(client: dependencies.redis, key: dependencies.streamKey("timers")),
             clock: dependencies.clock, keys: dependencies.configuration.signingKeys, settings: settings, logger: dependencies.logger)

@@ -11,9 +11,9 @@ import CairnRedis
 /// never looked back), and the ingest path for the events it emits.
 enum SchedulerRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
-        let store = PostgresRunStore(client: dependencies.postgres.client, logger: dependencies.logger)
-        let registry = PostgresAppRegistry(client: dependencies.postgres.client, logger: dependencies.logger)
-        let eventLog = PostgresEventLog(client: dependencies.postgres.client, logger: dependencies.logger)
+        let store = PostgresRunStore(database: dependencies.postgres, logger: dependencies.logger)
+        let registry = PostgresAppRegistry(database: dependencies.postgres, logger: dependencies.logger)
+        let eventLog = PostgresEventLog(database: dependencies.postgres, logger: dependencies.logger)
         let eventStream = RedisEventStream(client: dependencies.redis, key: dependencies.streamKey("events"))
         let work = RedisWorkQueue(client: dependencies.redis, stream: dependencies.streamKey("work"))
         let events = RedisStreamSource(
