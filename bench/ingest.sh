@@ -26,7 +26,7 @@ redis_port=$(redis_port)
 
 CAIRN_LOG_LEVEL=warning "$bin/cairn" migrate >/dev/null
 port=$(free_port)
-CAIRN_HOST=127.0.0.1 CAIRN_PORT=$port CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PREFIX=cairn-bench: \
+CAIRN_DEV=1 CAIRN_HOST=127.0.0.1 CAIRN_PORT=$port CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PREFIX=cairn-bench: \
   "$bin/cairn-event-api" &
 api_pid=$!
 trap 'kill $api_pid 2>/dev/null; wait $api_pid 2>/dev/null || true' EXIT

@@ -18,7 +18,7 @@ redis_port=$(redis_port)
 
 # HTTP: one connection for the round trip, 64 for the rate.
 port=$(free_port)
-CAIRN_HOST=127.0.0.1 CAIRN_PORT=$port CAIRN_LOG_LEVEL=critical CAIRN_STREAM_PREFIX=cairn-bench-limits: \
+CAIRN_DEV=1 CAIRN_HOST=127.0.0.1 CAIRN_PORT=$port CAIRN_LOG_LEVEL=critical CAIRN_STREAM_PREFIX=cairn-bench-limits: \
   "$bin/cairn-event-api" >/dev/null 2>&1 &
 api_pid=$!
 trap 'kill $api_pid 2>/dev/null; wait $api_pid 2>/dev/null || true' EXIT

@@ -26,7 +26,7 @@ runs=1000 warmup=100 slow_runs=500 slow_ms=200
 
 source "$root/bench/lib.sh"
 with_private_servers "$0" "$@"
-export CAIRN_HOST=127.0.0.1 CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PREFIX=cairn-bench-throughput:
+export CAIRN_DEV=1 CAIRN_HOST=127.0.0.1 CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PREFIX=cairn-bench-throughput:
 "$bin/cairn" migrate >/dev/null
 
 pids=()

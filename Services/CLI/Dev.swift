@@ -43,6 +43,8 @@ struct Dev: AsyncParsableCommand {
                 do { try servers.stop() } catch { say("cairn dev: \(error)") }
             }
         }
+        // Dev mode: no signing key needed; then only this machine can reach it (CAIRN_HOST).
+        environment["CAIRN_DEV"] = "1"
         environment["CAIRN_HOST"] = environment["CAIRN_HOST"] ?? "127.0.0.1"
         // The limits of Inngest's dev server, so that what an app sends to it locally is
         // accepted here too: events up to 3 MiB each, and requests of many of them.

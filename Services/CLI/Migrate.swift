@@ -12,8 +12,10 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         var environment = ProcessInfo.processInfo.environment
-        // Migrating needs only Postgres; a placeholder keeps the Redis check quiet.
+        // Migrating needs only Postgres and serves nothing: placeholders keep the Redis and
+        // signing-key checks quiet.
         environment["CAIRN_REDIS_URL"] = environment["CAIRN_REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
+        environment["CAIRN_DEV"] = environment["INNGEST_SIGNING_KEY"] == nil ? "1" : environment["CAIRN_DEV"]
         let configuration: CairnConfiguration
         do { configuration = try CairnConfiguration(environment: environment) } catch {
             throw ValidationError(error.description)

@@ -34,25 +34,20 @@ public struct AppRoutes: Sendable {
     /// Registers the routes on `router`.
     public func register<Context: RequestContext>(on router: Router<Context>) {
         router.post("/fn/register") { request, _ -> Response in
-            var request = request
-            let body: ByteBuffer
-            do {
-                body = try await request.collectBody(upTo: Self.maximumRegisterBytes)
-            } catch is NIOTooManyBytesError {
+            // Who is calling is decided from the headers, before a byte of the body is read.
+            let authorization = request.headers[.authorization], expectedServerKind = request.headers[Self.expectedServerKind]
+            if let refusal = self.sync.refusal(authorization: authorization, expectedServerKind: expectedServerKind) {
+                return Self.response(refusal)
+            }
+            guard let body = try await RESTResponses.collectBody(request, upTo: Self.maximumRegisterBytes) else {
                 return RESTResponses.error(.contentTooLarge, "body: must be at most \(Self.maximumRegisterBytes) bytes")
             }
-            let reply = try await self.sync.register(
-                body: Array(buffer: body), authorization: request.headers[.authorization],
-                expectedServerKind: request.headers[Self.expectedServerKind])
+            let reply = try await self.sync.register(body: Array(buffer: body), authorization: authorization, expectedServerKind: expectedServerKind)
             return Self.response(reply)
         }
         router.post("/v1/apps/sync") { request, _ -> Response in
             if let refusal = self.authorization.refusal(request) { return refusal }
-            var request = request
-            let body: ByteBuffer
-            do {
-                body = try await request.collectBody(upTo: 64 * 1024)
-            } catch is NIOTooManyBytesError {
+            guard let body = try await RESTResponses.collectBody(request, upTo: 64 * 1024) else {
                 return RESTResponses.error(.contentTooLarge, "body: must be at most 65536 bytes")
             }
             guard let value = try? JSONValue(parsing: Array(buffer: body)), case .string(let url)? = value["url"] else {
@@ -81,7 +76,7 @@ public struct AppRoutes: Sendable {
 
     static func render(_ app: AppRecord) -> JSONValue {
         .object([
-            "id": .string(app.id.uuidString.lowercased()), "name": .string(app.name), "url": .string(app.url),
+            "id": .string(app.id.uuidString.lowercased()), "name": .string(app.name), "url": .string(URLRedaction.redact(app.url)),
             "sdk_language": .string(app.sdkLanguage), "sdk_version": .string(app.sdkVersion),
             "framework": .string(app.framework), "checksum": .string(app.checksum),
             "function_count": .number(JSONNumber(app.functionCount)),
@@ -100,7 +95,7 @@ enum FunctionRendering {
             ("app", .string(record.appName)), ("version", .number(JSONNumber(record.version))),
             ("triggers", .array(config.triggers.map(trigger))),
             ("steps", .array(config.steps.map { step in
-                .object(["id": .string(step.id), "name": .string(step.name), "type": .string(step.runtimeType), "url": .string(step.url)])
+                .object(["id": .string(step.id), "name": .string(step.name), "type": .string(step.runtimeType), "url": .string(URLRedaction.redact(step.url))])
             })),
             ("retries", .number(JSONNumber(config.retries))),
             ("concurrency", .array(config.concurrency.map { limit in
@@ -147,7 +142,7 @@ enum FunctionRendering {
         }
         members += [
             ("created_at", RESTResponses.render(record.createdAt)), ("updated_at", RESTResponses.render(record.updatedAt)),
-            ("config", .object(config.json)),
+            ("config", URLRedaction.redactingURLs(in: .object(config.json))),
         ]
         return .object(JSONObject(members: members))
     }

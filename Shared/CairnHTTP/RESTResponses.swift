@@ -2,6 +2,7 @@ public import CairnCore
 public import CairnEngine
 import Foundation
 public import Hummingbird
+import NIOCore
 
 /// The control-plane REST conventions (docs/protocol.md §7): successes are
 /// `{"data": …, "metadata": {"fetched_at": …, "cached_until": null, …}}`, failures are
@@ -19,6 +20,18 @@ struct RESTResponses: Sendable {
     }
 
     var nowMilliseconds: Int64 { clock.now.unixMilliseconds }
+
+    /// The request's body, or nil when it is larger than `limit` bytes: a declared
+    /// `Content-Length` over the limit is refused before anything is read.
+    static func collectBody(_ request: Request, upTo limit: Int) async throws -> ByteBuffer? {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { return nil }
+        var request = request
+        do {
+            return try await request.collectBody(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            return nil
+        }
+    }
 
     static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
         JSONText.response(status: status, body: #"{"error":\#(JSONText.quoted(message)),"status":\#(status.code)}"#)

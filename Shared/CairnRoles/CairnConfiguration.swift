@@ -16,11 +16,18 @@ public struct CairnConfiguration: Sendable {
     public var redisURL: String
     /// `CAIRN_POSTGRES_POOL_SIZE` — most Postgres connections per process. Default 20.
     public var postgresPoolSize: Int
+    /// `CAIRN_POSTGRES_TIMEOUT_SECONDS` — longest a Postgres statement may run before the
+    /// server cancels it; a call to Postgres fails 5 s after that. Default 30, 1…3600.
+    public var postgresTimeout: Duration
+    /// `CAIRN_REDIS_TIMEOUT_SECONDS` — longest a Redis command may take before it fails
+    /// (blocking reads: beyond their block time). Default 10, 1…3600.
+    public var redisTimeout: Duration
     /// `CAIRN_REDIS_POOL_SIZE` — Redis connections per process for ordinary commands (blocking
     /// reads use their own). Default 8.
     public var redisPoolSize: Int
-    /// `CAIRN_HOST` — the address HTTP listeners bind. Default `0.0.0.0` (containers);
-    /// `cairn dev` uses `127.0.0.1`.
+    /// `CAIRN_HOST` — the address HTTP listeners bind. Default `0.0.0.0` (containers) with a
+    /// signing key; `127.0.0.1` in dev mode, so that an unauthenticated Cairn is reachable from
+    /// this machine only unless asked otherwise.
     public var host: String
     /// `CAIRN_PORT` — the HTTP port of this role (health, metrics and the role's own API).
     /// Default: event-api and api 8288, gateway 8289, scheduler 8290, executor 8291. Under
@@ -37,8 +44,13 @@ public struct CairnConfiguration: Sendable {
     /// `CAIRN_LOG_LEVEL` — `trace`, `debug`, `info`, `notice`, `warning`, `error` or
     /// `critical`. Default `info`.
     public var logLevel: Logger.Level
-    /// `INNGEST_SIGNING_KEY` — key that signs requests to SDKs and authenticates SDK calls.
-    /// Unset means dev mode: unsigned requests, any event key accepted.
+    /// `CAIRN_DEV` — `1` asks for dev mode: the process may run without a signing key, and then
+    /// accepts unsigned SDK calls, sends unsigned requests, serves the control API to anyone
+    /// who can reach it and (with no `INNGEST_EVENT_KEY`) accepts any event key. Default `0`.
+    /// `cairn dev` sets it.
+    public var devModeRequested: Bool
+    /// `INNGEST_SIGNING_KEY` — key that signs requests to SDKs and authenticates SDK calls and
+    /// control-plane callers. Required unless `CAIRN_DEV=1`.
     public var signingKey: SigningKey?
     /// `INNGEST_SIGNING_KEY_FALLBACK` — a second accepted key, for rotation. Optional.
     public var signingKeyFallback: SigningKey?
@@ -52,6 +64,10 @@ public struct CairnConfiguration: Sendable {
     /// (512 KiB); 1024…3145728 (3 MiB). `cairn dev` defaults it to 3 MiB, as Inngest's dev
     /// server does.
     public var eventMaxBytes: Int
+    /// `CAIRN_EVENT_QUEUE_LIMIT` — most events an event API process holds waiting for their
+    /// commit; beyond it `POST /e/{key}` answers 503 with `Retry-After: 1`. Default 100000,
+    /// 1…10000000.
+    public var eventQueueLimit: Int
     /// `CAIRN_EVENT_DEDUPE_WINDOW_SECONDS` — how long an event `id` blocks a repeat. Default
     /// 86400 (24 h).
     public var eventDedupeWindow: Duration
@@ -66,8 +82,9 @@ public struct CairnConfiguration: Sendable {
     /// to 30 s of jitter). Default 1; development and tests use less. 0.001…1000.
     public var retryBackoffScale: Double
 
-    /// Dev mode: no signing key is configured, so SDK calls are accepted unsigned, requests to
-    /// SDKs go unsigned, and (with no `INNGEST_EVENT_KEY`) any event key is accepted.
+    /// Dev mode: asked for with `CAIRN_DEV=1` and no signing key configured, so SDK calls are
+    /// accepted unsigned, requests to SDKs go unsigned, and (with no `INNGEST_EVENT_KEY`) any
+    /// event key is accepted. Never the result of a key merely missing: that is refused.
     public var isDevMode: Bool { signingKey == nil }
 
     /// The signing keys, or nil in dev mode.
@@ -110,7 +127,16 @@ public struct CairnConfiguration: Sendable {
         }
         let postgresPoolSize = integer("CAIRN_POSTGRES_POOL_SIZE", default: 20, range: 1...1000)
         let redisPoolSize = integer("CAIRN_REDIS_POOL_SIZE", default: 8, range: 1...256)
-        let host = value("CAIRN_HOST") ?? "0.0.0.0"
+        let postgresTimeoutSeconds = integer("CAIRN_POSTGRES_TIMEOUT_SECONDS", default: 30, range: 1...3_600)
+        let redisTimeoutSeconds = integer("CAIRN_REDIS_TIMEOUT_SECONDS", default: 10, range: 1...3_600)
+        var devModeRequested = false
+        if let raw = value("CAIRN_DEV") {
+            switch raw.lowercased() {
+            case "1", "true", "yes": devModeRequested = true
+            case "0", "false", "no": devModeRequested = false
+            default: problems.append(.init(variable: "CAIRN_DEV", rule: "must be 1 (dev mode) or 0, got \"\(raw)\""))
+            }
+        }
         let port: Int? = value("CAIRN_PORT") == nil ? nil : integer("CAIRN_PORT", default: 0, range: 0...65535)
         let gatewayPort = integer("CAIRN_GATEWAY_PORT", default: 8289, range: 0...65535)
         let streamPrefix = value("CAIRN_STREAM_PREFIX") ?? "cairn:"
@@ -133,6 +159,14 @@ public struct CairnConfiguration: Sendable {
         }
         let signingKey = readSigningKey("INNGEST_SIGNING_KEY")
         let signingKeyFallback = readSigningKey("INNGEST_SIGNING_KEY_FALLBACK")
+        if value("INNGEST_SIGNING_KEY") == nil && !devModeRequested {
+            problems.append(.init(
+                variable: "INNGEST_SIGNING_KEY",
+                rule: "is required: set it to your signing key (signkey-<env>-<hex>; make one with `openssl rand -hex 32`), "
+                    + "or set CAIRN_DEV=1 to run without authentication on a trusted machine"))
+        }
+        // Dev mode without a key listens on this machine only, unless told otherwise.
+        let host = value("CAIRN_HOST") ?? (signingKey == nil ? "127.0.0.1" : "0.0.0.0")
         if signingKeyFallback != nil && signingKey == nil && value("INNGEST_SIGNING_KEY") == nil {
             problems.append(.init(variable: "INNGEST_SIGNING_KEY_FALLBACK", rule: "is set without INNGEST_SIGNING_KEY"))
         }
@@ -140,6 +174,7 @@ public struct CairnConfiguration: Sendable {
             .split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
         let eventMaxBodyBytes = integer("CAIRN_EVENT_MAX_BODY_BYTES", default: 3 * 1024 * 1024, range: 1024...(256 * 1024 * 1024))
         let eventMaxBytes = integer("CAIRN_EVENT_MAX_BYTES", default: 512 * 1024, range: 1024...(3 * 1024 * 1024))
+        let eventQueueLimit = integer("CAIRN_EVENT_QUEUE_LIMIT", default: 100_000, range: 1...10_000_000)
         let dedupeSeconds = integer("CAIRN_EVENT_DEDUPE_WINDOW_SECONDS", default: 86_400, range: 1...(366 * 86_400))
         let executorLeaseSeconds = integer("CAIRN_EXECUTOR_LEASE_SECONDS", default: 60, range: 1...3_600)
         let executorConcurrency = integer("CAIRN_EXECUTOR_CONCURRENCY", default: 64, range: 1...10_000)
@@ -154,6 +189,9 @@ public struct CairnConfiguration: Sendable {
             throw ConfigurationError(problems: problems)
         }
         postgresSettings.maximumConnections = postgresPoolSize
+        postgresSettings.statementTimeout = .seconds(postgresTimeoutSeconds)
+        self.postgresTimeout = .seconds(postgresTimeoutSeconds)
+        self.redisTimeout = .seconds(redisTimeoutSeconds)
         self.postgres = postgresSettings
         self.redisURL = redisURL
         self.postgresPoolSize = postgresPoolSize
@@ -164,11 +202,13 @@ public struct CairnConfiguration: Sendable {
         self.streamPrefix = streamPrefix
         self.shutdownGrace = .seconds(grace)
         self.logLevel = logLevel
+        self.devModeRequested = devModeRequested
         self.signingKey = signingKey
         self.signingKeyFallback = signingKeyFallback
         self.eventKeys = eventKeys
         self.eventMaxBodyBytes = eventMaxBodyBytes
         self.eventMaxBytes = eventMaxBytes
+        self.eventQueueLimit = eventQueueLimit
         self.eventDedupeWindow = .seconds(dedupeSeconds)
         self.retryBackoffScale = retryBackoffScale
         self.executorLease = .seconds(executorLeaseSeconds)

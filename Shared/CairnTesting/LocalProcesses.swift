@@ -105,6 +105,7 @@ public func withRunningCairn<Result: Sendable>(
         var environment = [
             "CAIRN_POSTGRES_URL": base + (base.contains("?") ? "&" : "?") + "search_path=\(schema)",
             "CAIRN_REDIS_URL": try TestEnvironment.redisURL(),
+            "CAIRN_DEV": "1",
             "CAIRN_HOST": "127.0.0.1",
             "CAIRN_PORT": "0",
             "CAIRN_GATEWAY_PORT": "0",

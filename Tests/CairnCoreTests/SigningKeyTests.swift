@@ -47,4 +47,15 @@ import Testing
         #expect(keys.verify(signatureHeader: nil, body: body, nowSeconds: 0) == .missing)
         #expect(keys.verify(signatureHeader: "s=abc", body: body, nowSeconds: 0) == .malformed)
     }
+
+    @Test func secretsCompareEqualOnlyWhenIdentical() {
+        #expect(ConstantTime.equals(Array("key-1".utf8), Array("key-1".utf8)))
+        #expect(!ConstantTime.equals(Array("key-1".utf8), Array("key-2".utf8)))
+        #expect(!ConstantTime.equals(Array("key".utf8), Array("key-1".utf8)))
+        #expect(!ConstantTime.equals([UInt8](), Array("k".utf8)))
+        #expect(ConstantTime.equals([UInt8](), [UInt8]()))
+        #expect(ConstantTime.contains([Array("a".utf8), Array("b".utf8)], Array("b".utf8)))
+        #expect(!ConstantTime.contains([Array("a".utf8), Array("b".utf8)], Array("c".utf8)))
+        #expect(!ConstantTime.contains([[UInt8]](), Array("a".utf8)))
+    }
 }

@@ -30,7 +30,7 @@ final class EngineHarness: Sendable {
     /// `provider`; calls go to `sdk` when given instead of the scripted app.
     init(
         executors count: Int = 1, provider: FakeProvider = FakeProvider { _ in SDKReply(status: 200, headers: [:], body: Array(#"{"ok":true}"#.utf8)) },
-        sdk: (any SDKTransport)? = nil
+        sdk: (any SDKTransport)? = nil, pausePageSize: Int = 1_000
     ) {
         self.provider = provider
         var logger = Logger(label: "cairn.test.engine")
@@ -39,7 +39,7 @@ final class EngineHarness: Sendable {
         sink = InMemoryEventSink(log: eventLog, stream: events, clock: clock)
         router = EventRouter(
             source: events, catalog: FunctionCatalog(registry: registry, clock: clock), store: store, eventLog: eventLog,
-            work: work, timers: index, events: sink, clock: clock, logger: logger)
+            work: work, timers: index, events: sink, clock: clock, pausePageSize: pausePageSize, logger: logger)
         timers = TimerService(store: store, work: work, eventLog: eventLog, eventStream: events, index: index, clock: clock, logger: logger)
         reconciler = Reconciler(
             store: store, eventLog: eventLog, eventStream: events, work: work, index: index, epoch: epoch, events: sink, clock: clock,
@@ -58,17 +58,20 @@ final class EngineHarness: Sendable {
     }
 
     /// Syncs an app `shop` whose functions are `functions` (slug suffix → trigger event,
-    /// retries, cancelOn events) and serves their scripts.
-    func sync(_ functions: [(slug: String, trigger: String, retries: Int, cancelOn: [String], script: FakeSDKApp.Function)]) async throws {
+    /// retries, cancelOn events) and serves their scripts, at `appURL`.
+    func sync(
+        _ functions: [(slug: String, trigger: String, retries: Int, cancelOn: [String], script: FakeSDKApp.Function)],
+        appURL: String = "http://app.test/api/inngest"
+    ) async throws {
         let configs = functions.map { function -> String in
             let cancel = function.cancelOn.map { #"{"event":"\#($0)","if":"event.data.key == async.data.key"}"# }.joined(separator: ",")
             return """
                 {"id":"shop-\(function.slug)","name":"\(function.slug)","triggers":[{"event":"\(function.trigger)"}],"cancel":[\(cancel)],
                  "steps":{"step":{"id":"step","name":"step","retries":{"attempts":\(function.retries)},
-                 "runtime":{"type":"http","url":"http://app.test/api/inngest?fnId=shop-\(function.slug)&stepId=step"}}}}
+                 "runtime":{"type":"http","url":"\(appURL)\(appURL.contains("?") ? "&" : "?")fnId=shop-\(function.slug)&stepId=step"}}}}
                 """
         }
-        let body = #"{"appname":"shop","url":"http://app.test/api/inngest","sdk":"py:v0.5.19","framework":"flask","functions":[\#(configs.joined(separator: ","))]}"#
+        let body = #"{"appname":"shop","url":"\#(appURL)","sdk":"py:v0.5.19","framework":"flask","functions":[\#(configs.joined(separator: ","))]}"#
         _ = try await registry.sync(try AppRegistration(parsing: try JSONValue(parsing: body)), at: clock.now)
         for function in functions { app.serve("shop-\(function.slug)", function.script) }
     }

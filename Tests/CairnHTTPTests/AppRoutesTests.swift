@@ -8,6 +8,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import NIOPosix
 import Testing
 
 /// App sync and the registry routes over in-memory ports.
@@ -26,12 +27,12 @@ import Testing
             transport = ScriptedSDKTransport(app)
         }
 
-        func test(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        func test(_ mode: TestingSetup = .router, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
             let sync = AppSync(registry: registry, transport: transport, keys: keys, clock: clock, logger: Logger(label: "test"))
             let routes = AppRoutes(sync: sync, registry: registry, clock: clock, authorization: APIAuthorization(keys: keys))
             let router = Router()
             routes.register(on: router)
-            try await Application(router: router).test(.router) { client in try await body(client) }
+            try await Application(router: router).test(mode) { client in try await body(client) }
         }
     }
 
@@ -192,6 +193,62 @@ import Testing
             #expect(badReply["error"]?.stringValue?.hasPrefix("url: must be") == true)
             let (missing, _) = try await Self.call(client, .post, "/v1/apps/sync", body: #"{}"#)
             #expect(missing == .badRequest)
+        }
+    }
+
+    /// Sends `head` (a request line and headers, no body) on a new connection and returns what
+    /// the server answers before the connection is closed or a full response head arrives.
+    static func exchange(port: Int, head: String) async throws -> String {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: head))
+            var text = ""
+            for try await chunk in inbound {
+                text += String(buffer: chunk)
+                if text.contains("\r\n\r\n") { break }
+            }
+            return text
+        }
+    }
+
+    /// A caller without the key is refused from the headers alone: the server answers 401
+    /// while the 10 MB body it announced has not been sent (were it read first, no answer
+    /// would come and the time limit would fail the test).
+    @Test(.timeLimit(.minutes(1)))
+    func anUnauthorizedRegisterIsRefusedBeforeItsBodyIsRead() async throws {
+        let fixture = Fixture(signed: true)
+        try await fixture.test(.live) { client in
+            let port = try #require(client.port)
+            for path in ["/fn/register", "/v1/apps/sync"] {
+                let answer = try await Self.exchange(
+                    port: port, head: "POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n")
+                #expect(answer.hasPrefix("HTTP/1.1 401"), "\(path): \(answer)")
+            }
+            #expect(try await fixture.registry.apps().isEmpty)
+        }
+    }
+
+    @Test func credentialsInTheAppURLAreNeverShown() async throws {
+        let fixture = Fixture()
+        let url = "http://deploy:pw-secret@127.0.0.1:9/api/inngest?token=tok-secret"
+        let functions = #"{"id":"shop-a","triggers":[{"event":"shop/a"}],"steps":{"step":{"runtime":{"type":"http","url":"\#(url)&fnId=shop-a&stepId=step"}}}}"#
+        let body = Self.body(functions: functions).replacingOccurrences(of: #""url":"http://127.0.0.1:9/api/inngest""#, with: #""url":"\#(url)""#)
+        try await fixture.test { client in
+            let (status, _) = try await Self.call(client, .post, "/fn/register", body: body)
+            #expect(status == .ok)
+            let (_, apps) = try await Self.call(client, .get, "/v1/apps")
+            let (_, functionList) = try await Self.call(client, .get, "/v1/apps/shop/functions")
+            let (_, synced) = try await Self.call(client, .post, "/v1/apps/sync", body: #"{"url":"\#(url)"}"#)
+            // Cairn itself uses the URL as given.
+            #expect(fixture.transport.requests.first?.url == url)
+            for answer in [apps, functionList, synced] {
+                let text = answer.jsonString
+                #expect(!text.contains("pw-secret") && !text.contains("tok-secret"), "\(text)")
+                #expect(text.contains("REDACTED@127.0.0.1:9"), "\(text)")
+            }
         }
     }
 }

@@ -6,13 +6,14 @@ import Testing
     let minimal = [
         "CAIRN_POSTGRES_URL": "postgres://cairn@127.0.0.1:5432/cairn",
         "CAIRN_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "CAIRN_DEV": "1",
     ]
 
     @Test func defaults() throws {
         let c = try CairnConfiguration(environment: minimal)
         #expect(c.postgres.maximumConnections == 20)
         #expect(c.redisPoolSize == 8)
-        #expect(c.host == "0.0.0.0")
+        #expect(c.host == "127.0.0.1", "dev mode without a key listens on this machine only")
         #expect(c.port(for: .eventAPI) == 8288)
         #expect(c.port(for: .api) == 8288)
         #expect(c.port(for: .gateway) == 8289)
@@ -44,6 +45,7 @@ import Testing
         #expect(c.signingKey?.hex == "0123456789abcdef")
         #expect(c.signingKeyFallback?.hex == "abcd")
         #expect(!c.isDevMode)
+        #expect(c.host == "0.0.0.0")
         #expect(c.eventKeys == ["k1", "k2"])
         #expect(c.executorConcurrency == 256)
     }
@@ -75,7 +77,35 @@ import Testing
             try CairnConfiguration(environment: [:])
         } throws: { error in
             let problems = (error as? ConfigurationError)?.problems.map(\.variable)
-            return problems == ["CAIRN_POSTGRES_URL", "CAIRN_REDIS_URL"]
+            return problems == ["CAIRN_POSTGRES_URL", "CAIRN_REDIS_URL", "INNGEST_SIGNING_KEY"]
         }
+    }
+
+    @Test func refusesToRunWithoutASigningKeyUnlessDevModeIsAskedFor() throws {
+        var env = minimal
+        env["CAIRN_DEV"] = nil
+        #expect {
+            try CairnConfiguration(environment: env)
+        } throws: { error in
+            let problems = (error as? ConfigurationError)?.problems ?? []
+            return problems.count == 1 && problems[0].variable == "INNGEST_SIGNING_KEY"
+                && problems[0].rule.contains("is required") && problems[0].rule.contains("CAIRN_DEV=1")
+        }
+        env["CAIRN_DEV"] = "0"
+        #expect(throws: ConfigurationError.self) { try CairnConfiguration(environment: env) }
+        env["CAIRN_DEV"] = "maybe"
+        #expect {
+            try CairnConfiguration(environment: env)
+        } throws: { error in
+            (error as? ConfigurationError)?.description.contains("CAIRN_DEV: must be 1 (dev mode) or 0, got \"maybe\"") == true
+        }
+        env["CAIRN_DEV"] = nil
+        env["INNGEST_SIGNING_KEY"] = "signkey-prod-00ff"
+        let keyed = try CairnConfiguration(environment: env)
+        #expect(!keyed.isDevMode)
+        #expect(keyed.host == "0.0.0.0")
+        // Dev mode asked for with a key: the key is used.
+        env["CAIRN_DEV"] = "1"
+        #expect(try !CairnConfiguration(environment: env).isDevMode)
     }
 }

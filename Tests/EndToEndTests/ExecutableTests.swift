@@ -47,6 +47,7 @@ import Testing
         let (process, output) = try launch("cairn-scheduler", environment: [
             "CAIRN_POSTGRES_URL": try TestEnvironment.postgresURL(),
             "CAIRN_REDIS_URL": try TestEnvironment.redisURL(),
+            "CAIRN_DEV": "1",
             "CAIRN_HOST": "127.0.0.1",
             "CAIRN_PORT": String(port),
             "CAIRN_LOG_LEVEL": "warning",
@@ -80,6 +81,22 @@ import Testing
         #expect(process.terminationStatus == 2)
         #expect(text.contains("CAIRN_POSTGRES_URL: is required"))
         #expect(text.contains("CAIRN_REDIS_POOL_SIZE: must be an integer from 1 to 256, got \"0\""))
+    }
+
+    @Test(arguments: ["cairn-api", "cairn-event-api", "cairn-scheduler", "cairn-executor", "cairn-gateway"])
+    func roleRefusesToStartWithoutASigningKeyOutsideDevMode(_ executable: String) async throws {
+        let port = try TestEnvironment.freePort()
+        let (process, output) = try launch(executable, environment: [
+            "CAIRN_POSTGRES_URL": try TestEnvironment.postgresURL(),
+            "CAIRN_REDIS_URL": try TestEnvironment.redisURL(),
+            "CAIRN_PORT": String(port),
+        ])
+        defer { if process.isRunning { process.terminate() } }
+        #expect(await waitForExit(process, within: 20))
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 2, "\(text)")
+        #expect(text.contains("INNGEST_SIGNING_KEY: is required"))
+        #expect(text.contains("CAIRN_DEV=1"))
     }
 
     @Test func migrateTwiceIsANoOp() async throws {

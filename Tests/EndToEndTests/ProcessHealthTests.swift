@@ -13,6 +13,7 @@ import Testing
         [
             "CAIRN_POSTGRES_URL": try TestEnvironment.postgresURL(),
             "CAIRN_REDIS_URL": try TestEnvironment.redisURL(),
+            "CAIRN_DEV": "1",
             "CAIRN_HOST": "127.0.0.1",
             "CAIRN_PORT": "0",
             "CAIRN_GATEWAY_PORT": "0",

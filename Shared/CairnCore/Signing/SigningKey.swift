@@ -120,12 +120,7 @@ public struct SigningKeys: Sendable, Hashable {
         let parts = authorization.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { return false }
         let presented = Array(SigningKey.removingPrefix(String(parts[1]).trimmingCharacters(in: .whitespaces)).lowercased().utf8)
-        var accepted = false
-        for key in all {
-            accepted = Self.constantTimeEquals(presented, Array(key.hashed.utf8)) || accepted
-            accepted = Self.constantTimeEquals(presented, Array(key.hex.lowercased().utf8)) || accepted
-        }
-        return accepted
+        return ConstantTime.contains(all.flatMap { [Array($0.hashed.utf8), Array($0.hex.lowercased().utf8)] }, presented)
     }
 
     /// Checks `X-Inngest-Signature` on `body` against both keys. Signatures older or newer
@@ -143,19 +138,9 @@ public struct SigningKeys: Sendable, Hashable {
         guard let timestamp, let signature else { return .malformed }
         if let maximumAge, abs(nowSeconds - timestamp) > maximumAge { return .expired }
         let presented = Array(signature.utf8)
-        var valid = false
-        for key in all {
-            valid = Self.constantTimeEquals(presented, Array(key.signature(body: body, unixSeconds: timestamp).utf8)) || valid
-        }
-        return valid ? .valid : .mismatch
+        return ConstantTime.contains(all.map { Array($0.signature(body: body, unixSeconds: timestamp).utf8) }, presented) ? .valid : .mismatch
     }
 
-    static func constantTimeEquals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
-        guard lhs.count == rhs.count else { return false }
-        var difference: UInt8 = 0
-        for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
-        return difference == 0
-    }
 }
 
 /// The outcome of checking a request or response signature.

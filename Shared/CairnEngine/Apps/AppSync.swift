@@ -39,14 +39,9 @@ public struct AppSync: Sendable {
 
     public var serverKind: ServerKind { keys == nil ? .dev : .cloud }
 
-    /// Handles a register call: checks who is calling, parses and checks the app, records it.
-    ///
-    /// Replies 200 `{"ok":true,"modified":…,"sync_id":…,"app_id":…}`; 401 for a missing or
-    /// wrong key; 400 `{"error":…,"status":400,…}` for a server-kind mismatch, a body that is
-    /// not JSON, or invalid functions (then `data.errors` lists each with `function_id`,
-    /// `field` and `message`), and 409 when a slug belongs to another app. Nothing is recorded
-    /// unless the whole app is valid.
-    public func register(body: [UInt8], authorization: String?, expectedServerKind: String?) async throws -> Reply {
+    /// The reply that refuses a register call from its headers alone (a missing or wrong key, a
+    /// server-kind mismatch), or nil. The HTTP layer asks before reading the body.
+    public func refusal(authorization: String?, expectedServerKind: String?) -> Reply? {
         if let keys, !keys.authorizes(authorization: authorization) {
             return Self.failure(401, "authorization: must be Bearer <signing key or its hash>")
         }
@@ -55,6 +50,18 @@ public struct AppSync: Sendable {
                 400, "x-inngest-expected-server-kind: the SDK expects a \(expected) server, but Cairn runs in \(serverKind.rawValue) mode",
                 code: "server_kind_mismatch")
         }
+        return nil
+    }
+
+    /// Handles a register call: checks who is calling, parses and checks the app, records it.
+    ///
+    /// Replies 200 `{"ok":true,"modified":…,"sync_id":…,"app_id":…}`; 401 for a missing or
+    /// wrong key; 400 `{"error":…,"status":400,…}` for a server-kind mismatch, a body that is
+    /// not JSON, or invalid functions (then `data.errors` lists each with `function_id`,
+    /// `field` and `message`), and 409 when a slug belongs to another app. Nothing is recorded
+    /// unless the whole app is valid.
+    public func register(body: [UInt8], authorization: String?, expectedServerKind: String?) async throws -> Reply {
+        if let refusal = refusal(authorization: authorization, expectedServerKind: expectedServerKind) { return refusal }
         let value: JSONValue
         do {
             value = try JSONValue(parsing: body)
@@ -83,7 +90,7 @@ public struct AppSync: Sendable {
         logger.info(
             "app synced",
             metadata: [
-                "app": "\(registration.appName)", "url": "\(registration.url)", "modified": "\(outcome.modified)",
+                "app": "\(registration.appName)", "url": "\(URLRedaction.redact(registration.url))", "modified": "\(outcome.modified)",
                 "added": "\(outcome.added.count)", "changed": "\(outcome.changed.count)", "archived": "\(outcome.archived.count)",
             ])
         return Reply(
@@ -104,7 +111,7 @@ public struct AppSync: Sendable {
     /// with the app's message.
     public func requestSync(url: String) async -> Reply {
         guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), parsed.host != nil else {
-            return Self.failure(400, "url: must be the app's http:// or https:// serve URL, got \"\(url)\"")
+            return Self.failure(400, "url: must be the app's http:// or https:// serve URL, got \"\(URLRedaction.redact(url))\"")
         }
         let body = JSONValue.object(["url": .string(url)]).serialized()
         var headers = [("content-type", "application/json"), ("x-inngest-server-kind", serverKind.rawValue)]
@@ -116,7 +123,7 @@ public struct AppSync: Sendable {
         do {
             reply = try await transport.send(SDKRequest(method: "PUT", url: url, headers: headers, body: body, timeout: syncTimeout))
         } catch {
-            return Self.failure(502, "could not reach the app at \(url): \(error)")
+            return Self.failure(502, "could not reach the app at \(URLRedaction.redact(url)): \(URLRedaction.redactingURLs(in: "\(error)"))")
         }
         let replyBody = (try? JSONValue(parsing: reply.body)) ?? .string(String(decoding: reply.body.prefix(2_048), as: UTF8.self))
         let message = replyBody["error"]?.stringValue ?? replyBody["message"]?.stringValue
@@ -124,9 +131,9 @@ public struct AppSync: Sendable {
             || (replyBody["status"]?.int64Value).map { !(200..<300).contains($0) } == true
         if failed {
             return Self.failure(
-                502, "the app at \(url) did not sync (HTTP \(reply.status)): \(message ?? "no message")", data: replyBody)
+                502, "the app at \(URLRedaction.redact(url)) did not sync (HTTP \(reply.status)): \(message ?? "no message")", data: replyBody)
         }
-        return Reply(status: 200, body: .object(["ok": true, "url": .string(url), "app_reply": replyBody]))
+        return Reply(status: 200, body: .object(["ok": true, "url": .string(URLRedaction.redact(url)), "app_reply": replyBody]))
     }
 
     static func failure(_ status: Int, _ message: String, code: String? = nil, data: JSONValue? = nil) -> Reply {

@@ -385,7 +385,7 @@ public final class RunExecutor: Service {
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            return .noReply("\(error)")
+            return .noReply(URLRedaction.redactingURLs(in: "\(error)"))
         }
     }
 
@@ -520,7 +520,9 @@ public final class RunExecutor: Service {
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            return .failed(.cairn(name: "Error", message: "calling the app at \(request.url) failed: \(error)"), retry: RetryDirective())
+            // The URL may hold credentials: the stored error, its events and logs show it redacted.
+            let message = "calling the app at \(URLRedaction.redact(request.url)) failed: \(URLRedaction.redactingURLs(in: "\(error)"))"
+            return .failed(.cairn(name: "Error", message: message), retry: RetryDirective())
         }
         if let returned = reply.headers["x-inngest-req-version"].flatMap(Int.init) { version = returned }
         do {
