@@ -68,6 +68,9 @@ public struct EventValidation: Sendable, Hashable {
         if name.utf8.count > EventValidation.maximumNameLength {
             throw fail("name", .tooLong, got: "\(name.utf8.count) bytes")
         }
+        if name.utf8.contains(0) {
+            throw fail("name", .containsNUL, got: JSONValue.string(name).shortRendering)
+        }
         if !allowReservedNames, name.hasPrefix(Event.reservedNamePrefix) {
             throw fail("name", .reservedName, got: JSONValue.string(name).shortRendering)
         }
@@ -92,6 +95,9 @@ public struct EventValidation: Sendable, Hashable {
         case .string(let value)?:
             if value.utf8.count > EventValidation.maximumIDLength {
                 throw fail("id", .tooLong, got: "\(value.utf8.count) bytes")
+            }
+            if value.utf8.contains(0) {
+                throw fail("id", .containsNUL, got: JSONValue.string(value).shortRendering)
             }
             id = value.isEmpty ? nil : value
         case let other?:
@@ -165,6 +171,8 @@ public struct EventValidationError: Error, CustomStringConvertible, Hashable, Se
         case tooLong
         /// `name` starts with the reserved `inngest/` prefix.
         case reservedName
+        /// `name` or `id` holds a NUL character, which text columns cannot store.
+        case containsNUL
         /// `ts` is not a JSON integer literal.
         case mustBeIntegerMilliseconds
         /// `ts` is an integer outside the accepted 1980–2100 range.
@@ -213,6 +221,8 @@ public struct EventValidationError: Error, CustomStringConvertible, Hashable, Se
             message = "must be at most \(limit) bytes"
         case .reservedName:
             message = "must not start with \"\(Event.reservedNamePrefix)\" (reserved for system events)"
+        case .containsNUL:
+            message = "must not contain the NUL character (U+0000)"
         case .mustBeIntegerMilliseconds:
             message = "must be integer milliseconds"
         case .outOfRange:

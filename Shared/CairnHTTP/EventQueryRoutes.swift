@@ -53,6 +53,10 @@ public struct EventQueryRoutes: Sendable {
                 cursor = value
             }
             let name = query["name"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+            if let name, name.utf8.contains(0) || name.utf8.count > EventValidation.maximumNameLength {
+                return RESTResponses.error(
+                    .badRequest, "name: must be an event name of at most \(EventValidation.maximumNameLength) bytes without NUL characters")
+            }
             let events = try await self.log.events(name: name, before: cursor, limit: limit)
             let data = JSONValue.array(events.map(Self.render))
             let extra: [(String, JSONValue)] = events.count == limit ? [("cursor", .string(events.last!.id.description))] : []

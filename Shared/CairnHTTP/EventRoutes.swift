@@ -8,13 +8,13 @@ import NIOCore
 /// Who may send events: the configured event keys, or anyone in dev mode.
 public struct EventKeyPolicy: Sendable {
     /// Accepted keys; empty means none are configured.
-    public var keys: Set<String>
+    public var keys: [String]
     /// Dev mode: with no keys configured, any key is accepted.
     public var isDevMode: Bool
 
     /// Creates a policy.
     public init(keys: [String], isDevMode: Bool) {
-        self.keys = Set(keys)
+        self.keys = keys
         self.isDevMode = isDevMode
     }
 
@@ -22,7 +22,8 @@ public struct EventKeyPolicy: Sendable {
 
     func decide(_ key: String) -> Decision {
         if keys.isEmpty { return isDevMode ? .accept : .noKeysConfigured }
-        return keys.contains(key) ? .accept : .unknownKey
+        // Every configured key is compared in constant time, whichever matches.
+        return ConstantTime.contains(keys.map { Array($0.utf8) }, Array(key.utf8)) ? .accept : .unknownKey
     }
 }
 
@@ -73,14 +74,7 @@ public struct EventRoutes: Sendable {
             return Self.failure(.serviceUnavailable, "no event keys are configured: set INNGEST_EVENT_KEY")
         }
 
-        var request = request
-        let body: ByteBuffer
-        do {
-            if let length = request.headers[.contentLength].flatMap(Int.init), length > maximumBodyBytes {
-                throw NIOTooManyBytesError(maxBytes: maximumBodyBytes)
-            }
-            body = try await request.collectBody(upTo: maximumBodyBytes)
-        } catch is NIOTooManyBytesError {
+        guard let body = try await RESTResponses.collectBody(request, upTo: maximumBodyBytes) else {
             metrics.rejected(.tooLarge)
             return Self.failure(.contentTooLarge, "body: must be at most \(maximumBodyBytes) bytes")
         }
@@ -107,6 +101,11 @@ public struct EventRoutes: Sendable {
         let result: IngestResult
         do {
             result = try await ingestor.ingest(events, seed: seed)
+        } catch let full as GroupCommitFullError {
+            metrics.rejected(.unavailable)
+            var response = Self.failure(.serviceUnavailable, full.description)
+            response.headers[.retryAfter] = "1"
+            return response
         } catch {
             metrics.rejected(.unavailable)
             let reason = (error as? GroupCommitClosedError)?.description ?? "events could not be stored; retry"

@@ -12,6 +12,7 @@ public final class InMemoryEventLog: EventLog {
         var routed: Set<ULID> = []
         var keys: [String: (holder: ULID, expires: Date)] = [:]
         var failNextAppend: (any Error)?
+        var refusedName: String?
     }
 
     private let state = Mutex(State())
@@ -24,6 +25,14 @@ public final class InMemoryEventLog: EventLog {
         state.withLock { $0.failNextAppend = error }
     }
 
+    /// Makes every `append` holding an event named `name` throw and store nothing, as a
+    /// database refuses a whole transaction for one value it cannot store.
+    public func refuseEvents(named name: String) {
+        state.withLock { $0.refusedName = name }
+    }
+
+    struct Refused: Error {}
+
     /// Every stored event, oldest first.
     public var storedEvents: [AcceptedEvent] {
         state.withLock { $0.events.values.sorted { $0.id < $1.id } }
@@ -35,6 +44,7 @@ public final class InMemoryEventLog: EventLog {
                 state.failNextAppend = nil
                 throw error
             }
+            if let refused = state.refusedName, events.contains(where: { $0.name == refused }) { throw Refused() }
             return events.map { event in
                 if let key = event.dedupeKey {
                     if let claim = state.keys[key], claim.expires > now { return .duplicate(of: claim.holder) }

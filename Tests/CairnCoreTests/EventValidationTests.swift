@@ -43,6 +43,8 @@ struct EventValidationTests {
                 #"{"name":"inngest/function.finished"}"#, 1, "name", .reservedName,
                 #"events[1].name: must not start with "inngest/" (reserved for system events), got "inngest/function.finished""#
             ),
+            (#"{"name":"a\u0000b"}"#, 0, "name", .containsNUL, #"events[0].name: must not contain the NUL character (U+0000), got "a\u0000b""#),
+            (#"{"name":"a","id":"k\u0000"}"#, 0, "id", .containsNUL, #"events[0].id: must not contain the NUL character (U+0000), got "k\u0000""#),
             // data
             (#"{"name":"a","data":[1]}"#, 0, "data", .mustBeObject, "events[0].data: must be an object, got [1]"),
             (#"{"name":"a","data":"str"}"#, 0, "data", .mustBeObject, #"events[0].data: must be an object, got "str""#),

@@ -23,10 +23,13 @@ import Testing
         let ingestor: EventIngestor
         let routes: EventRoutes
 
-        init(keys: [String] = [], devMode: Bool = true, maximumBodyBytes: Int = 512 * 1024, maximumEventBytes: Int = 512 * 1024, faults: IngestFaults = .none) {
+        init(
+            keys: [String] = [], devMode: Bool = true, maximumBodyBytes: Int = 512 * 1024, maximumEventBytes: Int = 512 * 1024,
+            faults: IngestFaults = .none, settings: IngestSettings = IngestSettings()
+        ) {
             let metrics = IngestMetrics(factory: PrometheusMetricsFactory(registry: registry))
             ingestor = EventIngestor(
-                log: log, stream: stream, clock: clock, metrics: metrics, faults: faults, logger: Logger(label: "test"))
+                log: log, stream: stream, clock: clock, settings: settings, metrics: metrics, faults: faults, logger: Logger(label: "test"))
             routes = EventRoutes(
                 ingestor: ingestor, keys: EventKeyPolicy(keys: keys, isDevMode: devMode),
                 maximumBodyBytes: maximumBodyBytes, maximumEventBytes: maximumEventBytes, metrics: metrics)
@@ -220,6 +223,52 @@ import Testing
             let (retry, _) = try await Self.post(client, #"{"name":"a"}"#)
             #expect(retry == .ok)
         }
+    }
+
+    /// Commits have fallen behind (here: no worker runs yet) and the queue holds its limit:
+    /// a request is refused at once with 503 and `Retry-After`, and nothing of it is kept.
+    @Test func aFullIngestQueueAnswers503WithRetryAfter() async throws {
+        var settings = IngestSettings()
+        settings.maximumPendingEvents = 3
+        let fixture = Fixture(settings: settings)
+        let router = Router()
+        fixture.routes.register(on: router)
+        try await Application(router: router).test(.router) { client in
+            let waiting = Task { try await fixture.ingestor.ingest([Event(name: "a"), Event(name: "b")], seed: nil) }
+            while fixture.ingestor.pendingEvents < 2 { await Task.yield() }
+            let (status, headers, text) = try await client.execute(
+                uri: "/e/k", method: .post, body: ByteBuffer(string: #"[{"name":"c"},{"name":"d"}]"#)
+            ) { response in (response.status, response.headers, String(buffer: response.body)) }
+            #expect(status == .serviceUnavailable)
+            #expect(headers[.retryAfter] == "1")
+            #expect(text.contains("too many events are waiting to be stored (at most 3); retry shortly"))
+            #expect(fixture.ingestor.pendingEvents == 2)
+            // Once commits catch up, both the waiting request and a new one go through.
+            let workers = Task { try await fixture.ingestor.run() }
+            #expect(try await waiting.value.ids.count == 2)
+            let (retry, _) = try await Self.post(client, #"[{"name":"c"},{"name":"d"}]"#)
+            #expect(retry == .ok)
+            #expect(fixture.log.storedEvents.map(\.name) == ["a", "b", "c", "d"])
+            workers.cancel()
+            _ = await workers.result
+        }
+    }
+
+    /// Two requests share a commit and the database refuses one of them: only its sender gets
+    /// the error; the other request is stored.
+    @Test func aRequestTheDatabaseRefusesFailsAloneNotItsWholeBatch() async throws {
+        let fixture = Fixture()
+        fixture.log.refuseEvents(named: "poison")
+        let poisoned = Task { try await fixture.ingestor.ingest([Event(name: "poison")], seed: nil) }
+        let healthy = Task { try await fixture.ingestor.ingest([Event(name: "fine"), Event(name: "also-fine")], seed: nil) }
+        // Both wait in the queue before any worker runs, so they are committed as one batch.
+        while fixture.ingestor.pendingEvents < 3 { await Task.yield() }
+        let workers = Task { try await fixture.ingestor.run() }
+        await #expect(throws: (any Error).self) { try await poisoned.value }
+        #expect(try await healthy.value.ids.count == 2)
+        #expect(fixture.log.storedEvents.map(\.name) == ["fine", "also-fine"])
+        workers.cancel()
+        _ = await workers.result
     }
 
     @Test func metricsCountWhatHappened() async throws {

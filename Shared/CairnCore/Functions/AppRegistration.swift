@@ -29,7 +29,7 @@ public struct AppRegistration: Sendable, Hashable {
     /// Parses a register body.
     public init(parsing value: JSONValue) throws(AppRegistrationError) {
         guard case .object(let object) = value else {
-            throw AppRegistrationError(problems: [FunctionConfigError(functionID: nil, field: "", rule: "body must be a JSON object")])
+            throw AppRegistrationError(problems: [FunctionConfigError(functionID: nil, field: "body", rule: "must be a JSON object")])
         }
         func member(_ names: String...) -> JSONValue? {
             for (key, value) in object where names.contains(where: { $0.equalsIgnoringCase(key) }) { return value }
@@ -48,6 +48,9 @@ public struct AppRegistration: Sendable, Hashable {
                 return nil
             }
         }
+
+        // Names, URLs and slugs are stored as text, which cannot hold NUL.
+        for path in Self.pathsHoldingNUL(value, at: "") { problem(path, "must not contain the NUL character (U+0000)") }
 
         let appName = text(member("appName"), "appName") ?? ""
         if appName.isEmpty { problem("appName", "is required and must be a non-empty string") }
@@ -105,6 +108,23 @@ public struct AppRegistration: Sendable, Hashable {
 }
 
 /// Why a sync was refused: every problem found, each naming the function and the field.
+extension AppRegistration {
+    /// The paths (`functions[0].name`) of the strings and keys in `value` that hold NUL.
+    static func pathsHoldingNUL(_ value: JSONValue, at path: String) -> [String] {
+        switch value {
+        case .string(let text): return text.utf8.contains(0) ? [path.isEmpty ? "body" : path] : []
+        case .array(let elements):
+            return elements.enumerated().flatMap { pathsHoldingNUL($0.element, at: "\(path)[\($0.offset)]") }
+        case .object(let object):
+            return object.members.flatMap { member -> [String] in
+                let child = path.isEmpty ? member.key : "\(path).\(member.key)"
+                return (member.key.utf8.contains(0) ? [child] : []) + pathsHoldingNUL(member.value, at: child)
+            }
+        case .null, .bool, .number: return []
+        }
+    }
+}
+
 public struct AppRegistrationError: Error, Sendable, Hashable, CustomStringConvertible {
     public var problems: [FunctionConfigError]
 

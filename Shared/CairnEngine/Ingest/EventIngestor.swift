@@ -14,6 +14,10 @@ public struct IngestSettings: Sendable {
     public var maximumBatchEvents = 2_000
     /// Commits in flight at once, each on its own Postgres connection: 4.
     public var concurrentCommits = 4
+    /// Most events waiting for a commit: 100,000. Beyond it requests are refused at once
+    /// (`GroupCommitFullError`; the HTTP layer answers 503 with `Retry-After`), so a database
+    /// that falls behind cannot make the process hold unbounded memory.
+    public var maximumPendingEvents = 100_000
     /// How often accepted-and-published events are marked published (one UPDATE for all): 100 ms.
     public var markInterval: Duration = .milliseconds(100)
 
@@ -81,15 +85,19 @@ public final class EventIngestor: Service, Sendable {
         self.metrics = metrics
         self.faults = faults
         self.logger = logger
-        self.queue = GroupCommitQueue(maximumBatchItems: settings.maximumBatchEvents)
+        self.queue = GroupCommitQueue(maximumBatchItems: settings.maximumBatchEvents, maximumPendingItems: settings.maximumPendingEvents)
     }
+
+    /// Events accepted and waiting for their commit.
+    public var pendingEvents: Int { queue.pendingItems }
 
     /// Accepts validated events: returns once they are committed (or recognised as duplicates).
     ///
     /// - Parameter seed: the SDK's `x-inngest-event-id-seed`; with one, event `i` (from 0) gets
     ///   the seed's ULID for index `i + 1`, so a retried request gets the same ids.
     /// - Throws: the log's error when the commit failed (nothing of the request was stored), or
-    ///   `GroupCommitClosedError` during shutdown.
+    ///   `GroupCommitClosedError` during shutdown, or `GroupCommitFullError` when too many
+    ///   events wait already.
     public func ingest(_ events: [Event], seed: ULIDSeed?) async throws -> IngestResult {
         if events.isEmpty { return IngestResult(ids: [], duplicates: []) }
         let now = clock.now
@@ -154,6 +162,13 @@ public final class EventIngestor: Service, Sendable {
         do {
             logged = try await log.append(firsts.map { events[$0] }, dedupeUntil: now + settings.dedupeWindow, now: now)
         } catch {
+            // One request's events can fail the whole batch (a value the database refuses that
+            // validation let through): commit each request alone, so only its own sender sees
+            // the error.
+            if batch.count > 1 {
+                for submission in batch { await commit([submission]) }
+                return
+            }
             logger.warning("event commit failed", metadata: ["events": "\(events.count)", "error": "\(error)"])
             for submission in batch { submission.continuation.resume(throwing: error) }
             return

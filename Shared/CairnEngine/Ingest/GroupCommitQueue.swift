@@ -9,7 +9,9 @@ import Synchronization
 /// Concurrency: state is one `Mutex`; no work happens under the lock. A submission is never
 /// split across batches, so it commits or fails as a whole. After `close()` new submissions
 /// fail with `GroupCommitClosedError`; pending ones are still committed by the workers, which
-/// return once the queue is empty.
+/// return once the queue is empty. At most `maximumPendingItems` items wait: a submission that
+/// would go over fails at once with `GroupCommitFullError` (one larger than the bound alone is
+/// taken when nothing waits), so memory stays bounded when commits fall behind.
 final class GroupCommitQueue<Item: Sendable, Outcome: Sendable>: Sendable {
     struct Submission {
         var items: [Item]
@@ -27,24 +29,30 @@ final class GroupCommitQueue<Item: Sendable, Outcome: Sendable>: Sendable {
 
     private let state = Mutex(State())
     let maximumBatchItems: Int
+    let maximumPendingItems: Int
 
-    init(maximumBatchItems: Int) {
-        precondition(maximumBatchItems > 0)
+    init(maximumBatchItems: Int, maximumPendingItems: Int = .max) {
+        precondition(maximumBatchItems > 0 && maximumPendingItems > 0)
         self.maximumBatchItems = maximumBatchItems
+        self.maximumPendingItems = maximumPendingItems
     }
+
+    private enum Admission { case closed, full, admitted(CheckedContinuation<Void, Never>?) }
 
     /// Waits until the items were committed in some batch; returns their outcomes in order.
     func submit(_ items: [Item]) async throws -> [Outcome] {
         try await withCheckedThrowingContinuation { continuation in
-            let worker: CheckedContinuation<Void, Never>?? = state.withLock { state in
-                guard !state.closed else { return .none }
+            let admission: Admission = state.withLock { state in
+                guard !state.closed else { return .closed }
+                if state.pendingItems > 0 && state.pendingItems + items.count > maximumPendingItems { return .full }
                 state.pending.append(Submission(items: items, continuation: continuation))
                 state.pendingItems += items.count
-                return .some(state.idleWorkers.popLast())
+                return .admitted(state.idleWorkers.popLast())
             }
-            switch worker {
-            case .none: continuation.resume(throwing: GroupCommitClosedError())
-            case .some(let idle): idle?.resume()
+            switch admission {
+            case .closed: continuation.resume(throwing: GroupCommitClosedError())
+            case .full: continuation.resume(throwing: GroupCommitFullError(limit: maximumPendingItems))
+            case .admitted(let idle): idle?.resume()
             }
         }
     }
@@ -86,6 +94,11 @@ final class GroupCommitQueue<Item: Sendable, Outcome: Sendable>: Sendable {
         }
     }
 
+    /// Items waiting for a batch.
+    var pendingItems: Int {
+        state.withLock { $0.pendingItems }
+    }
+
     /// True once `close()` was called and no submission waits.
     var isClosedAndDrained: Bool {
         state.withLock { $0.closed && $0.pending.isEmpty }
@@ -100,6 +113,12 @@ final class GroupCommitQueue<Item: Sendable, Outcome: Sendable>: Sendable {
         }
         for worker in idle { worker.resume() }
     }
+}
+
+/// The ingest queue holds as many events as it may: commits are behind. Retry shortly.
+public struct GroupCommitFullError: Error, CustomStringConvertible {
+    public var limit: Int
+    public var description: String { "too many events are waiting to be stored (at most \(limit)); retry shortly" }
 }
 
 /// The ingest queue is shutting down and takes no new work.
