@@ -30,7 +30,7 @@ final class EngineHarness: Sendable {
     /// `provider`; calls go to `sdk` when given instead of the scripted app.
     init(
         executors count: Int = 1, provider: FakeProvider = FakeProvider { _ in SDKReply(status: 200, headers: [:], body: Array(#"{"ok":true}"#.utf8)) },
-        sdk: (any SDKTransport)? = nil, pausePageSize: Int = 1_000
+        sdk: (any SDKTransport)? = nil, pausePageSize: Int = 1_000, concurrency: Int = 64
     ) {
         self.provider = provider
         var logger = Logger(label: "cairn.test.engine")
@@ -50,6 +50,7 @@ final class EngineHarness: Sendable {
             var settings = ExecutorSettings()
             settings.leaseDuration = Self.leaseDuration
             settings.backoffScale = 0.001
+            settings.concurrency = concurrency
             settings.owner = "executor-\(n)"
             return RunExecutor(
                 store: store, events: sink, eventLog: eventLog, work: work, sdk: calls, outbound: provider, source: work, timers: index,

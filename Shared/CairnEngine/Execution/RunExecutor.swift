@@ -47,6 +47,9 @@ public final class RunExecutor: Service {
     /// redelivered to this same process (reclaimed after `leaseDuration` idle during a long
     /// call); the lease would let the same owner in again, so this set keeps one drive per run.
     private let driving = Mutex(Set<ULID>())
+    /// The process's app calls in flight, at most `settings.concurrency`: a delivery takes a
+    /// slot for its drive, and a parallel group takes more for its members (see `runGroup`).
+    let slots: AsyncSlots
 
     public init(
         store: any RunStore, events: any EventSink, eventLog: any EventLog, work: any WorkQueue, sdk: any SDKTransport,
@@ -64,15 +67,15 @@ public final class RunExecutor: Service {
         self.keys = keys
         self.settings = settings
         self.logger = logger
+        self.slots = AsyncSlots(count: settings.concurrency)
     }
 
     /// Consumes the stream until graceful shutdown, with at most `concurrency` runs in flight;
     /// in-flight runs finish (or park) before it returns.
     public func run() async throws {
         try await withThrowingDiscardingTaskGroup { group in
-            let slots = AsyncSlots(count: settings.concurrency)
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                let free = await slots.waitForFree()
+                let free = await self.slots.waitForFree()
                 let deliveries: [StreamDelivery]
                 do {
                     deliveries = try await cancelWhenGracefulShutdown { try await self.source.read(maximum: free) }
@@ -84,9 +87,9 @@ public final class RunExecutor: Service {
                     continue
                 }
                 for delivery in deliveries {
-                    await slots.take()
+                    await self.slots.take()
                     group.addTask {
-                        defer { Task { await slots.give() } }
+                        defer { Task { await self.slots.give() } }
                         await self.handle(delivery)
                     }
                 }
@@ -264,9 +267,16 @@ public final class RunExecutor: Service {
     /// run's pending steps; the last member to be recorded calls discovery (`continueGroup`).
     /// In race mode, discovery is called after each member that finishes here, and the members
     /// it reports join the group; waits within a race still wait for each other.
+    ///
+    /// Members in flight stay within the executor's concurrency: the first uses the drive's own
+    /// slot, each further one a free slot of the process, taken without waiting (so groups can
+    /// never deadlock each other) and given back when it finishes. A member that finds none
+    /// waits for one of its group's to finish.
     func runGroup(_ lease: RunLease, _ snapshot: inout RunSnapshot, members: [RunAction], race: Bool, maxAttempts: Int) async throws -> GroupResult {
         var working = snapshot
         defer { snapshot = working }
+        var extraSlots = 0
+        defer { if extraSlots > 0 { Task { [slots, extraSlots] in await slots.give(extraSlots) } } }
         var queue = members
         var memberIDs: [String] = []
         var parking = Parking()
@@ -283,6 +293,14 @@ public final class RunExecutor: Service {
         return try await withThrowingTaskGroup(of: FinishedMember.self) { tasks in
             var inFlight: Set<String> = []
             var discoverNow = false
+            // Members waiting for a slot.
+            var waitingForSlot: [RunAction] = []
+            func admit() async -> Bool {
+                if inFlight.isEmpty { return true }
+                guard await slots.tryTake() else { return false }
+                extraSlots += 1
+                return true
+            }
             while true {
                 while !queue.isEmpty {
                     let action = queue.removeFirst()
@@ -299,7 +317,12 @@ public final class RunExecutor: Service {
                     case .call(let targeted):
                         guard !targeted.isDiscovery else { continue }
                         join(targeted.stepID)
-                        guard working.steps[targeted.stepID] == nil, !waiting(on: targeted.stepID), inFlight.insert(targeted.stepID).inserted else { continue }
+                        guard working.steps[targeted.stepID] == nil, !waiting(on: targeted.stepID), !inFlight.contains(targeted.stepID) else { continue }
+                        guard await admit() else {
+                            waitingForSlot.append(action)
+                            continue
+                        }
+                        inFlight.insert(targeted.stepID)
                         let frozen = working
                         progressed = true
                         tasks.addTask {
@@ -309,7 +332,12 @@ public final class RunExecutor: Service {
                         }
                     case .request(let step):
                         join(step.stepID)
-                        guard working.steps[step.stepID] == nil, !waiting(on: step.stepID), inFlight.insert(step.stepID).inserted else { continue }
+                        guard working.steps[step.stepID] == nil, !waiting(on: step.stepID), !inFlight.contains(step.stepID) else { continue }
+                        guard await admit() else {
+                            waitingForSlot.append(action)
+                            continue
+                        }
+                        inFlight.insert(step.stepID)
                         progressed = true
                         tasks.addTask { .request(step, try await self.send(step)) }
                     case .retry(let retryCall, _, _):
@@ -348,6 +376,14 @@ public final class RunExecutor: Service {
                     continue
                 }
                 guard let finished = try await tasks.next() else { break }
+                // A member ended: its slot goes back (the drive's own one stays with the
+                // drive), and the members waiting for one try again.
+                if extraSlots > 0 {
+                    extraSlots -= 1
+                    await slots.give()
+                }
+                queue += waitingForSlot
+                waitingForSlot = []
                 switch finished {
                 case .call(let targeted, let outcome):
                     inFlight.remove(targeted.stepID)
@@ -658,8 +694,15 @@ actor AsyncSlots {
         free -= 1
     }
 
-    func give() {
-        free += 1
-        if !waiters.isEmpty { waiters.removeFirst().resume() }
+    /// Takes a slot if one is free; never waits.
+    func tryTake() -> Bool {
+        guard free > 0 else { return false }
+        free -= 1
+        return true
+    }
+
+    func give(_ count: Int = 1) {
+        free += count
+        for _ in 0..<min(count, waiters.count) { waiters.removeFirst().resume() }
     }
 }
