@@ -11,7 +11,7 @@ DATA_DIR ?= .data/dev
 VENV := .venv
 PYTHON_APP_REQUIREMENTS := Tests/EndToEndTests/PythonApp/requirements.txt
 
-.PHONY: help deps venv build dev test bench bench-smoke chaos chaos-smoke proto clean
+.PHONY: help deps venv build dev test bench bench-smoke chaos chaos-smoke fuzz fuzz-smoke proto clean
 
 help:
 	@echo "make dev     build and run every Cairn role in one process (API :8288, gateway :8289)"
@@ -19,6 +19,7 @@ help:
 	@echo "make build   build every executable"
 	@echo "make bench   run the benchmarks in bench/"
 	@echo "make chaos   kill roles, flush Redis, restart Postgres under load; check nothing is lost"
+	@echo "make fuzz    10,000 requests generated from the OpenAPI contract against a private cairn dev"
 
 # Installs the Debian packages Cairn needs, only those that are missing.
 deps:
@@ -58,6 +59,7 @@ test: deps venv
 	deploy/check.sh
 	BENCH_SMOKE=1 bench/run.sh
 	CHAOS_SMOKE=1 CHAOS_BIN_DIR="$$($(SWIFT) build --show-bin-path)" bench/chaos/run.sh
+	FUZZ_SMOKE=1 BIN_DIR="$$($(SWIFT) build --show-bin-path)" bench/fuzz/with-cairn.sh
 
 bench: deps
 	bench/run.sh
@@ -72,6 +74,15 @@ chaos: deps venv
 
 chaos-smoke: deps venv
 	CHAOS_SMOKE=1 bench/chaos/run.sh
+
+# Fuzz: schemathesis sends requests generated from Shared/CairnHTTP/Resources/openapi.json
+# to a private cairn dev; any 5xx, answer off the contract, or 4xx body that does not name
+# the field and the rule fails it (bench/fuzz). FUZZ_REQUESTS sets the budget.
+fuzz: build
+	bench/fuzz/with-cairn.sh
+
+fuzz-smoke: build
+	FUZZ_SMOKE=1 bench/fuzz/with-cairn.sh
 
 clean:
 	rm -rf .build .data $(VENV)

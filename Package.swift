@@ -124,6 +124,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Shared/CairnHTTP",
+            resources: [.copy("Resources/openapi.json")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -156,6 +157,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Shared/CairnTesting",
             swiftSettings: swiftSettings
@@ -281,7 +284,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnRolesTests",
-            dependencies: ["CairnCore", "CairnEngine", "CairnPostgres", "CairnRoles"],
+            dependencies: ["CairnCore", "CairnEngine", "CairnHTTP", "CairnPostgres", "CairnRoles"],
             path: "Tests/CairnRolesTests",
             swiftSettings: swiftSettings
         ),

@@ -64,7 +64,7 @@ public struct AppRoutes: Sendable {
             if let refusal = self.authorization.refusal(request) { return refusal }
             let name = context.parameters.get("app") ?? ""
             guard let functions = try await self.registry.functions(appName: name) else {
-                return RESTResponses.error(.notFound, "app \(JSONText.quoted(name)) not found")
+                return RESTResponses.error(.notFound, "app: must name a synced app, got \(JSONText.quoted(name))")
             }
             return self.responses.envelope(data: .array(functions.map(FunctionRendering.render)))
         }

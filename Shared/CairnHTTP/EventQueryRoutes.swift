@@ -31,7 +31,7 @@ public struct EventQueryRoutes: Sendable {
                 return RESTResponses.error(.badRequest, "id: must be an event's internal ULID, got \(JSONText.quoted(text))")
             }
             guard let event = try await self.log.event(id: id) else {
-                return RESTResponses.error(.notFound, "event \(id) not found")
+                return RESTResponses.error(.notFound, "id: must name a stored event, got \(id)")
             }
             return self.responses.envelope(data: Self.render(event), extra: [])
         }

@@ -36,7 +36,7 @@ public struct RunRoutes: Sendable {
             guard let id = ULID(text) else {
                 return RESTResponses.error(.badRequest, "id: must be a run id (ULID), got \(JSONText.quoted(text))")
             }
-            guard let run = try await self.runs.run(id) else { return RESTResponses.error(.notFound, "run \(id) not found") }
+            guard let run = try await self.runs.run(id) else { return RESTResponses.error(.notFound, "id: must name an existing run, got \(id)") }
             var data = Self.summary(run)
             data.setValue(.array(run.steps.map(Self.step)), forKey: "steps")
             data.setValue(.array(run.waitingFor.map(Self.waiting)), forKey: "waiting_for")
@@ -51,8 +51,8 @@ public struct RunRoutes: Sendable {
             if try await self.cancellation.cancel(id) {
                 return self.responses.envelope(data: ["run_id": .string(id.description), "status": "Cancelled"])
             }
-            guard let run = try await self.runs.run(id) else { return RESTResponses.error(.notFound, "run \(id) not found") }
-            return RESTResponses.error(.conflict, "run \(id) has already ended (\(run.status))")
+            guard let run = try await self.runs.run(id) else { return RESTResponses.error(.notFound, "id: must name an existing run, got \(id)") }
+            return RESTResponses.error(.conflict, "id: must name a run that has not ended, got \(id) (\(run.status))")
         }
         // The SDK's own callbacks when a call came with use_api: the run's events, and its step
         // results keyed by hashed step id.
@@ -93,7 +93,7 @@ public struct RunRoutes: Sendable {
             return .failure(RouteFailure(response: RESTResponses.error(.badRequest, "id: must be a run id (ULID), got \(JSONText.quoted(text))")))
         }
         guard let run = try await runs.run(id), run.status == "Running" || run.status == "Queued" else {
-            return .failure(RouteFailure(response: RESTResponses.error(.gone, "run \(id) has no state to fetch (unknown or ended)")))
+            return .failure(RouteFailure(response: RESTResponses.error(.gone, "id: must name a run that has not ended, got \(id) (unknown or ended: no state to fetch)")))
         }
         return .success(try await store.snapshot(id))
     }

@@ -1,6 +1,7 @@
 public import CairnEngine
 import CairnHTTP
 import CairnPostgres
+import CairnRedis
 import Hummingbird
 import Prometheus
 public import Logging
@@ -62,25 +63,13 @@ public struct CairnProcess: Sendable {
 
     /// Builds every service of the process, in start order.
     public func services() -> [any Service] {
-        let postgres = CairnPostgresDatabase(settings: configuration.postgres, logger: logger)
-        let redis = RedisWiring.makeClient(url: configuration.redisURL, poolSize: configuration.redisPoolSize, logger: logger)
+        let (postgres, redis, dependencies, parts) = wiring()
         let readiness = Readiness(probes: [postgres.readinessProbe, redis.readinessProbe])
-
-        let dependencies = RoleDependencies(
-            configuration: configuration, postgres: postgres, redis: redis.client, clock: clock, logger: logger,
-            metricsRegistry: PrometheusCollectorRegistry()
-        )
-        let parts = Dictionary(uniqueKeysWithValues: roles.map { ($0, $0.parts(dependencies)) })
 
         var services: [any Service] = []
         for role in roles { services += parts[role]!.services }
         for (listenerRoles, port) in listeners() {
-            let router = Router()
-            HealthRoutes(roles: roles, readiness: readiness).register(on: router)
-            MetricsRoute(registry: dependencies.metricsRegistry).register(on: router)
-            for role in listenerRoles {
-                for register in parts[role]!.routes { register(router) }
-            }
+            let router = makeRouter(serving: listenerRoles, parts: parts, readiness: readiness, metrics: dependencies.metricsRegistry)
             let onListening = self.onListening
             let app = Application(
                 router: router,
@@ -93,6 +82,51 @@ public struct CairnProcess: Sendable {
             services.append(app)
         }
         return [postgres, redis.service] + services.map { AfterDatabase(database: postgres, service: $0) }
+    }
+
+    /// The clients and each role's parts; nothing connects until the services run.
+    func wiring() -> (
+        postgres: CairnPostgresDatabase, redis: (service: any Service, readinessProbe: any ReadinessProbe, client: RedisClient),
+        dependencies: RoleDependencies, parts: [Role: RoleParts]
+    ) {
+        let postgres = CairnPostgresDatabase(settings: configuration.postgres, logger: logger)
+        let redis = RedisWiring.makeClient(
+            url: configuration.redisURL, poolSize: configuration.redisPoolSize, commandTimeout: configuration.redisTimeout, logger: logger)
+        let dependencies = RoleDependencies(
+            configuration: configuration, postgres: postgres, redis: redis.client, clock: clock, logger: logger,
+            metricsRegistry: PrometheusCollectorRegistry())
+        return (postgres, redis, dependencies, Dictionary(uniqueKeysWithValues: roles.map { ($0, $0.parts(dependencies)) }))
+    }
+
+    /// The router of a listener serving `listenerRoles`: health, metrics and the API contract,
+    /// then each role's routes.
+    func makeRouter(
+        serving listenerRoles: [Role], parts: [Role: RoleParts], readiness: Readiness, metrics: PrometheusCollectorRegistry
+    ) -> Router<BasicRequestContext> {
+        let router = Router()
+        HealthRoutes(roles: roles, readiness: readiness).register(on: router)
+        MetricsRoute(registry: metrics).register(on: router)
+        OpenAPIRoute().register(on: router)
+        for role in listenerRoles {
+            for register in parts[role]!.routes { register(router) }
+        }
+        return router
+    }
+
+    /// Every route the process's listeners serve, as `METHOD /path/{parameter}`, sorted. Builds
+    /// the roles' wiring without connecting anything.
+    public func routes() -> [String] {
+        let (_, _, dependencies, parts) = wiring()
+        let readiness = Readiness(probes: [])
+        var routes: Set<String> = []
+        for (listenerRoles, _) in listeners() {
+            let router = makeRouter(serving: listenerRoles, parts: parts, readiness: readiness, metrics: dependencies.metricsRegistry)
+            for route in router.routes {
+                let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
+                routes.insert("\(route.method.rawValue) /" + path.joined(separator: "/"))
+            }
+        }
+        return routes.sorted()
     }
 
     /// The process's services in one group. With `handlingSignals`, SIGTERM and SIGINT start

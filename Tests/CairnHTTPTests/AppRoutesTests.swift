@@ -83,7 +83,7 @@ import Testing
 
             let (missing, error) = try await Self.call(client, .get, "/v1/apps/nope/functions")
             #expect(missing == .notFound)
-            #expect(error["error"] == #"app "nope" not found"#)
+            #expect(error["error"] == #"app: must name a synced app, got "nope""#)
         }
     }
 
