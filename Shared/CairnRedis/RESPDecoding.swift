@@ -147,6 +147,26 @@ enum RESPDecoding {
             consumers: consumers)
     }
 
+    /// `XINFO CONSUMERS`: one flat `[field, value, ...]` array per consumer (RESP2).
+    static func consumers(_ reply: RESPValue) throws(RedisError) -> [RedisConsumerInfo] {
+        let command = "XINFO CONSUMERS"
+        var consumers: [RedisConsumerInfo] = []
+        for element in try array(reply, command: command) {
+            let fields = try array(element, command: command)
+            var values: [String: RESPValue] = [:]
+            for index in stride(from: 0, to: fields.count - 1, by: 2) {
+                values[try text(fields[index], command: command)] = fields[index + 1]
+            }
+            guard let name = values["name"], let pending = values["pending"], let idle = values["idle"] else {
+                throw .unexpected(element, expected: "[name, …, pending, …, idle, …]", command: command)
+            }
+            consumers.append(RedisConsumerInfo(
+                name: try text(name, command: command), pending: try int(pending, command: command),
+                idleMilliseconds: try int64(idle, command: command)))
+        }
+        return consumers
+    }
+
     static func pendingEntries(_ reply: RESPValue) throws(RedisError) -> [RedisPendingEntry] {
         let command = "XPENDING"
         var entries: [RedisPendingEntry] = []

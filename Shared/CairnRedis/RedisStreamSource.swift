@@ -1,5 +1,6 @@
 public import CairnEngine
 import Logging
+import Synchronization
 
 /// `StreamSource` on a Redis consumer group.
 ///
@@ -8,6 +9,9 @@ import Logging
 /// group is created (with the stream) on first use, and again whenever Redis answers `NOGROUP`:
 /// after a `FLUSHALL` or a failover that lost the streams, the source goes on by itself, and
 /// the reconciler refills the new stream from Postgres.
+///
+/// Every `sweepInterval` (10 minutes), a read also removes the group's consumers that have held
+/// nothing and read nothing for `consumerIdleLimit` (1 hour): the names of dead processes.
 ///
 /// `acknowledge` acknowledges and deletes the entries in one round trip: with one group per
 /// stream, a handled entry is needed by no one, so the stream holds exactly the entries not yet
@@ -19,7 +23,10 @@ public final class RedisStreamSource: StreamSource {
     public let consumer: String
     let block: Duration
     let reclaimIdle: Duration
+    let consumerIdleLimit: Duration = .seconds(3_600)
+    let sweepInterval: Duration = .seconds(600)
     private let groupReady = GroupFlag()
+    private let lastSweep = Mutex<ContinuousClock.Instant?>(nil)
 
     public init(client: RedisClient, stream: String, group: String, consumer: String, block: Duration = .milliseconds(500), reclaimIdle: Duration = .seconds(30)) {
         self.client = client
@@ -45,11 +52,35 @@ public final class RedisStreamSource: StreamSource {
             _ = try await client.xgroupCreate(stream, group: group, startID: "0")
             await groupReady.set()
         }
+        let now = ContinuousClock.now
+        let sweepDue = lastSweep.withLock { last in
+            guard last.map({ now - $0 >= sweepInterval }) ?? true else { return false }
+            last = now
+            return true
+        }
+        // Best effort: a failed sweep is tried again at the next interval.
+        if sweepDue { _ = try? await removeIdleConsumers(idleFor: consumerIdleLimit) }
         let reclaimed = try await client.xautoclaim(stream, group: group, consumer: consumer, minIdle: reclaimIdle, count: maximum)
         if !reclaimed.entries.isEmpty { return reclaimed.entries.map(Self.delivery) }
         let reads = try await client.xreadgroup(
             group: group, consumer: consumer, streams: [(stream, ">")], count: maximum, block: block)
         return reads.flatMap(\.entries).map(Self.delivery)
+    }
+
+    /// Removes the group's consumers that hold no pending entry and have not read for
+    /// `idleFor`: the names of processes that died or were replaced, which would otherwise stay
+    /// in the group for ever. A consumer with pending entries is kept whatever its age (removing
+    /// it would drop them). Returns the names removed.
+    @discardableResult
+    public func removeIdleConsumers(idleFor: Duration) async throws -> [String] {
+        let limit = idleFor.components.seconds * 1_000 + idleFor.components.attoseconds / 1_000_000_000_000_000
+        var removed: [String] = []
+        for other in try await client.xinfoConsumers(stream, group: group)
+        where other.name != consumer && other.pending == 0 && other.idleMilliseconds >= limit {
+            try await client.xgroupDelConsumer(stream, group: group, consumer: other.name)
+            removed.append(other.name)
+        }
+        return removed
     }
 
     public func acknowledge(_ entryIDs: [String]) async throws {

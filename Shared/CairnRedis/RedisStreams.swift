@@ -68,6 +68,21 @@ public struct RedisAutoClaimResult: Sendable, Equatable {
     }
 }
 
+/// One consumer of a group, from `XINFO CONSUMERS`.
+public struct RedisConsumerInfo: Sendable, Equatable {
+    public var name: String
+    /// Entries delivered to it and not yet acknowledged.
+    public var pending: Int
+    /// Milliseconds since it last read from the group (an attempt counts).
+    public var idleMilliseconds: Int64
+
+    public init(name: String, pending: Int, idleMilliseconds: Int64) {
+        self.name = name
+        self.pending = pending
+        self.idleMilliseconds = idleMilliseconds
+    }
+}
+
 /// The summary form of `XPENDING stream group`.
 public struct RedisPendingSummary: Sendable, Equatable {
     /// Entries delivered to the group and not yet acknowledged.
@@ -259,6 +274,19 @@ extension RedisClient {
         } catch let error as RedisError where ignoreExisting && error.serverErrorPrefix == "BUSYGROUP" {
             return false
         }
+    }
+
+    /// `XINFO CONSUMERS stream group`: the group's consumers.
+    public func xinfoConsumers(_ stream: String, group: String) async throws -> [RedisConsumerInfo] {
+        try RESPDecoding.consumers(try await send(["XINFO", "CONSUMERS", .string(stream), .string(group)]))
+    }
+
+    /// `XGROUP DELCONSUMER stream group consumer`: removes a consumer; returns how many entries
+    /// it still had pending (those are dropped from the group's pending list).
+    @discardableResult
+    public func xgroupDelConsumer(_ stream: String, group: String, consumer: String) async throws -> Int {
+        try RESPDecoding.int(
+            try await send(["XGROUP", "DELCONSUMER", .string(stream), .string(group), .string(consumer)]), command: "XGROUP DELCONSUMER")
     }
 
     /// `XLEN stream`: the number of entries (0 if the key does not exist).

@@ -217,6 +217,30 @@ import Testing
         }
     }
 
+    /// Consumers of processes that are gone leave the group once idle, unless they hold
+    /// pending entries (removing those would drop them); the sweeping consumer stays.
+    @Test func idleConsumersWithNothingPendingAreRemoved() async throws {
+        try await TestRedis.withClient { client, prefix in
+            let stream = prefix + "work"
+            let queue = RedisWorkQueue(client: client, stream: stream)
+            let item = WorkItem(runID: ULID(milliseconds: 1, entropy: [UInt8](repeating: 1, count: 10)), reason: .start, call: .discovery)
+            func source(_ name: String) -> RedisStreamSource {
+                RedisStreamSource(client: client, stream: stream, group: "executor", consumer: name, block: .milliseconds(10))
+            }
+            let live = source("live"), finished = source("finished"), holding = source("holding")
+            try await queue.publish([item])
+            try await finished.acknowledge(try await finished.read(maximum: 1).map(\.entryID))
+            try await queue.publish([item])
+            #expect(try await holding.read(maximum: 1).count == 1)
+            try await queue.publish([item])
+            try await live.acknowledge(try await live.read(maximum: 1).map(\.entryID))
+            #expect(try await live.removeIdleConsumers(idleFor: .seconds(3_600)).isEmpty)
+            #expect(try await live.removeIdleConsumers(idleFor: .zero) == ["finished"])
+            let names = try await client.xinfoConsumers(stream, group: "executor").map(\.name).sorted()
+            #expect(names == ["holding", "live"])
+        }
+    }
+
     /// Acknowledged entries are deleted, and nothing else: the stream holds exactly what is not
     /// handled yet, however long it gets, so no pending entry is ever trimmed away.
     @Test func acknowledgingDeletesAndNothingPendingIsTrimmed() async throws {
