@@ -78,6 +78,11 @@ public struct CairnConfiguration: Sendable {
     /// `CAIRN_EXECUTOR_CONCURRENCY` — how many runs one executor process drives at once (each
     /// waits on its app between steps). Default 64, 1…10000.
     public var executorConcurrency: Int
+    /// `CAIRN_RETENTION_RUNS_DAYS`, `CAIRN_RETENTION_EVENTS_DAYS`,
+    /// `CAIRN_RETENTION_BOOKKEEPING_DAYS` — how long ended runs (30), events (30), and fired
+    /// timers and consumed pauses (7) are kept, in days; `0` keeps them for ever, otherwise
+    /// 1…36500. Expired dedupe and idempotency claims always go.
+    public var retention: RetentionSettings
     /// `CAIRN_RETRY_BACKOFF_SCALE` — multiplies every retry backoff (15 s, 30 s, 1 m, … plus up
     /// to 30 s of jitter). Default 1; development and tests use less. 0.001…1000.
     public var retryBackoffScale: Double
@@ -178,6 +183,14 @@ public struct CairnConfiguration: Sendable {
         let dedupeSeconds = integer("CAIRN_EVENT_DEDUPE_WINDOW_SECONDS", default: 86_400, range: 1...(366 * 86_400))
         let executorLeaseSeconds = integer("CAIRN_EXECUTOR_LEASE_SECONDS", default: 60, range: 1...3_600)
         let executorConcurrency = integer("CAIRN_EXECUTOR_CONCURRENCY", default: 64, range: 1...10_000)
+        var retention = RetentionSettings()
+        func retentionDays(_ name: String, default fallback: Int) -> Duration? {
+            let days = integer(name, default: fallback, range: 0...36_500)
+            return days == 0 ? nil : .seconds(days * 86_400)
+        }
+        retention.runs = retentionDays("CAIRN_RETENTION_RUNS_DAYS", default: 30)
+        retention.events = retentionDays("CAIRN_RETENTION_EVENTS_DAYS", default: 30)
+        retention.bookkeeping = retentionDays("CAIRN_RETENTION_BOOKKEEPING_DAYS", default: 7)
         var retryBackoffScale = 1.0
         if let raw = value("CAIRN_RETRY_BACKOFF_SCALE") {
             if let parsed = Double(raw), (0.001...1_000).contains(parsed) { retryBackoffScale = parsed } else {
@@ -211,6 +224,7 @@ public struct CairnConfiguration: Sendable {
         self.eventQueueLimit = eventQueueLimit
         self.eventDedupeWindow = .seconds(dedupeSeconds)
         self.retryBackoffScale = retryBackoffScale
+        self.retention = retention
         self.executorLease = .seconds(executorLeaseSeconds)
         self.executorConcurrency = executorConcurrency
     }

@@ -8,7 +8,8 @@ import CairnRedis
 /// Services: the event router (consumer group `scheduler` on `events`: trigger matching, run
 /// creation, waits, invokes and cancels), the timer service (due sleeps, retries and pause
 /// timeouts, and the work relay), the reconciler (stranded runs, lost streams, pauses that
-/// never looked back), and the ingest path for the events it emits.
+/// never looked back), the retention collector (expired runs, events and bookkeeping rows), and
+/// the ingest path for the events it emits.
 enum SchedulerRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
         let store = PostgresRunStore(database: dependencies.postgres, logger: dependencies.logger)
@@ -31,6 +32,10 @@ enum SchedulerRole {
             store: store, eventLog: eventLog, eventStream: eventStream, work: work, index: index,
             epoch: RedisTransportEpoch(client: dependencies.redis, key: dependencies.streamKey("epoch")), events: ingest.ingestor,
             clock: dependencies.clock, logger: dependencies.logger, metrics: dependencies.metricsFactory)
-        return RoleParts(services: ingest.services + [router, timers, reconciler])
+        let retention = RetentionCollector(
+            store: PostgresRetention(database: dependencies.postgres, logger: dependencies.logger),
+            settings: dependencies.configuration.retention, clock: dependencies.clock, logger: dependencies.logger,
+            metrics: dependencies.metricsFactory)
+        return RoleParts(services: ingest.services + [router, timers, reconciler, retention])
     }
 }

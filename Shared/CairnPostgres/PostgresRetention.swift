@@ -1,0 +1,72 @@
+public import CairnEngine
+public import Foundation
+public import Logging
+import PostgresNIO
+
+/// `RetentionStore` on Postgres: each batch is one statement that picks the oldest expired rows
+/// `FOR UPDATE SKIP LOCKED` (so replicas share the work) and deletes them. Deleting a run
+/// cascades to its steps, history, timers, pauses and claims.
+public struct PostgresRetention: RetentionStore {
+    let client: BoundedPostgresClient
+    let logger: Logger
+
+    public init(database: CairnPostgresDatabase, logger: Logger) {
+        self.client = database.bounded
+        self.logger = logger
+    }
+
+    public func deleteExpired(_ kind: RetentionKind, cutoff: Date, now: Date, limit: Int) async throws -> Int {
+        let query: PostgresQuery
+        switch kind {
+        case .runs:
+            query = """
+                DELETE FROM runs WHERE id IN (
+                    SELECT id FROM runs WHERE status IN ('Completed', 'Failed', 'Cancelled') AND ended_at < \(cutoff)
+                    ORDER BY ended_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                RETURNING 1
+                """
+        case .events:
+            // Kept while a run refers to it (its trigger, or any event of a run not ended),
+            // while it is not routed yet, or while a delay timer still holds it.
+            query = """
+                DELETE FROM events WHERE id IN (
+                    SELECT e.id FROM events e
+                    WHERE e.received_at < \(cutoff) AND e.routed_at IS NOT NULL
+                      AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id)
+                      AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.status IN ('Queued', 'Running') AND e.id = ANY(r.event_ids))
+                      AND NOT EXISTS (SELECT 1 FROM timers t WHERE t.id = 'event:' || e.id AND t.fired_at IS NULL)
+                    ORDER BY e.received_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                RETURNING 1
+                """
+        case .dedupe:
+            query = """
+                DELETE FROM event_dedupe WHERE external_id IN (
+                    SELECT external_id FROM event_dedupe WHERE expires_at < \(now)
+                    ORDER BY expires_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                RETURNING 1
+                """
+        case .idempotency:
+            query = """
+                DELETE FROM run_idempotency WHERE (function_id, key) IN (
+                    SELECT function_id, key FROM run_idempotency WHERE expires_at < \(now)
+                    ORDER BY expires_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                RETURNING 1
+                """
+        case .timers:
+            query = """
+                DELETE FROM timers WHERE id IN (
+                    SELECT id FROM timers WHERE fired_at < \(cutoff) ORDER BY fired_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                RETURNING 1
+                """
+        case .pauses:
+            query = """
+                DELETE FROM pauses WHERE id IN (
+                    SELECT id FROM pauses WHERE consumed_at < \(cutoff) ORDER BY consumed_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                RETURNING 1
+                """
+        }
+        var count = 0
+        for try await _ in try await client.query(query, logger: logger) { count += 1 }
+        return count
+    }
+}
