@@ -13,15 +13,7 @@ public func withTestDatabase<Result: Sendable>(
     var settings = try PostgresSettings(url: try TestEnvironment.postgresURL())
     settings.schema = schema
     settings.maximumConnections = 8
-    var logger = Logger(label: "cairn.test.postgres")
-    logger.logLevel = .warning
-    let database = CairnPostgresDatabase(settings: settings, logger: logger)
-    return try await withThrowingTaskGroup(of: Result?.self) { group in
-        group.addTask {
-            try await database.run()
-            return nil
-        }
-        defer { group.cancelAll() }
+    return try await withRunningDatabase(settings) { database in
         do {
             if migrate { _ = try await database.migrate() }
             let result = try await body(database)
@@ -31,5 +23,22 @@ public func withTestDatabase<Result: Sendable>(
             _ = try? await database.client.query("DROP SCHEMA IF EXISTS \(unescaped: schema) CASCADE")
             throw error
         }
+    }
+}
+
+/// Runs `body` with a pool for `settings`, running; stops it afterwards.
+public func withRunningDatabase<Result: Sendable>(
+    _ settings: PostgresSettings, _ body: @Sendable (CairnPostgresDatabase) async throws -> Result
+) async throws -> Result {
+    var logger = Logger(label: "cairn.test.postgres")
+    logger.logLevel = .warning
+    let database = CairnPostgresDatabase(settings: settings, logger: logger)
+    return try await withThrowingTaskGroup(of: Result?.self) { group in
+        group.addTask {
+            try await database.run()
+            return nil
+        }
+        defer { group.cancelAll() }
+        return try await body(database)
     }
 }
