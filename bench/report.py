@@ -2,7 +2,8 @@
 
 Usage: report.py LOG OUT_DIR — every figure with its unit, the conditions it was measured
 under, and where it has one, its ratio to the reference measured in the same run. The chaos
-section of an existing RESULTS.md (written by `make chaos`) is kept."""
+and retention sections of an existing RESULTS.md (written by `make chaos` and
+bench/retention.sh) are kept."""
 
 import datetime
 import json
@@ -79,9 +80,10 @@ def ratio(name, values):
     return None
 
 
-def chaos_section(path):
-    """The section `make chaos` keeps in RESULTS.md (between its markers), to write back as is."""
-    begin, end = "<!-- chaos:begin -->", "<!-- chaos:end -->"
+def kept_section(path, name):
+    """A section another harness writes into RESULTS.md between its markers (`make chaos`:
+    chaos; bench/retention.sh: retention), to write back as is."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     try:
         with open(path) as file:
             text = file.read()
@@ -123,13 +125,13 @@ def main():
         reference = f"{figure['ratio']:.2f} {figure['ratio_to']}" if "ratio" in figure else ""
         rows.append(f"| {figure['what']} | {shown} | {figure['unit']} | {figure['conditions']} | {reference} |")
     path = os.path.join(out, "RESULTS.md")
-    chaos = chaos_section(path)
+    kept = [section for name in ("retention", "chaos") if (section := kept_section(path, name))]
     with open(path, "w") as file:
         file.write(f"# Cairn benchmark results\n\nMeasured {stamp} on {machine}, all in one run of `make bench`: "
                    "the machine's limits first, then Cairn against them. No figure is asserted anywhere.\n\n")
         file.write("\n".join(rows) + "\n")
-        if chaos:
-            file.write("\n" + chaos + "\n")
+        for section in kept:
+            file.write("\n" + section + "\n")
     print(f"wrote {os.path.join(out, 'RESULTS.md')} and results.json ({len(results['figures'])} figures)")
 
 

@@ -33,6 +33,9 @@ measure bench/redis-xadd.sh
 echo "== Event API: ingest throughput and latency (one cairn-event-api)"
 measure bench/ingest.sh
 
+echo "== Retention: ingest latency while a backlog of expired events is deleted"
+measure bench/retention.sh
+
 echo "== Engine: overhead per step and timer lag (cairn dev, SDK stub)"
 measure bench/steps.sh
 

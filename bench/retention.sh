@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Ingest latency while retention deletes a backlog: one cairn-event-api on private servers
+# (Postgres with fsync on), driven at a fixed request rate by cairn-bench.
+#
+#   bench/retention.sh       1,000,000 expired events, 10 s per measurement
+#   BENCH_SMOKE=1 …          20,000 expired events, 1 s (proves the harness runs)
+#
+# In one run: seed the expired events; measure ingest p99 at a fixed rate with a scheduler
+# whose retention keeps events for ever (CAIRN_RETENTION_EVENTS_DAYS=0), so the same
+# processes run; restart the scheduler with the default retention and measure again while
+# it deletes (checked: rows remain after the measurement); then time the whole deletion.
+# The full run writes its block of bench/RESULTS.md (between the retention markers).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
+rows=1000000 seconds=10 rate=400
+[ -z "${BENCH_SMOKE:-}" ] || { rows=20000 seconds=1 rate=100; }
+
+source "$root/bench/lib.sh"
+with_private_servers "$0" "$@"
+
+psql_q() { psql "$CAIRN_POSTGRES_URL" -Atqc "$1"; }
+CAIRN_LOG_LEVEL=warning "$bin/cairn" migrate >/dev/null
+echo "  seeding $rows events received 40 days ago"
+psql_q "INSERT INTO events (id, name, ts, payload, received_at, routed_at, published_at)
+        SELECT 'EXPIRED' || lpad(g::text, 19, '0'), 'bench/expired', 0, '{}'::json,
+               now() - interval '40 days', now() - interval '40 days', now() - interval '40 days'
+        FROM generate_series(1, $rows) g"
+psql_q "VACUUM ANALYZE events"
+psql_q "CHECKPOINT"
+
+export CAIRN_DEV=1 CAIRN_HOST=127.0.0.1 CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PREFIX=cairn-bench-retention:
+port=$(free_port)
+CAIRN_PORT=$port "$bin/cairn-event-api" &
+api_pid=$!
+scheduler_pid=
+stop_all() {
+  kill "$api_pid" $scheduler_pid 2>/dev/null || true
+  wait "$api_pid" $scheduler_pid 2>/dev/null || true
+}
+trap stop_all EXIT
+wait_for_http "http://127.0.0.1:$port/readyz" 30
+start_scheduler() {
+  CAIRN_PORT=$(free_port) CAIRN_RETENTION_EVENTS_DAYS=$1 "$bin/cairn-scheduler" &
+  scheduler_pid=$!
+}
+load() {
+  "$bin/cairn-bench" ingest --url "http://127.0.0.1:$port/e/bench" --duration "$seconds" --warmup 1 --json \
+    --connections 64 --events-per-request 1 --rate "$rate"
+}
+expired() { psql_q "SELECT count(*) FROM events WHERE name = 'bench/expired'"; }
+
+start_scheduler 0
+sleep 2
+without=$(load)
+kill "$scheduler_pid"; wait "$scheduler_pid" 2>/dev/null || true
+[ "$(expired)" = "$rows" ] || { echo "retention: rows went while retention kept events for ever" >&2; exit 1; }
+
+started=$(date +%s.%N)
+start_scheduler 30
+sleep 1
+during=$(load)
+left=$(expired)
+[ "$left" -gt 0 ] || { echo "retention: the deletion ended before the measurement did; nothing was measured during it" >&2; exit 1; }
+for _ in $(seq 1 1200); do
+  [ "$(expired)" = 0 ] && break
+  sleep 0.5
+done
+[ "$(expired)" = 0 ] || { echo "retention: expired events were not all deleted within 10 minutes" >&2; exit 1; }
+finished=$(date +%s.%N)
+
+for run in "$without" "$during"; do
+  [ "$(json_field "$run" errors)" = 0 ] || { echo "retention: requests failed: $run" >&2; exit 1; }
+done
+python3 - "$without" "$during" "$rows" "$started" "$finished" "$left" "$rate" "${BENCH_SMOKE:-}" "$root/bench/RESULTS.md" <<'PY'
+import datetime, json, os, platform, sys
+without, during = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+rows, started, finished, left, rate = int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+smoke, results = sys.argv[8], sys.argv[9]
+ratio = during["p99_ms"] / without["p99_ms"] if without["p99_ms"] else float("inf")
+deleted_per_second = rows / (finished - started)
+print(f"  ingest at {rate} req/s, without deletion: p50 {without['p50_ms']} ms, p99 {without['p99_ms']} ms")
+print(f"  ingest at {rate} req/s, while deleting:   p50 {during['p50_ms']} ms, p99 {during['p99_ms']} ms "
+      f"({ratio:.2f} x; {left:,} of {rows:,} rows still to delete when it ended)")
+print(f"  deleted {rows:,} expired events in {finished - started:.1f} s ({deleted_per_second:,.0f} rows/s)")
+print(f"retention_ingest_p99_without_gc_ms={without['p99_ms']}")
+print(f"retention_ingest_p99_during_gc_ms={during['p99_ms']}")
+print(f"retention_ingest_p99_ratio={ratio:.2f}")
+print(f"retention_deleted_rows_per_second={deleted_per_second:.0f}")
+if smoke:
+    sys.exit(0)
+begin, end = "<!-- retention:begin -->", "<!-- retention:end -->"
+stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+block = "\n".join([
+    begin,
+    "## Retention: ingest while a backlog is deleted",
+    "",
+    f"Written by `bench/retention.sh`, {stamp}, {machine}. One cairn-event-api and one cairn-scheduler on private "
+    f"servers (fsync on); {rows:,} expired events; ingest driven at {rate} requests/s (1 event each, 64 connections, "
+    f"open loop) for {without['seconds']:g} s, first with retention keeping "
+    "events for ever, then while the scheduler deletes them in batches of 1,000.",
+    "",
+    "| Figure | Value |",
+    "|---|---:|",
+    f"| Ingest p99 without deletion | {without['p99_ms']} ms |",
+    f"| Ingest p99 while deleting | {during['p99_ms']} ms |",
+    f"| Ratio (goal <= 1.2) | {ratio:.2f} |",
+    f"| Rows still to delete when the measurement ended | {left:,} |",
+    f"| Deletion rate | {deleted_per_second:,.0f} rows/s |",
+    end,
+])
+text = open(results).read() if os.path.exists(results) else "# Cairn benchmark results\n"
+if begin in text and end in text:
+    text = text.split(begin, 1)[0] + block + text.split(end, 1)[1]
+else:
+    text = text.rstrip("\n") + "\n\n" + block + "\n"
+open(results, "w").write(text)
+print(f"wrote the retention block of {results}")
+PY
