@@ -4,7 +4,8 @@ public import Logging
 import PostgresNIO
 
 /// `RetentionStore` on Postgres: each batch is one statement that picks the oldest expired rows
-/// `FOR UPDATE SKIP LOCKED` (so replicas share the work) and deletes them. Deleting a run
+/// `FOR UPDATE SKIP LOCKED` (so replicas share the work) and deletes them, committed without
+/// waiting for the disk (`synchronous_commit = off`). Deleting a run
 /// cascades to its steps, history, timers, pauses and claims.
 public struct PostgresRetention: RetentionStore {
     let client: BoundedPostgresClient
@@ -65,8 +66,13 @@ public struct PostgresRetention: RetentionStore {
                 RETURNING 1
                 """
         }
-        var count = 0
-        for try await _ in try await client.query(query, logger: logger) { count += 1 }
-        return count
+        // A deletion lost to a crash is simply done again: it need not wait for its commit to
+        // reach the disk, and so does not queue behind (or slow) the commits that do.
+        return try await client.withTransaction(logger: logger) { [logger] connection in
+            try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
+            var count = 0
+            for try await _ in try await connection.query(query, logger: logger) { count += 1 }
+            return count
+        }
     }
 }
