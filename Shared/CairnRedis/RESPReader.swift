@@ -10,13 +10,19 @@ import CHiredis
 /// - Not thread-safe: one owner (the channel handler, on its event loop).
 /// - RESP2 only (hiredis 0.14); arrays nest at most 7 levels deep, more than any command Cairn
 ///   sends needs (a stream read nests 5).
+/// - An array announcing more than `maximumArrayElements` elements is a protocol error.
+///   hiredis 0.14 allocates an array's slots when it reads the count, so `*1000000000` would
+///   ask for 8 GB at once (the RESP fuzzer found this).
 final class RESPReader {
     private var reader: UnsafeMutablePointer<redisReader>?
+    /// The most elements one array may announce: 16,777,216 (128 MiB of slots).
+    static let maximumArrayElements: Int32 = 1 << 24
 
     init() {
         guard let reader = redisReaderCreate() else {
             fatalError("hiredis could not allocate a reply reader (out of memory)")
         }
+        reader.pointee.fn = boundedReplyFunctions
         self.reader = reader
     }
 
@@ -105,3 +111,25 @@ final class RESPReader {
         return Array(UnsafeRawBufferPointer(start: pointer, count: count))
     }
 }
+
+/// hiredis's own reply constructors, read once from a fresh reader.
+private let hiredisReplyFunctions: redisReplyObjectFunctions = {
+    guard let reader = redisReaderCreate() else { fatalError("hiredis could not allocate a reply reader (out of memory)") }
+    defer { redisReaderFree(reader) }
+    return reader.pointee.fn.pointee
+}()
+
+/// hiredis's constructors, except that an array announcing more than
+/// `RESPReader.maximumArrayElements` elements is refused before anything is allocated (hiredis
+/// then reports an error and the reader stops). Shared by every reader, never written after it
+/// is made (hence `nonisolated(unsafe)`), never freed.
+nonisolated(unsafe) private let boundedReplyFunctions: UnsafeMutablePointer<redisReplyObjectFunctions> = {
+    var functions = hiredisReplyFunctions
+    functions.createArray = { task, elements in
+        guard elements <= RESPReader.maximumArrayElements else { return nil }
+        return hiredisReplyFunctions.createArray(task, elements)
+    }
+    let pointer = UnsafeMutablePointer<redisReplyObjectFunctions>.allocate(capacity: 1)
+    pointer.initialize(to: functions)
+    return pointer
+}()

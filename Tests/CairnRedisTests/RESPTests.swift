@@ -64,6 +64,19 @@ import Testing
         #expect(try reader.next() == nil)
     }
 
+    /// An array announcing a billion elements (the fuzzer's find: hiredis allocated 8 GB of slots
+    /// on reading the count) is refused before anything is allocated; one at the bound is read.
+    @Test func anArrayAnnouncingTooManyElementsIsAProtocolError() throws {
+        let reader = RESPReader()
+        let huge = Array("*1000000000\r\n".utf8)
+        try huge.withUnsafeBytes { bytes in try reader.feed(bytes) }
+        #expect(throws: RedisError.self) { _ = try reader.next() }
+        let bounded = RESPReader()
+        let wire = Array("*\(RESPReader.maximumArrayElements)\r\n".utf8) + Array(repeating: Array(":1\r\n".utf8), count: 3).flatMap { $0 }
+        try wire.withUnsafeBytes { bytes in try bounded.feed(bytes) }
+        #expect(try bounded.next() == nil, "a partial array of the largest accepted size waits for its elements")
+    }
+
     @Test func readerReportsProtocolErrors() throws {
         let reader = RESPReader()
         let garbage = Array("!oops\r\n".utf8)
