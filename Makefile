@@ -11,7 +11,7 @@ DATA_DIR ?= .data/dev
 VENV := .venv
 PYTHON_APP_REQUIREMENTS := Tests/EndToEndTests/PythonApp/requirements.txt
 
-.PHONY: help deps venv build dev test bench bench-smoke chaos chaos-smoke fuzz fuzz-smoke proto clean
+.PHONY: help deps venv build dev test bench bench-smoke chaos chaos-smoke fuzz fuzz-smoke fuzz-native proto clean
 
 help:
 	@echo "make dev     build and run every Cairn role in one process (API :8288, gateway :8289)"
@@ -83,6 +83,12 @@ fuzz: build
 
 fuzz-smoke: build
 	FUZZ_SMOKE=1 bench/fuzz/with-cairn.sh
+
+# Coverage-guided fuzzing (libFuzzer) of the JSON parser, the expression parser and the RESP
+# reader, 1,000,000 inputs each (FUZZ_RUNS); then every committed crash input replayed.
+fuzz-native: deps
+	bench/fuzz/native/run.sh
+	bench/fuzz/native/run.sh --replay
 
 clean:
 	rm -rf .build .data $(VENV)

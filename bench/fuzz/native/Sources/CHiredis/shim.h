@@ -1,0 +1,1 @@
+../../../../../Shared/CHiredis/shim.h

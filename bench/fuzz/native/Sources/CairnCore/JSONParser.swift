@@ -1,0 +1,1 @@
+../../../../../Shared/CairnCore/JSONParser.swift

@@ -1,0 +1,1 @@
+../../../../../Shared/CairnCore/RFC3339.swift

@@ -1,0 +1,1 @@
+../../../../../Shared/CairnRedis/RedisError.swift
