@@ -37,13 +37,13 @@ public struct RetentionSettings: Sendable {
     /// `CAIRN_RETENTION_BOOKKEEPING_DAYS`: fired timers and consumed pauses. Default 7 days.
     public var bookkeeping: Duration? = .seconds(7 * 86_400)
     /// Rows deleted per statement.
-    public var batchSize = 500
+    public var batchSize = 200
     /// Least pause between two batches.
     public var batchPause: Duration = .milliseconds(20)
     /// After each batch the collector also pauses this many times as long as the batch took,
-    /// so that deleting a backlog keeps to a fifth of one connection's time and never crowds
+    /// so that deleting a backlog keeps to a tenth of one connection's time and never crowds
     /// out the hot path, whatever the database's speed.
-    public var pacing = 4
+    public var pacing = 9
     /// Pause between passes.
     public var interval: Duration = .seconds(60)
 

@@ -7,3 +7,5 @@ CREATE INDEX runs_ended ON runs (ended_at) WHERE status IN ('Completed', 'Failed
 CREATE INDEX events_received ON events (received_at);
 CREATE INDEX timers_fired ON timers (fired_at) WHERE fired_at IS NOT NULL;
 CREATE INDEX pauses_consumed ON pauses (consumed_at) WHERE consumed_at IS NOT NULL;
+-- Deleting an event deletes its dedupe claim (ON DELETE CASCADE), found by event.
+CREATE INDEX event_dedupe_event ON event_dedupe (event_id);
