@@ -7,14 +7,14 @@ import NIOCore
 
 /// Who may send events: the configured event keys, or anyone in dev mode.
 public struct EventKeyPolicy: Sendable {
-    /// Accepted keys; empty means none are configured.
-    public var keys: [String]
+    /// Accepted keys, digested once; empty means none are configured.
+    let keys: ConstantTime.SecretSet
     /// Dev mode: with no keys configured, any key is accepted.
     public var isDevMode: Bool
 
     /// Creates a policy.
     public init(keys: [String], isDevMode: Bool) {
-        self.keys = keys
+        self.keys = ConstantTime.SecretSet(keys.map { Array($0.utf8) })
         self.isDevMode = isDevMode
     }
 
@@ -23,7 +23,7 @@ public struct EventKeyPolicy: Sendable {
     func decide(_ key: String) -> Decision {
         if keys.isEmpty { return isDevMode ? .accept : .noKeysConfigured }
         // Every configured key is compared in constant time, whichever matches.
-        return ConstantTime.contains(keys.map { Array($0.utf8) }, Array(key.utf8)) ? .accept : .unknownKey
+        return keys.contains(key.utf8) ? .accept : .unknownKey
     }
 }
 

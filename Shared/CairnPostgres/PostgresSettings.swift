@@ -1,5 +1,6 @@
 public import PostgresNIO
 import NIOSSL
+import CairnEngine
 
 /// Where and how Cairn connects to Postgres, parsed from a URL.
 ///
@@ -153,7 +154,7 @@ public struct PostgresSettings: Sendable, Equatable {
         }
         configuration.options.maximumConnections = maximumConnections
         configuration.options.minimumConnections = minimumConnections
-        let milliseconds = statementTimeout.components.seconds * 1_000 + statementTimeout.components.attoseconds / 1_000_000_000_000_000
+        let milliseconds = Int64((statementTimeout.timeInterval * 1_000).rounded(.up))
         configuration.options.additionalStartupParameters = startupParameters + [("statement_timeout", String(milliseconds))]
         return configuration
     }

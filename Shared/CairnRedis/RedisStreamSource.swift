@@ -73,7 +73,7 @@ public final class RedisStreamSource: StreamSource {
     /// it would drop them). Returns the names removed.
     @discardableResult
     public func removeIdleConsumers(idleFor: Duration) async throws -> [String] {
-        let limit = idleFor.components.seconds * 1_000 + idleFor.components.attoseconds / 1_000_000_000_000_000
+        let limit = idleFor.roundedUpMilliseconds
         var removed: [String] = []
         for other in try await client.xinfoConsumers(stream, group: group)
         where other.name != consumer && other.pending == 0 && other.idleMilliseconds >= limit {

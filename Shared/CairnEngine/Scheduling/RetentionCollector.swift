@@ -58,7 +58,7 @@ public struct RetentionSettings: Sendable {
         case .timers, .pauses: keep = bookkeeping
         case .dedupe, .idempotency: keep = .zero
         }
-        return keep.map { now.addingTimeInterval(-Double($0.components.seconds)) }
+        return keep.map { now.addingTimeInterval(-$0.timeInterval) }
     }
 }
 
