@@ -104,12 +104,15 @@ public struct CairnProcess: Sendable {
         serving listenerRoles: [Role], parts: [Role: RoleParts], readiness: Readiness, metrics: PrometheusCollectorRegistry
     ) -> Router<BasicRequestContext> {
         let router = Router()
+        let unserved = UnservedRoutes<BasicRequestContext>()
+        router.add(middleware: unserved)
         HealthRoutes(roles: roles, readiness: readiness).register(on: router)
         MetricsRoute(registry: metrics).register(on: router)
         OpenAPIRoute().register(on: router)
         for role in listenerRoles {
             for register in parts[role]!.routes { register(router) }
         }
+        unserved.serve(router)
         return router
     }
 
