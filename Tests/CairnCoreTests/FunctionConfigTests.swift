@@ -18,7 +18,6 @@ import Testing
             "throttle":{"key":"event.data.user_id","limit":10,"period":"1m","burst":2},
             "rateLimit":{"key":"event.data.user_id","limit":1,"period":"1h"},
             "debounce":{"key":"event.data.user_id","period":"30s","timeout":"5m"},
-            "batchEvents":{"maxSize":10,"timeout":"5s","key":"event.data.k","if":"event.data.ok"},
             "cancel":[{"event":"app/user.deleted","if":"event.data.user_id == async.data.user_id","timeout":"1d"}],
             "idempotency":"event.data.user_id","priority":{"run":"event.data.plan == 'pro' ? 120 : 0"},
             "timeouts":{"start":"10s","finish":"30m"},"singleton":{"key":"event.data.user_id","mode":"cancel"},
@@ -39,14 +38,27 @@ import Testing
         #expect(config.throttle?.burst == 2)
         #expect(config.rateLimit?.period.milliseconds == 3_600_000)
         #expect(config.debounce?.timeout?.milliseconds == 300_000)
-        #expect(config.batchEvents?.maxSize == 10)
-        #expect(config.batchEvents?.condition == "event.data.ok")
         #expect(config.cancel.first?.timeout?.milliseconds == 86_400_000)
         #expect(config.idempotency == "event.data.user_id")
         #expect(config.priority?.run == "event.data.plan == 'pro' ? 120 : 0")
         #expect(config.timeouts?.finish?.milliseconds == 1_800_000)
         #expect(config.singleton?.mode == .cancel)
         #expect(config.json["future"] == .object(["unknown": [1, 2]]))
+    }
+
+    @Test func parsesBatching() throws {
+        let config = try Self.parse(#""triggers":[{"event":"a/b"}],"batchEvents":{"maxSize":10,"timeout":"5s","key":"event.data.k","if":"event.data.ok"}"#)
+        #expect(config.batchEvents?.maxSize == 10)
+        #expect(config.batchEvents?.timeout.milliseconds == 5_000)
+        #expect(config.batchEvents?.key == "event.data.k")
+        #expect(config.batchEvents?.condition == "event.data.ok")
+    }
+
+    @Test func aNullOrZeroJitterIsNone() throws {
+        for jitter in ["null", #""""#, #""0s""#] {
+            let config = try Self.parse(#""triggers":[{"cron":"0 * * * *","jitter":\#(jitter)}]"#)
+            #expect(config.triggers == [.cron(try CronSchedule(parsing: "0 * * * *"), jitter: nil)])
+        }
     }
 
     @Test func retriesComeFromTheStepThenTheFunction() throws {
@@ -105,6 +117,15 @@ import Testing
         (#""triggers":[{"event":"a/b"}],"priority":{"run":"1 +"}"#, "priority.run", "does not compile"),
         (#""triggers":[{"event":"a/b"}],"timeouts":{"finish":"1y"}"#, "timeouts.finish", "must end each number with a unit"),
         (#""triggers":[{"event":"a/b"}],"singleton":{"mode":"queue"}"#, "singleton.mode", "must be skip or cancel"),
+        (#""triggers":[{"cron":"@daily"}]"#, "triggers[0].cron", "descriptors such as \"@daily\" are not accepted"),
+        (#""triggers":[{"cron":"0 * * * *","jitter":"500ms"}]"#, "triggers[0].jitter", "must be from 1s to 5m"),
+        (#""triggers":[{"cron":"0 * * * *","jitter":"6m"}]"#, "triggers[0].jitter", "must be from 1s to 5m"),
+        (#""triggers":[{"event":"a/b"},{"event":"a/b"}]"#, "triggers[1]", "repeats an earlier trigger"),
+        (#""triggers":[{"cron":"0 * * * *"},{"cron":"0 * * * *","jitter":"5s"}]"#, "triggers[1].cron", "repeats an earlier cron trigger's schedule"),
+        (#""triggers":[{"event":"a/b"}],"batchEvents":{"maxSize":5,"timeout":"5s"},"cancel":[{"event":"x"}]"#, "cancel", "cannot be used with batchEvents"),
+        (#""triggers":[{"event":"a/b"}],"batchEvents":{"maxSize":5,"timeout":"5s"},"debounce":{"period":"5s"}"#, "debounce", "cannot be used with batchEvents"),
+        (#""triggers":[{"event":"a/b"}],"batchEvents":{"maxSize":5,"timeout":"5s"},"singleton":{"mode":"skip"}"#, "singleton", "cannot be used with batchEvents"),
+        (#""triggers":[{"event":"a/b"}],"batchEvents":{"maxSize":5,"timeout":"5s"},"priority":{"run":"10"}"#, "priority.run", "cannot be used with batchEvents"),
     ])
     func eachRuleNamesTheField(fields: String, field: String, rule: String) throws {
         do {

@@ -1,9 +1,14 @@
 public import Foundation
 
 /// A cron schedule as function triggers write it: five fields (minute, hour, day of month,
-/// month, day of week) or a descriptor (`@hourly`, `@daily`/`@midnight`, `@weekly`,
-/// `@monthly`, `@yearly`/`@annually`), optionally prefixed with `TZ=<zone> ` (or `CRON_TZ=`).
-/// Without a zone the schedule runs in UTC.
+/// month, day of week), optionally prefixed with `TZ=<zone> ` (or `CRON_TZ=`). Without a zone
+/// the schedule runs in UTC. Descriptors (`@hourly`) are refused, as Inngest refuses them at
+/// sync.
+///
+/// Around daylight-saving changes the schedule follows the wall clock of its zone: a local
+/// time that does not exist that day (spring forward) does not fire, and one that occurs twice
+/// (fall back) fires once, at its first occurrence, when the hour field names hours. With `*`
+/// hours the schedule keeps its pace through the repeated hour (as classic cron does).
 ///
 /// Fields accept `*`, numbers, ranges `a-b`, steps `*/n`, `a-b/n` and `a/n`, comma lists, and
 /// names (`JAN`–`DEC`, `SUN`–`SAT`, any case). Day of week is 0–6 with Sunday 0 (7 is also
@@ -20,6 +25,7 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
     let months: UInt64
     let daysOfWeek: UInt64
     let daysOfMonthIsStar: Bool
+    let hoursIsStar: Bool
     let daysOfWeekIsStar: Bool
 
     /// Parses `text`; the error's `rule` names the field and what is wrong.
@@ -35,11 +41,9 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
             zone = parsed
             rest = afterPrefix.dropFirst(name.count).drop { $0 == " " || $0 == "\t" }
         }
-        var fields = rest.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-        if fields.count == 1, let expanded = Self.descriptors[fields[0].lowercased()] {
-            fields = expanded.split(separator: " ").map(String.init)
-        } else if fields.count == 1, fields[0].hasPrefix("@") {
-            throw CronScheduleError(rule: "unknown descriptor \"\(fields[0])\" (use @hourly, @daily, @weekly, @monthly or @yearly)")
+        let fields = rest.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        if fields.count == 1, fields[0].hasPrefix("@") {
+            throw CronScheduleError(rule: "descriptors such as \"\(fields[0])\" are not accepted; write the 5 fields (0 * * * * for @hourly)")
         }
         guard fields.count == 5 else {
             throw CronScheduleError(rule: "must have 5 fields (minute hour day-of-month month day-of-week), got \(fields.count) in \"\(text)\"")
@@ -54,6 +58,7 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
         if weekdays & (1 << 7) != 0 { weekdays |= 1 }
         daysOfWeek = weekdays & 0x7F
         daysOfMonthIsStar = fields[2] == "*" || fields[2] == "?"
+        hoursIsStar = fields[1] == "*"
         daysOfWeekIsStar = fields[4] == "*" || fields[4] == "?"
     }
 
@@ -91,13 +96,24 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
                 time = time.addingTimeInterval(Double((60 - minute) * 60))
                 continue
             }
-            if minutes & (1 << UInt64(minute)) == 0 {
+            if minutes & (1 << UInt64(minute)) == 0 || isRepeatedWallClock(time, calendar: calendar) {
                 time = time.addingTimeInterval(60)
                 continue
             }
             return time
         }
         return nil
+    }
+
+    /// Whether the local time at `time` already occurred earlier (the clocks went back).
+    func isRepeatedWallClock(_ time: Date, calendar: Calendar) -> Bool {
+        if hoursIsStar { return false }
+        let earlier = time.addingTimeInterval(-3 * 3_600)
+        let shift = timeZone.secondsFromGMT(for: earlier) - timeZone.secondsFromGMT(for: time)
+        guard shift > 0 else { return false }
+        let fields: Set<Calendar.Component> = [.year, .month, .day, .hour, .minute]
+        return calendar.dateComponents(fields, from: time.addingTimeInterval(-Double(shift)))
+            == calendar.dateComponents(fields, from: time)
     }
 
     func dayMatches(day: Int, weekday: Int) -> Bool {
@@ -107,10 +123,6 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
         return domMatch || dowMatch
     }
 
-    static let descriptors: [String: String] = [
-        "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
-        "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
-    ]
     static let monthNames: [String: Int] = [
         "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "oct": 10,
         "nov": 11, "dec": 12,

@@ -40,11 +40,10 @@ public struct FunctionConfig: Sendable, Hashable {
     public static let maximumRetries = 20
     public static let defaultRetries = 4
 
-    /// The rate limit that applies: `rateLimit`, or the one `idempotency` stands for
-    /// (limit 1 per 24 hours, keyed by the expression).
+    /// The rate limit that applies: the one `idempotency` stands for (limit 1 per 24 hours,
+    /// keyed by the expression), which replaces `rateLimit` as in Inngest; else `rateLimit`.
     public var effectiveRateLimit: RateLimit? {
-        if let rateLimit { return rateLimit }
-        guard let idempotency else { return nil }
+        guard let idempotency else { return rateLimit }
         return RateLimit(limit: 1, period: ConfigDuration(milliseconds: 86_400_000), key: idempotency)
     }
 
@@ -64,6 +63,15 @@ public struct FunctionConfig: Sendable, Hashable {
         var triggers: [FunctionTrigger] = []
         for (index, element) in triggerValues.enumerated() {
             triggers.append(try FunctionTrigger(reader.object(element, at: "triggers[\(index)]")))
+        }
+        for (index, trigger) in triggers.enumerated() {
+            let earlier = triggers[..<index]
+            if earlier.contains(trigger) {
+                throw reader.error("triggers[\(index)]", "repeats an earlier trigger")
+            }
+            if case .cron(let schedule, _) = trigger, earlier.contains(where: { $0.cronText == schedule.text }) {
+                throw reader.error("triggers[\(index)].cron", "repeats an earlier cron trigger's schedule \"\(schedule.text)\"")
+            }
         }
         self.triggers = triggers
 
@@ -95,6 +103,16 @@ public struct FunctionConfig: Sendable, Hashable {
         self.priority = try reader.section("priority", Priority.init)
         self.timeouts = try reader.section("timeouts", FunctionTimeouts.init)
         self.singleton = try reader.section("singleton", Singleton.init)
+        if batchEvents != nil {
+            // A batch run starts for many events at once, which these options cannot apply to.
+            let conflicts: [(String, Bool)] = [
+                ("cancel", !cancel.isEmpty), ("debounce", debounce != nil), ("singleton", singleton != nil),
+                ("priority.run", priority?.run != nil),
+            ]
+            for (field, present) in conflicts where present {
+                throw reader.error(field, "cannot be used with batchEvents")
+            }
+        }
     }
 }
 
@@ -125,8 +143,21 @@ public enum FunctionTrigger: Sendable, Hashable {
             let text = try reader.requiredString("cron", maximumLength: 255)
             let schedule: CronSchedule
             do { schedule = try CronSchedule(parsing: text) } catch { throw reader.error("cron", error.rule) }
-            self = .cron(schedule, jitter: try reader.optionalDuration("jitter", within: nil))
+            // An empty or zero jitter is none; any other must be from 1 s to 5 m.
+            var jitter: ConfigDuration?
+            if let text = try reader.optionalString("jitter"), !text.isEmpty {
+                let parsed: ConfigDuration
+                do { parsed = try ConfigDuration(parsing: text) } catch { throw reader.error("jitter", error.rule) }
+                if parsed.milliseconds != 0 { jitter = try reader.optionalDuration("jitter", within: 1_000...300_000) }
+            }
+            self = .cron(schedule, jitter: jitter)
         }
+    }
+
+    /// The schedule's text, for a cron trigger.
+    public var cronText: String? {
+        guard case .cron(let schedule, _) = self else { return nil }
+        return schedule.text
     }
 
     /// Whether an event named `eventName` fires this trigger's name pattern (the expression is
