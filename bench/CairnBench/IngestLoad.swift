@@ -37,6 +37,9 @@ struct IngestLoad: AsyncParsableCommand {
     @Option(help: "Requests per second in all (open loop); omit for closed loop.")
     var rate: Double?
 
+    @Option(help: "Also write every measured latency, in microseconds, one per line, to this file.")
+    var latenciesFile: String?
+
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
@@ -88,6 +91,9 @@ struct IngestLoad: AsyncParsableCommand {
         let cpuUsed = processCPUSeconds() - (await cpuAtStart)
         var latencies = results.flatMap(\.latencies)
         latencies.sort()
+        if let latenciesFile {
+            try latencies.map(String.init).joined(separator: "\n").write(toFile: latenciesFile, atomically: true, encoding: .utf8)
+        }
         let requests = latencies.count
         let errors = results.reduce(0) { $0 + $1.errors }
         func percentile(_ p: Double) -> Double {
