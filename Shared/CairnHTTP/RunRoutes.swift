@@ -8,8 +8,10 @@ public import Hummingbird
 /// - `GET /v1/runs/{id}` — status, output, error, timestamps, the steps with their recorded
 ///   result (`output` or `error`) and attempts, and `waiting_for`: the sleep, wait or invoke
 ///   the run waits on (`{kind, step_id, event?, until}`).
-/// - `GET /v1/events/{id}/runs` — the runs an event started:
-///   `{run_id, run_started_at, function_id, function_version, event_id, status, ended_at, output}`.
+/// - `GET /v1/events/{id}/runs` — the runs an event started or joined (a batch), and the runs
+///   it did not start (status `Skipped`, with `skip: {reason, run_id}`):
+///   `{run_id, run_started_at, function_id, function_version, event_id, status, ended_at,
+///   batch_id?, skip?, output}`.
 /// - `GET /v0/runs/{id}/batch`, `GET /v0/runs/{id}/actions` — the run's events and step
 ///   results, for SDKs called with `use_api` (state over 4 MiB).
 /// - `DELETE /v1/runs/{id}` — cancels a run that has not ended: 200 `{"data":{"run_id",
@@ -106,6 +108,10 @@ public struct RunRoutes: Sendable {
             ("run_started_at", run.startedAt.map(RESTResponses.render) ?? .null),
             ("ended_at", run.endedAt.map(RESTResponses.render) ?? .null), ("created_at", RESTResponses.render(run.createdAt)),
         ]
+        if let batchID = run.batchID { members.append(("batch_id", .string(batchID))) }
+        if let reason = run.skipReason {
+            members.append(("skip", ["reason": .string(reason), "run_id": run.skipRunID.map { .string($0.description) } ?? .null]))
+        }
         if let output = run.output { members.append(("output", output)) }
         if let error = run.error { members.append(("error", error)) }
         return .object(JSONObject(members: members))

@@ -30,29 +30,46 @@ public struct PostgresRunStore: RunStore {
         if runs.isEmpty { return [] }
         return try await client.withTransaction(logger: logger) { connection in
             var created: [ULID] = []
-            for run in runs {
-                let claimed = try await connection.query("""
-                    INSERT INTO run_idempotency (function_id, key, run_id, expires_at)
-                    VALUES (\(run.functionID), \(run.idempotencyKey), \(run.id.description), \(run.idempotentUntil))
-                    ON CONFLICT (function_id, key) DO UPDATE
-                        SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at
-                        WHERE run_idempotency.expires_at <= \(now)
-                    RETURNING run_id
-                    """, logger: logger)
-                guard try await claimed.hasRows() else { continue }
-                // The idempotency row points at the run; the foreign key is checked at commit.
-                let eventIDs = run.eventIDs.map(\.description)
-                try await connection.query("""
-                    INSERT INTO runs (id, function_id, function_version, event_id, event_ids, status, created_at, updated_at)
-                    VALUES (\(run.id.description), \(run.functionID), \(run.functionVersion), \(eventIDs.first),
-                            \(eventIDs), 'Queued', \(now), \(now))
-                    """, logger: logger)
-                for pause in run.pauses { try await insertPause(pause, timeoutTimer: nil, now: now, connection: connection) }
-                try await insertOutbox(WorkItem(runID: run.id, reason: .start, call: .discovery), connection: connection)
+            for run in runs where try await claim(run, now: now, connection: connection) {
+                guard try await insertRun(run, now: now, connection: connection) else {
+                    throw PostgresRunStoreError(detail: "run \(run.id) holds a singleton key another run holds; admit it instead")
+                }
                 created.append(run.id)
             }
             return created
         }
+    }
+
+    /// Claims `run`'s (function, idempotency key) for it, unless a live claim holds it.
+    func claim(_ run: NewRun, now: Date, connection: PostgresConnection) async throws -> Bool {
+        let claimed = try await connection.query("""
+            INSERT INTO run_idempotency (function_id, key, run_id, expires_at)
+            VALUES (\(run.functionID), \(run.idempotencyKey), \(run.id.description), \(run.idempotentUntil))
+            ON CONFLICT (function_id, key) DO UPDATE
+                SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at
+                WHERE run_idempotency.expires_at <= \(now)
+            RETURNING run_id
+            """, logger: logger)
+        return try await claimed.hasRows()
+    }
+
+    /// Inserts `run` queued, with its pauses, its start timeout and its start item in the
+    /// outbox. False, with nothing written, when another unfinished run holds its singleton
+    /// key. (Its claim points at it; the foreign key is checked at commit.)
+    func insertRun(_ run: NewRun, now: Date, connection: PostgresConnection) async throws -> Bool {
+        let eventIDs = run.eventIDs.map(\.description)
+        let inserted = try await connection.query("""
+            INSERT INTO runs (id, function_id, function_version, event_id, event_ids, status, singleton_key, batch_id, created_at, updated_at)
+            VALUES (\(run.id.description), \(run.functionID), \(run.functionVersion), \(eventIDs.first),
+                    \(eventIDs), 'Queued', \(run.singletonKey), \(run.batchID), \(now), \(now))
+            ON CONFLICT (function_id, singleton_key) WHERE singleton_key IS NOT NULL AND status IN ('Queued', 'Running') DO NOTHING
+            RETURNING 1
+            """, logger: logger)
+        guard try await inserted.hasRows() else { return false }
+        for pause in run.pauses { try await insertPause(pause, timeoutTimer: nil, now: now, connection: connection) }
+        if let due = run.startTimeout { try await insertTimeout(run.id, which: "start", due: due, now: now, connection: connection) }
+        try await insertOutbox(WorkItem(runID: run.id, reason: .start, call: .discovery), connection: connection)
+        return true
     }
 
     public func lease(_ item: WorkItem, owner: String, duration: Duration) async throws -> LeaseOutcome {
@@ -221,21 +238,28 @@ public struct PostgresRunStore: RunStore {
 
     public func cancel(_ runID: ULID, now: Date, emitting: @escaping @Sendable (CancelledRun) -> [AcceptedEvent]) async throws -> [AcceptedEvent]? {
         try await client.withTransaction(logger: logger) { connection in
-            let rows = try await connection.query("""
-                UPDATE runs SET status = 'Cancelled', ended_at = \(now), updated_at = \(now), fencing_token = fencing_token + 1,
-                    lease_owner = NULL, lease_expires_at = NULL
-                WHERE id = \(runID.description) AND status IN ('Queued', 'Running')
-                RETURNING (SELECT slug FROM functions WHERE functions.id = runs.function_id), event_ids
-                """, logger: logger)
-            var found: (String, [String])?
-            for try await row in rows.decode((String, [String]).self) { found = row }
-            guard let (slug, eventIDs) = found else { return nil }
-            try await retireEverything(of: runID, reason: "cancelled", now: now, connection: connection)
-            let run = CancelledRun(runID: runID, functionSlug: slug, events: try await loadEvents(eventIDs, connection: connection))
-            let events = emitting(run)
-            try await insertEvents(events, connection: connection)
-            return events
+            try await cancel(runID, now: now, emitting: emitting, connection: connection)
         }
+    }
+
+    /// `cancel` within the caller's transaction.
+    func cancel(
+        _ runID: ULID, now: Date, emitting: @Sendable (CancelledRun) -> [AcceptedEvent], connection: PostgresConnection
+    ) async throws -> [AcceptedEvent]? {
+        let rows = try await connection.query("""
+            UPDATE runs SET status = 'Cancelled', ended_at = \(now), updated_at = \(now), fencing_token = fencing_token + 1,
+                lease_owner = NULL, lease_expires_at = NULL
+            WHERE id = \(runID.description) AND status IN ('Queued', 'Running')
+            RETURNING (SELECT slug FROM functions WHERE functions.id = runs.function_id), event_ids
+            """, logger: logger)
+        var found: (String, [String])?
+        for try await row in rows.decode((String, [String]).self) { found = row }
+        guard let (slug, eventIDs) = found else { return nil }
+        try await retireEverything(of: runID, reason: "cancelled", now: now, connection: connection)
+        let run = CancelledRun(runID: runID, functionSlug: slug, events: try await loadEvents(eventIDs, connection: connection))
+        let events = emitting(run)
+        try await insertEvents(events, connection: connection)
+        return events
     }
 
     public func park(_ lease: RunLease, _ parking: Parking, now: Date) async throws -> Bool {
@@ -253,7 +277,7 @@ public struct PostgresRunStore: RunStore {
 
     /// Consumes the run's open pauses, disarms its timers and deletes its work items: it has
     /// ended.
-    private func retireEverything(of runID: ULID, reason: String, now: Date, connection: PostgresConnection) async throws {
+    func retireEverything(of runID: ULID, reason: String, now: Date, connection: PostgresConnection) async throws {
         let run = runID.description
         try await connection.query(
             "UPDATE pauses SET consumed_at = \(now), consumed_by = \(reason) WHERE run_id = \(run) AND consumed_at IS NULL",
@@ -269,7 +293,7 @@ public struct PostgresRunStore: RunStore {
             let rows = try await connection.query("""
                 UPDATE timers SET fired_at = \(now)
                 WHERE id IN (
-                    SELECT id FROM timers WHERE fired_at IS NULL AND due_at <= \(now) AND kind <> 'event'
+                    SELECT id FROM timers WHERE fired_at IS NULL AND due_at <= \(now) AND kind NOT IN ('event', 'timeout')
                     ORDER BY due_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
                 )
                 RETURNING payload::text
@@ -297,7 +321,7 @@ public struct PostgresRunStore: RunStore {
 
     /// Inserts a timer for `item`; throws when its id is taken, so that a timer that was not
     /// inserted never counts as scheduled (the transaction rolls back).
-    private func insertTimer(_ item: WorkItem, due: Date, now: Date, connection: PostgresConnection) async throws {
+    func insertTimer(_ item: WorkItem, due: Date, now: Date, connection: PostgresConnection) async throws {
         let inserted = try await connection.query("""
             INSERT INTO timers (id, kind, run_id, due_at, payload, created_at)
             VALUES (\(item.entryID), \(item.reason.rawValue), \(item.runID.description), \(due), \(item.json.jsonString)::json, \(now))
@@ -416,7 +440,7 @@ public struct PostgresRunStore: RunStore {
         }
     }
 
-    private func insertPause(_ pause: Pause, timeoutTimer: String?, now: Date, connection: PostgresConnection) async throws {
+    func insertPause(_ pause: Pause, timeoutTimer: String?, now: Date, connection: PostgresConnection) async throws {
         let inserted = try await connection.query("""
             INSERT INTO pauses (id, run_id, step_id, kind, event_name, expression, expires_at, created_at, trigger_event,
                                 events_after, timeout_timer, looked_back_at)
@@ -471,7 +495,7 @@ public struct PostgresRunStore: RunStore {
             WHERE r.status IN ('Queued', 'Running')
               AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= clock_timestamp())
               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.run_id = r.id)
-              AND NOT EXISTS (SELECT 1 FROM timers t WHERE t.run_id = r.id AND t.fired_at IS NULL)
+              AND NOT EXISTS (SELECT 1 FROM timers t WHERE t.run_id = r.id AND t.fired_at IS NULL AND t.kind <> 'timeout')
               AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.run_id = r.id AND p.consumed_at IS NULL AND p.kind <> 'cancel')
             ORDER BY r.id
             LIMIT \(limit)
@@ -539,7 +563,7 @@ public struct PostgresRunStore: RunStore {
 
     // MARK: Shared writes
 
-    private func insertOutbox(_ item: WorkItem, connection: PostgresConnection) async throws {
+    func insertOutbox(_ item: WorkItem, connection: PostgresConnection) async throws {
         try await connection.query("""
             INSERT INTO outbox (stream, entry_id, run_id, fields)
             VALUES (\(Self.workStream), \(item.entryID), \(item.runID.description), \(item.json.jsonString)::json)
@@ -549,7 +573,7 @@ public struct PostgresRunStore: RunStore {
 
     /// Stores events unpublished (the relay publishes them if the caller does not), once per
     /// internal id.
-    private func insertEvents(_ events: [AcceptedEvent], connection: PostgresConnection) async throws {
+    func insertEvents(_ events: [AcceptedEvent], connection: PostgresConnection) async throws {
         if events.isEmpty { return }
         var columns = EventColumns()
         for event in events { columns.append(event) }
@@ -676,8 +700,7 @@ public struct PostgresRunStoreError: Error, CustomStringConvertible {
 extension PostgresRunStore: RunQueries {
     public func run(_ id: ULID) async throws -> RunRecord? {
         let rows = try await client.query("""
-            SELECT r.id, r.function_id, f.slug, r.function_version, r.event_id, r.status, r.output::text, r.error::text,
-                   r.created_at, r.started_at, r.ended_at
+            SELECT \(unescaped: Self.runColumns)
             FROM runs r JOIN functions f ON f.id = r.function_id WHERE r.id = \(id.description)
             """, logger: logger)
         guard var run = try await Self.decodeRuns(rows).first else { return nil }
@@ -706,24 +729,31 @@ extension PostgresRunStore: RunQueries {
 
     public func runs(eventID: ULID) async throws -> [RunRecord] {
         let rows = try await client.query("""
-            SELECT r.id, r.function_id, f.slug, r.function_version, r.event_id, r.status, r.output::text, r.error::text,
-                   r.created_at, r.started_at, r.ended_at
-            FROM runs r JOIN functions f ON f.id = r.function_id WHERE r.event_id = \(eventID.description) ORDER BY r.id
+            SELECT \(unescaped: Self.runColumns)
+            FROM runs r JOIN functions f ON f.id = r.function_id
+            WHERE r.event_id = \(eventID.description)
+               OR r.id IN (SELECT b.run_id FROM batch_events e JOIN batches b ON b.id = e.batch_id WHERE e.event_id = \(eventID.description))
+            ORDER BY r.id
             """, logger: logger)
         return try await Self.decodeRuns(rows)
     }
 
+    static let runColumns = """
+        r.id, r.function_id, f.slug, r.function_version, r.event_id, r.status, r.output::text, r.error::text,
+        r.created_at, r.started_at, r.ended_at, r.skip_reason, r.skip_run_id, r.batch_id
+        """
+
     private static func decodeRuns(_ rows: PostgresRowSequence) async throws -> [RunRecord] {
         var runs: [RunRecord] = []
-        for try await (id, functionID, slug, version, eventID, status, output, error, createdAt, startedAt, endedAt)
-            in rows.decode((String, UUID, String, Int32, String?, String, String?, String?, Date, Date?, Date?).self)
+        for try await (id, functionID, slug, version, eventID, status, output, error, createdAt, startedAt, endedAt, skipReason, skipRunID, batchID)
+            in rows.decode((String, UUID, String, Int32, String?, String, String?, String?, Date, Date?, Date?, String?, String?, String?).self)
         {
             guard let runID = ULID(id) else { throw PostgresRunStoreError(detail: "runs holds a malformed id \(id)") }
             runs.append(RunRecord(
                 id: runID, functionID: functionID, functionSlug: slug, functionVersion: Int(version),
                 eventID: eventID.flatMap(ULID.init), status: status, output: try output.map { try JSONValue(parsing: $0) },
                 error: try error.map { try JSONValue(parsing: $0) }, createdAt: createdAt, startedAt: startedAt,
-                endedAt: endedAt, steps: []))
+                endedAt: endedAt, steps: [], skipReason: skipReason, skipRunID: skipRunID.flatMap(ULID.init), batchID: batchID))
         }
         return runs
     }

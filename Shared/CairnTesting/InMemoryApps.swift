@@ -100,6 +100,16 @@ public final class InMemoryAppRegistry: AppRegistry {
     func storedVersion(id: UUID, version: Int) -> FunctionConfig? {
         state.withLock { $0.versions[id]?[version] }
     }
+
+    /// The live version of function `id`, if it is live.
+    func liveVersion(id: UUID) -> Int? {
+        state.withLock { $0.functions.first { $0.record.id == id && !$0.archived }?.record.version }
+    }
+
+    /// The live config of function `id`, if it is live.
+    func liveConfig(id: UUID) -> FunctionConfig? {
+        state.withLock { $0.functions.first { $0.record.id == id && !$0.archived }?.record.config }
+    }
 }
 
 /// An `SDKTransport` that answers with a handler the test provides and records what was sent.

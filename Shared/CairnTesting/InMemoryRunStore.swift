@@ -15,6 +15,7 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         case createRuns, lease, renew, recordStep, clearPending, release, park, finish, cancel
         case fireDueTimers, resume, timeOutPause, markLookedBack
         case markWorkPublished, recoverStranded, deliverDueEvents
+        case admit, fireDue, fireTimeouts
     }
 
     /// What an injected fault does, once.
@@ -53,6 +54,10 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         var endedAt: Date?
         var pendingSteps: [String] = []
         var forceStepPlan = false
+        var singletonKey: String?
+        var batchID: String?
+        var skipReason: String?
+        var skipRunID: ULID?
 
         var unfinished: Bool { status == "Queued" || status == "Running" }
     }
@@ -97,12 +102,13 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         var nextSeq: Int64 = 1
         var transport: TransportIdentity?
         var faults: [Operation: [Fault]] = [:]
+        var flow = FlowState()
     }
 
     let registry: InMemoryAppRegistry
     let eventLog: InMemoryEventLog
     let clock: any WallClock
-    private let state = Mutex(State())
+    let state = Mutex(State())
 
     /// A store reading function versions from `registry`, storing the events it emits in
     /// `eventLog`, and judging lease expiry by `clock`.
@@ -127,7 +133,7 @@ public final class InMemoryRunStore: RunStore, RunQueries {
     }
 
     /// Runs `body` atomically between the faults injected at `operation`.
-    private func perform<T>(_ operation: Operation, _ body: (inout State) throws -> T) async throws -> T {
+    func perform<T>(_ operation: Operation, _ body: (inout State) throws -> T) async throws -> T {
         let fault = takeFault(operation)
         switch fault {
         case .before(let action)?: try await action()
@@ -141,6 +147,11 @@ public final class InMemoryRunStore: RunStore, RunQueries {
 
     // MARK: Inspection for tests
 
+    /// Every run, oldest first, skipped ones included.
+    public var allRuns: [RunRecord] {
+        state.withLock { state in state.runs.values.sorted { $0.id < $1.id }.map { record(of: $0, in: state) } }
+    }
+
     /// The live work items (outbox rows), oldest first.
     public var liveItems: [WorkItem] {
         state.withLock { $0.outbox.values.sorted { $0.seq < $1.seq }.map(\.item) }
@@ -151,17 +162,40 @@ public final class InMemoryRunStore: RunStore, RunQueries {
     public func createRuns(_ runs: [NewRun], now: Date) async throws -> [ULID] {
         try await perform(.createRuns) { state in
             var created: [ULID] = []
-            for run in runs {
-                let key = "\(run.functionID):\(run.idempotencyKey)"
-                if let claim = state.idempotency[key], claim.expires > now { continue }
-                state.idempotency[key] = (run.id, run.idempotentUntil)
-                state.runs[run.id] = RunRow(id: run.id, functionID: run.functionID, version: run.functionVersion, eventIDs: run.eventIDs, createdAt: now)
-                for pause in run.pauses { try insertPause(pause, timeoutTimer: nil, now: now, into: &state) }
-                insertOutbox(WorkItem(runID: run.id, reason: .start, call: .discovery), now: now, into: &state)
+            for run in runs where Self.claim(run, now: now, &state) {
+                guard try insertRun(run, now: now, into: &state) else {
+                    throw InMemoryStoreError(detail: "run \(run.id) holds a singleton key another run holds; admit it instead")
+                }
                 created.append(run.id)
             }
             return created
         }
+    }
+
+    /// Claims `run`'s (function, idempotency key) for it, unless a live claim holds it.
+    static func claim(_ run: NewRun, now: Date, _ state: inout State) -> Bool {
+        let key = "\(run.functionID):\(run.idempotencyKey)"
+        if let claim = state.idempotency[key], claim.expires > now { return false }
+        state.idempotency[key] = (run.id, run.idempotentUntil)
+        return true
+    }
+
+    /// Inserts `run` queued with its pauses, start timeout and start item; false, with nothing
+    /// written, when an unfinished run holds its singleton key.
+    func insertRun(_ run: NewRun, now: Date, into state: inout State) throws -> Bool {
+        if let key = run.singletonKey, Self.singletonHolder(run.functionID, key, state) != nil { return false }
+        var row = RunRow(id: run.id, functionID: run.functionID, version: run.functionVersion, eventIDs: run.eventIDs, createdAt: now)
+        row.singletonKey = run.singletonKey
+        row.batchID = run.batchID
+        state.runs[run.id] = row
+        for pause in run.pauses { try insertPause(pause, timeoutTimer: nil, now: now, into: &state) }
+        if let due = run.startTimeout { state.flow.timeouts["\(run.id):start"] = TimeoutRow(runID: run.id, which: "start", due: due) }
+        insertOutbox(WorkItem(runID: run.id, reason: .start, call: .discovery), now: now, into: &state)
+        return true
+    }
+
+    static func singletonHolder(_ functionID: UUID, _ key: String, _ state: State) -> ULID? {
+        state.runs.values.first { $0.functionID == functionID && $0.singletonKey == key && $0.unfinished }?.id
     }
 
     public func lease(_ item: WorkItem, owner: String, duration: Duration) async throws -> LeaseOutcome {
@@ -290,26 +324,30 @@ public final class InMemoryRunStore: RunStore, RunQueries {
     }
 
     public func cancel(_ runID: ULID, now: Date, emitting: @escaping @Sendable (CancelledRun) -> [AcceptedEvent]) async throws -> [AcceptedEvent]? {
-        try await perform(.cancel) { state in
-            guard var run = state.runs[runID], run.unfinished else { return nil }
-            run.status = "Cancelled"
-            run.endedAt = now
-            run.token += 1
-            run.leaseOwner = nil
-            run.leaseExpires = nil
-            state.runs[runID] = run
-            Self.retireEverything(of: runID, &state)
-            let slug = registry.storedVersion(id: run.functionID, version: run.version)?.id ?? ""
-            let events = emitting(CancelledRun(runID: runID, functionSlug: slug, events: sdkEvents(run.eventIDs)))
-            eventLog.storeCommitted(events)
-            return events
-        }
+        try await perform(.cancel) { state in cancel(runID, now: now, emitting: emitting, &state) }
+    }
+
+    /// `cancel` on `state`.
+    func cancel(_ runID: ULID, now: Date, emitting: @Sendable (CancelledRun) -> [AcceptedEvent], _ state: inout State) -> [AcceptedEvent]? {
+        guard var run = state.runs[runID], run.unfinished else { return nil }
+        run.status = "Cancelled"
+        run.endedAt = now
+        run.token += 1
+        run.leaseOwner = nil
+        run.leaseExpires = nil
+        state.runs[runID] = run
+        Self.retireEverything(of: runID, &state)
+        let slug = registry.storedVersion(id: run.functionID, version: run.version)?.id ?? ""
+        let events = emitting(CancelledRun(runID: runID, functionSlug: slug, events: sdkEvents(run.eventIDs)))
+        eventLog.storeCommitted(events)
+        return events
     }
 
     /// Consumes the run's open pauses, disarms its timers and deletes its work items.
     static func retireEverything(of runID: ULID, _ state: inout State) {
         for (id, row) in state.pauses where row.pause.runID == runID { state.pauses[id]?.consumed = true }
         for (id, row) in state.timers where row.runID == runID { state.timers[id]?.fired = true }
+        state.flow.timeouts = state.flow.timeouts.filter { $0.value.runID != runID }
         state.outbox = state.outbox.filter { $0.value.item.runID != runID }
     }
 
@@ -525,7 +563,8 @@ public final class InMemoryRunStore: RunStore, RunQueries {
 
     public func runs(eventID: ULID) async throws -> [RunRecord] {
         state.withLock { state in
-            state.runs.values.filter { $0.eventIDs.first == eventID }.sorted { $0.id < $1.id }.map { record(of: $0, in: state) }
+            state.runs.values.filter { $0.eventIDs.first == eventID || ($0.batchID != nil && $0.eventIDs.contains(eventID)) }
+                .sorted { $0.id < $1.id }.map { record(of: $0, in: state) }
         }
     }
 
@@ -534,7 +573,8 @@ public final class InMemoryRunStore: RunStore, RunQueries {
             id: run.id, functionID: run.functionID, functionSlug: registry.storedVersion(id: run.functionID, version: run.version)?.id ?? "",
             functionVersion: run.version, eventID: run.eventIDs.first, status: run.status,
             output: run.output.flatMap { try? JSONValue(parsing: $0) }, error: run.error.flatMap { try? JSONValue(parsing: $0) },
-            createdAt: run.createdAt, startedAt: run.startedAt, endedAt: run.endedAt, steps: [])
+            createdAt: run.createdAt, startedAt: run.startedAt, endedAt: run.endedAt, steps: [], skipReason: run.skipReason,
+            skipRunID: run.skipRunID, batchID: run.batchID)
     }
 }
 

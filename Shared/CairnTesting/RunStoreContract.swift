@@ -105,7 +105,7 @@ public enum RunStoreContract {
         ("a run keeps the function version it started with", runKeepsItsVersion),
         ("pauses with a lower bound look back once", pausesLookBack),
         ("the transport record round-trips", transportRecord),
-    ]
+    ] + FlowStoreContract.checks
 
     static func oneRunPerKey(_ f: RunStoreFixture) async throws {
         let first = f.newRun()

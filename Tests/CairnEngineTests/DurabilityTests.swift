@@ -152,7 +152,7 @@ import Testing
             _ = try await engine.send("shop/stop", ["key": "k3"])
             let routed = try await engine.route()
             #expect(routed == 2)
-        }, on: .createRuns)
+        }, on: .admit)
         try await engine.settle()
         var statuses: [String] = []
         for order in orders { statuses.append(try await engine.run(of: order).status) }

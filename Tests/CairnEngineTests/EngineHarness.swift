@@ -21,6 +21,7 @@ final class EngineHarness: Sendable {
     let app = FakeSDKApp()
     let provider: FakeProvider
     let router: EventRouter
+    let flow: FlowScheduler
     let timers: TimerService
     let reconciler: Reconciler
     let executors: [RunExecutor]
@@ -37,10 +38,14 @@ final class EngineHarness: Sendable {
         logger.logLevel = .critical
         store = InMemoryRunStore(registry: registry, eventLog: eventLog, clock: clock)
         sink = InMemoryEventSink(log: eventLog, stream: events, clock: clock)
+        let catalog = FunctionCatalog(registry: registry, clock: clock)
         router = EventRouter(
-            source: events, catalog: FunctionCatalog(registry: registry, clock: clock), store: store, eventLog: eventLog,
+            source: events, catalog: catalog, store: store, eventLog: eventLog,
             work: work, timers: index, events: sink, clock: clock, pausePageSize: pausePageSize, logger: logger)
-        timers = TimerService(store: store, work: work, eventLog: eventLog, eventStream: events, index: index, clock: clock, logger: logger)
+        flow = FlowScheduler(
+            store: store, catalog: catalog, eventLog: eventLog, work: work, events: sink, index: index, clock: clock, logger: logger)
+        timers = TimerService(
+            store: store, work: work, eventLog: eventLog, eventStream: events, index: index, flow: flow, clock: clock, logger: logger)
         reconciler = Reconciler(
             store: store, eventLog: eventLog, eventStream: events, work: work, index: index, epoch: epoch, events: sink, clock: clock,
             logger: logger)
@@ -77,11 +82,34 @@ final class EngineHarness: Sendable {
         for function in functions { app.serve("shop-\(function.slug)", function.script) }
     }
 
-    /// Sends events through the ingest path.
+    /// Syncs an app `shop` whose functions have the given config members (triggers and
+    /// options, as JSON text without braces) and serve `script`.
+    func sync(configs functions: [(slug: String, config: String, script: FakeSDKApp.Function)], appURL: String = "http://app.test/api/inngest")
+        async throws
+    {
+        let configs = functions.map { function -> String in
+            """
+            {"id":"shop-\(function.slug)","name":"\(function.slug)",\(function.config),
+             "steps":{"step":{"id":"step","name":"step","retries":{"attempts":0},
+             "runtime":{"type":"http","url":"\(appURL)?fnId=shop-\(function.slug)&stepId=step"}}}}
+            """
+        }
+        let body = #"{"appname":"shop","url":"\#(appURL)","sdk":"py:v0.5.19","framework":"flask","functions":[\#(configs.joined(separator: ","))]}"#
+        _ = try await registry.sync(try AppRegistration(parsing: try JSONValue(parsing: body)), at: clock.now)
+        for function in functions { app.serve("shop-\(function.slug)", function.script) }
+    }
+
+    /// Sends one event through the ingest path, with its own `id` and `ts` when given; returns
+    /// its internal id.
     @discardableResult
-    func send(_ name: String, _ data: JSONObject = [:]) async throws -> ULID {
-        try await sink.emit([Event(name: name, data: data)])
+    func send(_ name: String, _ data: JSONObject = [:], id: String? = nil, ts: Int64? = nil) async throws -> ULID {
+        try await sink.emit([Event(name: name, data: data, id: id, ts: ts)])
         return try #require(try await eventLog.events(name: name, before: nil, limit: 1).first?.id)
+    }
+
+    /// Every run of function `shop-<slug>`, oldest first, skipped ones included.
+    func runs(ofFunction slug: String) -> [RunRecord] {
+        store.allRuns.filter { $0.functionSlug == "shop-\(slug)" }
     }
 
     /// Routes every event on the stream; returns how many.
@@ -117,7 +145,7 @@ final class EngineHarness: Sendable {
     /// Routes, drives and fires due timers until nothing moves.
     func settle() async throws {
         for _ in 0..<100 {
-            let moved = try await route() + drive() + timers.fireDue() + timers.deliverDueEvents()
+            let moved = try await route() + drive() + timers.fireDue() + timers.deliverDueEvents() + flow.fireDue()
             if moved == 0 { return }
         }
         Issue.record("the engine did not settle")

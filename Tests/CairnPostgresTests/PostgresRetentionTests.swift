@@ -52,6 +52,30 @@ import Testing
             _ = try await f.eventLog.append([oldRouted, oldUnrouted], dedupeUntil: t0.addingTimeInterval(Self.day), now: t0)
             _ = try await f.eventLog.append([recent], dedupeUntil: now.addingTimeInterval(Self.day), now: now)
             try await f.eventLog.markRouted([f.eventID, oldRouted.id, recent.id])
+            // Old routed events that flow control still holds stay: one in a debounce, one in an
+            // open batch. A batch closed 40 days ago goes with the record of its events; so does a
+            // rate limit that has drained, not one still counting.
+            let debounced = event(6, at: t0, key: nil), batched = event(7, at: t0, key: nil)
+            _ = try await f.eventLog.append([debounced, batched], dedupeUntil: t0, now: t0)
+            try await f.eventLog.markRouted([debounced.id, batched.id])
+            let function = f.functionID
+            try await db.client.query("""
+                INSERT INTO debounces (function_id, key, run_id, event_id, event_key, event_ts, opened_at, due_at)
+                VALUES (\(function), 'k', 'RUN', \(debounced.id.description), 'event:x', 0, \(now), \(now.addingTimeInterval(60)))
+                """, logger: Self.logger)
+            try await db.client.query("""
+                INSERT INTO batches (id, function_id, key, run_id, size, opened_at, due_at, closed_at) VALUES
+                    ('open', \(function), 'k', 'RUN2', 1, \(now), \(now.addingTimeInterval(60)), NULL),
+                    ('old', \(function), 'j', 'RUN3', 1, \(t0), \(t0), \(t0))
+                """, logger: Self.logger)
+            try await db.client.query("""
+                INSERT INTO batch_events (batch_id, function_id, event_id, position) VALUES
+                    ('open', \(function), \(batched.id.description), 0), ('old', \(function), 'gone', 0)
+                """, logger: Self.logger)
+            try await db.client.query("""
+                INSERT INTO rate_limits (function_id, key, tat) VALUES
+                    (\(function), 'drained', \(now.addingTimeInterval(-1))), (\(function), 'counting', \(now.addingTimeInterval(60)))
+                """, logger: Self.logger)
             // The run store counts received_at from the events' own times.
             try await db.client.query("UPDATE events SET received_at = to_timestamp(ts / 1000.0)", logger: Self.logger)
 
@@ -59,12 +83,17 @@ import Testing
                 store: PostgresRetention(database: db, logger: Self.logger), settings: RetentionSettings(), clock: ManualClock(start: now),
                 logger: Self.logger)
             let deleted = try await collector.pass()
-            #expect(deleted == [.runs: 1, .events: 1, .dedupe: 1, .idempotency: 2, .timers: 1, .pauses: 0])
+            #expect(deleted == [.runs: 1, .events: 1, .dedupe: 1, .idempotency: 2, .timers: 1, .pauses: 0, .batches: 1, .rateLimits: 1])
 
             #expect(try await Self.ids(db, "SELECT id FROM runs") == [b.runID.description, c.runID.description].sorted())
             #expect(try await Self.ids(db, "SELECT run_id FROM steps").isEmpty)
             #expect(try await Self.ids(db, "SELECT id FROM timers").isEmpty)
-            #expect(try await Self.ids(db, "SELECT id FROM events") == [f.eventID, oldUnrouted.id, recent.id].map(\.description).sorted())
+            #expect(
+                try await Self.ids(db, "SELECT id FROM events")
+                    == [f.eventID, oldUnrouted.id, recent.id, debounced.id, batched.id].map(\.description).sorted())
+            #expect(try await Self.ids(db, "SELECT id FROM batches") == ["open"])
+            #expect(try await Self.ids(db, "SELECT event_id FROM batch_events") == [batched.id.description])
+            #expect(try await Self.ids(db, "SELECT key FROM rate_limits") == ["counting"])
             #expect(try await Self.ids(db, "SELECT external_id FROM event_dedupe") == ["k5"])
             // Run C is still driven from its live item.
             #expect(try await f.store.liveWork(after: nil, limit: 10).items == [nap])

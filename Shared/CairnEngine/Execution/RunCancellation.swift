@@ -18,13 +18,18 @@ public struct RunCancellation: Sendable {
         self.clock = clock
     }
 
+    /// What a store stores for a run it cancels at `now`: its `function.cancelled` and
+    /// `function.finished` events.
+    public static func emitter(now: Date, stamper: EventStamper) -> @Sendable (CancelledRun) -> [AcceptedEvent] {
+        { run in
+            stamper.accept(SystemEvents.forEnd(functionSlug: run.functionSlug, runID: run.runID, events: run.events, end: .cancelled), now: now)
+        }
+    }
+
     /// Cancels `runID`; false when it had already ended.
     public func cancel(_ runID: ULID) async throws -> Bool {
         let now = clock.now
-        let stamper = self.stamper
-        let stored = try await store.cancel(runID, now: now) { run in
-            stamper.accept(SystemEvents.forEnd(functionSlug: run.functionSlug, runID: run.runID, events: run.events, end: .cancelled), now: now)
-        }
+        let stored = try await store.cancel(runID, now: now, emitting: Self.emitter(now: now, stamper: stamper))
         guard let stored else { return false }
         await events.announce(stored)
         return true

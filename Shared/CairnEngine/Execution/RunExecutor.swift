@@ -141,6 +141,13 @@ public final class RunExecutor: Service {
         var snapshot = try await store.snapshot(item.runID)
         let metadata: Logger.Metadata = ["run": "\(item.runID)", "function": "\(snapshot.function.id)"]
         var call = item.call
+        // `timeouts.finish` counts from the first request: its timer is set when the run is
+        // first driven (once; a drive of the start item again changes nothing).
+        if let finish = snapshot.function.timeouts?.finish, item.reason == .start || item.reason == .recover,
+            let due = try await store.armFinishTimeout(lease, finish: finish)
+        {
+            await index([("\(lease.runID):timeout:finish", due)])
+        }
         switch item.reason {
         case .start, .retry:
             break

@@ -145,7 +145,7 @@ public protocol WorkOutbox: Sendable {
 }
 
 /// The whole run store.
-public typealias RunStore = RunLog & TimerStore & PauseStore & WorkOutbox
+public typealias RunStore = RunLog & TimerStore & PauseStore & WorkOutbox & FlowStore
 
 extension WorkOutbox {
     /// Publishes `items` on `queue`, then notes them published (a crash in between leaves them

@@ -127,6 +127,12 @@ public struct NewRun: Sendable, Hashable {
     public var idempotentUntil: Date
     /// Pauses created with the run (its `cancel` events).
     public var pauses: [Pause] = []
+    /// The singleton key it holds while unfinished.
+    public var singletonKey: String?
+    /// The batch it was started for.
+    public var batchID: String?
+    /// When it is cancelled if it has not started (`timeouts.start`).
+    public var startTimeout: Date?
 
     public init(id: ULID, functionID: UUID, functionVersion: Int, eventIDs: [ULID], idempotencyKey: String, idempotentUntil: Date) {
         self.id = id
@@ -353,11 +359,22 @@ public struct RunRecord: Sendable {
     public var startedAt: Date?
     public var endedAt: Date?
     public var steps: [Step]
+    /// Why a `Skipped` run did not start (`SkipReason`).
+    public var skipReason: String?
+    /// The run a skip reason points at: the run that took a debounced event, or a singleton's
+    /// holder.
+    public var skipRunID: ULID?
+    /// The batch the run was started for.
+    public var batchID: String?
 
     public init(
         id: ULID, functionID: UUID, functionSlug: String, functionVersion: Int, eventID: ULID?, status: String,
-        output: JSONValue?, error: JSONValue?, createdAt: Date, startedAt: Date?, endedAt: Date?, steps: [Step]
+        output: JSONValue?, error: JSONValue?, createdAt: Date, startedAt: Date?, endedAt: Date?, steps: [Step],
+        skipReason: String? = nil, skipRunID: ULID? = nil, batchID: String? = nil
     ) {
+        self.skipReason = skipReason
+        self.skipRunID = skipRunID
+        self.batchID = batchID
         self.id = id
         self.functionID = functionID
         self.functionSlug = functionSlug

@@ -7,6 +7,8 @@ public enum SystemEvents {
     public static let finished = "inngest/function.finished"
     public static let failed = "inngest/function.failed"
     public static let cancelled = "inngest/function.cancelled"
+    /// The event of a cron tick's run.
+    public static let scheduledTimer = "inngest/scheduled.timer"
 
     /// The events for a run's end: `function.finished` always, plus `function.failed` or
     /// `function.cancelled`; none when the run was itself started by a `finished` or `failed`

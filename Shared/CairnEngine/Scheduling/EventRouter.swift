@@ -28,12 +28,11 @@ public final class EventRouter: Service {
     let matcher: PauseMatcher
     let clock: any WallClock
     let logger: Logger
-    /// How long an event blocks a second run of the same function: 24 h.
-    let idempotencyWindow: TimeInterval
+    let planner: RunPlanner
+    let stamper = EventStamper()
     let batchSize = 256
     /// Open pauses read at once.
     let pausePageSize: Int
-    private let runIDs = Mutex(ULIDGenerator())
 
     public init(
         source: any StreamSource, catalog: FunctionCatalog, store: any RunStore, eventLog: any EventLog, work: any WorkQueue,
@@ -45,7 +44,7 @@ public final class EventRouter: Service {
         self.events = events
         self.eventLog = eventLog
         self.matcher = PauseMatcher(store: store, events: events, eventLog: eventLog, work: work, clock: clock, logger: logger)
-        self.idempotencyWindow = idempotencyWindow
+        self.planner = RunPlanner(idempotencyWindow: idempotencyWindow)
         self.source = source
         self.catalog = catalog
         self.store = store
@@ -68,7 +67,7 @@ public final class EventRouter: Service {
     public func route(_ deliveries: [StreamDelivery]) async throws {
         try await catalog.refresh()
         let now = clock.now
-        var runs: [NewRun] = []
+        var arrivals: [Arrival] = []
         var resumed: [WorkItem] = []
         var routed: [ULID] = []
         // The batch's events by name, in order, to match against open pauses once the loop
@@ -95,21 +94,28 @@ public final class EventRouter: Service {
                 continue
             }
             if name == Invocation.invokedEventName {
-                runs += try await invokedRuns(event, eventID: eventID, now: now)
+                arrivals += try await invokedRuns(event, eventID: eventID, now: now)
             } else {
-                runs += try await triggeredRuns(event, name: name, eventID: eventID, now: now)
+                arrivals += try await triggeredRuns(event, name: name, eventID: eventID, now: now)
             }
             if byName[name] == nil { names.append(name) }
             byName[name, default: []].append((event, eventID))
         }
         for name in names { resumed += try await matchPauses(byName[name] ?? [], name: name, now: now) }
-        let created = Set(try await store.createRuns(runs, now: now))
-        let items = runs.filter { created.contains($0.id) }.map { WorkItem(runID: $0.id, reason: .start, call: .discovery) } + resumed
-        try await store.publish(items, on: work, now: now)
-        // A cancelOn event routed while these runs were being created was matched against no
-        // pause of theirs.
-        try await matcher.lookBack(runs.filter { created.contains($0.id) }.flatMap(\.pauses))
+        let admitted = try await store.admit(arrivals, now: now, cancelling: RunCancellation.emitter(now: now, stamper: stamper))
+        try await finish(admitted, now: now, more: resumed)
         try await eventLog.markRouted(routed)
+    }
+
+    /// What follows a committed admission: its work published, its deadlines indexed, the
+    /// events it stored (cancellations, cron ticks) announced, and the pauses of the runs it
+    /// started looking back (a cancelOn event routed while they were being created was matched
+    /// against no pause of theirs).
+    func finish(_ admitted: AdmissionResult, now: Date, more work: [WorkItem] = []) async throws {
+        try await store.publish(admitted.work + work, on: self.work, now: now)
+        if !admitted.dues.isEmpty { try? await timers.schedule(admitted.dues) }
+        if !admitted.events.isEmpty { await events.announce(admitted.events) }
+        try await matcher.lookBack(admitted.started.flatMap(\.pauses))
     }
 
     /// Matches events named `name`, in order, against the open pauses for that name, read in
@@ -130,10 +136,10 @@ public final class EventRouter: Service {
         }
     }
 
-    func triggeredRuns(_ event: JSONValue, name: String, eventID: ULID, now: Date) async throws -> [NewRun] {
+    func triggeredRuns(_ event: JSONValue, name: String, eventID: ULID, now: Date) async throws -> [Arrival] {
         let dedupeKey = event["id"]?.stringValue ?? eventID.description
         let activation = ExpressionActivation(event: event, nowMilliseconds: now.unixMilliseconds)
-        var runs: [NewRun] = []
+        var arrivals: [Arrival] = []
         var started: Set<UUID> = []
         for candidate in try await catalog.candidates(for: name) where !started.contains(candidate.function.id) {
             if let expression = candidate.expression {
@@ -147,14 +153,14 @@ public final class EventRouter: Service {
                 }
             }
             started.insert(candidate.function.id)
-            runs.append(newRun(candidate.function, event: event, eventID: eventID, key: "event:" + dedupeKey, now: now))
+            arrivals.append(planner.arrival(candidate.function, event: event, eventID: eventID, key: "event:" + dedupeKey, now: now))
         }
-        return runs
+        return arrivals
     }
 
     /// The run an `inngest/function.invoked` event asks for; when the function does not
     /// exist, the caller is told through a `function.finished` with an error.
-    func invokedRuns(_ event: JSONValue, eventID: ULID, now: Date) async throws -> [NewRun] {
+    func invokedRuns(_ event: JSONValue, eventID: ULID, now: Date) async throws -> [Arrival] {
         let routing = event["data"]?["_inngest"]
         guard let slug = routing?["fn_id"]?.stringValue else { return [] }
         let correlation = routing?["correlation_id"]?.stringValue ?? eventID.description
@@ -167,21 +173,6 @@ public final class EventRouter: Service {
                 id: correlation + ".missing", ts: now.unixMilliseconds)])
             return []
         }
-        return [newRun(function, event: event, eventID: eventID, key: "invoke:" + correlation, now: now)]
-    }
-
-    func newRun(_ function: FunctionRecord, event: JSONValue, eventID: ULID, key: String, now: Date) -> NewRun {
-        let runID = runIDs.withLock { $0.next(now: now) }
-        var run = NewRun(
-            id: runID, functionID: function.id, functionVersion: function.version, eventIDs: [eventID], idempotencyKey: key,
-            idempotentUntil: now.addingTimeInterval(idempotencyWindow))
-        // cancelOn: only events newer than the run cancel it (docs/protocol.md §8).
-        run.pauses = function.config.cancel.enumerated().map { index, cancel in
-            Pause(
-                runID: runID, stepID: "cancel-\(index)", kind: .cancel, eventName: cancel.event, expression: cancel.condition,
-                triggerEvent: event, eventsAfter: runID,
-                expiresAt: now.addingTimeInterval(Double(cancel.timeout?.milliseconds ?? 366 * 86_400_000) / 1_000))
-        }
-        return run
+        return [planner.arrival(function, event: event, eventID: eventID, key: "invoke:" + correlation, now: now)]
     }
 }

@@ -21,6 +21,7 @@ public actor FunctionCatalog {
     private var loadedAt: Date?
     private var triggers: [EventTrigger] = []
     private var bySlug: [String: FunctionRecord] = [:]
+    private var byID: [UUID: FunctionRecord] = [:]
     /// Compile errors by function slug, from the last load.
     public private(set) var problems: [String: String] = [:]
     /// The live versions the triggers were built from.
@@ -59,6 +60,29 @@ public actor FunctionCatalog {
         loadedAt = nil
         try await refreshIfStale()
         return bySlug[slug]
+    }
+
+    /// The live function with id `id`.
+    public func function(id: UUID) async throws -> FunctionRecord? {
+        try await refreshIfStale()
+        return byID[id]
+    }
+
+    /// Every live cron trigger, with its function.
+    public func cronTriggers() async throws -> [(function: FunctionRecord, schedule: CronSchedule, jitter: ConfigDuration?)] {
+        try await refreshIfStale()
+        return byID.values.sorted { $0.slug < $1.slug }.flatMap { function in
+            function.config.triggers.compactMap { trigger in
+                guard case .cron(let schedule, let jitter) = trigger else { return nil }
+                return (function, schedule, jitter)
+            }
+        }
+    }
+
+    /// The live versions, by function id, as last loaded.
+    public func liveVersions() async throws -> [UUID: Int] {
+        try await refreshIfStale()
+        return versions
     }
 
     /// Drops the cache, so the next read loads the registry.
@@ -108,6 +132,7 @@ public actor FunctionCatalog {
         self.triggers = triggers
         self.compiled = compiled
         bySlug = Dictionary(functions.map { ($0.slug, $0) }, uniquingKeysWith: { first, _ in first })
+        byID = Dictionary(functions.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         self.problems = problems
         self.versions = Dictionary(functions.map { ($0.id, $0.version) }, uniquingKeysWith: { first, _ in first })
         loadedAt = now

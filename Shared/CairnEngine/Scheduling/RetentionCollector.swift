@@ -18,6 +18,10 @@ public enum RetentionKind: String, Sendable, CaseIterable {
     case timers
     /// Pauses consumed before the cutoff.
     case pauses
+    /// Batches closed before the cutoff, with the record of their events.
+    case batches
+    /// Rate-limit states that have drained (the same as none).
+    case rateLimits
 }
 
 /// Deletes expired rows in small batches.
@@ -37,7 +41,7 @@ public struct RetentionSettings: Sendable {
     /// `CAIRN_RETENTION_BOOKKEEPING_DAYS`: fired timers and consumed pauses. Default 7 days.
     public var bookkeeping: Duration? = .seconds(7 * 86_400)
     /// Rows deleted per statement.
-    public var batchSize = 200
+    public var batchSize = 100
     /// Least pause between two batches.
     public var batchPause: Duration = .milliseconds(20)
     /// After each batch the collector also pauses this many times as long as the batch took,
@@ -55,8 +59,8 @@ public struct RetentionSettings: Sendable {
         switch kind {
         case .runs: keep = runs
         case .events: keep = events
-        case .timers, .pauses: keep = bookkeeping
-        case .dedupe, .idempotency: keep = .zero
+        case .timers, .pauses, .batches: keep = bookkeeping
+        case .dedupe, .idempotency, .rateLimits: keep = .zero
         }
         return keep.map { now.addingTimeInterval(-$0.timeInterval) }
     }

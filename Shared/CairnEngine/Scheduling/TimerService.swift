@@ -4,7 +4,8 @@ public import Logging
 public import ServiceLifecycle
 
 /// Fires durable timers (sleeps, retry backoffs, pause timeouts) when due and publishes the
-/// work they hold; delivers events whose `ts` has come to the `events` stream again; and
+/// work they hold; delivers events whose `ts` has come to the `events` stream again; fires
+/// flow-control deadlines (`FlowScheduler`: debounces, batches, crons, timeouts); and
 /// republishes work items a crash left in the outbox.
 ///
 /// Firing is one transaction per batch (`FOR UPDATE SKIP LOCKED`), so two schedulers never
@@ -19,6 +20,7 @@ public final class TimerService: Service {
     let eventLog: any EventLog
     let eventStream: any EventStream
     let index: any TimerIndex
+    let flow: FlowScheduler?
     let clock: any WallClock
     let logger: Logger
     /// The longest sleep between looks at the due index.
@@ -29,9 +31,10 @@ public final class TimerService: Service {
 
     public init(
         store: any TimerStore & WorkOutbox, work: any WorkQueue, eventLog: any EventLog, eventStream: any EventStream, index: any TimerIndex,
-        clock: any WallClock, pollInterval: Duration = .milliseconds(25), logger: Logger
+        flow: FlowScheduler? = nil, clock: any WallClock, pollInterval: Duration = .milliseconds(25), logger: Logger
     ) {
         self.index = index
+        self.flow = flow
         self.eventLog = eventLog
         self.eventStream = eventStream
         self.pollInterval = pollInterval
@@ -59,7 +62,7 @@ public final class TimerService: Service {
                 due = true
             }
             if due {
-                fired = try await fireDue() + deliverDueEvents()
+                fired = try await fireDue() + deliverDueEvents() + (flow?.fireDue(sweep: sweep) ?? 0)
                 // Everything due by `now` is fired (or was, by another scheduler).
                 if fired < batchSize {
                     try? await index.clearDue(upTo: now)

@@ -6,8 +6,8 @@ import CairnRedis
 /// Wiring of `cairn-scheduler`: decides when runs start or resume.
 ///
 /// Services: the event router (consumer group `scheduler` on `events`: trigger matching, run
-/// creation, waits, invokes and cancels), the timer service (due sleeps, retries and pause
-/// timeouts, and the work relay), the reconciler (stranded runs, lost streams, pauses that
+/// creation with flow control, waits, invokes and cancels), the timer service (due sleeps,
+/// retries and pause timeouts; debounces, batches, crons and run timeouts; the work relay), the reconciler (stranded runs, lost streams, pauses that
 /// never looked back), the retention collector (expired runs, events and bookkeeping rows), and
 /// the ingest path for the events it emits.
 enum SchedulerRole {
@@ -22,11 +22,15 @@ enum SchedulerRole {
             consumer: "scheduler-" + UUID().uuidString.lowercased())
         let ingest = dependencies.eventIngest()
         let index = RedisTimerIndex(client: dependencies.redis, key: dependencies.streamKey("timers"))
+        let catalog = FunctionCatalog(registry: registry, clock: dependencies.clock)
         let router = EventRouter(
-            source: events, catalog: FunctionCatalog(registry: registry, clock: dependencies.clock), store: store, eventLog: eventLog,
+            source: events, catalog: catalog, store: store, eventLog: eventLog,
             work: work, timers: index, events: ingest.ingestor, clock: dependencies.clock, logger: dependencies.logger)
+        let flow = FlowScheduler(
+            store: store, catalog: catalog, eventLog: eventLog, work: work, events: ingest.ingestor, index: index,
+            clock: dependencies.clock, logger: dependencies.logger)
         let timers = TimerService(
-            store: store, work: work, eventLog: eventLog, eventStream: eventStream, index: index, clock: dependencies.clock,
+            store: store, work: work, eventLog: eventLog, eventStream: eventStream, index: index, flow: flow, clock: dependencies.clock,
             logger: dependencies.logger)
         let reconciler = Reconciler(
             store: store, eventLog: eventLog, eventStream: eventStream, work: work, index: index,
