@@ -43,7 +43,7 @@ import Testing
             let deadline = ContinuousClock.now + timeout
             while true {
                 let runs = try await api.get("/v1/events/\(eventID)/runs").body["data"]?.arrayValue ?? []
-                let ended = runs.filter { ["Completed", "Failed", "Cancelled"].contains($0["status"]?.stringValue ?? "") }
+                let ended = runs.filter { ["Completed", "Failed", "Cancelled", "Skipped"].contains($0["status"]?.stringValue ?? "") }
                 if runs.count >= count && ended.count == runs.count { return runs }
                 guard ContinuousClock.now < deadline else {
                     throw LocalProcessError(description: "runs of event \(eventID) did not end within \(timeout): \(runs)")

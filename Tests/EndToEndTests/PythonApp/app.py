@@ -371,6 +371,71 @@ def slow_step(ctx: inngest.ContextSync) -> str:
     return "survived"
 
 
+# Flow control (docs/flow-control.md): each function records what it saw.
+@client.create_function(
+    fn_id="debounced",
+    trigger=inngest.TriggerEvent(event="test/debounce"),
+    debounce=inngest.Debounce(period=datetime.timedelta(seconds=2), key="event.data.key"),
+)
+def debounced(ctx: inngest.ContextSync) -> object:
+    count(f"{ctx.event.data['key']}:debounced")
+    return ctx.event.data["n"]
+
+
+def singleton_body(ctx: inngest.ContextSync) -> str:
+    key = ctx.event.data["key"]
+    ctx.step.run("start", lambda: count(f"{key}:{ctx.event.data['n']}:start"))
+    ctx.step.sleep("hold", datetime.timedelta(seconds=3))
+    return ctx.event.data["n"]
+
+
+singleton_skip = client.create_function(
+    fn_id="singleton-skip",
+    trigger=inngest.TriggerEvent(event="test/singleton-skip"),
+    singleton=inngest.Singleton(key="event.data.key", mode="skip"),
+)(singleton_body)
+singleton_cancel = client.create_function(
+    fn_id="singleton-cancel",
+    trigger=inngest.TriggerEvent(event="test/singleton-cancel"),
+    singleton=inngest.Singleton(key="event.data.key", mode="cancel"),
+)(singleton_body)
+
+
+@client.create_function(fn_id="idempotent", trigger=inngest.TriggerEvent(event="test/idempotent"), idempotency="event.data.order")
+def idempotent(ctx: inngest.ContextSync) -> object:
+    return ctx.event.data["order"]
+
+
+@client.create_function(
+    fn_id="rate-limited",
+    trigger=inngest.TriggerEvent(event="test/rate-limited"),
+    rate_limit=inngest.RateLimit(limit=1, period=datetime.timedelta(minutes=1), key="event.data.key"),
+)
+def rate_limited(ctx: inngest.ContextSync) -> object:
+    return ctx.event.data["n"]
+
+
+@client.create_function(
+    fn_id="batcher",
+    trigger=inngest.TriggerEvent(event="test/batch"),
+    batch_events=inngest.Batch(max_size=3, timeout=datetime.timedelta(seconds=2), key="event.data.key"),
+)
+def batcher(ctx: inngest.ContextSync) -> list:
+    return [event.data["n"] for event in ctx.events]
+
+
+@client.create_function(
+    fn_id="finish-timeout",
+    trigger=inngest.TriggerEvent(event="test/finish-timeout"),
+    timeouts=inngest.Timeouts(finish=datetime.timedelta(seconds=2)),
+)
+def finish_timeout(ctx: inngest.ContextSync) -> str:
+    ctx.step.run("begin", lambda: count(f"{ctx.event.data['key']}:begin"))
+    ctx.step.sleep("long", datetime.timedelta(seconds=30))
+    ctx.step.run("never", lambda: count(f"{ctx.event.data['key']}:never"))
+    return "too late"
+
+
 @client.create_function(fn_id="ten-noop", trigger=inngest.TriggerEvent(event="bench/ten-noop"))
 def ten_noop(ctx: inngest.ContextSync) -> int:
     for i in range(10):
@@ -390,6 +455,7 @@ functions = [
     hello, full_config, three_steps, flaky, fails_twice, raises_around, non_retriable, sleeper, filtered, echo,
     fails_with_handler, sender, group_of_everything, race, ai_infer,
     fan("a"), fan("b"), fan("c"), waiter, child_ok, child_fails, parent, cancellable,
+    debounced, singleton_skip, singleton_cancel, idempotent, rate_limited, batcher, finish_timeout,
 ]
 if variant == "v1":
     functions.append(batched)

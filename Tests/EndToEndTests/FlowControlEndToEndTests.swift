@@ -1,0 +1,108 @@
+import CairnCore
+import CairnTesting
+import Foundation
+import Testing
+
+/// Flow control on the official Python SDK, through every role (docs/flow-control.md). Each
+/// test checks what the app ran and what the REST API shows for every event, the skipped ones
+/// included.
+extension ExecutionEndToEndTests {
+    /// The one run each event has, once ended (skipped ones are ended when recorded).
+    func outcomes(_ harness: Harness, _ ids: [String]) async throws -> [JSONValue] {
+        var runs: [JSONValue] = []
+        for id in ids { runs.append(try #require(try await harness.endedRuns(of: id).first)) }
+        return runs
+    }
+
+    @Test func debounceRunsOnceWithTheLastEventPerKey() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([
+                ["name": "test/debounce", "data": ["key": "da", "n": 1]], ["name": "test/debounce", "data": ["key": "da", "n": 2]],
+                ["name": "test/debounce", "data": ["key": "da", "n": 3]], ["name": "test/debounce", "data": ["key": "db", "n": 9]],
+            ])
+            let runs = try await outcomes(harness, ids)
+            #expect(runs.map { $0["status"] } == ["Skipped", "Skipped", "Completed", "Completed"])
+            #expect(runs[2]["output"] == 3)
+            #expect(runs[3]["output"] == 9)
+            // The replaced events point at the run that took their debounce.
+            #expect(runs[0]["skip"] == ["reason": "debounced", "run_id": runs[2]["run_id"] ?? .null])
+            #expect(runs[1]["skip"]?["run_id"] == runs[2]["run_id"])
+            let counts = try await harness.counts()
+            #expect(counts["da:debounced"] == 1)
+            #expect(counts["db:debounced"] == 1)
+        }
+    }
+
+    @Test func singletonSkipRunsOneOfTwoEventsSentTogether() async throws {
+        try await withHarness { harness in
+            let ids = try await harness.send([
+                ["name": "test/singleton-skip", "data": ["key": "sk", "n": "1"]], ["name": "test/singleton-skip", "data": ["key": "sk", "n": "2"]],
+            ])
+            let runs = try await outcomes(harness, ids)
+            #expect(runs.map { $0["status"] } == ["Completed", "Skipped"])
+            #expect(runs[1]["skip"] == ["reason": "singleton", "run_id": runs[0]["run_id"] ?? .null])
+            let counts = try await harness.counts()
+            #expect(counts["sk:1:start"] == 1)
+            #expect(counts["sk:2:start"] == nil)
+        }
+    }
+
+    @Test func singletonCancelReplacesTheRunningHolder() async throws {
+        try await withHarness { harness in
+            let first = try #require(try await harness.send([["name": "test/singleton-cancel", "data": ["key": "sc", "n": "1"]]]).first)
+            // Once the first run holds the key (it is sleeping), the second replaces it.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try await harness.counts()["sc:1:start"] == nil {
+                try #require(ContinuousClock.now < deadline, "the first run never started")
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let second = try #require(try await harness.send([["name": "test/singleton-cancel", "data": ["key": "sc", "n": "2"]]]).first)
+            let runs = try await outcomes(harness, [first, second])
+            #expect(runs.map { $0["status"] } == ["Cancelled", "Completed"])
+            #expect(runs[1]["output"] == "2")
+            #expect(runs[0]["run_id"] != runs[1]["run_id"])
+        }
+    }
+
+    @Test func idempotencyAndRateLimitSkipTheEventsTheyRefuse() async throws {
+        try await withHarness { harness in
+            let idempotent = try await harness.send([
+                ["name": "test/idempotent", "data": ["order": "o1"]], ["name": "test/idempotent", "data": ["order": "o1"]],
+                ["name": "test/idempotent", "data": ["order": "o2"]],
+            ])
+            let limited = try await harness.send([
+                ["name": "test/rate-limited", "data": ["key": "r", "n": 1]], ["name": "test/rate-limited", "data": ["key": "r", "n": 2]],
+                ["name": "test/rate-limited", "data": ["key": "other", "n": 3]],
+            ])
+            let once = try await outcomes(harness, idempotent)
+            #expect(once.map { $0["status"] } == ["Completed", "Skipped", "Completed"])
+            #expect(once[1]["skip"]?["reason"] == "idempotent")
+            let limits = try await outcomes(harness, limited)
+            #expect(limits.map { $0["status"] } == ["Completed", "Skipped", "Completed"])
+            #expect(limits[1]["skip"]?["reason"] == "rate_limited")
+        }
+    }
+
+    @Test func batchesStartOneRunPerFullBatchAndFlushTheRestOnTimeout() async throws {
+        try await withHarness { harness in
+            let events: [JSONValue] = (1...4).map { n in ["name": "test/batch", "data": ["key": "bk", "n": .number(JSONNumber(n))]] }
+            let ids = try await harness.send(.array(events))
+            let runs = try await outcomes(harness, ids)
+            #expect(runs.map { $0["output"] } == [[1, 2, 3], [1, 2, 3], [1, 2, 3], [4]])
+            #expect(Set(runs.prefix(3).map { $0["run_id"] }).count == 1)
+            #expect(runs[0]["batch_id"]?.stringValue != nil)
+            #expect(runs[0]["batch_id"] != runs[3]["batch_id"])
+        }
+    }
+
+    @Test func aFinishTimeoutCancelsARunThatTakesTooLong() async throws {
+        try await withHarness { harness in
+            let id = try #require(try await harness.send([["name": "test/finish-timeout", "data": ["key": "ft"]]]).first)
+            let run = try await harness.endedRun(of: id)
+            #expect(run["status"] == "Cancelled")
+            let counts = try await harness.counts()
+            #expect(counts["ft:begin"] == 1)
+            #expect(counts["ft:never"] == nil)
+        }
+    }
+}
