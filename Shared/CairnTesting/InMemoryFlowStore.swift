@@ -180,43 +180,62 @@ extension InMemoryRunStore {
         now: Date, limit: Int, plan: @escaping @Sendable (Firing) async throws -> FiringPlan,
         cancelling: @escaping @Sendable (CancelledRun) -> [AcceptedEvent]
     ) async throws -> AdmissionResult {
-        // Take what is due (as `FOR UPDATE SKIP LOCKED` would), plan outside the lock, then admit.
-        let (debounces, crons) = try await perform(.fireDue) { state -> ([DebounceRow], [CronRow]) in
+        // Take what is due (as `FOR UPDATE SKIP LOCKED` would: another caller does not see it),
+        // plan outside the lock, then admit; a failure anywhere puts back what was taken, as a
+        // rolled-back transaction would.
+        let (debounces, crons) = state.withLock { state -> ([DebounceRow], [CronRow]) in
             let debounces = state.flow.debounces.filter { $0.value.due <= now }.sorted { $0.value.due < $1.value.due }.prefix(limit)
             for (id, _) in debounces { state.flow.debounces[id] = nil }
-            let crons = state.flow.crons.values.filter { $0.due <= now }.sorted { $0.due < $1.due }.prefix(limit)
-            return (debounces.map(\.value), Array(crons))
+            let crons = state.flow.crons.filter { $0.value.due <= now }.sorted { $0.value.due < $1.value.due }.prefix(limit)
+            for (id, _) in crons { state.flow.crons[id]?.due = .distantFuture }
+            return (debounces.map(\.value), crons.map(\.value))
         }
-        var plans: [(Firing, FiringPlan)] = []
-        for row in debounces {
-            let firing = Firing.debounce(functionID: row.functionID, runID: row.runID, eventID: row.eventID, eventKey: row.eventKey)
-            plans.append((firing, try await plan(firing)))
-        }
-        for row in crons {
-            let firing = Firing.cron(functionID: row.functionID, expression: row.expression, tick: row.tick)
-            plans.append((firing, try await plan(firing)))
-        }
-        return try state.withLock { state in
-            var result = AdmissionResult()
-            for batch in state.flow.batches.values where !batch.closed && batch.due <= now {
-                try closeBatch(batch.id, now: now, into: &result, &state)
-                result.outcomes.append(.batched(batch: batch.id, started: batch.runID))
+        var committed = false
+        do {
+            var plans: [(Firing, FiringPlan)] = []
+            for row in debounces {
+                let firing = Firing.debounce(functionID: row.functionID, runID: row.runID, eventID: row.eventID, eventKey: row.eventKey)
+                plans.append((firing, try await plan(firing)))
             }
-            for (firing, firingPlan) in plans {
-                if let arrival = firingPlan.arrival {
-                    result.outcomes.append(try admit(arrival, now: now, cancelling: cancelling, into: &result, &state))
-                }
-                guard case .cron(let function, let expression, _) = firing else { continue }
-                let id = "\(function):\(expression)"
-                guard let next = firingPlan.next, firingPlan.arrival != nil else {
-                    state.flow.crons[id] = nil
-                    continue
-                }
-                state.flow.crons[id]?.tick = next.tick
-                state.flow.crons[id]?.due = next.due
-                result.dues.append(("cron:\(id):\(next.tick.unixMilliseconds)", next.due))
+            for row in crons {
+                let firing = Firing.cron(functionID: row.functionID, expression: row.expression, tick: row.tick)
+                plans.append((firing, try await plan(firing)))
             }
-            return result
+            return try await perform(.fireDue) { state in
+                var copy = state
+                var result = AdmissionResult()
+                for batch in copy.flow.batches.values where !batch.closed && batch.due <= now {
+                    try closeBatch(batch.id, now: now, into: &result, &copy)
+                    result.outcomes.append(.batched(batch: batch.id, started: batch.runID))
+                }
+                for (firing, firingPlan) in plans {
+                    if let arrival = firingPlan.arrival {
+                        result.outcomes.append(try admit(arrival, now: now, cancelling: cancelling, into: &result, &copy))
+                    }
+                    guard case .cron(let function, let expression, _) = firing else { continue }
+                    let id = "\(function):\(expression)"
+                    guard let next = firingPlan.next, firingPlan.arrival != nil else {
+                        copy.flow.crons[id] = nil
+                        continue
+                    }
+                    copy.flow.crons[id]?.tick = next.tick
+                    copy.flow.crons[id]?.due = next.due
+                    result.dues.append(("cron:\(id):\(next.tick.unixMilliseconds)", next.due))
+                }
+                state = copy
+                committed = true
+                return result
+            }
+        } catch {
+            // Written and then failed (the process died after its commit): nothing to put back.
+            if committed { throw error }
+            state.withLock { state in
+                for row in debounces { state.flow.debounces["\(row.functionID):\(row.key)"] = row }
+                for row in crons where state.flow.crons["\(row.functionID):\(row.expression)"]?.due == .distantFuture {
+                    state.flow.crons["\(row.functionID):\(row.expression)"] = row
+                }
+            }
+            throw error
         }
     }
 

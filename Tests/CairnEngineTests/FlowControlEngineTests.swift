@@ -87,6 +87,43 @@ import Testing
         #expect(Self.statuses(engine.runs(ofFunction: "d")) == ["Completed"])
     }
 
+    // MARK: A scheduler that dies
+
+    /// A scheduler dies at each point of a debounce's and a batch's life: before its firing
+    /// commits, right after (before publishing the run's work), and right after admitting
+    /// events (before acknowledging them, so they are delivered again). No event is lost, and
+    /// none starts two runs.
+    @Test(arguments: [InMemoryRunStore.Fault.failBefore, .failAfter])
+    func aSchedulerKilledMidDebounceOrBatchLosesNothingAndStartsNothingTwice(fault: InMemoryRunStore.Fault) async throws {
+        let engine = EngineHarness()
+        try await engine.sync(configs: [
+            ("d", #""triggers":[{"event":"shop/typed"}],"debounce":{"period":"5s"}"#, Self.quick),
+            ("b", #""triggers":[{"event":"shop/item"}],"batchEvents":{"maxSize":10,"timeout":"5s"}"#, Self.quick),
+        ])
+        try await engine.send("shop/typed", id: "t1")
+        try await engine.send("shop/item", id: "i1")
+        try await engine.send("shop/item", id: "i2")
+        // The router dies after admitting, before acknowledging: the events come again.
+        engine.store.inject(.failAfter, on: .admit)
+        await #expect(throws: InMemoryRunStore.InjectedFault.self) { try await engine.route() }
+        engine.events.redeliverPending()
+        try await engine.route()
+        // The firing scheduler dies.
+        engine.clock.advance(by: 5)
+        engine.store.inject(fault, on: .fireDue)
+        await #expect(throws: InMemoryRunStore.InjectedFault.self) { try await engine.flow.fireDue() }
+        // Another pass (or the relay's sweep, for work committed and not published) finishes
+        // the job.
+        try await engine.advance(6)
+        _ = try await engine.timers.relayPending()
+        try await engine.settle()
+        let debounced = engine.runs(ofFunction: "d")
+        #expect(Self.statuses(debounced) == ["Completed"])
+        let batched = engine.runs(ofFunction: "b")
+        #expect(Self.statuses(batched) == ["Completed"])
+        #expect(try await Self.eventIDs(engine, try #require(batched.first)) == ["i1", "i2"])
+    }
+
     // MARK: Rate limit and idempotency
 
     @Test func rateLimitAdmitsATenthAsBurstThenOnePerInterval() async throws {
