@@ -39,6 +39,9 @@ measure bench/retention.sh
 echo "== Engine: overhead per step and timer lag (cairn dev, SDK stub)"
 measure bench/steps.sh
 
+echo "== Flow control: debounce, batch and cron fire lags, exactness (cairn dev, SDK stub)"
+measure bench/flow.sh
+
 echo "== Engine: overhead per step on the official Python SDK app"
 make --no-print-directory venv >/dev/null
 measure bench/python-steps.sh

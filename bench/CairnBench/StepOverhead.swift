@@ -56,19 +56,9 @@ struct StepOverhead: AsyncParsableCommand {
         let router = Router()
         let stub = StubApp(recorder: recorder, api: api, steps: steps, stepLatency: .milliseconds(stepLatencyMs))
         stub.register(on: router)
-        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-        var logger = Logger(label: "cairn-bench.stub")
-        logger.logLevel = .critical
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) }, logger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.runService() }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else { throw ValidationError("the stub did not start") }
-            stub.url.withLock { $0 = "http://127.0.0.1:\(port)/api/inngest" }
+        try await Stub.serve(router) { url in
+            stub.url.withLock { $0 = url }
             try await measure(stub: stub, recorder: recorder)
-            group.cancelAll()
         }
     }
 
@@ -169,13 +159,7 @@ struct StepOverhead: AsyncParsableCommand {
 
 
     func post(_ url: String, body: JSONValue) async throws -> (status: Int, body: String) {
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers.add(name: "content-type", value: "application/json")
-        request.body = .bytes(ByteBuffer(bytes: body.serialized()))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
-        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
-        return (Int(response.status.code), text)
+        try await Stub.post(url, body: body)
     }
 }
 
@@ -280,31 +264,13 @@ final class StubApp: Sendable {
         self.stepLatency = stepLatency
     }
 
-    static let sdkHeaders: HTTPFields = [
-        .contentType: "application/json", HTTPField.Name("x-inngest-sdk")!: "cairn-stub:v1",
-        HTTPField.Name("x-inngest-req-version")!: "1",
-    ]
-
     func register(on router: Router<BasicRequestContext>) {
         router.put("/api/inngest") { _, _ -> Response in
             let url = self.url.withLock { $0 }
-            func function(_ slug: String, _ event: String) -> JSONValue {
-                [
-                    "id": .string("cairn-bench-\(slug)"), "name": .string(slug), "triggers": [["event": .string(event)]],
-                    "steps": ["step": ["id": "step", "name": "step", "runtime": ["type": "http", "url": .string("\(url)?fnId=cairn-bench-\(slug)&stepId=step")]]],
-                ]
+            let functions = [("steps", "bench/steps"), ("sleep", "bench/sleep"), ("delayed", "bench/delayed")].map { slug, event in
+                Stub.function("cairn-bench-\(slug)", slug: "cairn-bench-\(slug)", url: url, triggers: [["event": .string(event)]])
             }
-            let body: JSONValue = [
-                "appname": "cairn-bench", "url": .string(url), "sdk": "stub:v1", "framework": "bench", "v": "0.1",
-                "functions": [function("steps", "bench/steps"), function("sleep", "bench/sleep"), function("delayed", "bench/delayed")],
-            ]
-            var request = HTTPClientRequest(url: "\(self.api)/fn/register")
-            request.method = .POST
-            request.headers.add(name: "content-type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: body.serialized()))
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-            let reply = try await response.body.collect(upTo: 1 << 20)
-            return Response(status: .ok, headers: Self.sdkHeaders, body: ResponseBody(byteBuffer: reply))
+            return try await Stub.register(api: self.api, name: "cairn-bench", url: url, functions: functions)
         }
         router.post("/api/inngest") { request, context -> Response in
             var request = request
@@ -323,19 +289,19 @@ final class StubApp: Sendable {
                 } else {
                     self.recorder.timerFired(key: key, at: arrived)
                     ended = true
-                    response = Response(status: .ok, headers: Self.sdkHeaders, body: ResponseBody(byteBuffer: ByteBuffer(string: "null")))
+                    response = Response(status: .ok, headers: Stub.headers, body: ResponseBody(byteBuffer: ByteBuffer(string: "null")))
                 }
             } else if function == "cairn-bench-delayed" {
                 self.recorder.timerFired(key: key, at: arrived)
                 ended = true
-                response = Response(status: .ok, headers: Self.sdkHeaders, body: ResponseBody(byteBuffer: ByteBuffer(string: "null")))
+                response = Response(status: .ok, headers: Stub.headers, body: ResponseBody(byteBuffer: ByteBuffer(string: "null")))
             } else if memoized < self.steps {
                 if self.stepLatency > .zero { try await Task.sleep(for: self.stepLatency) }
                 let name = "s\(memoized)"
                 response = Self.ops([["id": .string(StepID.hashed(name)), "op": "StepRun", "name": .string(name), "displayName": .string(name), "data": .number(JSONNumber(memoized))]])
             } else {
                 ended = true
-                response = Response(status: .ok, headers: Self.sdkHeaders, body: ResponseBody(byteBuffer: ByteBuffer(string: String(memoized))))
+                response = Response(status: .ok, headers: Stub.headers, body: ResponseBody(byteBuffer: ByteBuffer(string: String(memoized))))
             }
             self.recorder.call(key: key, arrived: arrived, answered: ContinuousClock.now, ended: ended)
             return response
@@ -343,6 +309,6 @@ final class StubApp: Sendable {
     }
 
     static func ops(_ ops: [JSONValue]) -> Response {
-        Response(status: .partialContent, headers: sdkHeaders, body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONValue.array(ops).serialized())))
+        Response(status: .partialContent, headers: Stub.headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONValue.array(ops).serialized())))
     }
 }
