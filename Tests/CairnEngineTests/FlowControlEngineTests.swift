@@ -160,6 +160,23 @@ import Testing
         #expect(engine.runs(ofFunction: "i").last?.status == "Completed")
     }
 
+    @Test func anInvokeOfARateLimitedFunctionFailsAtOnceInsteadOfWaitingForItsTimeout() async throws {
+        let engine = EngineHarness()
+        try await engine.sync(configs: [
+            ("parent", #""triggers":[{"event":"shop/parent"}]"#,
+             FakeSDKApp.Function([.invoke("call", function: "shop-child", timeout: "1h")], output: { $0["call"] ?? .null })),
+            ("child", #""triggers":[{"event":"shop/never"}],"rateLimit":{"limit":1,"period":"1h"}"#, Self.quick),
+        ])
+        let first = try await engine.send("shop/parent", id: "p1")
+        let second = try await engine.send("shop/parent", id: "p2")
+        try await engine.settle()
+        #expect(try await engine.run(of: first).status == "Completed")
+        let refused = try await engine.run(of: second)
+        #expect(refused.status == "Failed")
+        #expect(refused.steps.first?.result["error"]?["message"] == "invoked function is rate limited")
+        #expect(Self.statuses(engine.runs(ofFunction: "child")) == ["Completed", "Skipped"])
+    }
+
     // MARK: Singleton
 
     @Test func singletonSkipRecordsTheHolder() async throws {

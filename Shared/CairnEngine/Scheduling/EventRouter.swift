@@ -104,6 +104,7 @@ public final class EventRouter: Service {
         for name in names { resumed += try await matchPauses(byName[name] ?? [], name: name, now: now) }
         let admitted = try await store.admit(arrivals, now: now, cancelling: RunCancellation.emitter(now: now, stamper: stamper))
         try await finish(admitted, now: now, more: resumed)
+        try await answerSkippedInvokes(arrivals, admitted.outcomes, now: now)
         try await eventLog.markRouted(routed)
     }
 
@@ -158,6 +159,32 @@ public final class EventRouter: Service {
         return arrivals
     }
 
+    /// An invoke whose run was skipped (rate limited, idempotent, singleton) would leave its
+    /// caller waiting until its timeout: it is told at once, through a `function.finished` with
+    /// an error, as when the function does not exist.
+    func answerSkippedInvokes(_ arrivals: [Arrival], _ outcomes: [Admission], now: Date) async throws {
+        for (arrival, outcome) in zip(arrivals, outcomes) {
+            guard case .skipped(let reason, _) = outcome, arrival.run.idempotencyKey.hasPrefix("invoke:"),
+                let event = try await eventLog.event(id: arrival.run.eventIDs[0])
+            else { continue }
+            let slug = event.payload["data"]?["_inngest"]?["fn_id"]?.stringValue ?? ""
+            let correlation = String(arrival.run.idempotencyKey.dropFirst("invoke:".count))
+            let why = reason == .rateLimited ? "rate limited" : "skipped (\(reason.rawValue))"
+            try await failInvoke(
+                event.payload, slug: slug, correlation: correlation, message: "invoked function is \(why)", id: correlation + ".skipped", now: now)
+        }
+    }
+
+    /// Ends an invoke's wait with `message` as its error, in an event with its own `id` (so
+    /// that a redelivery sends it once).
+    func failInvoke(_ event: JSONValue, slug: String, correlation: String, message: String, id: String, now: Date) async throws {
+        try await events.emit([Event(
+            name: SystemEvents.finished,
+            data: ["function_id": .string(slug), "correlation_id": .string(correlation), "event": event,
+                   "error": ["name": "Error", "message": .string(message), "error": .string("Error: \(message)")]],
+            id: id, ts: now.unixMilliseconds)])
+    }
+
     /// The run an `inngest/function.invoked` event asks for; when the function does not
     /// exist, the caller is told through a `function.finished` with an error.
     func invokedRuns(_ event: JSONValue, eventID: ULID, now: Date) async throws -> [Arrival] {
@@ -165,12 +192,9 @@ public final class EventRouter: Service {
         guard let slug = routing?["fn_id"]?.stringValue else { return [] }
         let correlation = routing?["correlation_id"]?.stringValue ?? eventID.description
         guard let function = try await catalog.function(slug: slug) else {
-            let message = "could not find function with ID: \(slug)"
-            try await events.emit([Event(
-                name: SystemEvents.finished,
-                data: ["function_id": .string(slug), "correlation_id": .string(correlation), "event": event,
-                       "error": ["name": "Error", "message": .string(message), "error": .string("Error: \(message)")]],
-                id: correlation + ".missing", ts: now.unixMilliseconds)])
+            try await failInvoke(
+                event, slug: slug, correlation: correlation, message: "could not find function with ID: \(slug)", id: correlation + ".missing",
+                now: now)
             return []
         }
         return [planner.arrival(function, event: event, eventID: eventID, key: "invoke:" + correlation, now: now)]
