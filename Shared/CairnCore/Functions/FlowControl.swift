@@ -45,11 +45,15 @@ public enum FlowKey {
 
     /// What `source` makes of `event`: `.key` with the digest of its value, `.skip` when it
     /// evaluates to `false` (the option does not apply to this event), `.failed` when it
-    /// cannot be evaluated. Without a source, the function's one key.
-    public static func evaluate(_ source: String?, event: JSONValue, nowMilliseconds: Int64) -> Outcome {
+    /// cannot be evaluated. Without a source, the function's one key. `compile` may hand back
+    /// an expression compiled before.
+    public static func evaluate(
+        _ source: String?, event: JSONValue, nowMilliseconds: Int64,
+        compile: (String) throws -> Expression = { try Expression(compiling: $0) }
+    ) -> Outcome {
         guard let source else { return .key(function) }
         do {
-            let value = try Expression(compiling: source).evaluate(ExpressionActivation(event: event, nowMilliseconds: nowMilliseconds))
+            let value = try compile(source).evaluate(ExpressionActivation(event: event, nowMilliseconds: nowMilliseconds))
             if value == .bool(false) { return .skip }
             return .key(digest(value.canonicalKey))
         } catch {

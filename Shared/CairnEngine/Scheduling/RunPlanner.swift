@@ -10,6 +10,8 @@ public final class RunPlanner: Sendable {
     let idempotencyWindow: TimeInterval
     private let runIDs = Mutex(ULIDGenerator())
     private let batchIDs = Mutex(ULIDGenerator())
+    /// Key and `if` expressions, compiled once per source text.
+    let expressions = ExpressionCache()
 
     public init(idempotencyWindow: TimeInterval = 86_400) {
         self.idempotencyWindow = idempotencyWindow
@@ -31,28 +33,28 @@ public final class RunPlanner: Sendable {
         let run = newRun(function, events: [(event, eventID)], key: key, now: now, runID: runID)
         var arrival = Arrival(run: run)
         let nowMilliseconds = now.unixMilliseconds
-        if flowControl, let batch = config.batchEvents, Self.passes(batch.condition, event: event, now: nowMilliseconds) {
+        if flowControl, let batch = config.batchEvents, passes(batch.condition, event: event, now: nowMilliseconds) {
             arrival.run.pauses = []
             arrival.run.startTimeout = nil
             arrival.route = .batch(BatchEntry(
-                key: Self.groupKey(batch.key, event: event, now: nowMilliseconds), maxSize: batch.maxSize, timeout: batch.timeout,
+                key: groupKey(batch.key, event: event, now: nowMilliseconds), maxSize: batch.maxSize, timeout: batch.timeout,
                 bytes: event.jsonString.utf8.count, batchID: batchIDs.withLock { $0.next(now: now) }.description))
             // Batched events never meet the rate limit (as in Inngest).
             return arrival
         }
         if flowControl, let debounce = config.debounce {
             arrival.route = .debounce(DebounceEntry(
-                key: Self.groupKey(debounce.key, event: event, now: nowMilliseconds), eventTS: event["ts"]?.int64Value ?? nowMilliseconds,
+                key: groupKey(debounce.key, event: event, now: nowMilliseconds), eventTS: event["ts"]?.int64Value ?? nowMilliseconds,
                 period: debounce.period, timeout: debounce.timeout, replacedRunID: nextRunID(now: now)))
         }
         if flowControl, let limit = config.effectiveRateLimit {
-            switch FlowKey.evaluate(limit.key, event: event, nowMilliseconds: nowMilliseconds) {
+            switch self.key(limit.key, event: event, now: nowMilliseconds) {
             case .skip: break
             case .key(let value): arrival.rateLimit = Self.rateLimit(limit, key: value, config: config)
             case .failed: arrival.rateLimit = Self.rateLimit(limit, key: FlowKey.invalid, config: config)
             }
         }
-        if let singleton = config.singleton, case .key(let value) = FlowKey.evaluate(singleton.key, event: event, nowMilliseconds: nowMilliseconds) {
+        if let singleton = config.singleton, case .key(let value) = self.key(singleton.key, event: event, now: nowMilliseconds) {
             arrival.singleton = SingletonCheck(key: value, mode: singleton.mode)
             arrival.run.singletonKey = value
         }
@@ -76,7 +78,7 @@ public final class RunPlanner: Sendable {
         var arrival = self.arrival(function, event: accepted.payload, eventID: accepted.id, key: "cron:" + tickText, now: now, flowControl: false)
         // Crons meet the rate limit (as in Inngest), never a debounce or a batch.
         if let limit = function.config.effectiveRateLimit,
-            case .key(let value) = FlowKey.evaluate(limit.key, event: accepted.payload, nowMilliseconds: now.unixMilliseconds)
+            case .key(let value) = self.key(limit.key, event: accepted.payload, now: now.unixMilliseconds)
         {
             arrival.rateLimit = Self.rateLimit(limit, key: value, config: function.config)
         }
@@ -102,6 +104,11 @@ public final class RunPlanner: Sendable {
         return run
     }
 
+    /// `FlowKey.evaluate` with the compiled expressions cached.
+    func key(_ source: String?, event: JSONValue, now: Int64) -> FlowKey.Outcome {
+        FlowKey.evaluate(source, event: event, nowMilliseconds: now, compile: expressions.compiled)
+    }
+
     static func rateLimit(_ limit: RateLimit, key: String, config: FunctionConfig) -> RateLimitCheck {
         RateLimitCheck(
             key: key, gcra: .rateLimit(limit: limit.limit, periodMilliseconds: limit.period.milliseconds),
@@ -110,8 +117,8 @@ public final class RunPlanner: Sendable {
 
     /// A debounce or batch key: events whose key fails share one group; `false` is a value
     /// like any other.
-    static func groupKey(_ source: String?, event: JSONValue, now: Int64) -> String {
-        switch FlowKey.evaluate(source, event: event, nowMilliseconds: now) {
+    func groupKey(_ source: String?, event: JSONValue, now: Int64) -> String {
+        switch key(source, event: event, now: now) {
         case .key(let value): return value
         case .skip: return FlowKey.digest("false")
         case .failed: return FlowKey.invalid
@@ -120,9 +127,9 @@ public final class RunPlanner: Sendable {
 
     /// Whether a batch's `if` lets the event in: an event it is false for, or cannot be
     /// evaluated on, runs on its own.
-    static func passes(_ condition: String?, event: JSONValue, now: Int64) -> Bool {
+    func passes(_ condition: String?, event: JSONValue, now: Int64) -> Bool {
         guard let condition else { return true }
-        guard let expression = try? Expression(compiling: condition) else { return false }
+        guard let expression = try? expressions.compiled(condition) else { return false }
         return (try? expression.evaluateBool(ExpressionActivation(event: event, nowMilliseconds: now))) ?? false
     }
 }
