@@ -82,6 +82,7 @@ struct FlowControlBench: AsyncParsableCommand {
         report += Self.percentiles("plain_first_call", recorder.lags(prefix: "plain-"))
         guard !plainOnly else { return print(report) }
 
+        // Fire lags first, while nothing else is going on.
         // Debounce lag: each key's only event; the run is due a period (1 s) after it.
         try await paced(debounceLag) { index in
             let key = "dlag-\(index)"
@@ -90,28 +91,6 @@ struct FlowControlBench: AsyncParsableCommand {
         }
         try await recorder.waitForFirstCalls(prefix: "dlag-", count: debounceLag)
         report += Self.percentiles("debounce_fire_lag", recorder.lags(prefix: "dlag-"))
-
-        // Debounce exactness: events spread round-robin over keys, sent in requests of 500.
-        let bulk: [JSONValue] = (0..<debounceEvents).map { n in
-            ["name": "bench/debounce-bulk", "data": ["k": .string("dbulk-\(n % debounceKeys)"), "n": .number(JSONNumber(n))]]
-        }
-        for chunk in stride(from: 0, to: bulk.count, by: 500) { try await send(Array(bulk[chunk..<min(chunk + 500, bulk.count)])) }
-        try await recorder.waitForFirstCalls(prefix: "dbulk-", count: debounceKeys, timeout: .seconds(120))
-        // Anything still to come would arrive within the period after the last event.
-        try await Task.sleep(for: .seconds(4))
-        report.append(("debounce_events", String(debounceEvents)))
-        report.append(("debounce_keys", String(debounceKeys)))
-        report.append(("debounce_runs", String(recorder.runs(function: "debounce-bulk"))))
-
-        // Batch exactness: one key, batches of 100.
-        let items: [JSONValue] = (0..<batchEvents).map { n in ["name": "bench/batch", "data": ["k": "bulk", "n": .number(JSONNumber(n))]] }
-        for chunk in stride(from: 0, to: items.count, by: 500) { try await send(Array(items[chunk..<min(chunk + 500, items.count)])) }
-        try await recorder.waitForRuns(function: "batch", count: batchEvents / 100, timeout: .seconds(120))
-        try await Task.sleep(for: .seconds(2))
-        report.append(("batch_events", String(batchEvents)))
-        report.append(("batch_runs", String(recorder.runs(function: "batch"))))
-        report.append(("batch_events_per_run_min", String(recorder.batchSizes().min() ?? 0)))
-        report.append(("batch_events_per_run_max", String(recorder.batchSizes().max() ?? 0)))
 
         // Batch flush lag: one event per key, closed by the 1 s timeout.
         try await paced(batchLag) { index in
@@ -122,8 +101,36 @@ struct FlowControlBench: AsyncParsableCommand {
         try await recorder.waitForFirstCalls(prefix: "blag-", count: batchLag)
         report += Self.percentiles("batch_flush_lag", recorder.lags(prefix: "blag-"))
 
-        // Crons: every function fires each minute; the lag is the first call after each tick.
+        // Debounce exactness: events spread round-robin over keys (each key's events as far
+        // apart as they can be), sent in requests of 500; the period is 10 s.
+        let bulk: [JSONValue] = (0..<debounceEvents).map { n in
+            ["name": "bench/debounce-bulk", "data": ["k": .string("dbulk-\(n % debounceKeys)"), "n": .number(JSONNumber(n))]]
+        }
+        let bulkStarted = ContinuousClock.now
+        for chunk in stride(from: 0, to: bulk.count, by: 500) { try await send(Array(bulk[chunk..<min(chunk + 500, bulk.count)])) }
+        try await recorder.waitForFirstCalls(prefix: "dbulk-", count: debounceKeys, timeout: .seconds(180))
+        // A key whose debounce fired early would start a second run one period after its
+        // next event: wait that long.
+        try await Task.sleep(for: .seconds(11))
+        report.append(("debounce_events", String(debounceEvents)))
+        report.append(("debounce_keys", String(debounceKeys)))
+        report.append(("debounce_runs", String(recorder.runs(function: "debounce-bulk"))))
+        report.append(("debounce_seconds_to_last_run", String(format: "%.1f", FlowRecorder.milliseconds(recorder.lastCall(function: "debounce-bulk") - bulkStarted) / 1_000)))
+
+        // Batch exactness: one batch at a time, closed by size (its timeout is a minute).
+        let items: [JSONValue] = (0..<batchEvents).map { n in ["name": "bench/batch-bulk", "data": ["n": .number(JSONNumber(n))]] }
+        for chunk in stride(from: 0, to: items.count, by: 500) { try await send(Array(items[chunk..<min(chunk + 500, items.count)])) }
+        try await recorder.waitForRuns(function: "batch-bulk", count: batchEvents / 100, timeout: .seconds(120))
+        try await Task.sleep(for: .seconds(2))
+        report.append(("batch_events", String(batchEvents)))
+        report.append(("batch_runs", String(recorder.runs(function: "batch-bulk"))))
+        report.append(("batch_events_per_run_min", String(recorder.batchSizes().min() ?? 0)))
+        report.append(("batch_events_per_run_max", String(recorder.batchSizes().max() ?? 0)))
+
+        // Crons: every function fires each minute; the lag is the first call after each tick,
+        // counted for the ticks after the bulk phases.
         if stub.crons > 0 {
+            recorder.countCronsFrom(Date())
             try await recorder.waitForCronCalls(count: stub.crons * cronTicks, timeout: .seconds(60 * (cronTicks + 1) + 30))
             report.append(("cron_ticks", String(recorder.cronLags().count)))
             report += Self.percentiles("cron_fire_lag", recorder.cronLags())
@@ -182,6 +189,8 @@ final class FlowRecorder: Sendable {
         var runs: [String: Set<String>] = [:]
         var batchSizes: [String: Int] = [:]
         var cronLags: [String: Double] = [:]
+        var cronsFrom = Date.distantPast
+        var lastCall: [String: ContinuousClock.Instant] = [:]
     }
 
     let state = Mutex(State())
@@ -195,15 +204,16 @@ final class FlowRecorder: Sendable {
         state.withLock { state in
             let first = state.runs[function, default: []].insert(runID).inserted
             guard first else { return }
-            if function == "batch" { state.batchSizes[runID] = events.count }
+            state.lastCall[function] = at
+            if function == "batch-bulk" { state.batchSizes[runID] = events.count }
             if function == "cron", let scheduled = events.first?["data"]?["scheduledAt"]?.stringValue,
-                let tick = RFC3339.parseMilliseconds(scheduled)
+                let tick = RFC3339.parseMilliseconds(scheduled), Double(tick) >= state.cronsFrom.timeIntervalSince1970 * 1_000
             {
                 state.cronLags[runID] = wall.timeIntervalSince1970 * 1_000 - Double(tick)
             }
             guard let key = events.first?["data"]?["k"]?.stringValue, state.lags[key] == nil else { return }
             if let due = state.due[key] {
-                state.lags[key] = Double((at - due).components.attoseconds) / 1e15 + Double((at - due).components.seconds) * 1_000
+                state.lags[key] = Self.milliseconds(at - due)
             } else {
                 state.lags[key] = .nan
             }
@@ -215,6 +225,13 @@ final class FlowRecorder: Sendable {
     }
 
     func runs(function: String) -> Int { state.withLock { $0.runs[function]?.count ?? 0 } }
+    func lastCall(function: String) -> ContinuousClock.Instant { state.withLock { $0.lastCall[function] ?? .now } }
+    /// Cron lags count only ticks from `date` on.
+    func countCronsFrom(_ date: Date) { state.withLock { $0.cronsFrom = date } }
+
+    static func milliseconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) * 1_000 + Double(duration.components.attoseconds) / 1e15
+    }
     func batchSizes() -> [Int] { state.withLock { Array($0.batchSizes.values) } }
     func cronLags() -> [Double] { state.withLock { Array($0.cronLags.values) } }
 
@@ -240,8 +257,9 @@ final class FlowRecorder: Sendable {
 }
 
 /// The flow stub app: it syncs itself when Cairn sends the PUT and completes every call at
-/// once. Functions: `plain` (no options), `debounce` (1 s, keyed), `debounce-bulk` (5 s, keyed),
-/// `batch` (maxSize 100, timeout 1 s, keyed), and `crons` every-minute crons.
+/// once. Functions: `plain` (no options), `debounce` (1 s, keyed), `debounce-bulk` (10 s, keyed),
+/// `batch` (maxSize 100, timeout 1 s, keyed), `batch-bulk` (maxSize 100, timeout 1 m), and
+/// `crons` every-minute crons.
 final class FlowStub: Sendable {
     let recorder: FlowRecorder
     let api: String
@@ -266,8 +284,9 @@ final class FlowStub: Sendable {
             if self.withFlowControl {
                 functions += [
                     function("debounce", ["event": "bench/debounce"], [("debounce", ["period": "1s", "key": "event.data.k"])]),
-                    function("debounce-bulk", ["event": "bench/debounce-bulk"], [("debounce", ["period": "5s", "key": "event.data.k"])]),
+                    function("debounce-bulk", ["event": "bench/debounce-bulk"], [("debounce", ["period": "10s", "key": "event.data.k"])]),
                     function("batch", ["event": "bench/batch"], [("batchEvents", ["maxSize": 100, "timeout": "1s", "key": "event.data.k"])]),
+                    function("batch-bulk", ["event": "bench/batch-bulk"], [("batchEvents", ["maxSize": 100, "timeout": "1m"])]),
                 ]
                 functions += (0..<self.crons).map { n in function("cron-\(n)", ["cron": "* * * * *"]) }
             }
