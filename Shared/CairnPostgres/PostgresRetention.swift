@@ -22,7 +22,7 @@ public struct PostgresRetention: RetentionStore {
         case .runs:
             query = """
                 WITH gone AS (DELETE FROM runs WHERE id IN (
-                    SELECT id FROM runs WHERE status IN ('Completed', 'Failed', 'Cancelled') AND ended_at < \(cutoff)
+                    SELECT id FROM runs WHERE status IN ('Completed', 'Failed', 'Cancelled', 'Skipped') AND ended_at < \(cutoff)
                     ORDER BY ended_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
                 RETURNING 1) SELECT count(*)::int8 FROM gone
                 """

@@ -34,6 +34,13 @@ import Testing
             // Run B ended yesterday: kept.
             let b = try await f.startedRun(entropy: 8)
             #expect(try await f.store.finish(b, .completed(output: "b"), steps: 0, emitting: [], now: now.addingTimeInterval(-Self.day)) == .finished)
+            // Run S was skipped (a rate limit) 40 days ago: expired like any ended run.
+            let skipped = f.newRun(key: "event:skipped", entropy: 10).id.description
+            try await db.client.query("""
+                INSERT INTO runs (id, function_id, function_version, event_id, event_ids, status, skip_reason, created_at, updated_at, ended_at)
+                VALUES (\(skipped), \(f.functionID), 1, \(f.eventID.description), ARRAY[\(f.eventID.description)], 'Skipped', 'rate_limited',
+                        \(t0), \(t0), \(t0))
+                """, logger: Self.logger)
             // Run C has not ended, its timer fired 40 days ago: the run stays, the fired timer goes.
             let c = try await f.startedRun(entropy: 9)
             let nap = WorkItem(runID: c.runID, reason: .wake, call: SDKCall(stepID: "nap", attempt: 0), generation: c.token)
@@ -83,7 +90,7 @@ import Testing
                 store: PostgresRetention(database: db, logger: Self.logger), settings: RetentionSettings(), clock: ManualClock(start: now),
                 logger: Self.logger)
             let deleted = try await collector.pass()
-            #expect(deleted == [.runs: 1, .events: 1, .dedupe: 1, .idempotency: 2, .timers: 1, .pauses: 0, .batches: 1, .rateLimits: 1])
+            #expect(deleted == [.runs: 2, .events: 1, .dedupe: 1, .idempotency: 2, .timers: 1, .pauses: 0, .batches: 1, .rateLimits: 1])
 
             #expect(try await Self.ids(db, "SELECT id FROM runs") == [b.runID.description, c.runID.description].sorted())
             #expect(try await Self.ids(db, "SELECT run_id FROM steps").isEmpty)
