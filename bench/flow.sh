@@ -55,8 +55,8 @@ if [ -n "${BENCH_BASELINE_BIN_DIR:-}" ]; then
   done
 fi
 
-python3 - "${BENCH_SMOKE:-}" "$root/bench/RESULTS.md" "$result" "${#plain_current[@]}" "${plain_current[@]}" "${plain_baseline[@]}" <<'PY'
-import datetime, json, os, platform, statistics, sys
+PYTHONPATH="$root/bench" python3 - "${BENCH_SMOKE:-}" "$root/bench/RESULTS.md" "$result" "${#plain_current[@]}" "${plain_current[@]}" "${plain_baseline[@]}" <<'PY'
+import json, os, statistics, sys
 smoke, results = sys.argv[1], sys.argv[2]
 r = json.loads(sys.argv[3])
 n = int(sys.argv[4])
@@ -103,26 +103,15 @@ if "cron_fire_lag_count" in r:
 if current and baseline:
     rows.append(("Event to first call without options, p50: this build vs the baseline build", f"{c:.3f} vs {b:.3f} ms ({c / b:.3f} x)",
                  f"median of {len(current)} alternating rounds of {current[0]['plain_first_call_count']} events; goal <= 1.05 x"))
-begin, end = "<!-- flow:begin -->", "<!-- flow:end -->"
-stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
-block = "\n".join([
-    begin,
+import results_block
+results_block.write(results, "flow", [
     "## Flow control: fire lags and exactness",
     "",
-    f"Written by `bench/flow.sh`, {stamp}, {machine}. `cairn dev` on private servers (fsync on), with an SDK stub that "
+    f"Written by `bench/flow.sh`, {results_block.stamp()}. `cairn dev` on private servers (fsync on), with an SDK stub that "
     "answers at once. Lags are measured at the stub from when the event was sent (routing included) to the run's first call.",
     "",
     "| Figure | Value | Conditions |",
     "|---|---:|---|",
     *[f"| {a} | {b} | {c} |" for a, b, c in rows],
-    end,
 ])
-text = open(results).read() if os.path.exists(results) else "# Cairn benchmark results\n"
-if begin in text and end in text:
-    text = text.split(begin, 1)[0] + block + text.split(end, 1)[1]
-else:
-    text = text.rstrip("\n") + "\n\n" + block + "\n"
-open(results, "w").write(text)
-print(f"wrote the flow block of {results}")
 PY
