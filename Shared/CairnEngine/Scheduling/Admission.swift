@@ -216,3 +216,24 @@ public protocol FlowStore: Sendable {
     /// The earliest flow deadline held (debounce, batch, cron), if any.
     func nextFlowDue() async throws -> Date?
 }
+
+/// What follows a committed admission or firing, the same for the router and the flow
+/// scheduler: its work published, its deadlines indexed, the events it stored (cancellations,
+/// cron ticks) announced, and the pauses of the runs it started looking back (a cancelOn event
+/// routed while they were being created was matched against no pause of theirs).
+struct AdmissionEffects: Sendable {
+    let store: any RunStore
+    let work: any WorkQueue
+    let index: any TimerIndex
+    let events: any EventSink
+    let matcher: PauseMatcher
+
+    /// Carries out `admitted`'s effects, publishing `more` work with its own.
+    func apply(_ admitted: AdmissionResult, now: Date, more: [WorkItem] = []) async throws {
+        try await store.publish(admitted.work + more, on: work, now: now)
+        // A lost index entry only delays a deadline to the next sweep.
+        if !admitted.dues.isEmpty { try? await index.schedule(admitted.dues) }
+        if !admitted.events.isEmpty { await events.announce(admitted.events) }
+        try await matcher.lookBack(admitted.started.flatMap(\.pauses))
+    }
+}

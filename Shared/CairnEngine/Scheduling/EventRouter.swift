@@ -29,6 +29,7 @@ public final class EventRouter: Service {
     let clock: any WallClock
     let logger: Logger
     let planner: RunPlanner
+    let effects: AdmissionEffects
     let stamper = EventStamper()
     let batchSize = 256
     /// Open pauses read at once.
@@ -43,8 +44,10 @@ public final class EventRouter: Service {
         self.timers = timers
         self.events = events
         self.eventLog = eventLog
-        self.matcher = PauseMatcher(store: store, events: events, eventLog: eventLog, work: work, clock: clock, logger: logger)
+        let matcher = PauseMatcher(store: store, events: events, eventLog: eventLog, work: work, clock: clock, logger: logger)
+        self.matcher = matcher
         self.planner = RunPlanner(idempotencyWindow: idempotencyWindow)
+        self.effects = AdmissionEffects(store: store, work: work, index: timers, events: events, matcher: matcher)
         self.source = source
         self.catalog = catalog
         self.store = store
@@ -68,6 +71,8 @@ public final class EventRouter: Service {
         try await catalog.refresh()
         let now = clock.now
         var arrivals: [Arrival] = []
+        // The invokes among them, by run id: a skipped one is answered at once.
+        var invokes: [ULID: Invoke] = [:]
         var resumed: [WorkItem] = []
         var routed: [ULID] = []
         // The batch's events by name, in order, to match against open pauses once the loop
@@ -94,7 +99,10 @@ public final class EventRouter: Service {
                 continue
             }
             if name == Invocation.invokedEventName {
-                arrivals += try await invokedRuns(event, eventID: eventID, now: now)
+                if let (arrival, invoke) = try await invokedRun(event, eventID: eventID, now: now) {
+                    arrivals.append(arrival)
+                    invokes[arrival.run.id] = invoke
+                }
             } else {
                 arrivals += try await triggeredRuns(event, name: name, eventID: eventID, now: now)
             }
@@ -103,20 +111,9 @@ public final class EventRouter: Service {
         }
         for name in names { resumed += try await matchPauses(byName[name] ?? [], name: name, now: now) }
         let admitted = try await store.admit(arrivals, now: now, cancelling: RunCancellation.emitter(now: now, stamper: stamper))
-        try await finish(admitted, now: now, more: resumed)
-        try await answerSkippedInvokes(arrivals, admitted.outcomes, now: now)
+        try await effects.apply(admitted, now: now, more: resumed)
+        try await answerSkippedInvokes(arrivals, admitted.outcomes, invokes, now: now)
         try await eventLog.markRouted(routed)
-    }
-
-    /// What follows a committed admission: its work published, its deadlines indexed, the
-    /// events it stored (cancellations, cron ticks) announced, and the pauses of the runs it
-    /// started looking back (a cancelOn event routed while they were being created was matched
-    /// against no pause of theirs).
-    func finish(_ admitted: AdmissionResult, now: Date, more work: [WorkItem] = []) async throws {
-        try await store.publish(admitted.work + work, on: self.work, now: now)
-        if !admitted.dues.isEmpty { try? await timers.schedule(admitted.dues) }
-        if !admitted.events.isEmpty { await events.announce(admitted.events) }
-        try await matcher.lookBack(admitted.started.flatMap(\.pauses))
     }
 
     /// Matches events named `name`, in order, against the open pauses for that name, read in
@@ -159,44 +156,45 @@ public final class EventRouter: Service {
         return arrivals
     }
 
+    /// An `inngest/function.invoked` event: the caller's trigger, the function it names and
+    /// the correlation id its pause waits on.
+    struct Invoke {
+        var event: JSONValue
+        var slug: String
+        var correlation: String
+    }
+
     /// An invoke whose run was skipped (rate limited, idempotent, singleton) would leave its
     /// caller waiting until its timeout: it is told at once, through a `function.finished` with
     /// an error, as when the function does not exist.
-    func answerSkippedInvokes(_ arrivals: [Arrival], _ outcomes: [Admission], now: Date) async throws {
+    func answerSkippedInvokes(_ arrivals: [Arrival], _ outcomes: [Admission], _ invokes: [ULID: Invoke], now: Date) async throws {
         for (arrival, outcome) in zip(arrivals, outcomes) {
-            guard case .skipped(let reason, _) = outcome, arrival.run.idempotencyKey.hasPrefix("invoke:"),
-                let event = try await eventLog.event(id: arrival.run.eventIDs[0])
-            else { continue }
-            let slug = event.payload["data"]?["_inngest"]?["fn_id"]?.stringValue ?? ""
-            let correlation = String(arrival.run.idempotencyKey.dropFirst("invoke:".count))
+            guard case .skipped(let reason, _) = outcome, let invoke = invokes[arrival.run.id] else { continue }
             let why = reason == .rateLimited ? "rate limited" : "skipped (\(reason.rawValue))"
-            try await failInvoke(
-                event.payload, slug: slug, correlation: correlation, message: "invoked function is \(why)", id: correlation + ".skipped", now: now)
+            try await failInvoke(invoke, message: "invoked function is \(why)", id: invoke.correlation + ".skipped", now: now)
         }
     }
 
     /// Ends an invoke's wait with `message` as its error, in an event with its own `id` (so
     /// that a redelivery sends it once).
-    func failInvoke(_ event: JSONValue, slug: String, correlation: String, message: String, id: String, now: Date) async throws {
+    func failInvoke(_ invoke: Invoke, message: String, id: String, now: Date) async throws {
         try await events.emit([Event(
             name: SystemEvents.finished,
-            data: ["function_id": .string(slug), "correlation_id": .string(correlation), "event": event,
+            data: ["function_id": .string(invoke.slug), "correlation_id": .string(invoke.correlation), "event": invoke.event,
                    "error": ["name": "Error", "message": .string(message), "error": .string("Error: \(message)")]],
             id: id, ts: now.unixMilliseconds)])
     }
 
-    /// The run an `inngest/function.invoked` event asks for; when the function does not
-    /// exist, the caller is told through a `function.finished` with an error.
-    func invokedRuns(_ event: JSONValue, eventID: ULID, now: Date) async throws -> [Arrival] {
+    /// The run an `inngest/function.invoked` event asks for, with the invoke; when the
+    /// function does not exist, the caller is told through a `function.finished` with an error.
+    func invokedRun(_ event: JSONValue, eventID: ULID, now: Date) async throws -> (Arrival, Invoke)? {
         let routing = event["data"]?["_inngest"]
-        guard let slug = routing?["fn_id"]?.stringValue else { return [] }
-        let correlation = routing?["correlation_id"]?.stringValue ?? eventID.description
+        guard let slug = routing?["fn_id"]?.stringValue else { return nil }
+        let invoke = Invoke(event: event, slug: slug, correlation: routing?["correlation_id"]?.stringValue ?? eventID.description)
         guard let function = try await catalog.function(slug: slug) else {
-            try await failInvoke(
-                event, slug: slug, correlation: correlation, message: "could not find function with ID: \(slug)", id: correlation + ".missing",
-                now: now)
-            return []
+            try await failInvoke(invoke, message: "could not find function with ID: \(slug)", id: invoke.correlation + ".missing", now: now)
+            return nil
         }
-        return [planner.arrival(function, event: event, eventID: eventID, key: "invoke:" + correlation, now: now)]
+        return (planner.arrival(function, event: event, eventID: eventID, key: "invoke:" + invoke.correlation, now: now), invoke)
     }
 }

@@ -12,10 +12,9 @@ public final class FlowScheduler: Sendable {
     let store: any RunStore
     let catalog: FunctionCatalog
     let eventLog: any EventLog
-    let work: any WorkQueue
     let events: any EventSink
     let index: any TimerIndex
-    let matcher: PauseMatcher
+    let effects: AdmissionEffects
     let planner: RunPlanner
     let stamper = EventStamper()
     let clock: any WallClock
@@ -33,10 +32,11 @@ public final class FlowScheduler: Sendable {
         self.store = store
         self.catalog = catalog
         self.eventLog = eventLog
-        self.work = work
         self.events = events
         self.index = index
-        self.matcher = PauseMatcher(store: store, events: events, eventLog: eventLog, work: work, clock: clock, logger: logger)
+        self.effects = AdmissionEffects(
+            store: store, work: work, index: index, events: events,
+            matcher: PauseMatcher(store: store, events: events, eventLog: eventLog, work: work, clock: clock, logger: logger))
         self.planner = RunPlanner()
         self.clock = clock
         self.logger = logger
@@ -50,14 +50,22 @@ public final class FlowScheduler: Sendable {
         try await syncCrons(now: now)
         let cancelling = RunCancellation.emitter(now: now, stamper: stamper)
         let fired = try await store.fireDue(now: now, limit: batchSize, plan: { [self] firing in try await plan(firing, now: now) }, cancelling: cancelling)
-        try await store.publish(fired.work, on: work, now: now)
-        if !fired.dues.isEmpty { try? await index.schedule(fired.dues) }
-        if !fired.events.isEmpty { await events.announce(fired.events) }
-        try await matcher.lookBack(fired.started.flatMap(\.pauses))
+        try await effects.apply(fired, now: now)
         let cancelled = try await store.fireTimeouts(now: now, limit: batchSize, cancelling: cancelling)
         if !cancelled.isEmpty { await events.announce(cancelled) }
-        if sweep, let next = try await store.nextFlowDue() { try? await index.schedule([("flow:next", next)]) }
+        if sweep { try await indexNextDeadline() }
         return fired.outcomes.count + cancelled.count
+    }
+
+    /// Puts the earliest flow deadline Postgres holds into the due index.
+    func indexNextDeadline() async throws {
+        if let next = try await store.nextFlowDue() { try? await index.schedule([("flow:next", next)]) }
+    }
+
+    /// When `function`'s cron `schedule` fires `tick`: with its jitter, the same on every
+    /// replica.
+    static func fireTime(_ tick: Date, _ function: FunctionRecord, _ schedule: CronSchedule, jitter: ConfigDuration?) -> Date {
+        CronSchedule.fireTime(tick: tick, jitter: jitter, seed: "\(function.id):\(schedule.text)")
     }
 
     /// What a firing starts: a debounce's run with the event it holds, on the function's live
@@ -85,12 +93,11 @@ public final class FlowScheduler: Sendable {
                     "cron ticks were missed while nothing fired them; firing the most recent once",
                     metadata: ["function": "\(function.slug)", "cron": "\(expression)", "from": "\(tick)", "fired": "\(fired)"])
             }
-            let seed = "\(functionID):\(expression)"
             let arrival = planner.cronArrival(
-                function, expression: expression, tick: fired, fireAt: CronSchedule.fireTime(tick: fired, jitter: jitter, seed: seed),
+                function, expression: expression, tick: fired, fireAt: Self.fireTime(fired, function, schedule, jitter: jitter),
                 stamper: stamper, now: now)
             guard let next = schedule.next(after: fired) else { return FiringPlan(arrival: arrival) }
-            return FiringPlan(arrival: arrival, next: (next, CronSchedule.fireTime(tick: next, jitter: jitter, seed: seed)))
+            return FiringPlan(arrival: arrival, next: (next, Self.fireTime(next, function, schedule, jitter: jitter)))
         }
     }
 
@@ -114,11 +121,11 @@ public final class FlowScheduler: Sendable {
         var chains: [CronChain] = []
         for (function, schedule, jitter) in try await catalog.cronTriggers() {
             guard let tick = schedule.next(after: now) else { continue }
-            let fireAt = CronSchedule.fireTime(tick: tick, jitter: jitter, seed: "\(function.id):\(schedule.text)")
-            chains.append(CronChain(functionID: function.id, expression: schedule.text, tick: tick, due: fireAt))
+            chains.append(CronChain(
+                functionID: function.id, expression: schedule.text, tick: tick, due: Self.fireTime(tick, function, schedule, jitter: jitter)))
         }
         try await store.syncCrons(chains)
-        if let next = try await store.nextFlowDue() { try? await index.schedule([("flow:next", next)]) }
+        try await indexNextDeadline()
         synced.withLock { $0 = (versions, now) }
     }
 }
