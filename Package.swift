@@ -240,7 +240,10 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnEngineTests",
-            dependencies: ["CairnCore", "CairnEngine", "CairnTesting"],
+            dependencies: [
+                "CairnCore", "CairnEngine", "CairnTesting",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Tests/CairnEngineTests",
             swiftSettings: swiftSettings
         ),

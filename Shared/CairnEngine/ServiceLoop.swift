@@ -16,3 +16,10 @@ func repeatUntilShutdown(logger: Logger, failure: Logger.Message, _ pass: () asy
         }
     }
 }
+
+/// Sleeps for `duration` on `clock` between two passes, ending at once (with a
+/// `CancellationError`, which ends `repeatUntilShutdown`) when graceful shutdown begins: a
+/// service that pauses for a minute must not hold up SIGTERM for that minute.
+func pauseUntilShutdown(for duration: Duration, on clock: any WallClock) async throws {
+    try await cancelWhenGracefulShutdown { try await clock.sleep(for: duration) }
+}

@@ -77,7 +77,7 @@ public final class Reconciler: Service {
     public func run() async throws {
         await repeatUntilShutdown(logger: logger, failure: "a reconciler pass failed; retrying") {
             _ = try await pass()
-            try await clock.sleep(for: interval)
+            try await pauseUntilShutdown(for: interval, on: clock)
         }
     }
 

@@ -92,7 +92,7 @@ public final class RetentionCollector: Service {
     public func run() async throws {
         await repeatUntilShutdown(logger: logger, failure: "a retention pass failed; retrying") {
             try await pass()
-            try await clock.sleep(for: settings.interval)
+            try await pauseUntilShutdown(for: settings.interval, on: clock)
         }
     }
 
@@ -110,7 +110,7 @@ public final class RetentionCollector: Service {
                 totals[kind, default: 0] += count
                 deleted[kind]?.increment(by: Int64(count))
                 if count < settings.batchSize { break }
-                try await clock.sleep(for: max(settings.batchPause, (ContinuousClock.now - started) * settings.pacing))
+                try await pauseUntilShutdown(for: max(settings.batchPause, (ContinuousClock.now - started) * settings.pacing), on: clock)
             }
         }
         if totals.values.contains(where: { $0 > 0 }) {
