@@ -29,6 +29,20 @@ extension PostgresRunStore {
         connection: PostgresConnection
     ) async throws -> Admission {
         switch arrival.route {
+        case .start where arrival.rateLimit == nil && arrival.singleton == nil && arrival.run.singletonKey == nil
+            && arrival.run.pauses.isEmpty && arrival.run.startTimeout == nil:
+            // The common case, in one round trip.
+            let item = WorkItem(runID: arrival.run.id, reason: .start, call: .discovery)
+            var columns = EventColumns()
+            for event in arrival.events { columns.append(event) }
+            let statement = StartRun(run: arrival.run, stream: Self.workStream, item: item, events: columns, now: now)
+            var started: Int64 = 0
+            for try await count in try await connection.execute(statement, logger: logger) { started = count }
+            guard started == 1 else { return .duplicate }
+            result.events += arrival.events
+            result.started.append(arrival.run)
+            result.work.append(item)
+            return .started(arrival.run.id)
         case .start:
             guard try await claim(arrival.run, now: now, connection: connection) else { return .duplicate }
             try await insertEvents(arrival.events, connection: connection)

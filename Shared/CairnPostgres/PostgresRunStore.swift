@@ -114,31 +114,42 @@ public struct PostgresRunStore: RunStore {
         return try await rows.hasRows()
     }
 
+    /// The run, its events and its recorded steps in one round trip: the events and steps come
+    /// back as JSON arrays built by Postgres (`json` columns are embedded verbatim, so each
+    /// step's size is its stored text's).
     public func snapshot(_ runID: ULID) async throws -> RunSnapshot {
-        let runRows = try await client.query("""
-            SELECT r.function_id, v.config::text, r.event_ids, r.pending_steps, r.force_step_plan
+        let rows = try await client.query("""
+            SELECT r.function_id, v.config::text, r.event_ids, r.pending_steps, r.force_step_plan,
+                   (SELECT coalesce(json_agg(json_build_array(e.id, e.ts, e.payload)), '[]')::text
+                    FROM events e WHERE e.id = ANY(r.event_ids)),
+                   (SELECT coalesce(json_agg(json_build_array(s.step_id, s.result, s.attempts, coalesce(octet_length(s.result::text), 4))
+                                              ORDER BY s.position), '[]')::text
+                    FROM steps s WHERE s.run_id = r.id)
             FROM runs r JOIN function_versions v ON v.function_id = r.function_id AND v.version = r.function_version
             WHERE r.id = \(runID.description)
             """, logger: logger)
-        var found: (UUID, String, [String], [String], Bool)?
-        for try await row in runRows.decode((UUID, String, [String], [String], Bool).self) { found = row }
-        guard let (functionID, configText, eventIDs, pendingSteps, forceStepPlan) = found else {
+        var found: (UUID, String, [String], [String], Bool, String, String)?
+        for try await row in rows.decode((UUID, String, [String], [String], Bool, String, String).self) { found = row }
+        guard let (functionID, configText, eventIDs, pendingSteps, forceStepPlan, eventsText, stepsText) = found else {
             throw PostgresRunStoreError(detail: "run \(runID) does not exist")
         }
         let function = try FunctionConfig(parsing: try JSONValue(parsing: configText))
 
-        let events = try await loadEvents(eventIDs)
+        var eventsByID: [String: JSONValue] = [:]
+        for row in try JSONValue(parsing: eventsText).arrayValue ?? [] {
+            guard let id = row[0]?.stringValue, let ts = row[1]?.int64Value, let payload = row[2] else { continue }
+            eventsByID[id] = Self.sdkEvent(id: id, ts: ts, payload: payload)
+        }
+        let events = eventIDs.compactMap { eventsByID[$0] }
 
         var steps: [String: JSONValue] = [:]
         var stack: [String] = []
         var attempts: [String: Int] = [:]
-        let stepRows = try await client.query(
-            "SELECT step_id, result::text, attempts FROM steps WHERE run_id = \(runID.description) ORDER BY position",
-            logger: logger)
         var stateBytes = 0
-        for try await (stepID, result, count) in stepRows.decode((String, String?, Int32).self) {
-            stateBytes += result?.utf8.count ?? 4
-            steps[stepID] = try result.map { try JSONValue(parsing: $0) } ?? .null
+        for row in try JSONValue(parsing: stepsText).arrayValue ?? [] {
+            guard let stepID = row[0]?.stringValue, let count = row[2]?.int64Value, let bytes = row[3]?.int64Value else { continue }
+            stateBytes += Int(bytes)
+            steps[stepID] = row[1] ?? .null
             stack.append(stepID)
             attempts[stepID] = Int(count)
         }
@@ -639,6 +650,69 @@ struct FinishRun: PostgresPreparedStatement {
         bindings.append(now)
         events.bind(to: &bindings)
         bindings.append(steps)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Int64 {
+        try row.decode(Int64.self)
+    }
+}
+
+/// Admits a run with no flow control beyond its idempotency claim in one statement: the
+/// claim, the events that came with it (a cron tick's), the queued run and its start item in
+/// the outbox, each written only if the claim was taken. Returns the number of runs started
+/// (0: a live claim holds the key). Foreign keys are checked at the statement's end, after
+/// every part is written.
+struct StartRun: PostgresPreparedStatement {
+    static let sql = """
+        WITH claimed AS (
+            INSERT INTO run_idempotency (function_id, key, run_id, expires_at) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (function_id, key) DO UPDATE
+                SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at
+                WHERE run_idempotency.expires_at <= $5
+            RETURNING run_id
+        ), stored AS (
+            INSERT INTO events (id, name, external_id, ts, payload, received_at)
+            SELECT id, name, NULLIF(external_id, ''), ts, payload::json, to_timestamp(received_ms / 1000.0)
+            FROM unnest($11::text[], $12::text[], $13::text[], $14::int8[], $15::text[], $16::int8[])
+                AS t(id, name, external_id, ts, payload, received_ms)
+            WHERE EXISTS (SELECT 1 FROM claimed)
+            ON CONFLICT (id) DO NOTHING
+            RETURNING 1
+        ), started AS (
+            INSERT INTO runs (id, function_id, function_version, event_id, event_ids, status, batch_id, created_at, updated_at)
+            SELECT run_id, $1, $6, $7[1], $7, 'Queued', $8, $5, $5 FROM claimed
+            RETURNING id
+        ), queued AS (
+            INSERT INTO outbox (stream, entry_id, run_id, fields)
+            SELECT $9, $10, id, $17::json FROM started
+            ON CONFLICT ON CONSTRAINT outbox_entry_once DO NOTHING
+            RETURNING 1
+        )
+        SELECT count(*)::int8 FROM started
+        """
+    typealias Row = Int64
+
+    var run: NewRun
+    var stream: String
+    var item: WorkItem
+    var events: EventColumns
+    var now: Date
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 17)
+        bindings.append(run.functionID)
+        bindings.append(run.idempotencyKey)
+        bindings.append(run.id.description)
+        bindings.append(run.idempotentUntil)
+        bindings.append(now)
+        bindings.append(run.functionVersion)
+        bindings.append(run.eventIDs.map(\.description))
+        bindings.append(run.batchID)
+        bindings.append(stream)
+        bindings.append(item.entryID)
+        events.bind(to: &bindings)
+        bindings.append(item.json.jsonString)
         return bindings
     }
 
