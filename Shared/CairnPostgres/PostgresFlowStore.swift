@@ -30,7 +30,7 @@ extension PostgresRunStore {
     ) async throws -> Admission {
         switch arrival.route {
         case .start where arrival.rateLimit == nil && arrival.singleton == nil && arrival.run.singletonKey == nil
-            && arrival.run.pauses.isEmpty && arrival.run.startTimeout == nil:
+            && arrival.run.pauses.isEmpty && arrival.run.startTimeout == nil && arrival.run.notBefore == nil:
             // The common case, in one round trip.
             let item = WorkItem(runID: arrival.run.id, reason: .start, call: .discovery)
             var columns = EventColumns()
@@ -70,7 +70,7 @@ extension PostgresRunStore {
         for _ in 0..<3 {
             if try await insertRun(run, now: now, connection: connection) {
                 result.started.append(run)
-                result.work.append(WorkItem(runID: run.id, reason: .start, call: .discovery))
+                result.queue(run, now: now)
                 if let due = run.startTimeout { result.dues.append((timeoutID(run.id, "start"), due)) }
                 return .started(run.id)
             }
@@ -259,7 +259,7 @@ extension PostgresRunStore {
     // MARK: Firing
 
     public func fireDue(
-        now: Date, limit: Int, plan: @escaping @Sendable (Firing) async throws -> FiringPlan,
+        now: Date, cronLead: TimeInterval, limit: Int, plan: @escaping @Sendable (Firing) async throws -> FiringPlan,
         cancelling: @escaping @Sendable (CancelledRun) -> [AcceptedEvent]
     ) async throws -> AdmissionResult {
         try await client.withTransaction(logger: logger) { connection in
@@ -291,7 +291,7 @@ extension PostgresRunStore {
             }
 
             let crons = try await connection.query("""
-                SELECT function_id, expression, tick FROM crons WHERE due_at <= \(now)
+                SELECT function_id, expression, tick FROM crons WHERE due_at <= \(now.addingTimeInterval(cronLead))
                 ORDER BY due_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
                 """, logger: logger)
             var ticks: [(UUID, String, Date)] = []
@@ -309,7 +309,7 @@ extension PostgresRunStore {
                 try await connection.query("""
                     UPDATE crons SET tick = \(next.tick), due_at = \(next.due) WHERE function_id = \(function) AND expression = \(expression)
                     """, logger: logger)
-                result.dues.append(("cron:\(function):\(next.tick.unixMilliseconds)", next.due))
+                result.dues.append(("cron:\(function):\(next.tick.unixMilliseconds)", next.due.addingTimeInterval(-cronLead)))
             }
             return result
         }
@@ -389,12 +389,12 @@ extension PostgresRunStore {
         }
     }
 
-    public func nextFlowDue() async throws -> Date? {
+    public func nextFlowDue(cronLead: TimeInterval) async throws -> Date? {
         let rows = try await client.query("""
             SELECT min(due) FROM (
                 SELECT min(due_at) AS due FROM debounces
                 UNION ALL SELECT min(due_at) FROM batches WHERE closed_at IS NULL
-                UNION ALL SELECT min(due_at) FROM crons
+                UNION ALL SELECT min(due_at) - make_interval(secs => \(cronLead)) FROM crons
                 UNION ALL SELECT min(due_at) FROM timers WHERE fired_at IS NULL AND kind = 'timeout') d
             """, logger: logger)
         for try await due in rows.decode(Date?.self) { return due }

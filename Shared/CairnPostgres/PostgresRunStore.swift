@@ -54,7 +54,7 @@ public struct PostgresRunStore: RunStore {
     }
 
     /// Inserts `run` queued, with its pauses, its start timeout and its start item in the
-    /// outbox. False, with nothing written, when another unfinished run holds its singleton
+    /// outbox (in a timer, when it may not start yet). False, with nothing written, when another unfinished run holds its singleton
     /// key. (Its claim points at it; the foreign key is checked at commit.)
     func insertRun(_ run: NewRun, now: Date, connection: PostgresConnection) async throws -> Bool {
         let eventIDs = run.eventIDs.map(\.description)
@@ -68,7 +68,12 @@ public struct PostgresRunStore: RunStore {
         guard try await inserted.hasRows() else { return false }
         for pause in run.pauses { try await insertPause(pause, timeoutTimer: nil, now: now, connection: connection) }
         if let due = run.startTimeout { try await insertTimeout(run.id, which: "start", due: due, now: now, connection: connection) }
-        try await insertOutbox(WorkItem(runID: run.id, reason: .start, call: .discovery), connection: connection)
+        let item = WorkItem(runID: run.id, reason: .start, call: .discovery)
+        if let notBefore = run.notBefore, notBefore > now {
+            try await insertTimer(item, due: notBefore, now: now, connection: connection)
+        } else {
+            try await insertOutbox(item, connection: connection)
+        }
         return true
     }
 
@@ -316,7 +321,7 @@ public struct PostgresRunStore: RunStore {
                 }
                 items.append(item)
             }
-            for item in items { try await insertOutbox(item, connection: connection) }
+            try await insertOutbox(items, connection: connection)
             return items
         }
     }
@@ -578,6 +583,18 @@ public struct PostgresRunStore: RunStore {
         try await connection.query("""
             INSERT INTO outbox (stream, entry_id, run_id, fields)
             VALUES (\(Self.workStream), \(item.entryID), \(item.runID.description), \(item.json.jsonString)::json)
+            ON CONFLICT ON CONSTRAINT outbox_entry_once DO NOTHING
+            """, logger: logger)
+    }
+
+    /// Inserts `items` into the outbox in one statement (each once).
+    func insertOutbox(_ items: [WorkItem], connection: PostgresConnection) async throws {
+        if items.isEmpty { return }
+        try await connection.query("""
+            INSERT INTO outbox (stream, entry_id, run_id, fields)
+            SELECT \(Self.workStream), entry, run, fields::json
+            FROM unnest(\(items.map(\.entryID))::text[], \(items.map(\.runID.description))::text[], \(items.map(\.json.jsonString))::text[])
+                AS t(entry, run, fields)
             ON CONFLICT ON CONSTRAINT outbox_entry_once DO NOTHING
             """, logger: logger)
     }

@@ -13,6 +13,7 @@ public enum FlowStoreContract {
         ("a debounce keeps the last event, records the replaced ones, and fires once", debounces),
         ("a batch closes at its size or when due; an event joins once", batches),
         ("each cron tick fires once across concurrent schedulers; a chain ends with its trigger", cronTicksFireOnce),
+        ("a cron tick fired ahead is written at once and starts on its time, from a timer", cronTickAhead),
         ("a start timeout cancels only a run not started; a finish timeout, one not ended", timeouts),
     ]
 
@@ -198,6 +199,46 @@ public enum FlowStoreContract {
         try await f.store.syncCrons([])
         let late = start.addingTimeInterval(100 * 60)
         #expect(try await f.store.fireDue(now: late, limit: 10, plan: plan, cancelling: never).started.isEmpty)
+    }
+
+    static func cronTickAhead(_ f: RunStoreFixture) async throws {
+        let t0 = f.t0
+        let body = """
+            {"appname":"clock","url":"http://127.0.0.1:9/api/inngest","sdk":"py:v0.5.19","functions":[
+             {"id":"clock-ahead","name":"ahead","triggers":[{"cron":"* * * * *"}],
+              "steps":{"step":{"id":"step","name":"step","runtime":{"type":"http","url":"http://127.0.0.1:9/api/inngest?fnId=clock-ahead&stepId=step"}}}}]}
+            """
+        _ = try await f.registry.sync(try AppRegistration(parsing: try JSONValue(parsing: body)), at: t0)
+        let function = try #require(try await f.registry.liveFunctions().first { $0.slug == "clock-ahead" })
+        let tick = Date(timeIntervalSince1970: (t0.timeIntervalSince1970 / 60).rounded(.down) * 60 + 60)
+        try await f.store.syncCrons([CronChain(functionID: function.id, expression: "* * * * *", tick: tick, due: tick)])
+        let runID = ULID(milliseconds: UInt64(tick.unixMilliseconds), entropy: [UInt8](repeating: 7, count: 10))
+        let plan: @Sendable (Firing) async throws -> FiringPlan = { _ in
+            let eventID = ULID(milliseconds: UInt64(tick.unixMilliseconds), entropy: [UInt8](repeating: 6, count: 10))
+            var arrival = Arrival(run: NewRun(
+                id: runID, functionID: function.id, functionVersion: function.version, eventIDs: [eventID],
+                idempotencyKey: "cron:\(tick.unixMilliseconds)", idempotentUntil: tick.addingTimeInterval(86_400)))
+            arrival.run.notBefore = tick
+            arrival.events = [AcceptedEvent(
+                id: eventID, name: SystemEvents.scheduledTimer, dedupeKey: nil, ts: tick.unixMilliseconds,
+                payload: ["name": .string(SystemEvents.scheduledTimer), "data": [:]], receivedAt: tick.unixMilliseconds)]
+            return FiringPlan(arrival: arrival, next: (tick.addingTimeInterval(60), tick.addingTimeInterval(60)))
+        }
+        // Not yet within the lead; the scheduler is told to wake a lead before the tick.
+        #expect(try await f.store.fireDue(now: tick.addingTimeInterval(-2), cronLead: 1, limit: 10, plan: plan, cancelling: never).started.isEmpty)
+        #expect(try await f.store.nextFlowDue(cronLead: 1) == tick.addingTimeInterval(-1))
+        // Within it: the run and its event are written, its start waits for the tick.
+        let fired = try await f.store.fireDue(now: tick.addingTimeInterval(-0.5), cronLead: 1, limit: 10, plan: plan, cancelling: never)
+        let start = WorkItem(runID: runID, reason: .start, call: .discovery)
+        #expect(fired.started.map(\.id) == [runID])
+        #expect(fired.work.isEmpty)
+        #expect(fired.dues.contains { $0.id == start.entryID && $0.due == tick })
+        #expect(fired.dues.contains { $0.id.hasPrefix("cron:") && $0.due == tick.addingTimeInterval(59) })
+        #expect(try await f.store.run(runID)?.status == "Queued")
+        #expect(try await f.store.recoverStranded(limit: 10).isEmpty)
+        #expect(try await f.store.fireDueTimers(now: tick.addingTimeInterval(-0.1), limit: 10).isEmpty)
+        #expect(try await f.store.fireDueTimers(now: tick, limit: 10) == [start])
+        _ = try await f.lease(start, owner: "one")
     }
 
     static func timeouts(_ f: RunStoreFixture) async throws {

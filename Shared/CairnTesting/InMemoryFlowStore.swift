@@ -77,7 +77,7 @@ extension InMemoryRunStore {
             for _ in 0..<3 {
                 if try insertRun(run, now: now, into: &state) {
                     result.started.append(run)
-                    result.work.append(WorkItem(runID: run.id, reason: .start, call: .discovery))
+                    result.queue(run, now: now)
                     if let due = run.startTimeout { result.dues.append(("\(run.id):timeout:start", due)) }
                     return .started(run.id)
                 }
@@ -177,7 +177,7 @@ extension InMemoryRunStore {
     }
 
     public func fireDue(
-        now: Date, limit: Int, plan: @escaping @Sendable (Firing) async throws -> FiringPlan,
+        now: Date, cronLead: TimeInterval, limit: Int, plan: @escaping @Sendable (Firing) async throws -> FiringPlan,
         cancelling: @escaping @Sendable (CancelledRun) -> [AcceptedEvent]
     ) async throws -> AdmissionResult {
         // Take what is due (as `FOR UPDATE SKIP LOCKED` would: another caller does not see it),
@@ -186,7 +186,7 @@ extension InMemoryRunStore {
         let (debounces, crons) = state.withLock { state -> ([DebounceRow], [CronRow]) in
             let debounces = state.flow.debounces.filter { $0.value.due <= now }.sorted { $0.value.due < $1.value.due }.prefix(limit)
             for (id, _) in debounces { state.flow.debounces[id] = nil }
-            let crons = state.flow.crons.filter { $0.value.due <= now }.sorted { $0.value.due < $1.value.due }.prefix(limit)
+            let crons = state.flow.crons.filter { $0.value.due <= now.addingTimeInterval(cronLead) }.sorted { $0.value.due < $1.value.due }.prefix(limit)
             for (id, _) in crons { state.flow.crons[id]?.due = .distantFuture }
             return (debounces.map(\.value), crons.map(\.value))
         }
@@ -220,7 +220,7 @@ extension InMemoryRunStore {
                     }
                     copy.flow.crons[id]?.tick = next.tick
                     copy.flow.crons[id]?.due = next.due
-                    result.dues.append(("cron:\(id):\(next.tick.unixMilliseconds)", next.due))
+                    result.dues.append(("cron:\(id):\(next.tick.unixMilliseconds)", next.due.addingTimeInterval(-cronLead)))
                 }
                 state = copy
                 committed = true
@@ -276,10 +276,11 @@ extension InMemoryRunStore {
         }
     }
 
-    public func nextFlowDue() async throws -> Date? {
+    public func nextFlowDue(cronLead: TimeInterval) async throws -> Date? {
         state.withLock { state in
             let flow = state.flow
-            return (flow.debounces.values.map(\.due) + flow.batches.values.filter { !$0.closed }.map(\.due) + flow.crons.values.map(\.due)
+            return (flow.debounces.values.map(\.due) + flow.batches.values.filter { !$0.closed }.map(\.due)
+                + flow.crons.values.map { $0.due.addingTimeInterval(-cronLead) }
                 + flow.timeouts.values.map(\.due)).min()
         }
     }

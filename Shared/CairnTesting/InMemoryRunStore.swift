@@ -190,7 +190,12 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         state.runs[run.id] = row
         for pause in run.pauses { try insertPause(pause, timeoutTimer: nil, now: now, into: &state) }
         if let due = run.startTimeout { state.flow.timeouts["\(run.id):start"] = TimeoutRow(runID: run.id, which: "start", due: due) }
-        insertOutbox(WorkItem(runID: run.id, reason: .start, call: .discovery), now: now, into: &state)
+        let item = WorkItem(runID: run.id, reason: .start, call: .discovery)
+        if let notBefore = run.notBefore, notBefore > now {
+            try Self.insertTimer(item, due: notBefore, into: &state)
+        } else {
+            insertOutbox(item, now: now, into: &state)
+        }
         return true
     }
 

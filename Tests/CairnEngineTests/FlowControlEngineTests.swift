@@ -302,6 +302,23 @@ import Testing
         #expect(engine.runs(ofFunction: "c").count == 4)
     }
 
+    @Test func aCronTickIsWrittenAheadAndItsRunStartsOnTheTick() async throws {
+        let engine = EngineHarness()
+        engine.clock.set(try Self.date("2026-03-01T10:00:30Z"))
+        try await engine.sync(configs: [("c", #""triggers":[{"cron":"* * * * *"}]"#, Self.quick)])
+        try await engine.settle()
+        try await engine.advance(28.5)
+        #expect(engine.runs(ofFunction: "c").isEmpty)
+        // Within the lead (a second): the run is written, queued, and nothing calls the app yet.
+        try await engine.advance(0.5)
+        #expect(engine.runs(ofFunction: "c").map(\.status) == ["Queued"])
+        try await engine.advance(0.9)
+        #expect(engine.runs(ofFunction: "c").map(\.status) == ["Queued"])
+        // On the tick it runs.
+        try await engine.advance(0.1)
+        #expect(engine.runs(ofFunction: "c").map(\.status) == ["Completed"])
+    }
+
     // MARK: Timeouts
 
     @Test func aStartTimeoutCancelsARunThatDidNotStart() async throws {

@@ -133,6 +133,9 @@ public struct NewRun: Sendable, Hashable {
     public var batchID: String?
     /// When it is cancelled if it has not started (`timeouts.start`).
     public var startTimeout: Date?
+    /// When set and later than its admission, the run waits until then to start: its start
+    /// item is a timer rather than outbox work (a cron tick committed ahead of its time).
+    public var notBefore: Date?
 
     public init(id: ULID, functionID: UUID, functionVersion: Int, eventIDs: [ULID], idempotencyKey: String, idempotentUntil: Date) {
         self.id = id

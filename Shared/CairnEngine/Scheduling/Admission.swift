@@ -138,6 +138,17 @@ public struct AdmissionResult: Sendable {
 
     public init() {}
 
+    /// Records what follows `run`'s creation: its start work, or the index entry of the timer
+    /// it waits on (`notBefore`), and its start timeout.
+    public mutating func queue(_ run: NewRun, now: Date) {
+        let item = WorkItem(runID: run.id, reason: .start, call: .discovery)
+        if let notBefore = run.notBefore, notBefore > now {
+            dues.append((item.entryID, notBefore))
+        } else {
+            work.append(item)
+        }
+    }
+
     public mutating func merge(_ other: AdmissionResult) {
         outcomes += other.outcomes
         started += other.started
@@ -193,10 +204,11 @@ public protocol FlowStore: Sendable {
         -> AdmissionResult
 
     /// Fires what is due at `now`, at most `limit` of each kind, across replicas once each:
-    /// batches past their timeout start their runs; debounces past their period and cron ticks
-    /// are handed to `plan` and its arrivals admitted, in the same transaction as the firing.
+    /// batches past their timeout start their runs; debounces past their period, and cron
+    /// ticks due within `cronLead` of now, are handed to `plan` and its arrivals admitted, in
+    /// the same transaction as the firing. A chain's next tick is indexed `cronLead` early.
     func fireDue(
-        now: Date, limit: Int, plan: @escaping @Sendable (Firing) async throws -> FiringPlan,
+        now: Date, cronLead: TimeInterval, limit: Int, plan: @escaping @Sendable (Firing) async throws -> FiringPlan,
         cancelling: @escaping @Sendable (CancelledRun) -> [AcceptedEvent]
     ) async throws -> AdmissionResult
 
@@ -213,8 +225,22 @@ public protocol FlowStore: Sendable {
     /// chains of functions or cron triggers no longer live.
     func syncCrons(_ chains: [CronChain]) async throws
 
-    /// The earliest flow deadline held (debounce, batch, cron), if any.
-    func nextFlowDue() async throws -> Date?
+    /// The earliest flow deadline held (debounce, batch, cron `cronLead` early, timeout), if
+    /// any.
+    func nextFlowDue(cronLead: TimeInterval) async throws -> Date?
+}
+
+extension FlowStore {
+    /// Fires what is due at `now`, crons on their tick.
+    public func fireDue(
+        now: Date, limit: Int, plan: @escaping @Sendable (Firing) async throws -> FiringPlan,
+        cancelling: @escaping @Sendable (CancelledRun) -> [AcceptedEvent]
+    ) async throws -> AdmissionResult {
+        try await fireDue(now: now, cronLead: 0, limit: limit, plan: plan, cancelling: cancelling)
+    }
+
+    /// The earliest flow deadline held, crons on their tick.
+    public func nextFlowDue() async throws -> Date? { try await nextFlowDue(cronLead: 0) }
 }
 
 /// What follows a committed admission or firing, the same for the router and the flow

@@ -24,6 +24,11 @@ public final class FlowScheduler: Sendable {
     private let synced = Mutex<(versions: [UUID: Int], at: Date)?>(nil)
     /// Chains are synced again at least this often, whatever the catalog says.
     let cronResync: TimeInterval = 60
+    /// How long before its fire time a cron tick is committed: its run and event are written
+    /// then, and its start waits in a timer for the fire time. A burst of crons on the same
+    /// minute is written ahead, and on the tick only their start items are published, in one
+    /// statement (docs/flow-control.md).
+    public static let cronLead: TimeInterval = 1
 
     public init(
         store: any RunStore, catalog: FunctionCatalog, eventLog: any EventLog, work: any WorkQueue, events: any EventSink,
@@ -49,7 +54,7 @@ public final class FlowScheduler: Sendable {
         let now = clock.now
         try await syncCrons(now: now)
         let cancelling = RunCancellation.emitter(now: now, stamper: stamper)
-        let fired = try await store.fireDue(now: now, limit: batchSize, plan: { [self] firing in try await plan(firing, now: now) }, cancelling: cancelling)
+        let fired = try await store.fireDue(now: now, cronLead: Self.cronLead, limit: batchSize, plan: { [self] firing in try await plan(firing, now: now) }, cancelling: cancelling)
         try await effects.apply(fired, now: now)
         let cancelled = try await store.fireTimeouts(now: now, limit: batchSize, cancelling: cancelling)
         if !cancelled.isEmpty { await events.announce(cancelled) }
@@ -59,7 +64,7 @@ public final class FlowScheduler: Sendable {
 
     /// Puts the earliest flow deadline Postgres holds into the due index.
     func indexNextDeadline() async throws {
-        if let next = try await store.nextFlowDue() { try? await index.schedule([("flow:next", next)]) }
+        if let next = try await store.nextFlowDue(cronLead: Self.cronLead) { try? await index.schedule([("flow:next", next)]) }
     }
 
     /// When `function`'s cron `schedule` fires `tick`: with its jitter, the same on every
@@ -87,7 +92,7 @@ public final class FlowScheduler: Sendable {
             guard let function = try await catalog.function(id: functionID),
                 let (schedule, jitter) = Self.cron(function, expression)
             else { return FiringPlan(arrival: nil) }
-            let fired = schedule.tickToFire(chain: tick, now: now)
+            let fired = schedule.tickToFire(chain: tick, now: now.addingTimeInterval(Self.cronLead))
             if fired != tick {
                 logger.warning(
                     "cron ticks were missed while nothing fired them; firing the most recent once",

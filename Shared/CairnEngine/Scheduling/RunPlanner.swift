@@ -83,6 +83,12 @@ public final class RunPlanner: Sendable {
             arrival.rateLimit = Self.rateLimit(limit, key: value, config: function.config)
         }
         arrival.events = [accepted]
+        // Fired ahead of its time (`FlowScheduler.cronLead`): the run waits for it, and its
+        // start timeout counts from it.
+        if fireAt > now {
+            arrival.run.notBefore = fireAt
+            arrival.run.startTimeout = arrival.run.startTimeout?.addingTimeInterval(fireAt.timeIntervalSince(now))
+        }
         return arrival
     }
 
