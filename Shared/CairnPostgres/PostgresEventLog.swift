@@ -177,6 +177,20 @@ struct EventColumns: Sendable {
         receivedAt.append(event.receivedAt)
     }
 
+    /// The insert of the events bound as six arrays from parameter `$first` on (see `bind`),
+    /// each once, only `when` that condition holds; it returns each new event's id.
+    static func insert(from first: Int, when condition: String? = nil) -> String {
+        let arrays = zip(first..<(first + 6), ["text", "text", "text", "int8", "text", "int8"]).map { "$\($0)::\($1)[]" }
+        return """
+            INSERT INTO events (id, name, external_id, ts, payload, received_at)
+            SELECT id, name, NULLIF(external_id, ''), ts, payload::json, to_timestamp(received_ms / 1000.0)
+            FROM unnest(\(arrays.joined(separator: ", "))) AS t(id, name, external_id, ts, payload, received_ms)
+            \(condition.map { "WHERE \($0)" } ?? "")
+            ON CONFLICT (id) DO NOTHING
+            RETURNING id
+            """
+    }
+
     /// Appends the six arrays, in the order `unnest` reads them (id, name, external id, ts,
     /// payload, received ms).
     func bind(to bindings: inout PostgresBindings) {
@@ -192,14 +206,7 @@ struct EventColumns: Sendable {
 /// The multi-row insert of a batch of events, prepared once per connection. An event whose
 /// internal id is already stored is skipped; the ids written come back.
 struct InsertEvents: PostgresPreparedStatement {
-    static let sql = """
-        INSERT INTO events (id, name, external_id, ts, payload, received_at)
-        SELECT id, name, NULLIF(external_id, ''), ts, payload::json, to_timestamp(received_ms / 1000.0)
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[])
-            AS t(id, name, external_id, ts, payload, received_ms)
-        ON CONFLICT (id) DO NOTHING
-        RETURNING id
-        """
+    static let sql = EventColumns.insert(from: 1)
     typealias Row = String
 
     var columns: EventColumns

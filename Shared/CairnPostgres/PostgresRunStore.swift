@@ -628,13 +628,7 @@ struct FinishRun: PostgresPreparedStatement {
             UPDATE pauses SET consumed_at = $6, consumed_by = 'ended' WHERE run_id IN (SELECT id FROM ended) AND consumed_at IS NULL
             RETURNING 1
         ), emitted AS (
-            INSERT INTO events (id, name, external_id, ts, payload, received_at)
-            SELECT id, name, NULLIF(external_id, ''), ts, payload::json, to_timestamp(received_ms / 1000.0)
-            FROM unnest($7::text[], $8::text[], $9::text[], $10::int8[], $11::text[], $12::int8[])
-                AS t(id, name, external_id, ts, payload, received_ms)
-            WHERE EXISTS (SELECT 1 FROM ended)
-            ON CONFLICT (id) DO NOTHING
-            RETURNING 1
+            \(EventColumns.insert(from: 7, when: "EXISTS (SELECT 1 FROM ended)"))
         )
         SELECT count(*)::int8 FROM ended
         """
@@ -689,13 +683,7 @@ struct StartRun: PostgresPreparedStatement {
                 WHERE run_idempotency.expires_at <= $5
             RETURNING run_id
         ), stored AS (
-            INSERT INTO events (id, name, external_id, ts, payload, received_at)
-            SELECT id, name, NULLIF(external_id, ''), ts, payload::json, to_timestamp(received_ms / 1000.0)
-            FROM unnest($11::text[], $12::text[], $13::text[], $14::int8[], $15::text[], $16::int8[])
-                AS t(id, name, external_id, ts, payload, received_ms)
-            WHERE EXISTS (SELECT 1 FROM claimed)
-            ON CONFLICT (id) DO NOTHING
-            RETURNING 1
+            \(EventColumns.insert(from: 11, when: "EXISTS (SELECT 1 FROM claimed)"))
         ), started AS (
             INSERT INTO runs (id, function_id, function_version, event_id, event_ids, status, batch_id, created_at, updated_at)
             SELECT run_id, $1, $6, $7[1], $7, 'Queued', $8, $5, $5 FROM claimed

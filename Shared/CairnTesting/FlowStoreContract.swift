@@ -151,16 +151,21 @@ public enum FlowStoreContract {
         #expect(try await f.store.admit([c], now: t0.addingTimeInterval(11), cancelling: never).outcomes == [.duplicate])
     }
 
-    static func cronTicksFireOnce(_ f: RunStoreFixture) async throws {
-        let t0 = f.t0
-        // A function with a cron trigger.
+    /// Syncs the app `clock` with one every-minute cron function, `clock-<slug>`; returns the
+    /// function and the app's registration body.
+    static func syncCron(_ f: RunStoreFixture, slug: String) async throws -> (FunctionRecord, String) {
         let body = """
             {"appname":"clock","url":"http://127.0.0.1:9/api/inngest","sdk":"py:v0.5.19","functions":[
-             {"id":"clock-tick","name":"tick","triggers":[{"cron":"* * * * *"}],
-              "steps":{"step":{"id":"step","name":"step","runtime":{"type":"http","url":"http://127.0.0.1:9/api/inngest?fnId=clock-tick&stepId=step"}}}}]}
+             {"id":"clock-\(slug)","name":"\(slug)","triggers":[{"cron":"* * * * *"}],
+              "steps":{"step":{"id":"step","name":"step","runtime":{"type":"http","url":"http://127.0.0.1:9/api/inngest?fnId=clock-\(slug)&stepId=step"}}}}]}
             """
-        _ = try await f.registry.sync(try AppRegistration(parsing: try JSONValue(parsing: body)), at: t0)
-        let function = try #require(try await f.registry.liveFunctions().first { $0.slug == "clock-tick" })
+        _ = try await f.registry.sync(try AppRegistration(parsing: try JSONValue(parsing: body)), at: f.t0)
+        return (try #require(try await f.registry.liveFunctions().first { $0.slug == "clock-\(slug)" }), body)
+    }
+
+    static func cronTicksFireOnce(_ f: RunStoreFixture) async throws {
+        let t0 = f.t0
+        let (function, body) = try await syncCron(f, slug: "tick")
         let start = Date(timeIntervalSince1970: (t0.timeIntervalSince1970 / 60).rounded(.down) * 60 + 60)
         let chain = CronChain(functionID: function.id, expression: "* * * * *", tick: start, due: start)
         try await f.store.syncCrons([chain])
@@ -203,13 +208,7 @@ public enum FlowStoreContract {
 
     static func cronTickAhead(_ f: RunStoreFixture) async throws {
         let t0 = f.t0
-        let body = """
-            {"appname":"clock","url":"http://127.0.0.1:9/api/inngest","sdk":"py:v0.5.19","functions":[
-             {"id":"clock-ahead","name":"ahead","triggers":[{"cron":"* * * * *"}],
-              "steps":{"step":{"id":"step","name":"step","runtime":{"type":"http","url":"http://127.0.0.1:9/api/inngest?fnId=clock-ahead&stepId=step"}}}}]}
-            """
-        _ = try await f.registry.sync(try AppRegistration(parsing: try JSONValue(parsing: body)), at: t0)
-        let function = try #require(try await f.registry.liveFunctions().first { $0.slug == "clock-ahead" })
+        let (function, _) = try await syncCron(f, slug: "ahead")
         let tick = Date(timeIntervalSince1970: (t0.timeIntervalSince1970 / 60).rounded(.down) * 60 + 60)
         try await f.store.syncCrons([CronChain(functionID: function.id, expression: "* * * * *", tick: tick, due: tick)])
         let runID = ULID(milliseconds: UInt64(tick.unixMilliseconds), entropy: [UInt8](repeating: 7, count: 10))
