@@ -29,7 +29,7 @@ extension PostgresRunStore {
         connection: PostgresConnection
     ) async throws -> Admission {
         switch arrival.route {
-        case .start where arrival.rateLimit == nil && arrival.singleton == nil && arrival.run.singletonKey == nil
+        case .start where arrival.rateLimit == nil && arrival.throttle == nil && arrival.singleton == nil && arrival.run.singletonKey == nil
             && arrival.run.pauses.isEmpty && arrival.run.startTimeout == nil && arrival.run.notBefore == nil:
             // The common case, in one round trip.
             let item = WorkItem(runID: arrival.run.id, reason: .start, call: .discovery)
@@ -64,11 +64,20 @@ extension PostgresRunStore {
         _ arrival: Arrival, now: Date, cancelling: @Sendable (CancelledRun) -> [AcceptedEvent], into result: inout AdmissionResult,
         connection: PostgresConnection
     ) async throws -> Admission {
-        let run = arrival.run
+        var run = arrival.run
+        // The throttle's state is read locked, and moved on only if the run is created.
+        var throttled: (check: ThrottleCheck, tat: Int64)?
+        if let check = arrival.throttle {
+            let (start, tat) = check.gcra.schedule(
+                tat: try await lockedTat(run.functionID, check.stateKey, now: now, connection: connection), now: Self.microseconds(now))
+            if start > Self.microseconds(now) { run.notBefore = max(run.notBefore ?? now, Self.date(microseconds: start)) }
+            throttled = (check, tat)
+        }
         // A holder that ends between the look and the insert frees the key; one that appears
         // (another router's commit) is found by the next look.
         for _ in 0..<3 {
             if try await insertRun(run, now: now, connection: connection) {
+                if let (check, tat) = throttled { try await storeTat(run.functionID, check.stateKey, tat, connection: connection) }
                 result.started.append(run)
                 result.queue(run, now: now)
                 if let due = run.startTimeout { result.dues.append((timeoutID(run.id, "start"), due)) }
@@ -111,24 +120,34 @@ extension PostgresRunStore {
     func rateLimited(_ arrival: Arrival, now: Date, connection: PostgresConnection) async throws -> SkipReason? {
         guard let check = arrival.rateLimit else { return nil }
         let function = arrival.run.functionID
-        try await connection.query("""
-            INSERT INTO rate_limits (function_id, key, tat) VALUES (\(function), \(check.key), \(now)) ON CONFLICT DO NOTHING
-            """, logger: logger)
-        let rows = try await connection.query(
-            "SELECT tat FROM rate_limits WHERE function_id = \(function) AND key = \(check.key) FOR UPDATE", logger: logger)
-        var stored: Date?
-        for try await tat in rows.decode(Date.self) { stored = tat }
-        let nowMicroseconds = Self.microseconds(now)
-        let decision = check.gcra.admit(tat: stored.map(Self.microseconds), now: nowMicroseconds)
+        let stored = try await lockedTat(function, check.key, now: now, connection: connection)
+        let decision = check.gcra.admit(tat: stored, now: Self.microseconds(now))
         guard decision.admitted else { return check.reason }
-        try await connection.query("""
-            UPDATE rate_limits SET tat = \(Date(timeIntervalSince1970: Double(decision.tat) / 1_000_000))
-            WHERE function_id = \(function) AND key = \(check.key)
-            """, logger: logger)
+        try await storeTat(function, check.key, decision.tat, connection: connection)
         return nil
     }
 
+    /// The GCRA state (`tat`, in microseconds) of `function`'s `key`, locked until the
+    /// transaction ends; a key never seen is created idle.
+    func lockedTat(_ function: UUID, _ key: String, now: Date, connection: PostgresConnection) async throws -> Int64? {
+        try await connection.query("""
+            INSERT INTO rate_limits (function_id, key, tat) VALUES (\(function), \(key), \(now)) ON CONFLICT DO NOTHING
+            """, logger: logger)
+        let rows = try await connection.query(
+            "SELECT tat FROM rate_limits WHERE function_id = \(function) AND key = \(key) FOR UPDATE", logger: logger)
+        var stored: Date?
+        for try await tat in rows.decode(Date.self) { stored = tat }
+        return stored.map(Self.microseconds)
+    }
+
+    func storeTat(_ function: UUID, _ key: String, _ tat: Int64, connection: PostgresConnection) async throws {
+        try await connection.query("""
+            UPDATE rate_limits SET tat = \(Self.date(microseconds: tat)) WHERE function_id = \(function) AND key = \(key)
+            """, logger: logger)
+    }
+
     static func microseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1_000_000).rounded()) }
+    static func date(microseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(microseconds) / 1_000_000) }
 
     // MARK: Debounce
 

@@ -10,6 +10,7 @@ public enum FlowStoreContract {
     public static let checks: [(name: String, run: @Sendable (RunStoreFixture) async throws -> Void)] = [
         ("admission: a run starts once per claim, a rate-limited one is skipped", admissionAndRateLimit),
         ("a singleton key is held until its run ends; skip points at the holder, cancel ends it", singletons),
+        ("a throttle starts runs at its rate, in order, and drops none", throttles),
         ("a debounce keeps the last event, records the replaced ones, and fires once", debounces),
         ("a batch closes at its size or when due; an event joins once", batches),
         ("each cron tick fires once across concurrent schedulers; a chain ends with its trigger", cronTicksFireOnce),
@@ -57,6 +58,32 @@ public enum FlowStoreContract {
         var third = arrival(f, event: try await storeEvent(f, 4, at: t0), entropy: 22, at: t0)
         third.rateLimit = limit
         #expect(try await f.store.admit([third], now: t0.addingTimeInterval(60), cancelling: never).outcomes == [.started(third.run.id)])
+    }
+
+    static func throttles(_ f: RunStoreFixture) async throws {
+        let t0 = f.t0
+        // 1 per 10 s, no burst.
+        let check = ThrottleCheck(key: "k", gcra: .throttle(limit: 1, periodMilliseconds: 10_000, burst: 0))
+        var arrivals: [Arrival] = []
+        for n in UInt8(0)..<3 {
+            var throttled = arrival(f, event: try await storeEvent(f, 70 + n, at: t0), entropy: 70 + n, at: t0)
+            throttled.throttle = check
+            arrivals.append(throttled)
+        }
+        let admitted = try await f.store.admit(arrivals, now: t0, cancelling: never)
+        #expect(admitted.outcomes == arrivals.map { .started($0.run.id) })
+        let items = arrivals.map { WorkItem(runID: $0.run.id, reason: .start, call: .discovery) }
+        // The first starts now; the others wait 10 and 20 s, each in a timer.
+        #expect(admitted.work == [items[0]])
+        #expect(admitted.dues.map(\.id) == [items[1].entryID, items[2].entryID])
+        #expect(admitted.dues.map(\.due) == [t0.addingTimeInterval(10), t0.addingTimeInterval(20)])
+        #expect(try await f.store.fireDueTimers(now: t0.addingTimeInterval(9.9), limit: 10).isEmpty)
+        #expect(try await f.store.fireDueTimers(now: t0.addingTimeInterval(10), limit: 10) == [items[1]])
+        #expect(try await f.store.fireDueTimers(now: t0.addingTimeInterval(20), limit: 10) == [items[2]])
+        // Once the backlog has drained, a run starts at once again.
+        var later = arrival(f, event: try await storeEvent(f, 73, at: t0), entropy: 73, at: t0)
+        later.throttle = check
+        #expect(try await f.store.admit([later], now: t0.addingTimeInterval(60), cancelling: never).work.count == 1)
     }
 
     static func singletons(_ f: RunStoreFixture) async throws {

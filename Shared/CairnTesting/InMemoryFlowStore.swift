@@ -67,15 +67,26 @@ extension InMemoryRunStore {
         _ arrival: Arrival, now: Date, cancelling: @Sendable (CancelledRun) -> [AcceptedEvent], into result: inout AdmissionResult,
         _ state: inout State
     ) throws -> Admission {
-        let run = arrival.run
+        var run = arrival.run
         switch arrival.route {
         case .start:
             guard Self.claim(run, now: now, &state) else { return .duplicate }
             eventLog.storeCommitted(arrival.events)
             result.events += arrival.events
             if let refusal = Self.rateLimited(arrival, now: now, &state) { return Self.skip(run, refusal, pointingAt: nil, now: now, &state) }
+            // The throttle's state moves on only if the run is created.
+            var throttled: (key: String, tat: Int64)?
+            if let check = arrival.throttle {
+                let key = "\(run.functionID):\(check.stateKey)"
+                let (start, tat) = check.gcra.schedule(tat: state.flow.rateLimits[key], now: Self.microseconds(now))
+                if start > Self.microseconds(now) {
+                    run.notBefore = max(run.notBefore ?? now, Date(timeIntervalSince1970: Double(start) / 1_000_000))
+                }
+                throttled = (key, tat)
+            }
             for _ in 0..<3 {
                 if try insertRun(run, now: now, into: &state) {
+                    if let (key, tat) = throttled { state.flow.rateLimits[key] = tat }
                     result.started.append(run)
                     result.queue(run, now: now)
                     if let due = run.startTimeout { result.dues.append(("\(run.id):timeout:start", due)) }
@@ -145,11 +156,13 @@ extension InMemoryRunStore {
     static func rateLimited(_ arrival: Arrival, now: Date, _ state: inout State) -> SkipReason? {
         guard let check = arrival.rateLimit else { return nil }
         let key = "\(arrival.run.functionID):\(check.key)"
-        let decision = check.gcra.admit(tat: state.flow.rateLimits[key], now: Int64((now.timeIntervalSince1970 * 1_000_000).rounded()))
+        let decision = check.gcra.admit(tat: state.flow.rateLimits[key], now: microseconds(now))
         guard decision.admitted else { return check.reason }
         state.flow.rateLimits[key] = decision.tat
         return nil
     }
+
+    static func microseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1_000_000).rounded()) }
 
     static func skip(_ run: NewRun, _ reason: SkipReason, pointingAt other: ULID?, now: Date, _ state: inout State) -> Admission {
         var row = RunRow(id: run.id, functionID: run.functionID, version: run.functionVersion, eventIDs: run.eventIDs, createdAt: now)

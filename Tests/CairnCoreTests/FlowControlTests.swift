@@ -26,6 +26,28 @@ import Testing
         #expect(decisions == admitted)
     }
 
+    /// Throttle arrivals (seconds from 0) and when each may start: never refused, spaced.
+    @Test(arguments: [
+        // 1 per 2 s with the Python SDK's default burst of 1: 2 at once, then one every 2 s.
+        (1, 2_000 as Int64, 1, [0.0, 0, 0, 0, 0.5], [0.0, 0, 2, 4, 6]),
+        // 2 per 10 s, no burst: 2 at once, then one per 5 s; an arrival after the backlog has
+        // drained starts at once.
+        (2, 10_000, 0, [0, 0, 0, 1, 30], [0, 0, 5, 10, 30]),
+        // Sub-second periods count in whole seconds (1.5 s is 1 s), as Inngest counts them.
+        (1, 1_500, 0, [0, 0, 0], [0, 1, 2]),
+    ])
+    func throttleSpacesStartsWithoutDropping(limit: Int, period: Int64, burst: Int, arrivals: [Double], starts: [Double]) {
+        let gcra = GCRA.throttle(limit: limit, periodMilliseconds: period, burst: burst)
+        var tat: Int64?
+        var scheduled: [Double] = []
+        for second in arrivals {
+            let (start, next) = gcra.schedule(tat: tat, now: Int64(second * 1_000_000))
+            scheduled.append(Double(start) / 1_000_000)
+            tat = next
+        }
+        #expect(scheduled == starts)
+    }
+
     @Test func rateLimitCapacityIsATenthOfTheLimitPlusOne() {
         #expect(GCRA.rateLimit(limit: 1, periodMilliseconds: 1_000).capacity == 1)
         #expect(GCRA.rateLimit(limit: 10, periodMilliseconds: 1_000).capacity == 2)

@@ -105,7 +105,7 @@ import Testing
         (#""triggers":[{"event":"a/b"}],"retries":{"attempts":21}"#, "retries.attempts", "must be an integer from 0 to 20, got 21"),
         (#""triggers":[{"event":"a/b"}],"concurrency":[{"limit":1},{"limit":2},{"limit":3}]"#, "concurrency", "at most 2 limits"),
         (#""triggers":[{"event":"a/b"}],"concurrency":[{"limit":1,"scope":"galaxy"}]"#, "concurrency[0].scope", "must be fn, env or account"),
-        (#""triggers":[{"event":"a/b"}],"throttle":{"limit":0,"period":"1m"}"#, "throttle.limit", "must be an integer from 1"),
+        (#""triggers":[{"event":"a/b"}],"throttle":{"limit":-1,"period":"1m"}"#, "throttle.limit", "must be an integer from 0"),
         (#""triggers":[{"event":"a/b"}],"throttle":{"limit":1,"period":"soon"}"#, "throttle.period", "must be a number followed by a unit"),
         (#""triggers":[{"event":"a/b"}],"rateLimit":{"limit":1,"period":"25h"}"#, "rateLimit.period", "must be from 1s to 1d"),
         (#""triggers":[{"event":"a/b"}],"debounce":{"period":"8d"}"#, "debounce.period", "must be from 1s to 1w"),

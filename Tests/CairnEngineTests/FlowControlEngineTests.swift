@@ -319,6 +319,24 @@ import Testing
         #expect(engine.runs(ofFunction: "c").map(\.status) == ["Completed"])
     }
 
+    // MARK: Throttle
+
+    @Test func aThrottleSpacesStartsPerKeyAndDropsNone() async throws {
+        let engine = EngineHarness()
+        try await engine.sync(configs: [("t", #""triggers":[{"event":"shop/go"}],"throttle":{"limit":1,"period":"10s","burst":1,"key":"event.data.k"}"#, Self.quick)])
+        for n in 0..<4 { _ = try await engine.send("shop/go", ["k": "a", "n": .number(JSONNumber(n))]) }
+        _ = try await engine.send("shop/go", ["k": "b"])
+        try await engine.settle()
+        // Key a: 2 at once (limit + burst), the others queued; key b is not held back by a.
+        #expect(engine.runs(ofFunction: "t").map(\.status).sorted() == ["Completed", "Completed", "Completed", "Queued", "Queued"])
+        try await engine.advance(9.9)
+        #expect(engine.runs(ofFunction: "t").filter { $0.status == "Queued" }.count == 2)
+        try await engine.advance(0.1)
+        #expect(engine.runs(ofFunction: "t").filter { $0.status == "Queued" }.count == 1)
+        try await engine.advance(10)
+        #expect(engine.runs(ofFunction: "t").allSatisfy { $0.status == "Completed" })
+    }
+
     // MARK: Timeouts
 
     @Test func aStartTimeoutCancelsARunThatDidNotStart() async throws {

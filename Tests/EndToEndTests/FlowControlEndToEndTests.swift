@@ -83,6 +83,28 @@ extension ExecutionEndToEndTests {
         }
     }
 
+    @Test func aThrottleDelaysTheRunsBeyondItsRateAndDropsNone() async throws {
+        try await withHarness { harness in
+            // 1 per 2 s with a burst of 1, on one key (and one event on another).
+            let events: [JSONValue] = (1...4).map { n in ["name": "test/throttled", "data": ["key": "tk", "n": .number(JSONNumber(n))]] }
+            let ids = try await harness.send(.array(events + [["name": "test/throttled", "data": ["key": "other", "n": 5]]]))
+            let runs = try await outcomes(harness, ids)
+            #expect(runs.map { $0["status"] } == Array(repeating: "Completed", count: 5))
+            #expect(runs.map { $0["output"] } == [1, 2, 3, 4, 5])
+            // Two start at once; the third waits at least one period after the first was
+            // admitted, the fourth two. (Only lower bounds: how much later each starts depends
+            // on the machine.)
+            func milliseconds(_ run: JSONValue, _ field: String) throws -> Int64 {
+                try #require(run[field]?.stringValue.flatMap(RFC3339.parseMilliseconds))
+            }
+            let first = try runs.prefix(4).map { try milliseconds($0, "created_at") }.min() ?? 0
+            let starts = try runs.prefix(4).map { Double(try milliseconds($0, "run_started_at") - first) / 1_000 }.sorted()
+            // Times are shown to the millisecond: allow one for the rounding.
+            #expect(starts[2] >= 1.999)
+            #expect(starts[3] >= 3.999)
+        }
+    }
+
     @Test func batchesStartOneRunPerFullBatchAndFlushTheRestOnTimeout() async throws {
         try await withHarness { harness in
             let events: [JSONValue] = (1...4).map { n in ["name": "test/batch", "data": ["key": "bk", "n": .number(JSONNumber(n))]] }

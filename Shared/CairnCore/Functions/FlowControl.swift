@@ -26,6 +26,21 @@ public struct GCRA: Sendable, Hashable {
         GCRA(limit: limit, periodMilliseconds: periodMilliseconds, capacity: limit / 10 + 1)
     }
 
+    /// A throttle as Inngest applies one: `limit` starts per `period` (whole seconds), with
+    /// `limit + burst` at once from idle.
+    public static func throttle(limit: Int, periodMilliseconds: Int64, burst: Int) -> GCRA {
+        let limit = max(1, limit)
+        return GCRA(limit: limit, periodMilliseconds: max(1_000, periodMilliseconds / 1_000 * 1_000), capacity: limit + max(0, burst))
+    }
+
+    /// When an arrival at `now` may go, given the stored `tat` (microseconds since the epoch):
+    /// at once, or at the first instant the rate allows, and the `tat` to store after it. It
+    /// never refuses: arrivals beyond the capacity are spaced one emission apart, in order.
+    public func schedule(tat: Int64?, now: Int64) -> (start: Int64, tat: Int64) {
+        let base = max(tat ?? now, now)
+        return (max(now, base - emissionMicroseconds * Int64(capacity - 1)), base + emissionMicroseconds)
+    }
+
     /// Whether an arrival at `now` is admitted given the stored `tat` (both in microseconds
     /// since the epoch), and the `tat` to store after it (unchanged when refused).
     public func admit(tat: Int64?, now: Int64) -> (admitted: Bool, tat: Int64) {

@@ -269,9 +269,10 @@ public struct Throttle: Sendable, Hashable {
     public var key: String?
 
     init(_ reader: ConfigReader) throws(FunctionConfigError) {
-        limit = try reader.requiredInt("limit", range: 1...1_000_000)
+        // As in Inngest: a limit of 0 is 1, and no burst is none (the Python SDK sends 1).
+        limit = max(1, try reader.requiredInt("limit", range: 0...1_000_000))
         period = try reader.requiredDuration("period", within: 1_000...(7 * 86_400_000))
-        burst = try reader.optionalInt("burst", range: 1...1_000_000) ?? 1
+        burst = try reader.optionalInt("burst", range: 0...1_000_000) ?? 0
         key = try reader.optionalExpression("key")
     }
 }

@@ -30,6 +30,9 @@ public struct Arrival: Sendable {
     public var rateLimit: RateLimitCheck?
     /// At most one unfinished run per key.
     public var singleton: SingletonCheck?
+    /// Run starts spaced by a GCRA on the key: a run beyond it waits (`NewRun.notBefore`),
+    /// and is never dropped.
+    public var throttle: ThrottleCheck?
     /// Events stored with the run (a cron tick's event).
     public var events: [AcceptedEvent] = []
 
@@ -61,6 +64,20 @@ public struct RateLimitCheck: Sendable, Hashable {
         self.gcra = gcra
         self.reason = reason
     }
+}
+
+public struct ThrottleCheck: Sendable, Hashable {
+    /// The key's digest; its GCRA state is stored under `throttle:<key>`.
+    public var key: String
+    public var gcra: GCRA
+
+    public init(key: String, gcra: GCRA) {
+        self.key = key
+        self.gcra = gcra
+    }
+
+    /// Where the key's state is kept, beside the function's rate limits.
+    public var stateKey: String { "throttle:" + key }
 }
 
 public struct SingletonCheck: Sendable, Hashable {

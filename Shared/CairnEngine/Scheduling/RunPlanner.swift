@@ -58,6 +58,12 @@ public final class RunPlanner: Sendable {
             arrival.singleton = SingletonCheck(key: value, mode: singleton.mode)
             arrival.run.singletonKey = value
         }
+        // A throttle spaces run starts: a debounced event meets it when its debounce fires.
+        if case .start = arrival.route, let throttle = config.throttle {
+            arrival.throttle = ThrottleCheck(
+                key: groupKey(throttle.key, event: event, now: nowMilliseconds),
+                gcra: .throttle(limit: throttle.limit, periodMilliseconds: throttle.period.milliseconds, burst: throttle.burst))
+        }
         return arrival
     }
 

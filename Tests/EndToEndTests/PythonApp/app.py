@@ -416,6 +416,16 @@ def rate_limited(ctx: inngest.ContextSync) -> object:
 
 
 @client.create_function(
+    fn_id="throttled",
+    trigger=inngest.TriggerEvent(event="test/throttled"),
+    # The SDK sends burst 1 by default: 2 starts at once, then one every 2 s.
+    throttle=inngest.Throttle(limit=1, period=datetime.timedelta(seconds=2), key="event.data.key"),
+)
+def throttled(ctx: inngest.ContextSync) -> object:
+    return ctx.event.data["n"]
+
+
+@client.create_function(
     fn_id="batcher",
     trigger=inngest.TriggerEvent(event="test/batch"),
     batch_events=inngest.Batch(max_size=3, timeout=datetime.timedelta(seconds=2), key="event.data.key"),
@@ -455,7 +465,7 @@ functions = [
     hello, full_config, three_steps, flaky, fails_twice, raises_around, non_retriable, sleeper, filtered, echo,
     fails_with_handler, sender, group_of_everything, race, ai_infer,
     fan("a"), fan("b"), fan("c"), waiter, child_ok, child_fails, parent, cancellable,
-    debounced, singleton_skip, singleton_cancel, idempotent, rate_limited, batcher, finish_timeout,
+    debounced, singleton_skip, singleton_cancel, idempotent, rate_limited, throttled, batcher, finish_timeout,
 ]
 if variant == "v1":
     functions.append(batched)
