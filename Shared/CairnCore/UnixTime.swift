@@ -6,4 +6,13 @@ extension Date {
     public var unixMilliseconds: Int64 {
         Int64((timeIntervalSince1970 * 1_000).rounded(.down))
     }
+
+    /// Microseconds since the Unix epoch, rounded: the unit of GCRA state.
+    public var unixMicroseconds: Int64 {
+        Int64((timeIntervalSince1970 * 1_000_000).rounded())
+    }
+
+    public init(unixMicroseconds: Int64) {
+        self.init(timeIntervalSince1970: Double(unixMicroseconds) / 1_000_000)
+    }
 }

@@ -68,10 +68,8 @@ extension PostgresRunStore {
         // The throttle's state is read locked, and moved on only if the run is created.
         var throttled: (check: ThrottleCheck, tat: Int64)?
         if let check = arrival.throttle {
-            let (start, tat) = check.gcra.schedule(
-                tat: try await lockedTat(run.functionID, check.stateKey, now: now, connection: connection), now: Self.microseconds(now))
-            if start > Self.microseconds(now) { run.notBefore = max(run.notBefore ?? now, Self.date(microseconds: start)) }
-            throttled = (check, tat)
+            let stored = try await lockedTat(run.functionID, check.stateKey, now: now, connection: connection)
+            throttled = (check, check.place(&run, tat: stored, now: now))
         }
         // A holder that ends between the look and the insert frees the key; one that appears
         // (another router's commit) is found by the next look.
@@ -121,7 +119,7 @@ extension PostgresRunStore {
         guard let check = arrival.rateLimit else { return nil }
         let function = arrival.run.functionID
         let stored = try await lockedTat(function, check.key, now: now, connection: connection)
-        let decision = check.gcra.admit(tat: stored, now: Self.microseconds(now))
+        let decision = check.gcra.admit(tat: stored, now: now.unixMicroseconds)
         guard decision.admitted else { return check.reason }
         try await storeTat(function, check.key, decision.tat, connection: connection)
         return nil
@@ -137,17 +135,18 @@ extension PostgresRunStore {
             "SELECT tat FROM rate_limits WHERE function_id = \(function) AND key = \(key) FOR UPDATE", logger: logger)
         var stored: Date?
         for try await tat in rows.decode(Date.self) { stored = tat }
-        return stored.map(Self.microseconds)
+        return stored?.unixMicroseconds
     }
 
+    /// Stores `key`'s new `tat`; written as an upsert, so a row that retention deleted as
+    /// drained between the look and this write is put back.
     func storeTat(_ function: UUID, _ key: String, _ tat: Int64, connection: PostgresConnection) async throws {
         try await connection.query("""
-            UPDATE rate_limits SET tat = \(Self.date(microseconds: tat)) WHERE function_id = \(function) AND key = \(key)
+            INSERT INTO rate_limits (function_id, key, tat) VALUES (\(function), \(key), \(Date(unixMicroseconds: tat)))
+            ON CONFLICT (function_id, key) DO UPDATE SET tat = EXCLUDED.tat
             """, logger: logger)
     }
 
-    static func microseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1_000_000).rounded()) }
-    static func date(microseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(microseconds) / 1_000_000) }
 
     // MARK: Debounce
 

@@ -54,8 +54,9 @@ public struct PostgresRunStore: RunStore {
     }
 
     /// Inserts `run` queued, with its pauses, its start timeout and its start item in the
-    /// outbox (in a timer, when it may not start yet). False, with nothing written, when another unfinished run holds its singleton
-    /// key. (Its claim points at it; the foreign key is checked at commit.)
+    /// outbox (in a timer, when it may not start yet). False, with nothing written, when
+    /// another unfinished run holds its singleton key. (Its claim points at it; the foreign key
+    /// is checked at commit.)
     func insertRun(_ run: NewRun, now: Date, connection: PostgresConnection) async throws -> Bool {
         let eventIDs = run.eventIDs.map(\.description)
         let inserted = try await connection.query("""

@@ -78,11 +78,7 @@ extension InMemoryRunStore {
             var throttled: (key: String, tat: Int64)?
             if let check = arrival.throttle {
                 let key = "\(run.functionID):\(check.stateKey)"
-                let (start, tat) = check.gcra.schedule(tat: state.flow.rateLimits[key], now: Self.microseconds(now))
-                if start > Self.microseconds(now) {
-                    run.notBefore = max(run.notBefore ?? now, Date(timeIntervalSince1970: Double(start) / 1_000_000))
-                }
-                throttled = (key, tat)
+                throttled = (key, check.place(&run, tat: state.flow.rateLimits[key], now: now))
             }
             for _ in 0..<3 {
                 if try insertRun(run, now: now, into: &state) {
@@ -156,13 +152,11 @@ extension InMemoryRunStore {
     static func rateLimited(_ arrival: Arrival, now: Date, _ state: inout State) -> SkipReason? {
         guard let check = arrival.rateLimit else { return nil }
         let key = "\(arrival.run.functionID):\(check.key)"
-        let decision = check.gcra.admit(tat: state.flow.rateLimits[key], now: microseconds(now))
+        let decision = check.gcra.admit(tat: state.flow.rateLimits[key], now: now.unixMicroseconds)
         guard decision.admitted else { return check.reason }
         state.flow.rateLimits[key] = decision.tat
         return nil
     }
-
-    static func microseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1_000_000).rounded()) }
 
     static func skip(_ run: NewRun, _ reason: SkipReason, pointingAt other: ULID?, now: Date, _ state: inout State) -> Admission {
         var row = RunRow(id: run.id, functionID: run.functionID, version: run.functionVersion, eventIDs: run.eventIDs, createdAt: now)

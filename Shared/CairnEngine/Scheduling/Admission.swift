@@ -78,6 +78,14 @@ public struct ThrottleCheck: Sendable, Hashable {
 
     /// Where the key's state is kept, beside the function's rate limits.
     public var stateKey: String { "throttle:" + key }
+
+    /// Places `run` on the key whose state is `tat` (microseconds): when it must wait, sets
+    /// its `notBefore` to its slot. Returns the state to store once the run is created.
+    public func place(_ run: inout NewRun, tat: Int64?, now: Date) -> Int64 {
+        let (start, next) = gcra.schedule(tat: tat, now: now.unixMicroseconds)
+        if start > now.unixMicroseconds { run.notBefore = max(run.notBefore ?? now, Date(unixMicroseconds: start)) }
+        return next
+    }
 }
 
 public struct SingletonCheck: Sendable, Hashable {
@@ -156,7 +164,7 @@ public struct AdmissionResult: Sendable {
     public init() {}
 
     /// Records what follows `run`'s creation: its start work, or the index entry of the timer
-    /// it waits on (`notBefore`), and its start timeout.
+    /// it waits on (`notBefore`).
     public mutating func queue(_ run: NewRun, now: Date) {
         let item = WorkItem(runID: run.id, reason: .start, call: .discovery)
         if let notBefore = run.notBefore, notBefore > now {
