@@ -12,6 +12,17 @@ struct FlowState {
     var batchEvents: [String: String] = [:]
     var crons: [String: CronRow] = [:]
     var timeouts: [String: TimeoutRow] = [:]
+    /// Concurrency slots: the fencing token each holder took its slot under, by key and run.
+    var slots: [String: [ULID: Int64]] = [:]
+    /// Items waiting for a slot, by entry id.
+    var backlog: [String: BacklogRow] = [:]
+}
+
+struct BacklogRow {
+    var key: String
+    var limit: Int
+    var score: Int64
+    var runID: ULID
 }
 
 struct DebounceRow {

@@ -105,7 +105,41 @@ public enum RunStoreContract {
         ("a run keeps the function version it started with", runKeepsItsVersion),
         ("pauses with a lower bound look back once", pausesLookBack),
         ("the transport record round-trips", transportRecord),
-    ] + FlowStoreContract.checks
+    ] + FlowStoreContract.checks + [
+        ("a full concurrency counter puts work in line, and a freed slot lets the first in line go", concurrencySlots),
+    ]
+
+    static func concurrencySlots(_ f: RunStoreFixture) async throws {
+        let counter = [ConcurrencySlot(key: "f:test:k", limit: 1)]
+        let first = try await f.startedRun(entropy: 80)
+        let second = try await f.startedRun(entropy: 81)
+        let third = try await f.startedRun(entropy: 82)
+        let now = f.t0
+        #expect(try await f.store.acquireSlots(first, counter, score: 10, functionID: f.functionID, start: true, now: now) == .held)
+        // Taken again by the same drive: still held, no second slot.
+        #expect(try await f.store.acquireSlots(first, counter, score: 10, functionID: f.functionID, start: true, now: now) == .held)
+        // Full: the others wait in line (the later score behind), their leases given up, not
+        // started, their items live.
+        #expect(try await f.store.acquireSlots(third, counter, score: 30, functionID: f.functionID, start: true, now: now) == .backlogged(key: "f:test:k"))
+        #expect(try await f.store.acquireSlots(second, counter, score: 20, functionID: f.functionID, start: true, now: now) == .backlogged(key: "f:test:k"))
+        let waiting = try #require(try await f.store.run(second.runID))
+        #expect(waiting.status == "Queued")
+        #expect(waiting.startedAt == nil)
+        let secondItem = WorkItem(runID: second.runID, reason: .start, call: .discovery)
+        let thirdItem = WorkItem(runID: third.runID, reason: .start, call: .discovery)
+        #expect(try await f.store.recoverStranded(limit: 10).isEmpty)
+        // Its holder frees the slot: the lowest score goes, unpublished until published.
+        #expect(try await f.store.releaseSlots(first.runID, now: now) == [secondItem])
+        #expect(try await f.store.unpublishedWork(createdBefore: now.addingTimeInterval(3_600), limit: 10).contains(secondItem))
+        let again = try await f.lease(secondItem, owner: "two")
+        #expect(try await f.store.acquireSlots(again, counter, score: 20, functionID: f.functionID, start: true, now: now) == .held)
+        // A drive that ends without freeing its slot frees it all the same: the reconciler's
+        // pass lets the next in line go.
+        #expect(try await f.store.promoteBacklog(now: now, limit: 10).isEmpty)
+        #expect(try await f.store.release(again, now: now))
+        #expect(try await f.store.promoteBacklog(now: now, limit: 10) == [thirdItem])
+        #expect(try await f.store.promoteBacklog(now: now, limit: 10).isEmpty)
+    }
 
     static func oneRunPerKey(_ f: RunStoreFixture) async throws {
         let first = f.newRun()

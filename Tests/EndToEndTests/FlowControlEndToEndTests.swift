@@ -105,6 +105,21 @@ extension ExecutionEndToEndTests {
         }
     }
 
+    @Test func aConcurrencyLimitIsNeverExceededAndDropsNothing() async throws {
+        try await withHarness { harness in
+            // 2 at a time per key; the app records the most step bodies it ran at once.
+            let events: [JSONValue] = (1...6).map { n in ["name": "test/limited", "data": ["key": "L", "n": .number(JSONNumber(n))]] }
+                + [["name": "test/limited", "data": ["key": "M", "n": 7]]]
+            let runs = try await outcomes(harness, try await harness.send(.array(events)))
+            #expect(runs.map { $0["status"] } == Array(repeating: "Completed", count: 7))
+            #expect(runs.map { $0["output"] } == [1, 2, 3, 4, 5, 6, 7])
+            let counts = try await harness.counts()
+            let most = try #require(counts["L:max"]?.int64Value)
+            #expect(most <= 2)
+            #expect(counts["M:max"] == 1)
+        }
+    }
+
     @Test func batchesStartOneRunPerFullBatchAndFlushTheRestOnTimeout() async throws {
         try await withHarness { harness in
             let events: [JSONValue] = (1...4).map { n in ["name": "test/batch", "data": ["key": "bk", "n": .number(JSONNumber(n))]] }

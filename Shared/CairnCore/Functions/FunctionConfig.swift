@@ -218,6 +218,8 @@ public struct ConcurrencyLimit: Sendable, Hashable {
         guard let scope = Scope(rawValue: scopeText) else {
             throw reader.error("scope", "must be fn, env or account, got \"\(scopeText)\"")
         }
+        // As in Inngest: a limit shared across functions needs a key to share it by.
+        if scope != .fn, key == nil { throw reader.error("key", "is required when scope is \(scopeText)") }
         self.scope = scope
     }
 

@@ -50,6 +50,9 @@ public final class RunExecutor: Service {
     /// The process's app calls in flight, at most `settings.concurrency`: a delivery takes a
     /// slot for its drive, and a parallel group takes more for its members (see `runGroup`).
     let slots: AsyncSlots
+    let work: any WorkQueue
+    /// Concurrency-key and priority expressions, compiled once per source text.
+    let expressions = ExpressionCache()
 
     public init(
         store: any RunStore, events: any EventSink, eventLog: any EventLog, work: any WorkQueue, sdk: any SDKTransport,
@@ -63,6 +66,7 @@ public final class RunExecutor: Service {
         self.sdk = sdk
         self.source = source
         self.matcher = PauseMatcher(store: store, events: events, eventLog: eventLog, work: work, clock: clock, logger: logger)
+        self.work = work
         self.clock = clock
         self.keys = keys
         self.settings = settings
@@ -135,10 +139,48 @@ public final class RunExecutor: Service {
         }
     }
 
-    /// Drives `item`'s run on `lease`, which is renewed meanwhile. Ends with a write that
-    /// retires the item, or throws.
+    /// Drives `item`'s run on `lease`, which is renewed meanwhile, holding a slot on each of
+    /// its function's concurrency counters (docs/flow-control.md): when one is full the item
+    /// waits in its backlog instead, off the stream, and the drive ends. Otherwise ends with a
+    /// write that retires the item, or throws; either way its slots are then freed and the
+    /// work waiting for them published.
     func drive(_ item: WorkItem, holding lease: RunLease) async throws {
-        var snapshot = try await store.snapshot(item.runID)
+        let snapshot = try await store.snapshot(item.runID)
+        let trigger = snapshot.events.first ?? .null
+        let now = clock.now.unixMilliseconds
+        let counters = ConcurrencySlot.of(
+            snapshot.function.concurrency, functionID: snapshot.functionID, event: trigger, nowMilliseconds: now, compile: expressions.compiled)
+        if counters.isEmpty { return try await drive(item, holding: lease, snapshot) }
+        let score = RunPriority.score(
+            createdMilliseconds: Int64(lease.runID.milliseconds),
+            factor: RunPriority.factor(snapshot.function.priority?.run, event: trigger, nowMilliseconds: now, compile: expressions.compiled))
+        switch try await store.acquireSlots(lease, counters, score: score, functionID: snapshot.functionID, start: item.reason == .start, now: clock.now) {
+        case .held: break
+        case .backlogged: return
+        case .leaseLost: throw LeaseLost(runID: lease.runID)
+        }
+        do {
+            try await drive(item, holding: lease, snapshot)
+        } catch {
+            await freeSlots(of: lease.runID)
+            throw error
+        }
+        await freeSlots(of: lease.runID)
+    }
+
+    /// Frees the run's concurrency slots and publishes the work that waited for them. A
+    /// failure here only delays that work to the reconciler's next pass.
+    func freeSlots(of runID: ULID) async {
+        do {
+            let promoted = try await store.releaseSlots(runID, now: clock.now)
+            try await store.publish(promoted, on: work, now: clock.now)
+        } catch {
+            logger.warning("freeing concurrency slots failed; the reconciler publishes the waiting work", metadata: ["run": "\(runID)", "error": "\(error)"])
+        }
+    }
+
+    func drive(_ item: WorkItem, holding lease: RunLease, _ snapshot: RunSnapshot) async throws {
+        var snapshot = snapshot
         let metadata: Logger.Metadata = ["run": "\(item.runID)", "function": "\(snapshot.function.id)"]
         var call = item.call
         // `timeouts.finish` counts from the first request: its timer is set when the run is
@@ -302,8 +344,12 @@ public final class RunExecutor: Service {
             var discoverNow = false
             // Members waiting for a slot.
             var waitingForSlot: [RunAction] = []
+            // A function with concurrency limits holds one slot per counter for the drive, so
+            // its members go one at a time.
+            let limited = working.function.concurrency.contains { $0.limit > 0 }
             func admit() async -> Bool {
                 if inFlight.isEmpty { return true }
+                if limited { return false }
                 guard await slots.tryTake() else { return false }
                 extraSlots += 1
                 return true

@@ -145,7 +145,39 @@ public protocol WorkOutbox: Sendable {
 }
 
 /// The whole run store.
-public typealias RunStore = RunLog & TimerStore & PauseStore & WorkOutbox & FlowStore
+public typealias RunStore = RunLog & TimerStore & PauseStore & WorkOutbox & FlowStore & ConcurrencyStore
+
+/// What taking slots on a run's concurrency counters gave.
+public enum SlotOutcome: Sendable, Hashable {
+    /// Every counter had room: the drive holds a slot on each while its lease lasts.
+    case held
+    /// A counter was full: the item waits in that counter's backlog (its outbox row kept, its
+    /// lease given up) until a slot frees. `key` is the full counter.
+    case backlogged(key: String)
+    /// The lease was lost: nothing was written.
+    case leaseLost
+}
+
+/// Concurrency limits (docs/flow-control.md): slots held by drives, and the backlog of work
+/// that waits for one.
+public protocol ConcurrencyStore: Sendable {
+    /// Takes a slot on each of `slots` for the drive `lease` grants, if every counter has room
+    /// (slots count only while their lease lasts); otherwise, in the same transaction, puts
+    /// the lease's item in the first full counter's backlog at `score` and gives the lease up
+    /// (a start item that has recorded nothing goes back to `Queued`, not started).
+    func acquireSlots(_ lease: RunLease, _ slots: [ConcurrencySlot], score: Int64, functionID: UUID, start: Bool, now: Date) async throws
+        -> SlotOutcome
+
+    /// Frees the slots the run holds, and takes off the backlog the first waiting item of each
+    /// counter freed: their outbox rows are marked unpublished, and they are returned to be
+    /// published (the relay publishes them if the caller dies first).
+    func releaseSlots(_ runID: ULID, now: Date) async throws -> [WorkItem]
+
+    /// Takes off the backlog as many items as their counters have room for, lowest score
+    /// first (their outbox rows marked unpublished): the reconciler's cover for a drive that
+    /// died before it released. At most `limit`.
+    func promoteBacklog(now: Date, limit: Int) async throws -> [WorkItem]
+}
 
 extension WorkOutbox {
     /// Publishes `items` on `queue`, then notes them published (a crash in between leaves them

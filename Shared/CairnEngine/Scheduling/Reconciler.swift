@@ -88,6 +88,7 @@ public final class Reconciler: Service {
         try await checkTransport(&heals)
         try await recoverStranded(&heals)
         try await lookBackForPauses(&heals)
+        try await promoteBacklog()
         for (kind, count) in heals.sorted(by: { $0.key.rawValue < $1.key.rawValue }) where count > 0 {
             logger.warning("reconciler healed", metadata: ["kind": "\(kind.rawValue)", "count": "\(count)"])
             healed[kind]?.increment(by: Int64(count))
@@ -154,6 +155,16 @@ public final class Reconciler: Service {
             heals[.stranded, default: 0] += items.count
             if items.count < pageSize { return }
         }
+    }
+
+    /// Step 4: publishes work waiting for a concurrency slot that is free (its holder's drive
+    /// ended without freeing it, or freed it as the work was being put in line). Not a heal:
+    /// such races are part of normal operation, and the work was never at risk.
+    func promoteBacklog() async throws {
+        let items = try await store.promoteBacklog(now: clock.now, limit: pageSize)
+        if items.isEmpty { return }
+        logger.info("published work that waited for a free concurrency slot", metadata: ["items": "\(items.count)"])
+        try await store.publish(items, on: work, now: clock.now)
     }
 
     /// Step 3: looks back for pauses whose writer did not.

@@ -425,6 +425,31 @@ def throttled(ctx: inngest.ContextSync) -> object:
     return ctx.event.data["n"]
 
 
+# Step bodies of `limited` in flight now, by key; the most ever seen is counted as "<key>:max".
+in_flight: collections.Counter[str] = collections.Counter()
+
+
+def occupy(key: str) -> None:
+    with counts_lock:
+        in_flight[key] += 1
+        counts[f"{key}:max"] = max(counts[f"{key}:max"], in_flight[key])
+    time.sleep(0.3)
+    with counts_lock:
+        in_flight[key] -= 1
+
+
+@client.create_function(
+    fn_id="limited",
+    trigger=inngest.TriggerEvent(event="test/limited"),
+    concurrency=[inngest.Concurrency(limit=2, key="event.data.key")],
+)
+def limited(ctx: inngest.ContextSync) -> object:
+    key = ctx.event.data["key"]
+    ctx.step.run("a", lambda: occupy(key))
+    ctx.step.run("b", lambda: occupy(key))
+    return ctx.event.data["n"]
+
+
 @client.create_function(
     fn_id="batcher",
     trigger=inngest.TriggerEvent(event="test/batch"),
@@ -465,7 +490,7 @@ functions = [
     hello, full_config, three_steps, flaky, fails_twice, raises_around, non_retriable, sleeper, filtered, echo,
     fails_with_handler, sender, group_of_everything, race, ai_infer,
     fan("a"), fan("b"), fan("c"), waiter, child_ok, child_fails, parent, cancellable,
-    debounced, singleton_skip, singleton_cancel, idempotent, rate_limited, throttled, batcher, finish_timeout,
+    debounced, singleton_skip, singleton_cancel, idempotent, rate_limited, throttled, limited, batcher, finish_timeout,
 ]
 if variant == "v1":
     functions.append(batched)

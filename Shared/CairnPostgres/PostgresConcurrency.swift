@@ -1,0 +1,115 @@
+public import CairnCore
+public import CairnEngine
+public import Foundation
+import PostgresNIO
+
+/// `ConcurrencyStore` on Postgres (migration 0008). Acquirers of a counter serialize on a
+/// transaction-scoped advisory lock on its key (taken in key order, so two drives never wait
+/// on each other in a cycle); a slot counts only while the run holds the lease it was taken
+/// under, so a drive that ends or dies frees its slots without another write.
+extension PostgresRunStore {
+    /// Slots that count: their run holds the lease they were taken under.
+    static let liveSlot = """
+        EXISTS (SELECT 1 FROM runs r WHERE r.id = s.run_id AND r.fencing_token = s.fencing_token
+                AND r.lease_owner IS NOT NULL AND r.lease_expires_at > clock_timestamp())
+        """
+
+    public func acquireSlots(
+        _ lease: RunLease, _ slots: [ConcurrencySlot], score: Int64, functionID: UUID, start: Bool, now: Date
+    ) async throws -> SlotOutcome {
+        let keys = slots.map(\.key)
+        let run = lease.runID.description
+        return try await client.withTransaction(logger: logger) { connection in
+            try await connection.query(
+                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM (SELECT DISTINCT unnest(\(keys)::text[]) AS k ORDER BY k) ks",
+                logger: logger)
+            let held = try await connection.query("""
+                SELECT 1 FROM runs WHERE id = \(run) AND fencing_token = \(lease.token) AND lease_owner = \(lease.owner)
+                  AND lease_expires_at > clock_timestamp() AND status = 'Running'
+                """, logger: logger)
+            guard try await held.hasRows() else { return .leaseLost }
+            // Rows whose lease has gone count for nothing: clear them.
+            try await connection.query(
+                "DELETE FROM concurrency_slots s WHERE s.key = ANY(\(keys)) AND NOT \(unescaped: Self.liveSlot)", logger: logger)
+            let counts = try await connection.query("""
+                SELECT key, count(*)::int8 FROM concurrency_slots WHERE key = ANY(\(keys)) AND run_id <> \(run) GROUP BY key
+                """, logger: logger)
+            var inUse: [String: Int64] = [:]
+            for try await (key, count) in counts.decode((String, Int64).self) { inUse[key] = count }
+            if let full = slots.first(where: { inUse[$0.key, default: 0] >= Int64($0.limit) }) {
+                try await connection.query("""
+                    INSERT INTO concurrency_backlog (entry_id, key, key_limit, score, run_id, function_id, created_at)
+                    VALUES (\(lease.item), \(full.key), \(full.limit), \(score), \(run), \(functionID), \(now))
+                    ON CONFLICT (entry_id) DO UPDATE SET key = EXCLUDED.key, key_limit = EXCLUDED.key_limit
+                    """, logger: logger)
+                let notStarted = start ? "AND NOT EXISTS (SELECT 1 FROM steps WHERE run_id = runs.id)" : "AND false"
+                try await connection.query("""
+                    UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL, updated_at = \(now),
+                        status = CASE WHEN true \(unescaped: notStarted) THEN 'Queued' ELSE status END,
+                        started_at = CASE WHEN true \(unescaped: notStarted) THEN NULL ELSE started_at END
+                    WHERE id = \(run) AND fencing_token = \(lease.token)
+                    """, logger: logger)
+                return .backlogged(key: full.key)
+            }
+            try await connection.query("""
+                INSERT INTO concurrency_slots (key, run_id, fencing_token) SELECT k, \(run), \(lease.token) FROM unnest(\(keys)::text[]) k
+                ON CONFLICT (key, run_id) DO UPDATE SET fencing_token = EXCLUDED.fencing_token
+                """, logger: logger)
+            return .held
+        }
+    }
+
+    public func releaseSlots(_ runID: ULID, now: Date) async throws -> [WorkItem] {
+        try await client.withTransaction(logger: logger) { connection in
+            // The acquirers' locks, so that work put in line meanwhile is seen here.
+            let held = try await connection.query(
+                "SELECT key FROM concurrency_slots WHERE run_id = \(runID.description) ORDER BY key", logger: logger)
+            var keys: [String] = []
+            for try await key in held.decode(String.self) { keys.append(key) }
+            if keys.isEmpty { return [] }
+            try await connection.query(
+                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(\(keys)::text[]) k ORDER BY k", logger: logger)
+            try await connection.query("DELETE FROM concurrency_slots WHERE run_id = \(runID.description)", logger: logger)
+            var entries: [String] = []
+            for key in keys.sorted() {
+                let next = try await connection.query("""
+                    DELETE FROM concurrency_backlog WHERE entry_id = (
+                        SELECT entry_id FROM concurrency_backlog WHERE key = \(key) ORDER BY score, entry_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                    RETURNING entry_id
+                    """, logger: logger)
+                for try await entry in next.decode(String.self) { entries.append(entry) }
+            }
+            return try await unpublish(entries, connection: connection)
+        }
+    }
+
+    public func promoteBacklog(now: Date, limit: Int) async throws -> [WorkItem] {
+        try await client.withTransaction(logger: logger) { connection in
+            let rows = try await connection.query("""
+                WITH live AS (
+                    SELECT s.key, count(*) AS n FROM concurrency_slots s WHERE \(unescaped: Self.liveSlot) GROUP BY s.key
+                ), ranked AS (
+                    SELECT b.entry_id, b.key, b.key_limit, row_number() OVER (PARTITION BY b.key ORDER BY b.score, b.entry_id) AS place
+                    FROM concurrency_backlog b
+                ), room AS (
+                    SELECT r.entry_id FROM ranked r LEFT JOIN live l ON l.key = r.key
+                    WHERE r.place <= r.key_limit - coalesce(l.n, 0) LIMIT \(limit)
+                )
+                DELETE FROM concurrency_backlog WHERE entry_id IN (SELECT entry_id FROM room) RETURNING entry_id
+                """, logger: logger)
+            var entries: [String] = []
+            for try await entry in rows.decode(String.self) { entries.append(entry) }
+            return try await unpublish(entries, connection: connection)
+        }
+    }
+
+    /// Marks the outbox rows of `entries` unpublished and returns their items (an entry whose
+    /// run has ended since has no row, and comes back as nothing).
+    func unpublish(_ entries: [String], connection: PostgresConnection) async throws -> [WorkItem] {
+        if entries.isEmpty { return [] }
+        let rows = try await connection.query("""
+            UPDATE outbox SET published_at = NULL WHERE stream = \(Self.workStream) AND entry_id = ANY(\(entries)) RETURNING fields::text
+            """, logger: logger)
+        return try await Self.workItems(rows)
+    }
+}

@@ -1,0 +1,77 @@
+public import CairnCore
+public import CairnEngine
+public import Foundation
+
+/// `ConcurrencyStore` in memory, held to the same contract as the Postgres one.
+extension InMemoryRunStore {
+    /// Whether `runID`'s slot taken under `token` counts: the run holds that lease, live.
+    static func slotLive(_ runID: ULID, token: Int64, _ state: State, now: Date) -> Bool {
+        guard let run = state.runs[runID] else { return false }
+        return run.token == token && run.leaseOwner != nil && (run.leaseExpires ?? .distantPast) > now
+    }
+
+    static func inUse(_ key: String, excluding runID: ULID?, _ state: State, now: Date) -> Int {
+        (state.flow.slots[key] ?? [:]).filter { $0.key != runID && slotLive($0.key, token: $0.value, state, now: now) }.count
+    }
+
+    public func acquireSlots(
+        _ lease: RunLease, _ slots: [ConcurrencySlot], score: Int64, functionID: UUID, start: Bool, now: Date
+    ) async throws -> SlotOutcome {
+        let now = clock.now
+        return state.withLock { state in
+            guard let run = state.runs[lease.runID], run.token == lease.token, run.leaseOwner == lease.owner,
+                (run.leaseExpires ?? .distantPast) > now, run.status == "Running"
+            else { return .leaseLost }
+            if let full = slots.first(where: { Self.inUse($0.key, excluding: lease.runID, state, now: now) >= $0.limit }) {
+                state.flow.backlog[lease.item] = BacklogRow(key: full.key, limit: full.limit, score: score, runID: lease.runID)
+                state.runs[lease.runID]?.leaseOwner = nil
+                state.runs[lease.runID]?.leaseExpires = nil
+                if start, state.steps[lease.runID, default: []].isEmpty {
+                    state.runs[lease.runID]?.status = "Queued"
+                    state.runs[lease.runID]?.startedAt = nil
+                }
+                return .backlogged(key: full.key)
+            }
+            for slot in slots { state.flow.slots[slot.key, default: [:]][lease.runID] = lease.token }
+            return .held
+        }
+    }
+
+    public func releaseSlots(_ runID: ULID, now: Date) async throws -> [WorkItem] {
+        state.withLock { state in
+            var entries: [String] = []
+            for key in state.flow.slots.keys.sorted() where state.flow.slots[key]?[runID] != nil {
+                state.flow.slots[key]?[runID] = nil
+                if let next = state.flow.backlog.filter({ $0.value.key == key }).min(by: { ($0.value.score, $0.key) < ($1.value.score, $1.key) }) {
+                    state.flow.backlog[next.key] = nil
+                    entries.append(next.key)
+                }
+            }
+            return Self.unpublish(entries, &state)
+        }
+    }
+
+    public func promoteBacklog(now: Date, limit: Int) async throws -> [WorkItem] {
+        let now = clock.now
+        return state.withLock { state in
+            var entries: [String] = []
+            let byKey = Dictionary(grouping: state.flow.backlog, by: { $0.value.key })
+            for (key, rows) in byKey.sorted(by: { $0.key < $1.key }) {
+                let room = (rows.first?.value.limit ?? 0) - Self.inUse(key, excluding: nil, state, now: now)
+                for row in rows.sorted(by: { ($0.value.score, $0.key) < ($1.value.score, $1.key) }).prefix(max(0, room)) where entries.count < limit {
+                    state.flow.backlog[row.key] = nil
+                    entries.append(row.key)
+                }
+            }
+            return Self.unpublish(entries, &state)
+        }
+    }
+
+    static func unpublish(_ entries: [String], _ state: inout State) -> [WorkItem] {
+        entries.compactMap { entry in
+            guard state.outbox[entry] != nil else { return nil }
+            state.outbox[entry]?.published = false
+            return state.outbox[entry]?.item
+        }
+    }
+}

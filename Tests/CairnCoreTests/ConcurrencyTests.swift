@@ -1,0 +1,60 @@
+import CairnCore
+import Foundation
+import Testing
+
+/// Which counters a run counts against, and where its waiting work goes in line.
+@Suite struct ConcurrencyTests {
+    static let function = UUID(uuidString: "6F1A9E52-3C1B-4E0C-9F3A-2B7D1C0E5A44")!
+
+    func limits(_ json: String) throws -> [ConcurrencyLimit] {
+        try FunctionConfig(parsing: try JSONValue(parsing: #"{"id":"f","triggers":[{"event":"a/b"}],\#(FunctionConfigTests.step),"concurrency":\#(json)}"#))
+            .concurrency
+    }
+
+    @Test func countersAreScopedAndKeyedAndLimitZeroIsNone() throws {
+        let event = try JSONValue(parsing: #"{"name":"a/b","data":{"user":"u1"}}"#)
+        let slots = ConcurrencySlot.of(
+            try limits(#"[{"limit":2,"key":"event.data.user","scope":"env"},{"limit":5}]"#), functionID: Self.function, event: event,
+            nowMilliseconds: 0)
+        let user = try #require({ if case .key(let digest) = FlowKey.evaluate("event.data.user", event: event, nowMilliseconds: 0) { digest } else { nil } }())
+        // One counter per limit, in the order the function lists them.
+        #expect(slots.map(\.limit) == [2, 5])
+        #expect(Set(slots) == [
+            ConcurrencySlot(key: "e:\(user)", limit: 2), ConcurrencySlot(key: "f:6f1a9e52-3c1b-4e0c-9f3a-2b7d1c0e5a44:fn", limit: 5),
+        ])
+        #expect(ConcurrencySlot.of(try limits("0"), functionID: Self.function, event: event, nowMilliseconds: 0).isEmpty)
+        // A key that cannot be evaluated: one shared counter.
+        let failed = ConcurrencySlot.of(try limits(#"{"limit":1,"key":"int(event.data.user)"}"#), functionID: Self.function, event: event, nowMilliseconds: 0)
+        #expect(failed == [ConcurrencySlot(key: "f:6f1a9e52-3c1b-4e0c-9f3a-2b7d1c0e5a44:\(FlowKey.invalid)", limit: 1)])
+    }
+
+    @Test func aSharedScopeNeedsAKey() throws {
+        let error = #expect(throws: FunctionConfigError.self) { try limits(#"{"limit":1,"scope":"account"}"#) }
+        #expect(error?.field == "concurrency.key")
+        #expect(error?.rule == "is required when scope is account")
+        #expect(try limits(#"{"limit":1,"scope":"account","key":"event.data.user"}"#).count == 1)
+    }
+
+    @Test(arguments: [
+        // (expression, event data, factor)
+        (nil as String?, #"{}"#, 0 as Int64),
+        ("event.data.p", #"{"p":120}"#, 120),
+        ("event.data.p", #"{"p":-600}"#, -600),
+        ("event.data.p", #"{"p":100000}"#, 43_200),
+        ("event.data.p", #"{"p":-100000}"#, -43_200),
+        ("event.data.p", #"{"p":"high"}"#, 0),
+        ("event.data.missing.deeper", #"{}"#, 0),
+    ])
+    func priorityIsAnIntegerOfSecondsClampedToTwelveHours(source: String?, data: String, factor: Int64) throws {
+        let event = try JSONValue(parsing: #"{"name":"a/b","data":\#(data)}"#)
+        #expect(RunPriority.factor(source, event: event, nowMilliseconds: 0) == factor)
+    }
+
+    @Test func aPositiveFactorGoesAheadOfWorkThatCameEarlier() {
+        let early = RunPriority.score(createdMilliseconds: 1_000_000, factor: 0)
+        let laterButUrgent = RunPriority.score(createdMilliseconds: 1_060_000, factor: 120)
+        let laterAndLow = RunPriority.score(createdMilliseconds: 1_000_001, factor: -1)
+        #expect(laterButUrgent < early)
+        #expect(early < laterAndLow)
+    }
+}
