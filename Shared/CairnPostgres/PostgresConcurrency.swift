@@ -103,6 +103,25 @@ extension PostgresRunStore {
         }
     }
 
+    public func queueStates() async throws -> [QueueState] {
+        let rows = try await client.query("""
+            WITH waiting AS (
+                SELECT function_id, count(*)::int8 AS n, min(created_at) AS oldest FROM concurrency_backlog GROUP BY function_id
+            ), holding AS (
+                SELECT r.function_id, count(DISTINCT s.run_id)::int8 AS n FROM concurrency_slots s
+                JOIN runs r ON r.id = s.run_id AND r.fencing_token = s.fencing_token
+                WHERE r.lease_owner IS NOT NULL AND r.lease_expires_at > clock_timestamp() GROUP BY r.function_id
+            )
+            SELECT coalesce(w.function_id, h.function_id), coalesce(w.n, 0), coalesce(h.n, 0), w.oldest
+            FROM waiting w FULL JOIN holding h ON h.function_id = w.function_id
+            """, logger: logger)
+        var states: [QueueState] = []
+        for try await (function, backlog, running, oldest) in rows.decode((UUID, Int64, Int64, Date?).self) {
+            states.append(QueueState(functionID: function, backlog: Int(backlog), running: Int(running), oldest: oldest))
+        }
+        return states
+    }
+
     /// Marks the outbox rows of `entries` unpublished and returns their items (an entry whose
     /// run has ended since has no row, and comes back as nothing).
     func unpublish(_ entries: [String], connection: PostgresConnection) async throws -> [WorkItem] {

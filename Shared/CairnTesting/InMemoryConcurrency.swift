@@ -23,7 +23,8 @@ extension InMemoryRunStore {
                 (run.leaseExpires ?? .distantPast) > now, run.status == "Running"
             else { return .leaseLost }
             if let full = slots.first(where: { Self.inUse($0.key, excluding: lease.runID, state, now: now) >= $0.limit }) {
-                state.flow.backlog[lease.item] = BacklogRow(key: full.key, limit: full.limit, score: score, runID: lease.runID)
+                state.flow.backlog[lease.item] = BacklogRow(
+                    key: full.key, limit: full.limit, score: score, runID: lease.runID, functionID: functionID, createdAt: now)
                 state.runs[lease.runID]?.leaseOwner = nil
                 state.runs[lease.runID]?.leaseExpires = nil
                 if start, state.steps[lease.runID, default: []].isEmpty {
@@ -64,6 +65,28 @@ extension InMemoryRunStore {
                 }
             }
             return Self.unpublish(entries, &state)
+        }
+    }
+
+    public func queueStates() async throws -> [QueueState] {
+        let now = clock.now
+        return state.withLock { state in
+            var states: [UUID: QueueState] = [:]
+            for row in state.flow.backlog.values {
+                var entry = states[row.functionID] ?? QueueState(functionID: row.functionID, backlog: 0, running: 0, oldest: nil)
+                entry.backlog += 1
+                entry.oldest = min(entry.oldest ?? row.createdAt, row.createdAt)
+                states[row.functionID] = entry
+            }
+            var holders: Set<ULID> = []
+            for holdersByRun in state.flow.slots.values {
+                for (runID, token) in holdersByRun where Self.slotLive(runID, token: token, state, now: now) { holders.insert(runID) }
+            }
+            for runID in holders {
+                guard let functionID = state.runs[runID]?.functionID else { continue }
+                states[functionID, default: QueueState(functionID: functionID, backlog: 0, running: 0, oldest: nil)].running += 1
+            }
+            return Array(states.values)
         }
     }
 

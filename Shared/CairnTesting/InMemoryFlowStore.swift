@@ -23,6 +23,8 @@ struct BacklogRow {
     var limit: Int
     var score: Int64
     var runID: ULID
+    var functionID: UUID
+    var createdAt: Date
 }
 
 struct DebounceRow {

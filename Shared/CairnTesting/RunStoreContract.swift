@@ -125,6 +125,7 @@ public enum RunStoreContract {
         let waiting = try #require(try await f.store.run(second.runID))
         #expect(waiting.status == "Queued")
         #expect(waiting.startedAt == nil)
+        #expect(try await f.store.queueStates() == [QueueState(functionID: f.functionID, backlog: 2, running: 1, oldest: now)])
         let secondItem = WorkItem(runID: second.runID, reason: .start, call: .discovery)
         let thirdItem = WorkItem(runID: third.runID, reason: .start, call: .discovery)
         #expect(try await f.store.recoverStranded(limit: 10).isEmpty)
@@ -139,6 +140,7 @@ public enum RunStoreContract {
         #expect(try await f.store.release(again, now: now))
         #expect(try await f.store.promoteBacklog(now: now, limit: 10) == [thirdItem])
         #expect(try await f.store.promoteBacklog(now: now, limit: 10).isEmpty)
+        #expect(try await f.store.queueStates().isEmpty)
     }
 
     static func oneRunPerKey(_ f: RunStoreFixture) async throws {

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import CairnCore
 import CairnTesting
 import Foundation
@@ -117,6 +118,23 @@ extension ExecutionEndToEndTests {
             let most = try #require(counts["L:max"]?.int64Value)
             #expect(most <= 2)
             #expect(counts["M:max"] == 1)
+            // Operators see the line: over REST, and as gauges once the scheduler has read it.
+            let queues = try await harness.api.get("/v1/queues").body["data"]?.arrayValue ?? []
+            let line = try #require(queues.first { $0["function_id"]?.stringValue?.hasSuffix("-limited") == true })
+            #expect(line["limits"] == [["limit": 2, "key": "event.data.key", "scope": "fn"]])
+            #expect(line["backlog"] == 0)
+            #expect(line["running"] == 0)
+            let slug = try #require(line["function_id"]?.stringValue)
+            let deadline = ContinuousClock.now + .seconds(30)
+            while true {
+                let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(harness.api.origin)/metrics"), timeout: .seconds(10))
+                let text = String(buffer: try await response.body.collect(upTo: 1 << 22))
+                if text.contains("cairn_concurrency_in_use{function=\"\(slug)\"} 0") && text.contains("cairn_queue_depth{function=\"\(slug)\"} 0") {
+                    break
+                }
+                try #require(ContinuousClock.now < deadline, "the queue gauges never showed \(slug)")
+                try await Task.sleep(for: .milliseconds(200))
+            }
         }
     }
 

@@ -177,6 +177,28 @@ public protocol ConcurrencyStore: Sendable {
     /// first (their outbox rows marked unpublished): the reconciler's cover for a drive that
     /// died before it released. At most `limit`.
     func promoteBacklog(now: Date, limit: Int) async throws -> [WorkItem]
+
+    /// Per function with work waiting or slots held: how much waits, since when, and how many
+    /// of its runs hold slots now.
+    func queueStates() async throws -> [QueueState]
+}
+
+/// A function's concurrency line at one moment.
+public struct QueueState: Sendable, Hashable {
+    public var functionID: UUID
+    /// Work items waiting for a slot.
+    public var backlog: Int
+    /// Runs whose drive holds slots (a live lease).
+    public var running: Int
+    /// When the longest-waiting item was put in line.
+    public var oldest: Date?
+
+    public init(functionID: UUID, backlog: Int, running: Int, oldest: Date?) {
+        self.functionID = functionID
+        self.backlog = backlog
+        self.running = running
+        self.oldest = oldest
+    }
 }
 
 extension WorkOutbox {

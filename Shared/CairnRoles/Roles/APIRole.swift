@@ -6,7 +6,7 @@ import CairnPostgres
 ///
 /// Routes: `POST /fn/register`, `POST /v1/apps/sync`, `GET /v1/apps`,
 /// `GET /v1/apps/{app}/functions`, `GET /v1/events/{id}`, `GET /v1/events`, `GET /v1/runs/{id}`,
-/// `GET /v1/events/{id}/runs`.
+/// `GET /v1/events/{id}/runs`, `GET /v1/queues`.
 enum APIRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
         let configuration = dependencies.configuration
@@ -23,6 +23,9 @@ enum APIRole {
         let runs = RunRoutes(
             runs: store, cancellation: RunCancellation(store: store, events: ingest.ingestor, clock: dependencies.clock),
             clock: dependencies.clock, authorization: authorization)
-        return RoleParts(services: ingest.services, routes: [events.register(on:), apps.register(on:), runs.register(on:)])
+        let queues = QueueRoutes(
+            report: QueueReport(registry: registry, store: store, clock: dependencies.clock), clock: dependencies.clock,
+            authorization: authorization)
+        return RoleParts(services: ingest.services, routes: [events.register(on:), apps.register(on:), runs.register(on:), queues.register(on:)])
     }
 }

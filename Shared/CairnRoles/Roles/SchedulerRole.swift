@@ -8,8 +8,8 @@ import CairnRedis
 /// Services: the event router (consumer group `scheduler` on `events`: trigger matching, run
 /// creation with flow control, waits, invokes and cancels), the timer service (due sleeps,
 /// retries and pause timeouts; debounces, batches, crons and run timeouts; the work relay), the reconciler (stranded runs, lost streams, pauses that
-/// never looked back), the retention collector (expired runs, events and bookkeeping rows), and
-/// the ingest path for the events it emits.
+/// never looked back), the retention collector (expired runs, events and bookkeeping rows), the
+/// concurrency gauges, and the ingest path for the events it emits.
 enum SchedulerRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
         let store = PostgresRunStore(database: dependencies.postgres, logger: dependencies.logger)
@@ -40,6 +40,9 @@ enum SchedulerRole {
             store: PostgresRetention(database: dependencies.postgres, logger: dependencies.logger),
             settings: dependencies.configuration.retention, clock: dependencies.clock, logger: dependencies.logger,
             metrics: dependencies.metricsFactory)
-        return RoleParts(services: ingest.services + [router, timers, reconciler, retention])
+        let gauges = QueueGauges(
+            report: QueueReport(registry: registry, store: store, clock: dependencies.clock), clock: dependencies.clock,
+            logger: dependencies.logger, metrics: dependencies.metricsFactory)
+        return RoleParts(services: ingest.services + [router, timers, reconciler, retention, gauges])
     }
 }

@@ -1,0 +1,38 @@
+import CairnCore
+public import CairnEngine
+import Foundation
+public import Hummingbird
+
+/// The concurrency lines over REST (docs/flow-control.md):
+///
+/// - `GET /v1/queues` — per live function with a concurrency limit: `{function_id, app,
+///   limits: [{limit, key, scope}], backlog, running, oldest_age_seconds}`, by slug.
+public struct QueueRoutes: Sendable {
+    let report: QueueReport
+    let responses: RESTResponses
+    let authorization: APIAuthorization
+
+    public init(report: QueueReport, clock: any WallClock, authorization: APIAuthorization) {
+        self.report = report
+        self.responses = RESTResponses(clock: clock)
+        self.authorization = authorization
+    }
+
+    public func register<Context: RequestContext>(on router: Router<Context>) {
+        router.get("/v1/queues") { request, _ -> Response in
+            if let refusal = self.authorization.refusal(request) { return refusal }
+            return self.responses.envelope(data: .array(try await self.report.lines().map(Self.render)))
+        }
+    }
+
+    static func render(_ line: QueueReport.Line) -> JSONValue {
+        .object([
+            "function_id": .string(line.function.config.id), "app": .string(line.function.appName),
+            "limits": .array(line.limits.map { limit in
+                .object(["limit": .number(JSONNumber(limit.limit)), "key": limit.key.map(JSONValue.string) ?? .null, "scope": .string(limit.scope.rawValue)])
+            }),
+            "backlog": .number(JSONNumber(line.backlog)), "running": .number(JSONNumber(line.running)),
+            "oldest_age_seconds": .number(JSONNumber((line.oldestAge * 1_000).rounded() / 1_000) ?? JSONNumber(0)),
+        ])
+    }
+}
