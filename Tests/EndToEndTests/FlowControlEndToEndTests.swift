@@ -138,6 +138,30 @@ extension ExecutionEndToEndTests {
         }
     }
 
+    @Test func aHighPriorityRunGoesAheadOfTheLine() async throws {
+        try await withHarness { harness in
+            // One at a time. The first event's run takes the slot and holds it 2 s, long enough
+            // for the rest to be put in line, where the last one sent has a priority of 60 s.
+            let first = try await harness.send([["name": "test/prioritized", "data": ["n": 0, "p": 0, "hold": 2]]])
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try await harness.counts()["P:max"] == nil {
+                try #require(ContinuousClock.now < deadline, "the first run never started")
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let line: [JSONValue] = (1...3).map { n in ["name": "test/prioritized", "data": ["n": .number(JSONNumber(n)), "p": 0]] }
+                + [["name": "test/prioritized", "data": ["n": 4, "p": 60]]]
+            let runs = try await outcomes(harness, first + (try await harness.send(.array(line))))
+            #expect(runs.map { $0["status"] } == Array(repeating: "Completed", count: 5))
+            func started(_ run: JSONValue) throws -> Int64 {
+                try #require(run["run_started_at"]?.stringValue.flatMap(RFC3339.parseMilliseconds))
+            }
+            // In the order they started: the first, then the urgent one, then the others.
+            let order = try runs.sorted { try started($0) < started($1) }.map { $0["output"] }
+            #expect(order == [0, 4, 1, 2, 3])
+            #expect(try await harness.counts()["P:max"] == 1)
+        }
+    }
+
     @Test func batchesStartOneRunPerFullBatchAndFlushTheRestOnTimeout() async throws {
         try await withHarness { harness in
             let events: [JSONValue] = (1...4).map { n in ["name": "test/batch", "data": ["key": "bk", "n": .number(JSONNumber(n))]] }

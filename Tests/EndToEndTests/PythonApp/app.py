@@ -429,11 +429,11 @@ def throttled(ctx: inngest.ContextSync) -> object:
 in_flight: collections.Counter[str] = collections.Counter()
 
 
-def occupy(key: str) -> None:
+def occupy(key: str, seconds: float = 0.3) -> None:
     with counts_lock:
         in_flight[key] += 1
         counts[f"{key}:max"] = max(counts[f"{key}:max"], in_flight[key])
-    time.sleep(0.3)
+    time.sleep(seconds)
     with counts_lock:
         in_flight[key] -= 1
 
@@ -447,6 +447,17 @@ def limited(ctx: inngest.ContextSync) -> object:
     key = ctx.event.data["key"]
     ctx.step.run("a", lambda: occupy(key))
     ctx.step.run("b", lambda: occupy(key))
+    return ctx.event.data["n"]
+
+
+@client.create_function(
+    fn_id="prioritized",
+    trigger=inngest.TriggerEvent(event="test/prioritized"),
+    concurrency=[inngest.Concurrency(limit=1)],
+    priority=inngest.Priority(run="event.data.p"),
+)
+def prioritized(ctx: inngest.ContextSync) -> object:
+    ctx.step.run("work", lambda: occupy("P", ctx.event.data.get("hold", 0.1)))
     return ctx.event.data["n"]
 
 
@@ -490,7 +501,7 @@ functions = [
     hello, full_config, three_steps, flaky, fails_twice, raises_around, non_retriable, sleeper, filtered, echo,
     fails_with_handler, sender, group_of_everything, race, ai_infer,
     fan("a"), fan("b"), fan("c"), waiter, child_ok, child_fails, parent, cancellable,
-    debounced, singleton_skip, singleton_cancel, idempotent, rate_limited, throttled, limited, batcher, finish_timeout,
+    debounced, singleton_skip, singleton_cancel, idempotent, rate_limited, throttled, limited, prioritized, batcher, finish_timeout,
 ]
 if variant == "v1":
     functions.append(batched)
