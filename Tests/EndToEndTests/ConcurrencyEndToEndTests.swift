@@ -1,0 +1,64 @@
+import CairnCore
+import CairnHTTP
+import CairnRoles
+import CairnTesting
+import Foundation
+import Testing
+
+/// Concurrency limits across two executors on the official Python SDK (docs/queue.md): the
+/// limit holds for the whole cluster, and a full line delays no other function.
+@Suite(.serialized) struct ConcurrencyEndToEndTests {
+    /// Runs the control roles, the Python app and two executor replicas around `body`.
+    func withTwoExecutors(_ body: @Sendable (ExecutionEndToEndTests.Harness) async throws -> Void) async throws {
+        try await withRunningCairn(roles: [.eventAPI, .api, .scheduler], environment: ExecutionEndToEndTests.environment) { cairn in
+            let api = CairnAPIClient(origin: cairn.origin, key: nil)
+            try await withPythonApp(pointingAt: cairn) { app in
+                try #require(try await api.requestSync(url: app.serveURL).status == 200)
+                let harness = ExecutionEndToEndTests.Harness(api: api, app: app)
+                let executors = cairn.sharing(roles: [.executor], environment: ExecutionEndToEndTests.environment)
+                try await executors.running { try await executors.running { try await body(harness) } }
+            }
+        }
+    }
+
+    @Test func theLimitHoldsAcrossTwoExecutors() async throws {
+        try await withTwoExecutors { harness in
+            let events: [JSONValue] = (1...8).map { n in ["name": "test/limited", "data": ["key": "Q", "n": .number(JSONNumber(n))]] }
+            var runs: [JSONValue] = []
+            for id in try await harness.send(.array(events)) { runs.append(try #require(try await harness.endedRuns(of: id).first)) }
+            #expect(runs.map { $0["status"] } == Array(repeating: "Completed", count: 8))
+            let most = try #require(try await harness.counts()["Q:max"]?.int64Value)
+            #expect(most <= 2)
+        }
+    }
+
+    @Test func aFullLineDelaysNoOtherFunction() async throws {
+        try await withTwoExecutors { harness in
+            // The first run holds the only slot for 5 s; two more wait behind it.
+            _ = try await harness.send([["name": "test/prioritized", "data": ["n": 0, "p": 0, "hold": 5]]])
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try await harness.counts()["P:max"] == nil {
+                try #require(ContinuousClock.now < deadline, "the first run never started")
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let waiting = try await harness.send([
+                ["name": "test/prioritized", "data": ["n": 1, "p": 0]], ["name": "test/prioritized", "data": ["n": 2, "p": 0]],
+            ])
+            func line() async throws -> JSONValue {
+                let queues = try await harness.api.get("/v1/queues").body["data"]?.arrayValue ?? []
+                return try #require(queues.first { $0["function_id"]?.stringValue?.hasSuffix("-prioritized") == true })
+            }
+            while try await line()["backlog"] != 2 {
+                try #require(ContinuousClock.now < deadline, "the two runs never waited in line")
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            // Another function's run goes through while the line is still full.
+            let other = try #require(try await harness.send([["name": "test/hello", "data": ["name": "next door"]]]).first)
+            #expect(try await harness.endedRun(of: other)["status"] == "Completed")
+            let after = try await line()
+            #expect(after["running"] == 1)
+            #expect(after["backlog"] == 2)
+            for id in waiting { #expect(try await harness.endedRun(of: id)["status"] == "Completed") }
+        }
+    }
+}
