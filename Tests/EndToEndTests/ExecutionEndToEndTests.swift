@@ -30,6 +30,15 @@ import Testing
             try await appGet("/counts")
         }
 
+        /// Returns once the app has counted `name` (a step body has started), within 30 s.
+        func waitUntilCounted(_ name: String) async throws {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try await counts()[name] == nil {
+                guard ContinuousClock.now < deadline else { throw LocalProcessError(description: "the app never counted \(name)") }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+
         /// What the app answers at `path` (what it recorded).
         func appGet(_ path: String) async throws -> JSONValue {
             var request = HTTPClientRequest(url: "http://127.0.0.1:\(app.port)\(path)")

@@ -52,11 +52,7 @@ extension ExecutionEndToEndTests {
         try await withHarness { harness in
             let first = try #require(try await harness.send([["name": "test/singleton-cancel", "data": ["key": "sc", "n": "1"]]]).first)
             // Once the first run holds the key (it is sleeping), the second replaces it.
-            let deadline = ContinuousClock.now + .seconds(30)
-            while try await harness.counts()["sc:1:start"] == nil {
-                try #require(ContinuousClock.now < deadline, "the first run never started")
-                try await Task.sleep(for: .milliseconds(50))
-            }
+            try await harness.waitUntilCounted("sc:1:start")
             let second = try #require(try await harness.send([["name": "test/singleton-cancel", "data": ["key": "sc", "n": "2"]]]).first)
             let runs = try await outcomes(harness, [first, second])
             #expect(runs.map { $0["status"] } == ["Cancelled", "Completed"])
@@ -143,11 +139,7 @@ extension ExecutionEndToEndTests {
             // One at a time. The first event's run takes the slot and holds it 2 s, long enough
             // for the rest to be put in line, where the last one sent has a priority of 60 s.
             let first = try await harness.send([["name": "test/prioritized", "data": ["n": 0, "p": 0, "hold": 2]]])
-            let deadline = ContinuousClock.now + .seconds(30)
-            while try await harness.counts()["P:max"] == nil {
-                try #require(ContinuousClock.now < deadline, "the first run never started")
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            try await harness.waitUntilCounted("P:max")
             let line: [JSONValue] = (1...3).map { n in ["name": "test/prioritized", "data": ["n": .number(JSONNumber(n)), "p": 0]] }
                 + [["name": "test/prioritized", "data": ["n": 4, "p": 60]]]
             let runs = try await outcomes(harness, first + (try await harness.send(.array(line))))
