@@ -294,6 +294,8 @@ public struct PostgresRunStore: RunStore {
 
     /// Consumes the run's open pauses, disarms its timers and deletes its work items: it has
     /// ended.
+    /// Consumes the run's open pauses, disarms its timers and deletes its work items, waiting
+    /// in line or not.
     func retireEverything(of runID: ULID, reason: String, now: Date, connection: PostgresConnection) async throws {
         let run = runID.description
         try await connection.query(
@@ -301,6 +303,7 @@ public struct PostgresRunStore: RunStore {
             logger: logger)
         try await connection.query("UPDATE timers SET fired_at = \(now) WHERE run_id = \(run) AND fired_at IS NULL", logger: logger)
         try await connection.query("DELETE FROM outbox WHERE run_id = \(run)", logger: logger)
+        try await connection.query("DELETE FROM concurrency_backlog WHERE run_id = \(run)", logger: logger)
     }
 
     // MARK: TimerStore

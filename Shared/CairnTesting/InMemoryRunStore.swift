@@ -348,8 +348,10 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         return events
     }
 
-    /// Consumes the run's open pauses, disarms its timers and deletes its work items.
+    /// Consumes the run's open pauses, disarms its timers and deletes its work items, waiting
+    /// in line or not.
     static func retireEverything(of runID: ULID, _ state: inout State) {
+        state.flow.backlog = state.flow.backlog.filter { $0.value.runID != runID }
         for (id, row) in state.pauses where row.pause.runID == runID { state.pauses[id]?.consumed = true }
         for (id, row) in state.timers where row.runID == runID { state.timers[id]?.fired = true }
         state.flow.timeouts = state.flow.timeouts.filter { $0.value.runID != runID }

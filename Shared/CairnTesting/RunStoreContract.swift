@@ -126,6 +126,12 @@ public enum RunStoreContract {
         #expect(waiting.status == "Queued")
         #expect(waiting.startedAt == nil)
         #expect(try await f.store.queueStates() == [QueueState(functionID: f.functionID, backlog: 2, running: 1, oldest: now)])
+        // A run cancelled while in line leaves it.
+        let fourth = try await f.startedRun(entropy: 83)
+        #expect(try await f.store.acquireSlots(fourth, counter, score: 40, functionID: f.functionID, start: true, now: now) == .backlogged(key: "f:test:k"))
+        #expect(try await f.store.queueStates().first?.backlog == 3)
+        #expect(try await f.store.cancel(fourth.runID, now: now, emitting: { _ in [] }) != nil)
+        #expect(try await f.store.queueStates().first?.backlog == 2)
         let secondItem = WorkItem(runID: second.runID, reason: .start, call: .discovery)
         let thirdItem = WorkItem(runID: third.runID, reason: .start, call: .discovery)
         #expect(try await f.store.recoverStranded(limit: 10).isEmpty)
