@@ -3,7 +3,7 @@ public import CairnEngine
 import Foundation
 public import Hummingbird
 
-/// The concurrency lines over REST (docs/flow-control.md):
+/// The concurrency lines over REST (docs/queue.md):
 ///
 /// - `GET /v1/queues` — per live function with a concurrency limit: `{function_id, app,
 ///   limits: [{limit, key, scope}], backlog, running, oldest_age_seconds}`, by slug.

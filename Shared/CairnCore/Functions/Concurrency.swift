@@ -1,6 +1,6 @@
 public import Foundation
 
-// The pure half of concurrency limits and priority (docs/flow-control.md): which counters a
+// The pure half of concurrency limits and priority (docs/queue.md): which counters a
 // run's requests take a slot on, and where its waiting work is ordered.
 
 /// One counter a run's requests count against, with the limit its function sets on it.

@@ -4,7 +4,7 @@ public import Logging
 public import Metrics
 public import ServiceLifecycle
 
-/// What operators see of the concurrency lines (docs/flow-control.md): per live function with
+/// What operators see of the concurrency lines (docs/queue.md): per live function with
 /// a concurrency limit, its limits, the work waiting, the runs holding slots, and how long the
 /// oldest item has waited. The REST route and the gauges read the same report.
 public struct QueueReport: Sendable {

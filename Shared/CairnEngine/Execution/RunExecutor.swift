@@ -140,7 +140,7 @@ public final class RunExecutor: Service {
     }
 
     /// Drives `item`'s run on `lease`, which is renewed meanwhile, holding a slot on each of
-    /// its function's concurrency counters (docs/flow-control.md): when one is full the item
+    /// its function's concurrency counters (docs/queue.md): when one is full the item
     /// waits in its backlog instead, off the stream, and the drive ends. Otherwise ends with a
     /// write that retires the item, or throws; either way its slots are then freed and the
     /// work waiting for them published.

@@ -158,7 +158,7 @@ public enum SlotOutcome: Sendable, Hashable {
     case leaseLost
 }
 
-/// Concurrency limits (docs/flow-control.md): slots held by drives, and the backlog of work
+/// Concurrency limits (docs/queue.md): slots held by drives, and the backlog of work
 /// that waits for one.
 public protocol ConcurrencyStore: Sendable {
     /// Takes a slot on each of `slots` for the drive `lease` grants, if every counter has room

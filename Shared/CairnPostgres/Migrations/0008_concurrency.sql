@@ -1,4 +1,4 @@
--- Concurrency limits (docs/flow-control.md): the slots drives hold and the work that waits.
+-- Concurrency limits (docs/queue.md): the slots drives hold and the work that waits.
 
 -- A slot a run's drive holds on a counter (`key`). It counts only while the run holds the
 -- lease it was taken under (same fencing token, lease live), so a drive that ends or dies
