@@ -20,9 +20,7 @@ extension PostgresRunStore {
         let keys = slots.map(\.key)
         let run = lease.runID.description
         return try await client.withTransaction(logger: logger) { connection in
-            try await connection.query(
-                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM (SELECT DISTINCT unnest(\(keys)::text[]) AS k ORDER BY k) ks",
-                logger: logger)
+            try await lockCounters(keys, connection: connection)
             let held = try await connection.query("""
                 SELECT 1 FROM runs WHERE id = \(run) AND fencing_token = \(lease.token) AND lease_owner = \(lease.owner)
                   AND lease_expires_at > clock_timestamp() AND status = 'Running'
@@ -42,11 +40,11 @@ extension PostgresRunStore {
                     VALUES (\(lease.item), \(full.key), \(full.limit), \(score), \(run), \(functionID), \(now))
                     ON CONFLICT (entry_id) DO UPDATE SET key = EXCLUDED.key, key_limit = EXCLUDED.key_limit
                     """, logger: logger)
-                let notStarted = start ? "AND NOT EXISTS (SELECT 1 FROM steps WHERE run_id = runs.id)" : "AND false"
+                // A start item that recorded nothing has not started.
                 try await connection.query("""
                     UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL, updated_at = \(now),
-                        status = CASE WHEN true \(unescaped: notStarted) THEN 'Queued' ELSE status END,
-                        started_at = CASE WHEN true \(unescaped: notStarted) THEN NULL ELSE started_at END
+                        status = CASE WHEN fresh THEN 'Queued' ELSE status END, started_at = CASE WHEN fresh THEN NULL ELSE started_at END
+                    FROM (SELECT \(start) AND NOT EXISTS (SELECT 1 FROM steps WHERE run_id = \(run)) AS fresh) f
                     WHERE id = \(run) AND fencing_token = \(lease.token)
                     """, logger: logger)
                 return .backlogged(key: full.key)
@@ -59,7 +57,7 @@ extension PostgresRunStore {
         }
     }
 
-    public func releaseSlots(_ runID: ULID, now: Date) async throws -> [WorkItem] {
+    public func releaseSlots(_ runID: ULID) async throws -> [WorkItem] {
         try await client.withTransaction(logger: logger) { connection in
             // The acquirers' locks, so that work put in line meanwhile is seen here.
             let held = try await connection.query(
@@ -67,8 +65,7 @@ extension PostgresRunStore {
             var keys: [String] = []
             for try await key in held.decode(String.self) { keys.append(key) }
             if keys.isEmpty { return [] }
-            try await connection.query(
-                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(\(keys)::text[]) k ORDER BY k", logger: logger)
+            try await lockCounters(keys, connection: connection)
             try await connection.query("DELETE FROM concurrency_slots WHERE run_id = \(runID.description)", logger: logger)
             var entries: [String] = []
             for key in keys.sorted() {
@@ -83,7 +80,7 @@ extension PostgresRunStore {
         }
     }
 
-    public func promoteBacklog(now: Date, limit: Int) async throws -> [WorkItem] {
+    public func promoteBacklog(limit: Int) async throws -> [WorkItem] {
         try await client.withTransaction(logger: logger) { connection in
             let rows = try await connection.query("""
                 WITH live AS (
@@ -108,9 +105,8 @@ extension PostgresRunStore {
             WITH waiting AS (
                 SELECT function_id, count(*)::int8 AS n, min(created_at) AS oldest FROM concurrency_backlog GROUP BY function_id
             ), holding AS (
-                SELECT r.function_id, count(DISTINCT s.run_id)::int8 AS n FROM concurrency_slots s
-                JOIN runs r ON r.id = s.run_id AND r.fencing_token = s.fencing_token
-                WHERE r.lease_owner IS NOT NULL AND r.lease_expires_at > clock_timestamp() GROUP BY r.function_id
+                SELECT r.function_id, count(DISTINCT s.run_id)::int8 AS n FROM concurrency_slots s JOIN runs r ON r.id = s.run_id
+                WHERE \(unescaped: Self.liveSlot) GROUP BY r.function_id
             )
             SELECT coalesce(w.function_id, h.function_id), coalesce(w.n, 0), coalesce(h.n, 0), w.oldest
             FROM waiting w FULL JOIN holding h ON h.function_id = w.function_id
@@ -120,6 +116,13 @@ extension PostgresRunStore {
             states.append(QueueState(functionID: function, backlog: Int(backlog), running: Int(running), oldest: oldest))
         }
         return states
+    }
+
+    /// Takes the transaction-scoped lock of each counter in `keys`, in key order.
+    func lockCounters(_ keys: [String], connection: PostgresConnection) async throws {
+        try await connection.query(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM (SELECT DISTINCT unnest(\(keys)::text[]) AS k ORDER BY k) ks",
+            logger: logger)
     }
 
     /// Marks the outbox rows of `entries` unpublished and returns their items (an entry whose

@@ -73,7 +73,7 @@ public struct PostgresRunStore: RunStore {
         if let notBefore = run.notBefore, notBefore > now {
             try await insertTimer(item, due: notBefore, now: now, connection: connection)
         } else {
-            try await insertOutbox(item, connection: connection)
+            try await insertOutbox([item], connection: connection)
         }
         return true
     }
@@ -415,7 +415,7 @@ public struct PostgresRunStore: RunStore {
                 "UPDATE timers SET fired_at = \(now) WHERE id = \(timer) AND fired_at IS NULL", logger: logger)
             try await connection.query(
                 "DELETE FROM outbox WHERE stream = \(Self.workStream) AND entry_id = \(timer)", logger: logger)
-            try await insertOutbox(resume, connection: connection)
+            try await insertOutbox([resume], connection: connection)
             return true
         }
     }
@@ -582,14 +582,6 @@ public struct PostgresRunStore: RunStore {
     }
 
     // MARK: Shared writes
-
-    func insertOutbox(_ item: WorkItem, connection: PostgresConnection) async throws {
-        try await connection.query("""
-            INSERT INTO outbox (stream, entry_id, run_id, fields)
-            VALUES (\(Self.workStream), \(item.entryID), \(item.runID.description), \(item.json.jsonString)::json)
-            ON CONFLICT ON CONSTRAINT outbox_entry_once DO NOTHING
-            """, logger: logger)
-    }
 
     /// Inserts `items` into the outbox in one statement (each once).
     func insertOutbox(_ items: [WorkItem], connection: PostgresConnection) async throws {

@@ -132,7 +132,7 @@ public enum FlowStoreContract {
         let older = try await debounced(42, ts: 500, at: t0.addingTimeInterval(6))
         let moved = try await f.store.admit([b, older, b], now: t0.addingTimeInterval(6), cancelling: never)
         #expect(moved.outcomes == [.debounced(into: a.run.id), .skipped(.debounced, run: a.run.id), .duplicate])
-        #expect(try await f.store.nextFlowDue() == t0.addingTimeInterval(16))
+        #expect(try await f.store.nextFlowDue(cronLead: 0) == t0.addingTimeInterval(16))
         // The replaced event is recorded skipped, pointing at the run to come.
         #expect(try await f.store.runs(eventID: a.run.eventIDs[0]).map(\.skipRunID) == [a.run.id])
         let planned = Mutex<[Firing]>([])
@@ -144,11 +144,11 @@ public enum FlowStoreContract {
             run.idempotencyKey = key
             return FiringPlan(arrival: Arrival(run: run))
         }
-        #expect(try await f.store.fireDue(now: t0.addingTimeInterval(15.9), limit: 10, plan: plan, cancelling: never).outcomes.isEmpty)
-        let fired = try await f.store.fireDue(now: t0.addingTimeInterval(16), limit: 10, plan: plan, cancelling: never)
+        #expect(try await f.store.fireDue(now: t0.addingTimeInterval(15.9), cronLead: 0, limit: 10, plan: plan, cancelling: never).outcomes.isEmpty)
+        let fired = try await f.store.fireDue(now: t0.addingTimeInterval(16), cronLead: 0, limit: 10, plan: plan, cancelling: never)
         #expect(fired.outcomes == [.started(a.run.id)])
         #expect(planned.withLock { $0 } == [.debounce(functionID: f.functionID, runID: a.run.id, eventID: b.run.eventIDs[0], eventKey: b.run.idempotencyKey)])
-        #expect(try await f.store.fireDue(now: t0.addingTimeInterval(30), limit: 10, plan: plan, cancelling: never).outcomes.isEmpty)
+        #expect(try await f.store.fireDue(now: t0.addingTimeInterval(30), cronLead: 0, limit: 10, plan: plan, cancelling: never).outcomes.isEmpty)
         // The event that started it, delivered again, is a duplicate.
         #expect(try await f.store.admit([b], now: t0.addingTimeInterval(31), cancelling: never).outcomes == [.duplicate])
     }
@@ -171,8 +171,8 @@ public enum FlowStoreContract {
         #expect(try await f.store.snapshot(a.run.id).events.map { $0["id"] } == ["e50", "e51"])
         #expect(try await f.store.runs(eventID: b.run.eventIDs[0]).map(\.id) == [a.run.id])
         let noPlan: @Sendable (Firing) async throws -> FiringPlan = { _ in FiringPlan(arrival: nil) }
-        #expect(try await f.store.fireDue(now: t0.addingTimeInterval(9), limit: 10, plan: noPlan, cancelling: never).outcomes.isEmpty)
-        let fired = try await f.store.fireDue(now: t0.addingTimeInterval(10), limit: 10, plan: noPlan, cancelling: never)
+        #expect(try await f.store.fireDue(now: t0.addingTimeInterval(9), cronLead: 0, limit: 10, plan: noPlan, cancelling: never).outcomes.isEmpty)
+        let fired = try await f.store.fireDue(now: t0.addingTimeInterval(10), cronLead: 0, limit: 10, plan: noPlan, cancelling: never)
         #expect(fired.outcomes == [.batched(batch: "batch-52", started: c.run.id)])
         #expect(fired.work == [WorkItem(runID: c.run.id, reason: .start, call: .discovery)])
         #expect(try await f.store.admit([c], now: t0.addingTimeInterval(11), cancelling: never).outcomes == [.duplicate])
@@ -216,7 +216,7 @@ public enum FlowStoreContract {
         for minute in 0..<100 {
             let now = start.addingTimeInterval(Double(minute) * 60)
             let results = try await withThrowingTaskGroup(of: AdmissionResult.self) { group in
-                for _ in 0..<3 { group.addTask { try await f.store.fireDue(now: now, limit: 10, plan: plan, cancelling: never) } }
+                for _ in 0..<3 { group.addTask { try await f.store.fireDue(now: now, cronLead: 0, limit: 10, plan: plan, cancelling: never) } }
                 var all: [AdmissionResult] = []
                 for try await result in group { all.append(result) }
                 return all
@@ -230,7 +230,7 @@ public enum FlowStoreContract {
         _ = try await f.registry.sync(try AppRegistration(parsing: try JSONValue(parsing: without)), at: t0)
         try await f.store.syncCrons([])
         let late = start.addingTimeInterval(100 * 60)
-        #expect(try await f.store.fireDue(now: late, limit: 10, plan: plan, cancelling: never).started.isEmpty)
+        #expect(try await f.store.fireDue(now: late, cronLead: 0, limit: 10, plan: plan, cancelling: never).started.isEmpty)
     }
 
     static func cronTickAhead(_ f: RunStoreFixture) async throws {

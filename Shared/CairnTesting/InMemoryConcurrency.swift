@@ -10,6 +10,11 @@ extension InMemoryRunStore {
         return run.token == token && run.leaseOwner != nil && (run.leaseExpires ?? .distantPast) > now
     }
 
+    /// Line order: lowest score first, then entry id.
+    static func first(_ a: (key: String, value: BacklogRow), _ b: (key: String, value: BacklogRow)) -> Bool {
+        (a.value.score, a.key) < (b.value.score, b.key)
+    }
+
     static func inUse(_ key: String, excluding runID: ULID?, _ state: State, now: Date) -> Int {
         (state.flow.slots[key] ?? [:]).filter { $0.key != runID && slotLive($0.key, token: $0.value, state, now: now) }.count
     }
@@ -17,12 +22,13 @@ extension InMemoryRunStore {
     public func acquireSlots(
         _ lease: RunLease, _ slots: [ConcurrencySlot], score: Int64, functionID: UUID, start: Bool, now: Date
     ) async throws -> SlotOutcome {
-        let now = clock.now
+        // Leases are judged by the store's clock, as `lease` judges them.
+        let current = clock.now
         return state.withLock { state in
             guard let run = state.runs[lease.runID], run.token == lease.token, run.leaseOwner == lease.owner,
-                (run.leaseExpires ?? .distantPast) > now, run.status == "Running"
+                (run.leaseExpires ?? .distantPast) > current, run.status == "Running"
             else { return .leaseLost }
-            if let full = slots.first(where: { Self.inUse($0.key, excluding: lease.runID, state, now: now) >= $0.limit }) {
+            if let full = slots.first(where: { Self.inUse($0.key, excluding: lease.runID, state, now: current) >= $0.limit }) {
                 state.flow.backlog[lease.item] = BacklogRow(
                     key: full.key, limit: full.limit, score: score, runID: lease.runID, functionID: functionID, createdAt: now)
                 state.runs[lease.runID]?.leaseOwner = nil
@@ -38,12 +44,12 @@ extension InMemoryRunStore {
         }
     }
 
-    public func releaseSlots(_ runID: ULID, now: Date) async throws -> [WorkItem] {
+    public func releaseSlots(_ runID: ULID) async throws -> [WorkItem] {
         state.withLock { state in
             var entries: [String] = []
             for key in state.flow.slots.keys.sorted() where state.flow.slots[key]?[runID] != nil {
                 state.flow.slots[key]?[runID] = nil
-                if let next = state.flow.backlog.filter({ $0.value.key == key }).min(by: { ($0.value.score, $0.key) < ($1.value.score, $1.key) }) {
+                if let next = state.flow.backlog.filter({ $0.value.key == key }).min(by: Self.first) {
                     state.flow.backlog[next.key] = nil
                     entries.append(next.key)
                 }
@@ -52,14 +58,14 @@ extension InMemoryRunStore {
         }
     }
 
-    public func promoteBacklog(now: Date, limit: Int) async throws -> [WorkItem] {
+    public func promoteBacklog(limit: Int) async throws -> [WorkItem] {
         let now = clock.now
         return state.withLock { state in
             var entries: [String] = []
             let byKey = Dictionary(grouping: state.flow.backlog, by: { $0.value.key })
             for (key, rows) in byKey.sorted(by: { $0.key < $1.key }) {
                 let room = (rows.first?.value.limit ?? 0) - Self.inUse(key, excluding: nil, state, now: now)
-                for row in rows.sorted(by: { ($0.value.score, $0.key) < ($1.value.score, $1.key) }).prefix(max(0, room)) where entries.count < limit {
+                for row in rows.sorted(by: Self.first).prefix(max(0, room)) where entries.count < limit {
                     state.flow.backlog[row.key] = nil
                     entries.append(row.key)
                 }

@@ -136,16 +136,16 @@ public enum RunStoreContract {
         let thirdItem = WorkItem(runID: third.runID, reason: .start, call: .discovery)
         #expect(try await f.store.recoverStranded(limit: 10).isEmpty)
         // Its holder frees the slot: the lowest score goes, unpublished until published.
-        #expect(try await f.store.releaseSlots(first.runID, now: now) == [secondItem])
+        #expect(try await f.store.releaseSlots(first.runID) == [secondItem])
         #expect(try await f.store.unpublishedWork(createdBefore: now.addingTimeInterval(3_600), limit: 10).contains(secondItem))
         let again = try await f.lease(secondItem, owner: "two")
         #expect(try await f.store.acquireSlots(again, counter, score: 20, functionID: f.functionID, start: true, now: now) == .held)
         // A drive that ends without freeing its slot frees it all the same: the reconciler's
         // pass lets the next in line go.
-        #expect(try await f.store.promoteBacklog(now: now, limit: 10).isEmpty)
+        #expect(try await f.store.promoteBacklog(limit: 10).isEmpty)
         #expect(try await f.store.release(again, now: now))
-        #expect(try await f.store.promoteBacklog(now: now, limit: 10) == [thirdItem])
-        #expect(try await f.store.promoteBacklog(now: now, limit: 10).isEmpty)
+        #expect(try await f.store.promoteBacklog(limit: 10) == [thirdItem])
+        #expect(try await f.store.promoteBacklog(limit: 10).isEmpty)
         #expect(try await f.store.queueStates().isEmpty)
     }
 

@@ -23,12 +23,7 @@ public struct ConcurrencySlot: Sendable, Hashable {
         compile: (String) throws -> Expression = { try Expression(compiling: $0) }
     ) -> [ConcurrencySlot] {
         limits.filter { $0.limit > 0 }.map { limit in
-            let value: String
-            switch FlowKey.evaluate(limit.key, event: event, nowMilliseconds: nowMilliseconds, compile: compile) {
-            case .key(let digest): value = digest
-            case .skip: value = FlowKey.digest("false")
-            case .failed: value = FlowKey.invalid
-            }
+            let value = FlowKey.group(limit.key, event: event, nowMilliseconds: nowMilliseconds, compile: compile)
             switch limit.scope {
             case .fn: return ConcurrencySlot(key: "f:\(functionID.uuidString.lowercased()):\(value)", limit: limit.limit)
             case .env: return ConcurrencySlot(key: "e:\(value)", limit: limit.limit)

@@ -76,6 +76,20 @@ public enum FlowKey {
         }
     }
 
+    /// The group `source` puts `event` in, for options that group every event (debounce,
+    /// batch, throttle, concurrency): events whose key fails share one group, and `false` is a
+    /// value like any other.
+    public static func group(
+        _ source: String?, event: JSONValue, nowMilliseconds: Int64,
+        compile: (String) throws -> Expression = { try Expression(compiling: $0) }
+    ) -> String {
+        switch evaluate(source, event: event, nowMilliseconds: nowMilliseconds, compile: compile) {
+        case .key(let value): return value
+        case .skip: return digest("false")
+        case .failed: return invalid
+        }
+    }
+
     public enum Outcome: Sendable, Hashable {
         case key(String)
         case skip

@@ -172,7 +172,7 @@ public final class RunExecutor: Service {
     /// failure here only delays that work to the reconciler's next pass.
     func freeSlots(of runID: ULID) async {
         do {
-            let promoted = try await store.releaseSlots(runID, now: clock.now)
+            let promoted = try await store.releaseSlots(runID)
             try await store.publish(promoted, on: work, now: clock.now)
         } catch {
             logger.warning("freeing concurrency slots failed; the reconciler publishes the waiting work", metadata: ["run": "\(runID)", "error": "\(error)"])

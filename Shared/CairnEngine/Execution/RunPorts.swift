@@ -171,12 +171,12 @@ public protocol ConcurrencyStore: Sendable {
     /// Frees the slots the run holds, and takes off the backlog the first waiting item of each
     /// counter freed: their outbox rows are marked unpublished, and they are returned to be
     /// published (the relay publishes them if the caller dies first).
-    func releaseSlots(_ runID: ULID, now: Date) async throws -> [WorkItem]
+    func releaseSlots(_ runID: ULID) async throws -> [WorkItem]
 
     /// Takes off the backlog as many items as their counters have room for, lowest score
     /// first (their outbox rows marked unpublished): the reconciler's cover for a drive that
     /// died before it released. At most `limit`.
-    func promoteBacklog(now: Date, limit: Int) async throws -> [WorkItem]
+    func promoteBacklog(limit: Int) async throws -> [WorkItem]
 
     /// Per function with work waiting or slots held: how much waits, since when, and how many
     /// of its runs hold slots now.

@@ -255,19 +255,6 @@ public protocol FlowStore: Sendable {
     func nextFlowDue(cronLead: TimeInterval) async throws -> Date?
 }
 
-extension FlowStore {
-    /// Fires what is due at `now`, crons on their tick.
-    public func fireDue(
-        now: Date, limit: Int, plan: @escaping @Sendable (Firing) async throws -> FiringPlan,
-        cancelling: @escaping @Sendable (CancelledRun) -> [AcceptedEvent]
-    ) async throws -> AdmissionResult {
-        try await fireDue(now: now, cronLead: 0, limit: limit, plan: plan, cancelling: cancelling)
-    }
-
-    /// The earliest flow deadline held, crons on their tick.
-    public func nextFlowDue() async throws -> Date? { try await nextFlowDue(cronLead: 0) }
-}
-
 /// What follows a committed admission or firing, the same for the router and the flow
 /// scheduler: its work published, its deadlines indexed, the events it stored (cancellations,
 /// cron ticks) announced, and the pauses of the runs it started looking back (a cancelOn event

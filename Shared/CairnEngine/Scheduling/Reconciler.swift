@@ -161,7 +161,7 @@ public final class Reconciler: Service {
     /// ended without freeing it, or freed it as the work was being put in line). Not a heal:
     /// such races are part of normal operation, and the work was never at risk.
     func promoteBacklog() async throws {
-        let items = try await store.promoteBacklog(now: clock.now, limit: pageSize)
+        let items = try await store.promoteBacklog(limit: pageSize)
         if items.isEmpty { return }
         logger.info("published work that waited for a free concurrency slot", metadata: ["items": "\(items.count)"])
         try await store.publish(items, on: work, now: clock.now)

@@ -127,14 +127,9 @@ public final class RunPlanner: Sendable {
             reason: config.idempotency != nil ? .idempotent : .rateLimited)
     }
 
-    /// A debounce or batch key: events whose key fails share one group; `false` is a value
-    /// like any other.
+    /// `FlowKey.group` with the compiled expressions cached.
     func groupKey(_ source: String?, event: JSONValue, now: Int64) -> String {
-        switch key(source, event: event, now: now) {
-        case .key(let value): return value
-        case .skip: return FlowKey.digest("false")
-        case .failed: return FlowKey.invalid
-        }
+        FlowKey.group(source, event: event, nowMilliseconds: now, compile: expressions.compiled)
     }
 
     /// Whether a batch's `if` lets the event in: an event it is false for, or cannot be
