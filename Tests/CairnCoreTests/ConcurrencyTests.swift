@@ -16,12 +16,20 @@ import Testing
         let slots = ConcurrencySlot.of(
             try limits(#"[{"limit":2,"key":"event.data.user","scope":"env"},{"limit":5}]"#), functionID: Self.function, event: event,
             nowMilliseconds: 0)
-        let user = try #require({ if case .key(let digest) = FlowKey.evaluate("event.data.user", event: event, nowMilliseconds: 0) { digest } else { nil } }())
+        let user = FlowKey.group("event.data.user", event: event, nowMilliseconds: 0)
         // One counter per limit, in the order the function lists them.
-        #expect(slots.map(\.limit) == [2, 5])
-        #expect(Set(slots) == [
+        #expect(slots == [
             ConcurrencySlot(key: "e:\(user)", limit: 2), ConcurrencySlot(key: "f:6f1a9e52-3c1b-4e0c-9f3a-2b7d1c0e5a44:fn", limit: 5),
         ])
+        // Another function with the same limits shares the environment counter (with its own
+        // limit), not the function one; another user gets another counter.
+        let other = ConcurrencySlot.of(
+            try limits(#"[{"limit":3,"key":"event.data.user","scope":"env"},{"limit":5}]"#), functionID: UUID(), event: event,
+            nowMilliseconds: 0)
+        #expect(other[0] == ConcurrencySlot(key: "e:\(user)", limit: 3))
+        #expect(other[1].key != slots[1].key)
+        let someoneElse = try JSONValue(parsing: #"{"name":"a/b","data":{"user":"u2"}}"#)
+        #expect(ConcurrencySlot.of(try limits(#"{"limit":2,"key":"event.data.user","scope":"env"}"#), functionID: Self.function, event: someoneElse, nowMilliseconds: 0)[0].key != "e:\(user)")
         #expect(ConcurrencySlot.of(try limits("0"), functionID: Self.function, event: event, nowMilliseconds: 0).isEmpty)
         // A key that cannot be evaluated: one shared counter.
         let failed = ConcurrencySlot.of(try limits(#"{"limit":1,"key":"int(event.data.user)"}"#), functionID: Self.function, event: event, nowMilliseconds: 0)

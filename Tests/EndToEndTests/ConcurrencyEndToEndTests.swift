@@ -34,8 +34,8 @@ import Testing
 
     @Test func aFullLineDelaysNoOtherFunction() async throws {
         try await withTwoExecutors { harness in
-            // The first run holds the only slot for 5 s; two more wait behind it.
-            _ = try await harness.send([["name": "test/prioritized", "data": ["n": 0, "p": 0, "hold": 5]]])
+            // The first run holds the only slot for 10 s; two more wait behind it.
+            _ = try await harness.send([["name": "test/prioritized", "data": ["n": 0, "p": 0, "hold": 10]]])
             try await harness.waitUntilCounted("P:max")
             let deadline = ContinuousClock.now + .seconds(30)
             let waiting = try await harness.send([
@@ -55,6 +55,9 @@ import Testing
             let after = try await line()
             #expect(after["running"] == 1)
             #expect(after["backlog"] == 2)
+            // The scheduler's gauges show the same line within a pass (every 5 s).
+            let slug = try #require(after["function_id"]?.stringValue)
+            try await harness.waitForMetrics(["cairn_queue_depth{function=\"\(slug)\"} 2.0", "cairn_concurrency_in_use{function=\"\(slug)\"} 1.0"])
             for id in waiting { #expect(try await harness.endedRun(of: id)["status"] == "Completed") }
         }
     }

@@ -30,6 +30,19 @@ import Testing
             try await appGet("/counts")
         }
 
+        /// Returns once Cairn's `/metrics` holds every line of `lines`, within 30 s.
+        func waitForMetrics(_ lines: [String]) async throws {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while true {
+                let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(api.origin)/metrics"), timeout: .seconds(10))
+                let text = String(buffer: try await response.body.collect(upTo: 1 << 22))
+                let shown = Set(text.split(separator: "\n").map(String.init))
+                if lines.allSatisfy(shown.contains) { return }
+                guard ContinuousClock.now < deadline else { throw LocalProcessError(description: "/metrics never showed \(lines)") }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+
         /// Returns once the app has counted `name` (a step body has started), within 30 s.
         func waitUntilCounted(_ name: String) async throws {
             let deadline = ContinuousClock.now + .seconds(30)

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import CairnCore
 import CairnTesting
 import Foundation
@@ -121,16 +120,7 @@ extension ExecutionEndToEndTests {
             #expect(line["backlog"] == 0)
             #expect(line["running"] == 0)
             let slug = try #require(line["function_id"]?.stringValue)
-            let deadline = ContinuousClock.now + .seconds(30)
-            while true {
-                let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(harness.api.origin)/metrics"), timeout: .seconds(10))
-                let text = String(buffer: try await response.body.collect(upTo: 1 << 22))
-                if text.contains("cairn_concurrency_in_use{function=\"\(slug)\"} 0") && text.contains("cairn_queue_depth{function=\"\(slug)\"} 0") {
-                    break
-                }
-                try #require(ContinuousClock.now < deadline, "the queue gauges never showed \(slug)")
-                try await Task.sleep(for: .milliseconds(200))
-            }
+            try await harness.waitForMetrics(["cairn_concurrency_in_use{function=\"\(slug)\"} 0.0", "cairn_queue_depth{function=\"\(slug)\"} 0.0"])
         }
     }
 
