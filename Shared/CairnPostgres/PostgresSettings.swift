@@ -28,12 +28,8 @@ public struct PostgresSettings: Sendable, Equatable {
     public var tlsMode: TLSMode
     /// Most connections the pool opens. Default 20.
     public var maximumConnections: Int
-    /// Connections the pool keeps open when idle. Default 2.
+    /// Connections the pool keeps open when idle. Default 0.
     public var minimumConnections: Int
-    /// How long a connection above the minimum may sit idle before the pool closes it.
-    /// Default 5 minutes: longer than the gap between an every-minute cron's bursts, so a
-    /// burst finds its connections open instead of paying a new backend for each.
-    public var idleTimeout: Duration = .seconds(300)
     /// Reported to the server as `application_name`. Default `cairn`.
     public var applicationName: String
     /// Longest a pool connection's statement may run before the server cancels it
@@ -112,7 +108,7 @@ public struct PostgresSettings: Sendable, Equatable {
         schema = nil
         tlsMode = .disable
         maximumConnections = 20
-        minimumConnections = 2
+        minimumConnections = 0
         applicationName = "cairn"
         for pair in query.split(separator: "&") where !pair.isEmpty {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -157,8 +153,7 @@ public struct PostgresSettings: Sendable, Equatable {
             configuration = .init(host: host, port: port, username: username, password: password, database: database, tls: tls)
         }
         configuration.options.maximumConnections = maximumConnections
-        configuration.options.minimumConnections = min(minimumConnections, maximumConnections)
-        configuration.options.connectionIdleTimeout = idleTimeout
+        configuration.options.minimumConnections = minimumConnections
         let milliseconds = Int64((statementTimeout.timeInterval * 1_000).rounded(.up))
         configuration.options.additionalStartupParameters = startupParameters + [("statement_timeout", String(milliseconds))]
         return configuration
