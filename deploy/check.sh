@@ -12,7 +12,7 @@
 #     the /readyz healthcheck really tells 200 from 503 (against a local stub server);
 #   - deploy/k8s: apiVersion/kind/metadata.name everywhere, kustomization lists every file,
 #     Deployments have probes and selectors that match their pods, Services/HPAs/PDBs/Ingress
-#     point at things that exist, the executor scales on cairn_work_stream_lag;
+#     point at things that exist, the executor scales on ready queue depth;
 #   - every environment variable set anywhere is one README.md documents;
 #   - with the tools at hand: `docker compose config -q`, `kubectl kustomize`,
 #     kubernetes-validate --strict, and `nginx -t` plus a routing test of deploy/nginx.conf
@@ -538,9 +538,11 @@ check(targets == set(deployments), "k8s: an autoscaling/v2 HPA per Deployment, e
 executor_dep = next((n for n, d in deployments.items() if pod_containers(d["spec"])[0].get("command", [""])[0] == "cairn-executor"), None)
 executor_hpa = next((h for h in hpas.values() if h["spec"]["scaleTargetRef"].get("name") == executor_dep), None)
 external = [m for m in (executor_hpa or {}).get("spec", {}).get("metrics", []) if m["type"] == "External"]
-check(any(m["external"]["metric"]["name"] == "cairn_work_stream_lag" and m["external"]["target"].get("averageValue") for m in external),
-      "k8s: the executor HPA also scales on External metric cairn_work_stream_lag (average value target)",
-      "k8s: the executor HPA lacks an External cairn_work_stream_lag metric with an averageValue target")
+check(any(m["external"]["metric"]["name"] == "cairn_queue_depth"
+          and m["external"]["metric"].get("selector", {}).get("matchLabels") == {"state": "ready"}
+          and m["external"]["target"].get("averageValue") for m in external),
+      "k8s: the executor HPA also scales on External metric cairn_queue_depth{state=ready} (average value target)",
+      "k8s: the executor HPA lacks an External cairn_queue_depth metric, selected by state=ready, with an averageValue target")
 
 pdbs = by_kind.get("PodDisruptionBudget", {})
 covered = set()

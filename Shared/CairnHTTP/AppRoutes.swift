@@ -99,7 +99,10 @@ enum FunctionRendering {
             })),
             ("retries", .number(JSONNumber(config.retries))),
             ("concurrency", .array(config.concurrency.map { limit in
-                .object(["limit": .number(JSONNumber(limit.limit)), "key": optional(limit.key), "scope": .string(limit.scope.rawValue)])
+                .object([
+                    "limit": .number(JSONNumber(limit.limit)), "key": optional(limit.key), "scope": .string(limit.scope.rawValue),
+                    "run_level": .bool(limit.wholeRun),
+                ])
             })),
         ]
         if let throttle = config.throttle {

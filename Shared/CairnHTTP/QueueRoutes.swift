@@ -3,10 +3,11 @@ public import CairnEngine
 import Foundation
 public import Hummingbird
 
-/// The concurrency lines over REST (docs/queue.md):
+/// The work queue over REST (docs/queue.md):
 ///
-/// - `GET /v1/queues` — per live function with a concurrency limit: `{function_id, app,
-///   limits: [{limit, key, scope}], backlog, running, oldest_age_seconds}`, by slug.
+/// - `GET /v1/queues` — per live function with a concurrency limit or work waiting:
+///   `{function_id, app, limits: [{limit, key, scope, run_level}], ready, backlog, running,
+///   oldest_age_seconds}`, by slug.
 public struct QueueRoutes: Sendable {
     let report: QueueReport
     let responses: RESTResponses
@@ -29,9 +30,12 @@ public struct QueueRoutes: Sendable {
         .object([
             "function_id": .string(line.function.config.id), "app": .string(line.function.appName),
             "limits": .array(line.limits.map { limit in
-                .object(["limit": .number(JSONNumber(limit.limit)), "key": limit.key.map(JSONValue.string) ?? .null, "scope": .string(limit.scope.rawValue)])
+                .object([
+                    "limit": .number(JSONNumber(limit.limit)), "key": limit.key.map(JSONValue.string) ?? .null, "scope": .string(limit.scope.rawValue),
+                    "run_level": .bool(limit.wholeRun),
+                ])
             }),
-            "backlog": .number(JSONNumber(line.backlog)), "running": .number(JSONNumber(line.running)),
+            "ready": .number(JSONNumber(line.ready)), "backlog": .number(JSONNumber(line.backlog)), "running": .number(JSONNumber(line.running)),
             "oldest_age_seconds": .number(JSONNumber((line.oldestAge * 1_000).rounded() / 1_000) ?? JSONNumber(0)),
         ])
     }

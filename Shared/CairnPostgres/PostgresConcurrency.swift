@@ -3,15 +3,18 @@ public import CairnEngine
 public import Foundation
 import PostgresNIO
 
-/// `ConcurrencyStore` on Postgres (migration 0008). Acquirers of a counter serialize on a
+/// `ConcurrencyStore` on Postgres (migrations 0008 and 0009). Acquirers of a counter serialize on a
 /// transaction-scoped advisory lock on its key (taken in key order, so two drives never wait
-/// on each other in a cycle); a slot counts only while the run holds the lease it was taken
-/// under, so a drive that ends or dies frees its slots without another write.
+/// on each other in a cycle); a request slot counts only while the run holds the lease it was
+/// taken under, so a drive that ends or dies frees its slots without another write, and a
+/// run-level slot (no token) counts until its run ends.
 extension PostgresRunStore {
-    /// Slots that count: their run holds the lease they were taken under.
+    /// Slots that count: their run holds the lease they were taken under, or, for a run-level
+    /// slot, has not ended.
     static let liveSlot = """
-        EXISTS (SELECT 1 FROM runs r WHERE r.id = s.run_id AND r.fencing_token = s.fencing_token
-                AND r.lease_owner IS NOT NULL AND r.lease_expires_at > clock_timestamp())
+        EXISTS (SELECT 1 FROM runs r WHERE r.id = s.run_id AND CASE WHEN s.fencing_token IS NULL
+                THEN r.status IN ('Queued', 'Running')
+                ELSE r.fencing_token = s.fencing_token AND r.lease_owner IS NOT NULL AND r.lease_expires_at > clock_timestamp() END)
         """
 
     public func acquireSlots(
@@ -49,8 +52,10 @@ extension PostgresRunStore {
                     """, logger: logger)
                 return .backlogged(key: full.key)
             }
+            let wholeRun = slots.map(\.wholeRun)
             try await connection.query("""
-                INSERT INTO concurrency_slots (key, run_id, fencing_token) SELECT k, \(run), \(lease.token) FROM unnest(\(keys)::text[]) k
+                INSERT INTO concurrency_slots (key, run_id, fencing_token)
+                SELECT k, \(run), CASE WHEN whole THEN NULL ELSE \(lease.token) END FROM unnest(\(keys)::text[], \(wholeRun)::bool[]) AS u(k, whole)
                 ON CONFLICT (key, run_id) DO UPDATE SET fencing_token = EXCLUDED.fencing_token
                 """, logger: logger)
             return .held
@@ -59,14 +64,18 @@ extension PostgresRunStore {
 
     public func releaseSlots(_ runID: ULID) async throws -> [WorkItem] {
         try await client.withTransaction(logger: logger) { connection in
-            // The acquirers' locks, so that work put in line meanwhile is seen here.
-            let held = try await connection.query(
-                "SELECT key FROM concurrency_slots WHERE run_id = \(runID.description) ORDER BY key", logger: logger)
+            // The request slots, and the run-level ones once the run has ended; under the
+            // acquirers' locks, so that work put in line meanwhile is seen here.
+            let held = try await connection.query("""
+                SELECT key FROM concurrency_slots s WHERE run_id = \(runID.description) AND (fencing_token IS NOT NULL OR NOT \(unescaped: Self.liveSlot))
+                ORDER BY key
+                """, logger: logger)
             var keys: [String] = []
             for try await key in held.decode(String.self) { keys.append(key) }
             if keys.isEmpty { return [] }
             try await lockCounters(keys, connection: connection)
-            try await connection.query("DELETE FROM concurrency_slots WHERE run_id = \(runID.description)", logger: logger)
+            try await connection.query(
+                "DELETE FROM concurrency_slots WHERE run_id = \(runID.description) AND key = ANY(\(keys))", logger: logger)
             var entries: [String] = []
             for key in keys.sorted() {
                 let next = try await connection.query("""
@@ -102,18 +111,22 @@ extension PostgresRunStore {
 
     public func queueStates() async throws -> [QueueState] {
         let rows = try await client.query("""
-            WITH waiting AS (
-                SELECT function_id, count(*)::int8 AS n, min(created_at) AS oldest FROM concurrency_backlog GROUP BY function_id
-            ), holding AS (
-                SELECT r.function_id, count(DISTINCT s.run_id)::int8 AS n FROM concurrency_slots s JOIN runs r ON r.id = s.run_id
+            SELECT function_id, sum(ready)::int8, sum(backlog)::int8, sum(running)::int8, min(oldest) FROM (
+                SELECT r.function_id, count(*) AS ready, 0 AS backlog, 0 AS running, NULL::timestamptz AS oldest
+                FROM outbox o JOIN runs r ON r.id = o.run_id
+                WHERE o.stream = \(Self.workStream) AND NOT (r.lease_owner IS NOT NULL AND r.lease_expires_at > clock_timestamp())
+                  AND NOT EXISTS (SELECT 1 FROM concurrency_backlog b WHERE b.entry_id = o.entry_id)
+                GROUP BY r.function_id
+                UNION ALL
+                SELECT function_id, 0, count(*), 0, min(created_at) FROM concurrency_backlog GROUP BY function_id
+                UNION ALL
+                SELECT r.function_id, 0, 0, count(DISTINCT s.run_id), NULL FROM concurrency_slots s JOIN runs r ON r.id = s.run_id
                 WHERE \(unescaped: Self.liveSlot) GROUP BY r.function_id
-            )
-            SELECT coalesce(w.function_id, h.function_id), coalesce(w.n, 0), coalesce(h.n, 0), w.oldest
-            FROM waiting w FULL JOIN holding h ON h.function_id = w.function_id
+            ) parts GROUP BY function_id
             """, logger: logger)
         var states: [QueueState] = []
-        for try await (function, backlog, running, oldest) in rows.decode((UUID, Int64, Int64, Date?).self) {
-            states.append(QueueState(functionID: function, backlog: Int(backlog), running: Int(running), oldest: oldest))
+        for try await (function, ready, backlog, running, oldest) in rows.decode((UUID, Int64, Int64, Int64, Date?).self) {
+            states.append(QueueState(functionID: function, ready: Int(ready), backlog: Int(backlog), running: Int(running), oldest: oldest))
         }
         return states
     }

@@ -2,12 +2,24 @@ public import CairnCore
 public import CairnEngine
 public import Foundation
 
+/// How a run holds a concurrency slot.
+enum SlotHold: Sendable {
+    /// A request slot, taken under this fencing token.
+    case lease(Int64)
+    /// A run-level slot, held until the run ends.
+    case run
+}
+
 /// `ConcurrencyStore` in memory, held to the same contract as the Postgres one.
 extension InMemoryRunStore {
-    /// Whether `runID`'s slot taken under `token` counts: the run holds that lease, live.
-    static func slotLive(_ runID: ULID, token: Int64, _ state: State, now: Date) -> Bool {
+    /// Whether `runID`'s slot counts: a request slot while the run holds the lease it was
+    /// taken under, live; a run-level one until the run ends.
+    static func slotLive(_ runID: ULID, _ hold: SlotHold, _ state: State, now: Date) -> Bool {
         guard let run = state.runs[runID] else { return false }
-        return run.token == token && run.leaseOwner != nil && (run.leaseExpires ?? .distantPast) > now
+        switch hold {
+        case .lease(let token): return run.token == token && run.leaseOwner != nil && (run.leaseExpires ?? .distantPast) > now
+        case .run: return run.status == "Queued" || run.status == "Running"
+        }
     }
 
     /// Line order: lowest score first, then entry id.
@@ -16,7 +28,7 @@ extension InMemoryRunStore {
     }
 
     static func inUse(_ key: String, excluding runID: ULID?, _ state: State, now: Date) -> Int {
-        (state.flow.slots[key] ?? [:]).filter { $0.key != runID && slotLive($0.key, token: $0.value, state, now: now) }.count
+        (state.flow.slots[key] ?? [:]).filter { $0.key != runID && slotLive($0.key, $0.value, state, now: now) }.count
     }
 
     public func acquireSlots(
@@ -39,15 +51,21 @@ extension InMemoryRunStore {
                 }
                 return .backlogged(key: full.key)
             }
-            for slot in slots { state.flow.slots[slot.key, default: [:]][lease.runID] = lease.token }
+            for slot in slots { state.flow.slots[slot.key, default: [:]][lease.runID] = slot.wholeRun ? .run : .lease(lease.token) }
             return .held
         }
     }
 
     public func releaseSlots(_ runID: ULID) async throws -> [WorkItem] {
-        state.withLock { state in
+        let now = clock.now
+        return state.withLock { state in
             var entries: [String] = []
-            for key in state.flow.slots.keys.sorted() where state.flow.slots[key]?[runID] != nil {
+            for key in state.flow.slots.keys.sorted() {
+                switch state.flow.slots[key]?[runID] {
+                case nil: continue
+                case .run? where Self.slotLive(runID, .run, state, now: now): continue
+                default: break
+                }
                 state.flow.slots[key]?[runID] = nil
                 if let next = state.flow.backlog.filter({ $0.value.key == key }).min(by: Self.first) {
                     state.flow.backlog[next.key] = nil
@@ -78,19 +96,26 @@ extension InMemoryRunStore {
         let now = clock.now
         return state.withLock { state in
             var states: [UUID: QueueState] = [:]
+            func update(_ functionID: UUID, _ change: (inout QueueState) -> Void) {
+                change(&states[functionID, default: QueueState(functionID: functionID, ready: 0, backlog: 0, running: 0, oldest: nil)])
+            }
+            for (entry, row) in state.outbox where state.flow.backlog[entry] == nil {
+                guard let run = state.runs[row.item.runID], run.leaseOwner == nil || (run.leaseExpires ?? .distantPast) <= now else { continue }
+                update(run.functionID) { $0.ready += 1 }
+            }
             for row in state.flow.backlog.values {
-                var entry = states[row.functionID] ?? QueueState(functionID: row.functionID, backlog: 0, running: 0, oldest: nil)
-                entry.backlog += 1
-                entry.oldest = min(entry.oldest ?? row.createdAt, row.createdAt)
-                states[row.functionID] = entry
+                update(row.functionID) {
+                    $0.backlog += 1
+                    $0.oldest = min($0.oldest ?? row.createdAt, row.createdAt)
+                }
             }
             var holders: Set<ULID> = []
             for holdersByRun in state.flow.slots.values {
-                for (runID, token) in holdersByRun where Self.slotLive(runID, token: token, state, now: now) { holders.insert(runID) }
+                for (runID, hold) in holdersByRun where Self.slotLive(runID, hold, state, now: now) { holders.insert(runID) }
             }
             for runID in holders {
                 guard let functionID = state.runs[runID]?.functionID else { continue }
-                states[functionID, default: QueueState(functionID: functionID, backlog: 0, running: 0, oldest: nil)].running += 1
+                update(functionID) { $0.running += 1 }
             }
             return Array(states.values)
         }

@@ -12,8 +12,9 @@ struct FlowState {
     var batchEvents: [String: String] = [:]
     var crons: [String: CronRow] = [:]
     var timeouts: [String: TimeoutRow] = [:]
-    /// Concurrency slots: the fencing token each holder took its slot under, by key and run.
-    var slots: [String: [ULID: Int64]] = [:]
+    /// Concurrency slots: the fencing token each holder took its slot under (nil for a
+    /// run-level slot), by key and run.
+    var slots: [String: [ULID: SlotHold]] = [:]
     /// Items waiting for a slot, by entry id.
     var backlog: [String: BacklogRow] = [:]
 }

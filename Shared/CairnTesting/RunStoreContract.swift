@@ -107,6 +107,7 @@ public enum RunStoreContract {
         ("the transport record round-trips", transportRecord),
     ] + FlowStoreContract.checks + [
         ("a full concurrency counter puts work in line, and a freed slot lets the first in line go", concurrencySlots),
+        ("a run-level slot stays with its run between drives and goes when the run ends", runLevelSlots),
     ]
 
     static func concurrencySlots(_ f: RunStoreFixture) async throws {
@@ -125,7 +126,7 @@ public enum RunStoreContract {
         let waiting = try #require(try await f.store.run(second.runID))
         #expect(waiting.status == "Queued")
         #expect(waiting.startedAt == nil)
-        #expect(try await f.store.queueStates() == [QueueState(functionID: f.functionID, backlog: 2, running: 1, oldest: now)])
+        #expect(try await f.store.queueStates() == [QueueState(functionID: f.functionID, ready: 0, backlog: 2, running: 1, oldest: now)])
         // A run cancelled while in line leaves it.
         let fourth = try await f.startedRun(entropy: 83)
         #expect(try await f.store.acquireSlots(fourth, counter, score: 40, functionID: f.functionID, start: true, now: now) == .backlogged(key: "f:test:k"))
@@ -146,7 +147,27 @@ public enum RunStoreContract {
         #expect(try await f.store.release(again, now: now))
         #expect(try await f.store.promoteBacklog(limit: 10) == [thirdItem])
         #expect(try await f.store.promoteBacklog(limit: 10).isEmpty)
-        #expect(try await f.store.queueStates().isEmpty)
+        // The promoted item is live with no drive: work for an executor, none for a slot.
+        #expect(try await f.store.queueStates() == [QueueState(functionID: f.functionID, ready: 1, backlog: 0, running: 0, oldest: nil)])
+    }
+
+    static func runLevelSlots(_ f: RunStoreFixture) async throws {
+        let counter = [ConcurrencySlot(key: "r:test:k", limit: 1, wholeRun: true)]
+        let first = try await f.startedRun(entropy: 90)
+        let second = try await f.startedRun(entropy: 91)
+        let now = f.t0
+        #expect(try await f.store.acquireSlots(first, counter, score: 10, functionID: f.functionID, start: true, now: now) == .held)
+        // Its drive frees its request slots: the run-level one stays with the run, and counts.
+        #expect(try await f.store.releaseSlots(first.runID).isEmpty)
+        #expect(try await f.store.acquireSlots(second, counter, score: 20, functionID: f.functionID, start: true, now: now) == .backlogged(key: "r:test:k"))
+        #expect(try await f.store.promoteBacklog(limit: 10).isEmpty)
+        #expect(try await f.store.queueStates() == [QueueState(functionID: f.functionID, ready: 0, backlog: 1, running: 1, oldest: now)])
+        // A later request of the same run takes it again without waiting.
+        #expect(try await f.store.acquireSlots(first, counter, score: 10, functionID: f.functionID, start: false, now: now) == .held)
+        // The run ends: its slot goes, and the first in line with it.
+        #expect(try await f.store.cancel(first.runID, now: now, emitting: { _ in [] }) != nil)
+        #expect(try await f.store.releaseSlots(first.runID) == [WorkItem(runID: second.runID, reason: .start, call: .discovery)])
+        #expect(try await f.store.queueStates() == [QueueState(functionID: f.functionID, ready: 1, backlog: 0, running: 0, oldest: nil)])
     }
 
     static func oneRunPerKey(_ f: RunStoreFixture) async throws {

@@ -36,6 +36,30 @@ import Testing
         #expect(failed == [ConcurrencySlot(key: "f:6f1a9e52-3c1b-4e0c-9f3a-2b7d1c0e5a44:\(FlowKey.invalid)", limit: 1)])
     }
 
+    @Test func aRunLevelLimitHasItsOwnCounterBesideTheRequestLimits() throws {
+        let event = try JSONValue(parsing: #"{"name":"a/b","data":{"user":"u1"}}"#)
+        let parsed = try limits(#"{"fn":[{"limit":3,"key":"event.data.user"}],"step":[{"limit":1},{"limit":2,"key":"event.data.user"}]}"#)
+        #expect(parsed.map(\.wholeRun) == [true, false, false])
+        let slots = ConcurrencySlot.of(parsed, functionID: Self.function, event: event, nowMilliseconds: 0)
+        let user = FlowKey.group("event.data.user", event: event, nowMilliseconds: 0)
+        #expect(slots[0] == ConcurrencySlot(key: "r:6f1a9e52-3c1b-4e0c-9f3a-2b7d1c0e5a44:\(user)", limit: 3, wholeRun: true))
+        #expect(slots[1...].allSatisfy { !$0.wholeRun && $0.key.hasPrefix("f:") })
+    }
+
+    @Test(arguments: [
+        // (concurrency, field, rule)
+        (#"{"fn":[{"limit":1},{"limit":2}]}"#, "concurrency.fn", "must have at most 1 run-level limit, got 2"),
+        (#"{"fn":[{"limit":0}]}"#, "concurrency.fn[0].limit", "must be an integer from 1 to 100000, got 0"),
+        (#"{"fn":[{"limit":1,"scope":"env","key":"event.data.user"}]}"#, "concurrency.fn[0].scope", #"must be fn for a run-level limit, got "env""#),
+        (#"{"fn":{"limit":1}}"#, "concurrency.fn", "must be an array of objects"),
+        (#"{"step":[{"limit":1},{"limit":2},{"limit":3}]}"#, "concurrency", "must have at most 2 limits, got 3"),
+    ])
+    func aBadRunLevelLimitIsRefusedByField(json: String, field: String, rule: String) throws {
+        let error = #expect(throws: FunctionConfigError.self) { try limits(json) }
+        #expect(error?.field == field)
+        #expect(error?.rule == rule)
+    }
+
     @Test func aSharedScopeNeedsAKey() throws {
         let error = #expect(throws: FunctionConfigError.self) { try limits(#"{"limit":1,"scope":"account"}"#) }
         #expect(error?.field == "concurrency.key")

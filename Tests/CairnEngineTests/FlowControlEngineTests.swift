@@ -337,6 +337,41 @@ import Testing
         #expect(engine.runs(ofFunction: "t").allSatisfy { $0.status == "Completed" })
     }
 
+    // MARK: Concurrency
+
+    @Test func aSleepingRunHoldsNoRequestSlot() async throws {
+        let engine = EngineHarness()
+        try await engine.sync(configs: [("c", #""triggers":[{"event":"shop/go"}],"concurrency":1"#, Self.sleepy)])
+        let first = try await engine.send("shop/go", ["n": 1])
+        let second = try await engine.send("shop/go", ["n": 2])
+        try await engine.settle()
+        // One request at a time, but both runs got through their first request to the sleep.
+        #expect(try await engine.run(of: first).status == "Running")
+        #expect(try await engine.run(of: second).status == "Running")
+        try await engine.advance(3_600)
+        #expect(engine.runs(ofFunction: "c").map(\.status) == ["Completed", "Completed"])
+    }
+
+    @Test func aRunLevelSlotIsHeldThroughASleepUntilTheRunEnds() async throws {
+        let engine = EngineHarness()
+        try await engine.sync(configs: [("r", #""triggers":[{"event":"shop/go"}],"concurrency":{"fn":[{"limit":1}]}"#, Self.sleepy)])
+        let first = try await engine.send("shop/go", ["n": 1])
+        try await engine.settle()
+        let second = try await engine.send("shop/go", ["n": 2])
+        try await engine.settle()
+        // The first run sleeps with the slot: the second waits in line, not started.
+        #expect(try await engine.run(of: first).status == "Running")
+        #expect(try await engine.run(of: second).status == "Queued")
+        try await engine.advance(3_599)
+        #expect(try await engine.run(of: second).status == "Queued")
+        // The first run ends and its slot goes to the second, which starts.
+        try await engine.advance(1)
+        #expect(try await engine.run(of: first).status == "Completed")
+        #expect(try await engine.run(of: second).status == "Running")
+        try await engine.advance(3_600)
+        #expect(try await engine.run(of: second).status == "Completed")
+    }
+
     // MARK: Timeouts
 
     @Test func aStartTimeoutCancelsARunThatDidNotStart() async throws {

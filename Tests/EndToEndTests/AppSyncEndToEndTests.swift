@@ -33,7 +33,7 @@ import Testing
             #expect(full["triggers"]?[1]?["cron"] == "TZ=Europe/Paris 0 9 * * 1-5")
             #expect(full["triggers"]?[1]?["timezone"] == "Europe/Paris")
             #expect(full["retries"] == 7)
-            #expect(full["concurrency"] == [["limit": 5, "key": "event.data.user_id", "scope": "fn"]])
+            #expect(full["concurrency"] == [["limit": 5, "key": "event.data.user_id", "scope": "fn", "run_level": false]])
             #expect(full["throttle"]?["period"]?["ms"] == 60_000)
             #expect(full["throttle"]?["burst"] == 2)
             #expect(full["debounce"]?["timeout"]?["ms"] == 300_000)

@@ -55,9 +55,13 @@ import Testing
             let after = try await line()
             #expect(after["running"] == 1)
             #expect(after["backlog"] == 2)
+            #expect(after["ready"] == 0)
             // The scheduler's gauges show the same line within a pass (every 5 s).
             let slug = try #require(after["function_id"]?.stringValue)
-            try await harness.waitForMetrics(["cairn_queue_depth{function=\"\(slug)\"} 2.0", "cairn_concurrency_in_use{function=\"\(slug)\"} 1.0"])
+            try await harness.waitForMetrics([
+                "cairn_queue_depth{function=\"\(slug)\",state=\"backlog\"} 2.0", "cairn_queue_depth{function=\"\(slug)\",state=\"ready\"} 0.0",
+                "cairn_concurrency_in_use{function=\"\(slug)\"} 1.0",
+            ])
             for id in waiting { #expect(try await harness.endedRun(of: id)["status"] == "Completed") }
         }
     }

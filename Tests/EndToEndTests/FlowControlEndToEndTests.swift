@@ -116,11 +116,15 @@ extension ExecutionEndToEndTests {
             // Operators see the line: over REST, and as gauges once the scheduler has read it.
             let queues = try await harness.api.get("/v1/queues").body["data"]?.arrayValue ?? []
             let line = try #require(queues.first { $0["function_id"]?.stringValue?.hasSuffix("-limited") == true })
-            #expect(line["limits"] == [["limit": 2, "key": "event.data.key", "scope": "fn"]])
+            #expect(line["limits"] == [["limit": 2, "key": "event.data.key", "scope": "fn", "run_level": false]])
+            #expect(line["ready"] == 0)
             #expect(line["backlog"] == 0)
             #expect(line["running"] == 0)
             let slug = try #require(line["function_id"]?.stringValue)
-            try await harness.waitForMetrics(["cairn_concurrency_in_use{function=\"\(slug)\"} 0.0", "cairn_queue_depth{function=\"\(slug)\"} 0.0"])
+            try await harness.waitForMetrics([
+                "cairn_concurrency_in_use{function=\"\(slug)\"} 0.0", "cairn_queue_depth{function=\"\(slug)\",state=\"backlog\"} 0.0",
+                "cairn_queue_depth{function=\"\(slug)\",state=\"ready\"} 0.0",
+            ])
         }
     }
 

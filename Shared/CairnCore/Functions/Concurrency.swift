@@ -7,13 +7,17 @@ public import Foundation
 public struct ConcurrencySlot: Sendable, Hashable {
     /// The counter's identity: `f:<function>:<key>` for a function-scoped limit, `e:<key>` or
     /// `a:<key>` for an environment- or account-scoped one (shared by every function that
-    /// evaluates the same key; each checks it against its own limit).
+    /// evaluates the same key; each checks it against its own limit), `r:<function>:<key>`
+    /// for a run-level one.
     public var key: String
     public var limit: Int
+    /// Held from the run's start until it ends, not only while a request runs.
+    public var wholeRun: Bool
 
-    public init(key: String, limit: Int) {
+    public init(key: String, limit: Int, wholeRun: Bool = false) {
         self.key = key
         self.limit = limit
+        self.wholeRun = wholeRun
     }
 
     /// The counters of `function`'s limits for a run of `event`: one per limit above 0. A key
@@ -24,6 +28,9 @@ public struct ConcurrencySlot: Sendable, Hashable {
     ) -> [ConcurrencySlot] {
         limits.filter { $0.limit > 0 }.map { limit in
             let value = FlowKey.group(limit.key, event: event, nowMilliseconds: nowMilliseconds, compile: compile)
+            if limit.wholeRun {
+                return ConcurrencySlot(key: "r:\(functionID.uuidString.lowercased()):\(value)", limit: limit.limit, wholeRun: true)
+            }
             switch limit.scope {
             case .fn: return ConcurrencySlot(key: "f:\(functionID.uuidString.lowercased()):\(value)", limit: limit.limit)
             case .env: return ConcurrencySlot(key: "e:\(value)", limit: limit.limit)

@@ -18,7 +18,7 @@ public struct FunctionConfig: Sendable, Hashable {
     /// Retries after a failed attempt (attempts = retries + 1): the step's `retries.attempts`,
     /// else the function's, else 4.
     public var retries: Int
-    /// Up to `maximumConcurrencyLimits` concurrency limits.
+    /// Up to `maximumConcurrencyLimits` request limits and one run-level limit.
     public var concurrency: [ConcurrencyLimit]
     public var throttle: Throttle?
     public var rateLimit: RateLimit?
@@ -204,12 +204,16 @@ public struct FunctionStep: Sendable, Hashable {
     }
 }
 
-/// A limit on runs (or steps) in progress at once, per key value when `key` is set.
+/// A limit on SDK requests in progress at once (or, with `wholeRun`, on runs in progress),
+/// per key value when `key` is set.
 public struct ConcurrencyLimit: Sendable, Hashable {
     public enum Scope: String, Sendable, Hashable { case fn, env, account }
     public var limit: Int
     public var key: String?
     public var scope: Scope
+    /// A run-level limit (`concurrency.fn`): a run takes its slot when it starts and keeps it,
+    /// sleeping and waiting included, until it ends.
+    public var wholeRun = false
 
     init(_ reader: ConfigReader) throws(FunctionConfigError) {
         limit = try reader.requiredInt("limit", range: 0...100_000)
@@ -223,7 +227,18 @@ public struct ConcurrencyLimit: Sendable, Hashable {
         self.scope = scope
     }
 
-    /// A number, an object, an array of objects, or `{fn: [...], step: [...]}`.
+    /// A run-level limit: one function's runs, scope `fn` only, a limit above 0.
+    init(wholeRun reader: ConfigReader) throws(FunctionConfigError) {
+        limit = try reader.requiredInt("limit", range: 1...100_000)
+        key = try reader.optionalExpression("key")
+        let scopeText = try reader.optionalString("scope") ?? "fn"
+        guard scopeText == "fn" else { throw reader.error("scope", "must be fn for a run-level limit, got \"\(scopeText)\"") }
+        scope = .fn
+        wholeRun = true
+    }
+
+    /// A number, an object, an array of objects, or `{fn: [...], step: [...]}` (`fn` holds at
+    /// most one run-level limit, `step` the request limits).
     static func parse(_ reader: ConfigReader, _ value: JSONValue?) throws(FunctionConfigError) -> [ConcurrencyLimit] {
         var limits: [ConcurrencyLimit] = []
         switch value {
@@ -236,9 +251,14 @@ public struct ConcurrencyLimit: Sendable, Hashable {
             limits = [ConcurrencyLimit(limit: Int(limit))]
         case .object(let object)? where object["limit"] == nil && (object["fn"] != nil || object["step"] != nil):
             for part in ["fn", "step"] {
-                guard case .array(let elements)? = object[part] else { continue }
+                guard let value = object[part], value != .null else { continue }
+                guard case .array(let elements) = value else { throw reader.error("concurrency.\(part)", "must be an array of objects") }
+                if part == "fn", elements.count > 1 {
+                    throw reader.error("concurrency.fn", "must have at most 1 run-level limit, got \(elements.count)")
+                }
                 for (index, element) in elements.enumerated() {
-                    limits.append(try ConcurrencyLimit(reader.object(element, at: "concurrency.\(part)[\(index)]")))
+                    let limitReader = try reader.object(element, at: "concurrency.\(part)[\(index)]")
+                    limits.append(part == "fn" ? try ConcurrencyLimit(wholeRun: limitReader) : try ConcurrencyLimit(limitReader))
                 }
             }
         case .object?:
@@ -250,8 +270,9 @@ public struct ConcurrencyLimit: Sendable, Hashable {
         default:
             throw reader.error("concurrency", "must be a number, an object or an array of objects")
         }
-        guard limits.count <= FunctionConfig.maximumConcurrencyLimits else {
-            throw reader.error("concurrency", "must have at most \(FunctionConfig.maximumConcurrencyLimits) limits, got \(limits.count)")
+        let requestLimits = limits.filter { !$0.wholeRun }.count
+        guard requestLimits <= FunctionConfig.maximumConcurrencyLimits else {
+            throw reader.error("concurrency", "must have at most \(FunctionConfig.maximumConcurrencyLimits) limits, got \(requestLimits)")
         }
         return limits
     }

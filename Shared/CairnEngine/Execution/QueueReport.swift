@@ -4,13 +4,15 @@ public import Logging
 public import Metrics
 public import ServiceLifecycle
 
-/// What operators see of the concurrency lines (docs/queue.md): per live function with
-/// a concurrency limit, its limits, the work waiting, the runs holding slots, and how long the
-/// oldest item has waited. The REST route and the gauges read the same report.
+/// What operators see of the work queue (docs/queue.md): per live function with a
+/// concurrency limit or work waiting, its limits, the work waiting for an executor and for a
+/// slot, the runs holding slots, and how long the oldest item has waited for one. The REST
+/// route and the gauges read the same report.
 public struct QueueReport: Sendable {
     public struct Line: Sendable {
         public var function: FunctionRecord
         public var limits: [ConcurrencyLimit]
+        public var ready: Int
         public var backlog: Int
         public var running: Int
         /// Seconds the oldest waiting item has waited; 0 when nothing waits.
@@ -27,26 +29,29 @@ public struct QueueReport: Sendable {
         self.clock = clock
     }
 
-    /// One line per live function with a limit above 0, by slug.
+    /// One line per live function with a limit above 0 or work waiting, by slug.
     public func lines() async throws -> [Line] {
         let states = Dictionary(try await store.queueStates().map { ($0.functionID, $0) }, uniquingKeysWith: { first, _ in first })
         let now = clock.now
         return try await registry.liveFunctions()
-            .filter { $0.config.concurrency.contains { $0.limit > 0 } }
             .sorted { $0.config.id < $1.config.id }
-            .map { function in
+            .compactMap { function in
+                let limits = function.config.concurrency.filter { $0.limit > 0 }
                 let state = states[function.id]
+                guard !limits.isEmpty || state.map({ $0.ready + $0.backlog > 0 }) == true else { return nil }
                 return Line(
-                    function: function, limits: function.config.concurrency.filter { $0.limit > 0 }, backlog: state?.backlog ?? 0,
+                    function: function, limits: limits, ready: state?.ready ?? 0, backlog: state?.backlog ?? 0,
                     running: state?.running ?? 0, oldestAge: state?.oldest.map { max(0, now.timeIntervalSince($0)) } ?? 0)
             }
     }
 }
 
-/// Sets the concurrency gauges from the report every `interval`, labelled by function slug:
-/// `cairn_queue_depth`, `cairn_queue_oldest_age_seconds` and `cairn_concurrency_in_use`. Only
-/// live functions with a limit are labelled, at most `maximumFunctions` of them, so the label
-/// set is bounded by what is deployed; a function that loses its limit reads 0 from then on.
+/// Sets the queue gauges from the report every `interval`, labelled by function slug:
+/// `cairn_queue_depth` (with `state` `ready`, waiting for an executor, what the executors'
+/// autoscaler reads, or `backlog`, waiting for a slot), `cairn_queue_oldest_age_seconds` and
+/// `cairn_concurrency_in_use`. Only live functions in the report are labelled, at most
+/// `maximumFunctions` of them, so the label set is bounded by what is deployed; a function
+/// that leaves the report reads 0 from then on.
 public final class QueueGauges: Service {
     let report: QueueReport
     let clock: any WallClock
@@ -76,16 +81,17 @@ public final class QueueGauges: Service {
     public func update(_ labelledBefore: Set<String> = []) async throws -> Set<String> {
         var labelled: Set<String> = []
         for line in try await report.lines().prefix(maximumFunctions) {
-            set(line.function.config.id, depth: line.backlog, age: line.oldestAge, inUse: line.running)
+            set(line.function.config.id, ready: line.ready, backlog: line.backlog, age: line.oldestAge, inUse: line.running)
             labelled.insert(line.function.config.id)
         }
-        for gone in labelledBefore.subtracting(labelled) { set(gone, depth: 0, age: 0, inUse: 0) }
+        for gone in labelledBefore.subtracting(labelled) { set(gone, ready: 0, backlog: 0, age: 0, inUse: 0) }
         return labelled
     }
 
-    func set(_ function: String, depth: Int, age: Double, inUse: Int) {
+    func set(_ function: String, ready: Int, backlog: Int, age: Double, inUse: Int) {
         let dimensions = [("function", function)]
-        Gauge(label: "cairn_queue_depth", dimensions: dimensions, factory: metrics).record(depth)
+        Gauge(label: "cairn_queue_depth", dimensions: dimensions + [("state", "ready")], factory: metrics).record(ready)
+        Gauge(label: "cairn_queue_depth", dimensions: dimensions + [("state", "backlog")], factory: metrics).record(backlog)
         Gauge(label: "cairn_queue_oldest_age_seconds", dimensions: dimensions, factory: metrics).record(age)
         Gauge(label: "cairn_concurrency_in_use", dimensions: dimensions, factory: metrics).record(inUse)
     }

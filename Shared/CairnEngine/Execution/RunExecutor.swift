@@ -344,9 +344,9 @@ public final class RunExecutor: Service {
             var discoverNow = false
             // Members waiting for a slot.
             var waitingForSlot: [RunAction] = []
-            // A function with concurrency limits holds one slot per counter for the drive, so
-            // its members go one at a time.
-            let limited = working.function.concurrency.contains { $0.limit > 0 }
+            // A function with request limits holds one slot per counter for the drive, so its
+            // members go one at a time (a run-level slot covers the whole run).
+            let limited = working.function.concurrency.contains { $0.limit > 0 && !$0.wholeRun }
             func admit() async -> Bool {
                 if inFlight.isEmpty { return true }
                 if limited { return false }

@@ -168,8 +168,8 @@ public protocol ConcurrencyStore: Sendable {
     func acquireSlots(_ lease: RunLease, _ slots: [ConcurrencySlot], score: Int64, functionID: UUID, start: Bool, now: Date) async throws
         -> SlotOutcome
 
-    /// Frees the slots the run holds, and takes off the backlog the first waiting item of each
-    /// counter freed: their outbox rows are marked unpublished, and they are returned to be
+    /// Frees the request slots the run holds, and its run-level slots once it has ended, and
+    /// takes off the backlog the first waiting item of each counter freed: their outbox rows are marked unpublished, and they are returned to be
     /// published (the relay publishes them if the caller dies first).
     func releaseSlots(_ runID: ULID) async throws -> [WorkItem]
 
@@ -178,23 +178,28 @@ public protocol ConcurrencyStore: Sendable {
     /// died before it released. At most `limit`.
     func promoteBacklog(limit: Int) async throws -> [WorkItem]
 
-    /// Per function with work waiting or slots held: how much waits, since when, and how many
-    /// of its runs hold slots now.
+    /// Per function with work waiting or slots held: how much work waits for an executor and
+    /// how much for a slot, since when, and how many of its runs hold slots now.
     func queueStates() async throws -> [QueueState]
 }
 
-/// A function's concurrency line at one moment.
+/// A function's work queue at one moment.
 public struct QueueState: Sendable, Hashable {
     public var functionID: UUID
-    /// Work items waiting for a slot.
+    /// Work items that could run now and wait for an executor: live, not in a backlog, their
+    /// run not being driven. What more executors would drain.
+    public var ready: Int
+    /// Work items waiting for a concurrency slot.
     public var backlog: Int
-    /// Runs whose drive holds slots (a live lease).
+    /// Runs holding slots: request slots while their drive runs, run-level ones until the
+    /// run ends.
     public var running: Int
-    /// When the longest-waiting item was put in line.
+    /// When the longest-waiting backlog item was put in line.
     public var oldest: Date?
 
-    public init(functionID: UUID, backlog: Int, running: Int, oldest: Date?) {
+    public init(functionID: UUID, ready: Int, backlog: Int, running: Int, oldest: Date?) {
         self.functionID = functionID
+        self.ready = ready
         self.backlog = backlog
         self.running = running
         self.oldest = oldest
