@@ -2,8 +2,8 @@
 
 Usage: report.py LOG OUT_DIR — every figure with its unit, the conditions it was measured
 under, and where it has one, its ratio to the reference measured in the same run. The chaos,
-retention and flow-control sections of an existing RESULTS.md (written by `make chaos`,
-bench/retention.sh and bench/flow.sh) are kept."""
+retention, flow-control and queue sections of an existing RESULTS.md (written by `make chaos`,
+bench/retention.sh, bench/flow.sh and bench/queue.sh) are kept."""
 
 import datetime
 import json
@@ -82,7 +82,8 @@ def ratio(name, values):
 
 def kept_section(path, name):
     """A section another harness writes into RESULTS.md between its markers (`make chaos`:
-    chaos; bench/retention.sh: retention; bench/flow.sh: flow), to write back as is."""
+    chaos; bench/retention.sh: retention; bench/flow.sh: flow; bench/queue.sh: queue), to write
+    back as is."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     try:
         with open(path) as file:
@@ -125,7 +126,7 @@ def main():
         reference = f"{figure['ratio']:.2f} {figure['ratio_to']}" if "ratio" in figure else ""
         rows.append(f"| {figure['what']} | {shown} | {figure['unit']} | {figure['conditions']} | {reference} |")
     path = os.path.join(out, "RESULTS.md")
-    kept = [section for name in ("retention", "flow", "chaos") if (section := kept_section(path, name))]
+    kept = [section for name in ("retention", "flow", "queue", "chaos") if (section := kept_section(path, name))]
     with open(path, "w") as file:
         file.write(f"# Cairn benchmark results\n\nMeasured {stamp} on {machine}, all in one run of `make bench`: "
                    "the machine's limits first, then Cairn against them. No figure is asserted anywhere.\n\n")

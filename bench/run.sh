@@ -42,6 +42,9 @@ measure bench/steps.sh
 echo "== Flow control: debounce, batch and cron fire lags, exactness (cairn dev, SDK stub)"
 measure bench/flow.sh
 
+echo "== Work queue: another function behind a concurrency backlog, the maximum in flight, overhead without limits"
+measure bench/queue.sh
+
 echo "== Engine: overhead per step on the official Python SDK app"
 make --no-print-directory venv >/dev/null
 measure bench/python-steps.sh

@@ -8,7 +8,7 @@ struct CairnBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cairn-bench",
         abstract: "Cairn's benchmarks: each subcommand measures one path against running servers.",
-        subcommands: [RedisXADD.self, IngestLoad.self, StepOverhead.self, FlowControlBench.self]
+        subcommands: [RedisXADD.self, IngestLoad.self, StepOverhead.self, FlowControlBench.self, QueueBench.self]
     )
 }
 
