@@ -71,3 +71,18 @@ server_pids() {
   echo "postgres $postmaster $(pgrep -P "$postmaster" | tr '\n' ' ')"
   echo "redis $(redis-cli -p "$(redis_port)" info server | tr -d '\r' | sed -n 's/^process_id://p')"
 }
+
+# stop_processes PID...: SIGTERM, then up to 45 s (past CAIRN_SHUTDOWN_GRACE_SECONDS) for each
+# to exit; one still running then is reported and killed, so a harness never waits forever.
+stop_processes() {
+  local pid i
+  kill "$@" 2>/dev/null || true
+  for pid in "$@"; do
+    for ((i = 0; i < 450; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)) did not stop within 45 s of SIGTERM; killing it" >&2
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
+}

@@ -5,7 +5,8 @@
 #                    concurrency 5 and a line of 10,000 runs, and another function's
 #                    schedule-to-start latency with the line empty and behind it; the limited
 #                    function's requests in flight sampled at every request, across both
-#                    executors. Then the engine overhead per step of a function without limits
+#                    executors (the probe waits up to 120 s for the line to form). Then the
+#                    engine overhead per step of a function without limits
 #                    (cairn dev, 10-step runs).
 #   BENCH_SMOKE=1 …  small counts (proves the harness runs)
 #
@@ -15,16 +16,16 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
-queue_args=(--limit 5 --backlog 10000 --hold-ms 100 --probes 200 --sample-seconds 40)
+queue_args=(--limit 5 --backlog 10000 --hold-ms 100 --probes 200 --line-seconds 120 --sample-seconds 40)
 rounds=3 step_runs=100
-[ -z "${BENCH_SMOKE:-}" ] || { queue_args=(--limit 2 --backlog 100 --hold-ms 500 --probes 10 --sample-seconds 1); rounds=1 step_runs=5; }
+[ -z "${BENCH_SMOKE:-}" ] || { queue_args=(--limit 2 --backlog 100 --hold-ms 500 --probes 10 --line-seconds 30 --sample-seconds 1); rounds=1 step_runs=5; }
 
 source "$root/bench/lib.sh"
 with_private_servers "$0" "$@"
 
 pids=()
 stop_all() {
-  [ ${#pids[@]} -eq 0 ] || { kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true; }
+  [ ${#pids[@]} -eq 0 ] || stop_processes "${pids[@]}"
   pids=()
 }
 trap stop_all EXIT
@@ -88,7 +89,7 @@ n = int(sys.argv[4])
 current = [json.loads(x) for x in sys.argv[5:5 + n]]
 baseline = [json.loads(x) for x in sys.argv[5 + n:]]
 print(f"  another function's schedule-to-start, line empty:  p50 {q['free_alone_p50_ms']} ms  p99 {q['free_alone_p99_ms']} ms")
-print(f"  the same behind a line of {q['backlog_at_probe']:,} (concurrency {q['limit']}):  "
+print(f"  the same behind a line of {q['backlog_at_probe']:,}, {q['line_seconds']} s after sending {q['backlog']:,} (concurrency {q['limit']}):  "
       f"p50 {q['free_behind_backlog_p50_ms']} ms  p99 {q['free_behind_backlog_p99_ms']} ms")
 print(f"  limited requests in flight, sampled at each of {q['executor_requests_sampled']:,} requests over two executors: "
       f"max {q['max_in_flight']} (limit {q['limit']})")
@@ -110,7 +111,7 @@ rows = [
     ("Another function's schedule-to-start behind a concurrency backlog, p50 / p99",
      f"{q['free_behind_backlog_p50_ms']} / {q['free_behind_backlog_p99_ms']} ms",
      f"function A: concurrency {q['limit']}, {q['backlog']:,} runs sent at once, {q['backlog_at_probe']:,} in its line when the probe began "
-     f"({q['backlog_after_probe']:,} after); function B: no limit, {q['free_behind_backlog_count']} events 20 ms apart; goal p99 <= 50 ms"),
+     f"({q['backlog_after_probe']:,} after), {q['line_seconds']} s after the send; function B: no limit, {q['free_behind_backlog_count']} events 20 ms apart; goal p99 <= 50 ms"),
     ("Function A's requests in flight, sampled maximum", f"{q['max_in_flight']}",
      f"sampled at each of {q['executor_requests_sampled']:,} requests, two cairn-executor processes, each request {q['hold_ms']} ms; "
      f"goal exactly {q['limit']}, never more"),

@@ -146,10 +146,13 @@ public struct CairnProcess: Sendable {
         return ServiceGroup(configuration: groupConfiguration)
     }
 
-    /// Runs the process until SIGTERM or SIGINT, then shuts down gracefully.
+    /// Runs the process until SIGTERM or SIGINT, then shuts down gracefully, within the
+    /// grace period and 10 s more (`ShutdownBackstop`).
     public func run() async throws {
         logger.info("starting", metadata: ["roles": "\(roles.map(\.rawValue).joined(separator: ","))"])
+        let backstop = ShutdownBackstop(limit: configuration.shutdownGrace + .seconds(10), logger: logger)
         try await serviceGroup().run()
+        _ = consume backstop
     }
 }
 

@@ -39,6 +39,9 @@ struct QueueBench: AsyncParsableCommand {
     @Option(help: "Events of the free function per probe round, 20 ms apart.")
     var probes: Int = 200
 
+    @Option(help: "How long to wait, at most, for the line to form before the probe behind it.")
+    var lineSeconds: Int = 120
+
     @Option(help: "How long to keep sampling the limited function's requests in flight, at least.")
     var sampleSeconds: Int = 30
 
@@ -70,9 +73,12 @@ struct QueueBench: AsyncParsableCommand {
         // The line: every limited run sent at once, in requests of 500.
         let line: [JSONValue] = (0..<backlog).map { n in ["name": "bench/limited", "data": ["n": .number(JSONNumber(n))]] }
         for chunk in stride(from: 0, to: line.count, by: 500) { try await send(Array(line[chunk..<min(chunk + 500, line.count)])) }
-        // Until the executors have put most of it in line (the rest is running or done).
-        let waiting = try await waitForLine(atLeast: backlog * 9 / 10, timeout: .seconds(300))
+        // Until the executors have put most of it in line (the rest is running or done), or
+        // `--line-seconds` have passed: the probe then runs behind whatever line there is.
+        let lineStarted = ContinuousClock.now
+        let waiting = try await waitForLine(atLeast: backlog * 9 / 10, timeout: .seconds(lineSeconds))
         report.append(("backlog_at_probe", String(waiting)))
+        report.append(("line_seconds", String(format: "%.1f", FlowRecorder.milliseconds(ContinuousClock.now - lineStarted) / 1_000)))
 
         // The free function behind the full line.
         report += FlowControlBench.percentiles("free_behind_backlog", try await probe("behind", recorder: recorder))
@@ -111,12 +117,12 @@ struct QueueBench: AsyncParsableCommand {
         return try await recorder.waitForLags(prefix: "\(round)-", count: probes, timeout: .seconds(60))
     }
 
+    /// The line's length once it reaches `count`, or when `timeout` has passed.
     func waitForLine(atLeast count: Int, timeout: Duration) async throws -> Int {
         let deadline = ContinuousClock.now + timeout
         while true {
             let waiting = try await lineBacklog()
-            if waiting >= count { return waiting }
-            guard ContinuousClock.now < deadline else { throw ValidationError("the line reached \(waiting), not \(count)") }
+            if waiting >= count || ContinuousClock.now >= deadline { return waiting }
             try await Task.sleep(for: .milliseconds(200))
         }
     }
@@ -124,7 +130,9 @@ struct QueueBench: AsyncParsableCommand {
     /// The limited function's backlog as `GET /v1/queues` reports it.
     func lineBacklog() async throws -> Int {
         let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(api)/v1/queues"), timeout: .seconds(30))
-        let body = try JSONValue(parsing: Array(buffer: try await response.body.collect(upTo: 16 << 20)))
+        let bytes = Array(buffer: try await response.body.collect(upTo: 16 << 20))
+        guard response.status == .ok else { throw ValidationError("GET /v1/queues answered \(response.status): \(String(decoding: bytes, as: UTF8.self))") }
+        let body = try JSONValue(parsing: bytes)
         let line = body["data"]?.arrayValue?.first { $0["function_id"]?.stringValue == "cairn-bench-queue-limited" }
         return Int(line?["backlog"]?.int64Value ?? 0)
     }
