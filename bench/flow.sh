@@ -20,42 +20,18 @@ rounds=3 plain=200
 source "$root/bench/lib.sh"
 with_private_servers "$0" "$@"
 
-dev_pid=
-stop_dev() {
-  [ -z "$dev_pid" ] || { kill "$dev_pid" 2>/dev/null; wait "$dev_pid" 2>/dev/null || true; }
-  dev_pid=
-}
 trap stop_dev EXIT
-# start_dev BIN_DIR DATABASE: `cairn dev` from BIN_DIR on its own database; sets $port.
-start_dev() {
-  psql "$CAIRN_POSTGRES_URL" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$2'" | grep -q 1 \
-    || psql "$CAIRN_POSTGRES_URL" -Atqc "CREATE DATABASE $2" >/dev/null
-  port=$(free_port)
-  CAIRN_POSTGRES_URL="${CAIRN_POSTGRES_URL%/*}/$2" CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PREFIX="cairn-bench-flow-$2:" \
-    "$1/cairn" dev --port "$port" --gateway-port "$(free_port)" >/dev/null &
-  dev_pid=$!
-  wait_for_http "http://127.0.0.1:$port/readyz" 60
-}
-
 start_dev "$bin" flow
 result=$("$bin/cairn-bench" flow --api "http://127.0.0.1:$port" "${args[@]}" --json)
 stop_dev
 
-plain_current=() plain_baseline=()
+current_runs=() baseline_runs=()
+plain_latency() { "$bin/cairn-bench" flow --api "http://127.0.0.1:$port" --plain "$plain" --plain-only --json; }
 if [ -n "${BENCH_BASELINE_BIN_DIR:-}" ]; then
-  for round in $(seq 1 "$rounds"); do
-    for build in baseline current; do
-      dir=$bin
-      [ "$build" = current ] || dir=$BENCH_BASELINE_BIN_DIR
-      start_dev "$dir" "plain_$build"
-      out=$("$bin/cairn-bench" flow --api "http://127.0.0.1:$port" --plain "$plain" --plain-only --json)
-      stop_dev
-      if [ "$build" = current ]; then plain_current+=("$out"); else plain_baseline+=("$out"); fi
-    done
-  done
+  alternate_builds "$rounds" plain plain_latency
 fi
 
-PYTHONPATH="$root/bench" python3 - "${BENCH_SMOKE:-}" "$root/bench/RESULTS.md" "$result" "${#plain_current[@]}" "${plain_current[@]}" "${plain_baseline[@]}" <<'PY'
+PYTHONPATH="$root/bench" python3 - "${BENCH_SMOKE:-}" "$root/bench/RESULTS.md" "$result" "${#current_runs[@]}" "${current_runs[@]}" "${baseline_runs[@]}" <<'PY'
 import json, os, statistics, sys
 smoke, results = sys.argv[1], sys.argv[2]
 r = json.loads(sys.argv[3])

@@ -86,3 +86,46 @@ stop_processes() {
     wait "$pid" 2>/dev/null || true
   done
 }
+
+# bench_database NAME: the URL of database NAME on the server of CAIRN_POSTGRES_URL, created if
+# missing.
+bench_database() {
+  psql "$CAIRN_POSTGRES_URL" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1 \
+    || psql "$CAIRN_POSTGRES_URL" -Atqc "CREATE DATABASE $1" >/dev/null
+  echo "${CAIRN_POSTGRES_URL%/*}/$1"
+}
+
+# start_dev BIN_DIR NAME: `cairn dev` from BIN_DIR on its own database NAME (its streams
+# prefixed by it too); sets $port and $dev_pid. stop_dev stops it.
+start_dev() {
+  port=$(free_port)
+  CAIRN_POSTGRES_URL=$(bench_database "$2") CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PREFIX="cairn-bench-$2:" \
+    "$1/cairn" dev --port "$port" --gateway-port "$(free_port)" >/dev/null &
+  dev_pid=$!
+  wait_for_http "http://127.0.0.1:$port/readyz" 60
+}
+stop_dev() {
+  [ -z "${dev_pid:-}" ] || stop_processes "$dev_pid"
+  dev_pid=
+}
+
+# alternate_builds ROUNDS NAME COMMAND...: ROUNDS rounds, each running COMMAND against a new
+# `cairn dev` of the baseline build (BENCH_BASELINE_BIN_DIR, when set) and then of this one
+# ($bin), each on its own database NAME_baseline or NAME_current, so that a drift of the machine
+# weighs on both alike. COMMAND's outputs are collected in the arrays current_runs and
+# baseline_runs.
+alternate_builds() {
+  local rounds=$1 name=$2 round build dir out
+  shift 2
+  current_runs=() baseline_runs=()
+  for round in $(seq 1 "$rounds"); do
+    for build in ${BENCH_BASELINE_BIN_DIR:+baseline} current; do
+      dir=$bin
+      [ "$build" = current ] || dir=$BENCH_BASELINE_BIN_DIR
+      start_dev "$dir" "${name}_$build"
+      out=$("$@")
+      stop_dev
+      if [ "$build" = current ]; then current_runs+=("$out"); else baseline_runs+=("$out"); fi
+    done
+  done
+}

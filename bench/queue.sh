@@ -28,18 +28,11 @@ stop_all() {
   [ ${#pids[@]} -eq 0 ] || stop_processes "${pids[@]}"
   pids=()
 }
-trap stop_all EXIT
-# database NAME: the URL of database NAME on the private server, created if missing.
-database() {
-  psql "$CAIRN_POSTGRES_URL" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1 \
-    || psql "$CAIRN_POSTGRES_URL" -Atqc "CREATE DATABASE $1" >/dev/null
-  echo "${CAIRN_POSTGRES_URL%/*}/$1"
-}
 
 # The line, with every role in its own process and two executors.
 (
   export CAIRN_DEV=1 CAIRN_HOST=127.0.0.1 CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PREFIX=cairn-bench-queue:
-  export CAIRN_POSTGRES_URL=$(database queue)
+  export CAIRN_POSTGRES_URL=$(bench_database queue)
   "$bin/cairn" migrate >/dev/null
   start_role() {
     role_port=$(free_port)
@@ -58,30 +51,13 @@ database() {
 line=$(cat "${TMPDIR:-/tmp}/cairn-bench-queue.$$")
 rm -f "${TMPDIR:-/tmp}/cairn-bench-queue.$$"
 
-# start_dev BIN_DIR DATABASE: `cairn dev` from BIN_DIR on its own database; sets $port.
-start_dev() {
-  port=$(free_port)
-  CAIRN_POSTGRES_URL=$(database "$2") CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PREFIX="cairn-bench-queue-$2:" \
-    "$1/cairn" dev --port "$port" --gateway-port "$(free_port)" >/dev/null &
-  pids+=("$!")
-  wait_for_http "http://127.0.0.1:$port/readyz" 60
-}
+trap stop_dev EXIT
 steps() {
   "$bin/cairn-bench" steps --api "http://127.0.0.1:$port" --runs "$step_runs" --steps 10 --sleeps 0 --json
 }
-steps_current=() steps_baseline=()
-for round in $(seq 1 "$rounds"); do
-  for build in ${BENCH_BASELINE_BIN_DIR:+baseline} current; do
-    dir=$bin
-    [ "$build" = current ] || dir=$BENCH_BASELINE_BIN_DIR
-    start_dev "$dir" "steps_$build"
-    out=$(steps)
-    stop_all
-    if [ "$build" = current ]; then steps_current+=("$out"); else steps_baseline+=("$out"); fi
-  done
-done
+alternate_builds "$rounds" steps steps
 
-PYTHONPATH="$root/bench" python3 - "${BENCH_SMOKE:-}" "$root/bench/RESULTS.md" "$line" "${#steps_current[@]}" "${steps_current[@]}" "${steps_baseline[@]}" <<'PY'
+PYTHONPATH="$root/bench" python3 - "${BENCH_SMOKE:-}" "$root/bench/RESULTS.md" "$line" "${#current_runs[@]}" "${current_runs[@]}" "${baseline_runs[@]}" <<'PY'
 import json, statistics, sys
 smoke, results = sys.argv[1], sys.argv[2]
 q = json.loads(sys.argv[3])

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import CairnCore
 import CairnHTTP
 import CairnRoles
@@ -5,20 +6,56 @@ import CairnTesting
 import Foundation
 import Testing
 
-/// Concurrency limits across two executors on the official Python SDK (docs/queue.md): the
-/// limit holds for the whole cluster, and a full line delays no other function.
+/// Concurrency limits across two executor processes on the official Python SDK
+/// (docs/queue.md): the limit holds for the whole cluster, and a full line delays no other
+/// function.
 @Suite(.serialized) struct ConcurrencyEndToEndTests {
-    /// Runs the control roles, the Python app and two executor replicas around `body`.
+    /// Runs the control roles and the Python app in this process, and two `cairn-executor`
+    /// processes, as an operator runs them, around `body`.
     func withTwoExecutors(_ body: @Sendable (ExecutionEndToEndTests.Harness) async throws -> Void) async throws {
         try await withRunningCairn(roles: [.eventAPI, .api, .scheduler], environment: ExecutionEndToEndTests.environment) { cairn in
             let api = CairnAPIClient(origin: cairn.origin, key: nil)
             try await withPythonApp(pointingAt: cairn) { app in
                 try #require(try await api.requestSync(url: app.serveURL).status == 200)
                 let harness = ExecutionEndToEndTests.Harness(api: api, app: app)
-                let executors = cairn.sharing(roles: [.executor], environment: ExecutionEndToEndTests.environment)
-                try await executors.running { try await executors.running { try await body(harness) } }
+                let peer = cairn.sharing(roles: [.executor], environment: ExecutionEndToEndTests.environment)
+                var executors: [Process] = []
+                defer { for executor in executors { Self.stop(executor) } }
+                for _ in 0..<2 {
+                    let port = try TestEnvironment.freePort()
+                    let process = Process()
+                    process.executableURL = try ExecutableTests.binary("cairn-executor")
+                    process.environment = peer.environment.merging(["CAIRN_PORT": String(port), "CAIRN_LOG_LEVEL": "error"]) { $1 }
+                    process.standardOutput = FileHandle.nullDevice
+                    process.standardError = FileHandle.nullDevice
+                    try process.run()
+                    executors.append(process)
+                    try await Self.waitUntilReady(port: port, process: process)
+                }
+                try await body(harness)
             }
         }
+    }
+
+    static func waitUntilReady(port: Int, process: Process) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            try #require(process.isRunning, "cairn-executor exited at start")
+            if let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/readyz"), timeout: .seconds(2)),
+                response.status == .ok
+            {
+                return
+            }
+            try #require(ContinuousClock.now < deadline, "cairn-executor was not ready within 60 s")
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// SIGTERM, and the process waited for (its shutdown is bounded).
+    static func stop(_ process: Process) {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
     }
 
     @Test func theLimitHoldsAcrossTwoExecutors() async throws {
