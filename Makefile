@@ -20,6 +20,7 @@ help:
 	@echo "make bench   run the benchmarks in bench/"
 	@echo "make chaos   kill roles, flush Redis, restart Postgres under load; check nothing is lost"
 	@echo "make fuzz    10,000 requests generated from the OpenAPI contract against a private cairn dev"
+	@echo "make proto   regenerate the connect protocol's Swift code from proto/connect.proto"
 
 # Installs the Debian packages Cairn needs, only those that are missing.
 deps:
@@ -89,6 +90,17 @@ fuzz-smoke: build
 fuzz-native: deps
 	bench/fuzz/native/run.sh
 	bench/fuzz/native/run.sh --replay
+
+# Regenerates Shared/CairnConnect/Generated from proto/connect.proto with protoc and
+# swift-protobuf's plugin, built here from the resolved package (it takes minutes, so the
+# generated code is committed and CI never runs this).
+PROTOC_GEN_SWIFT_SCRATCH ?= .build/protoc-gen-swift
+proto:
+	@$(MAKE) --no-print-directory deps DEBIAN_PACKAGES=protobuf-compiler
+	$(SWIFT) package resolve
+	$(SWIFT) build --package-path .build/checkouts/swift-protobuf --scratch-path $(PROTOC_GEN_SWIFT_SCRATCH) --product protoc-gen-swift
+	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT_SCRATCH)/debug/protoc-gen-swift \
+	  --swift_opt=Visibility=Public --swift_opt=UseAccessLevelOnImports=true --swift_out=Shared/CairnConnect/Generated -I proto proto/connect.proto
 
 clean:
 	rm -rf .build .data $(VENV)

@@ -7,6 +7,7 @@
 //   CairnPostgres  ┐
 //   CairnRedis     ├ adapters: implement Engine ports on a concrete client; never import each other
 //   CairnHTTP      ┘
+//   CairnConnect   the connect protocol's wire messages, generated from proto/connect.proto
 //   CairnRoles     composition roots: configuration + wiring of each role, shared by the role
 //                  executables and by `cairn dev`
 //   CairnTesting   fixtures and contract suites for the test targets
@@ -47,6 +48,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         // MARK: System libraries
@@ -125,6 +127,12 @@ let package = Package(
             ],
             path: "Shared/CairnHTTP",
             resources: [.copy("Resources/openapi.json")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CairnConnect",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Shared/CairnConnect",
             swiftSettings: swiftSettings
         ),
         .target(
@@ -232,6 +240,12 @@ let package = Package(
 
         // MARK: Tests
 
+        .testTarget(
+            name: "CairnConnectTests",
+            dependencies: ["CairnConnect", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Tests/CairnConnectTests",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "CairnCoreTests",
             dependencies: ["CairnCore"],
