@@ -98,12 +98,7 @@ enum FunctionRendering {
                 .object(["id": .string(step.id), "name": .string(step.name), "type": .string(step.runtimeType), "url": .string(URLRedaction.redact(step.url))])
             })),
             ("retries", .number(JSONNumber(config.retries))),
-            ("concurrency", .array(config.concurrency.map { limit in
-                .object([
-                    "limit": .number(JSONNumber(limit.limit)), "key": optional(limit.key), "scope": .string(limit.scope.rawValue),
-                    "run_level": .bool(limit.wholeRun),
-                ])
-            })),
+            ("concurrency", .array(config.concurrency.map(concurrencyLimit))),
         ]
         if let throttle = config.throttle {
             members.append(("throttle", .object([
@@ -160,6 +155,14 @@ enum FunctionRendering {
                 "jitter": jitter.map(duration) ?? .null,
             ])
         }
+    }
+
+    /// A concurrency limit as the function view and `GET /v1/queues` show it.
+    static func concurrencyLimit(_ limit: ConcurrencyLimit) -> JSONValue {
+        .object([
+            "limit": .number(JSONNumber(limit.limit)), "key": optional(limit.key), "scope": .string(limit.scope.rawValue),
+            "run_level": .bool(limit.wholeRun),
+        ])
     }
 
     static func duration(_ duration: ConfigDuration) -> JSONValue {

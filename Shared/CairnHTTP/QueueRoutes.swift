@@ -29,12 +29,7 @@ public struct QueueRoutes: Sendable {
     static func render(_ line: QueueReport.Line) -> JSONValue {
         .object([
             "function_id": .string(line.function.config.id), "app": .string(line.function.appName),
-            "limits": .array(line.limits.map { limit in
-                .object([
-                    "limit": .number(JSONNumber(limit.limit)), "key": limit.key.map(JSONValue.string) ?? .null, "scope": .string(limit.scope.rawValue),
-                    "run_level": .bool(limit.wholeRun),
-                ])
-            }),
+            "limits": .array(line.limits.map(FunctionRendering.concurrencyLimit)),
             "ready": .number(JSONNumber(line.ready)), "backlog": .number(JSONNumber(line.backlog)), "running": .number(JSONNumber(line.running)),
             "oldest_age_seconds": .number(JSONNumber((line.oldestAge * 1_000).rounded() / 1_000) ?? JSONNumber(0)),
         ])

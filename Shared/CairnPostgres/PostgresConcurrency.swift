@@ -3,9 +3,9 @@ public import CairnEngine
 public import Foundation
 import PostgresNIO
 
-/// `ConcurrencyStore` on Postgres (migrations 0008 and 0009). Acquirers of a counter serialize on a
-/// transaction-scoped advisory lock on its key (taken in key order, so two drives never wait
-/// on each other in a cycle); a request slot counts only while the run holds the lease it was
+/// `ConcurrencyStore` on Postgres (migrations 0008 and 0009). Acquirers of a counter serialize
+/// on a transaction-scoped advisory lock on its key (taken in key order, so two drives never
+/// wait on each other in a cycle); a request slot counts only while the run holds the lease it was
 /// taken under, so a drive that ends or dies frees its slots without another write, and a
 /// run-level slot (no token) counts until its run ends.
 extension PostgresRunStore {

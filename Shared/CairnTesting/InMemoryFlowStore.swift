@@ -12,8 +12,8 @@ struct FlowState {
     var batchEvents: [String: String] = [:]
     var crons: [String: CronRow] = [:]
     var timeouts: [String: TimeoutRow] = [:]
-    /// Concurrency slots: the fencing token each holder took its slot under (nil for a
-    /// run-level slot), by key and run.
+    /// Concurrency slots: how each holder holds its slot (the fencing token of a request
+    /// slot, or for the whole run), by key and run.
     var slots: [String: [ULID: SlotHold]] = [:]
     /// Items waiting for a slot, by entry id.
     var backlog: [String: BacklogRow] = [:]

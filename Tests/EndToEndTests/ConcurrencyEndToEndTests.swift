@@ -19,20 +19,22 @@ import Testing
                 try #require(try await api.requestSync(url: app.serveURL).status == 200)
                 let harness = ExecutionEndToEndTests.Harness(api: api, app: app)
                 let peer = cairn.sharing(roles: [.executor], environment: ExecutionEndToEndTests.environment)
+                let binaries = ExecutableTests()
                 var executors: [Process] = []
-                defer { for executor in executors { Self.stop(executor) } }
-                for _ in 0..<2 {
-                    let port = try TestEnvironment.freePort()
-                    let process = Process()
-                    process.executableURL = try ExecutableTests.binary("cairn-executor")
-                    process.environment = peer.environment.merging(["CAIRN_PORT": String(port), "CAIRN_LOG_LEVEL": "error"]) { $1 }
-                    process.standardOutput = FileHandle.nullDevice
-                    process.standardError = FileHandle.nullDevice
-                    try process.run()
-                    executors.append(process)
-                    try await Self.waitUntilReady(port: port, process: process)
+                do {
+                    for _ in 0..<2 {
+                        let port = try TestEnvironment.freePort()
+                        let (process, _) = try binaries.launch(
+                            "cairn-executor", environment: peer.environment.merging(["CAIRN_PORT": String(port), "CAIRN_LOG_LEVEL": "error"]) { $1 })
+                        executors.append(process)
+                        try await Self.waitUntilReady(port: port, process: process)
+                    }
+                    try await body(harness)
+                } catch {
+                    await Self.stop(executors, binaries)
+                    throw error
                 }
-                try await body(harness)
+                await Self.stop(executors, binaries)
             }
         }
     }
@@ -51,11 +53,18 @@ import Testing
         }
     }
 
-    /// SIGTERM, and the process waited for (its shutdown is bounded).
-    static func stop(_ process: Process) {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+    /// SIGTERM to each, then each must exit cleanly within the grace period (5 s here) and a
+    /// margin: a drain that hangs fails the test.
+    static func stop(_ processes: [Process], _ binaries: ExecutableTests) async {
+        for process in processes where process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        for process in processes {
+            if await binaries.waitForExit(process, within: 20) {
+                #expect(process.terminationStatus == 0, "cairn-executor exited \(process.terminationStatus) after SIGTERM")
+            } else {
+                Issue.record("cairn-executor did not stop within 20 s of SIGTERM")
+                process.terminate()
+            }
+        }
     }
 
     @Test func theLimitHoldsAcrossTwoExecutors() async throws {

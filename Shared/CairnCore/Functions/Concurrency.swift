@@ -26,13 +26,12 @@ public struct ConcurrencySlot: Sendable, Hashable {
         _ limits: [ConcurrencyLimit], functionID: UUID, event: JSONValue, nowMilliseconds: Int64,
         compile: (String) throws -> Expression = { try Expression(compiling: $0) }
     ) -> [ConcurrencySlot] {
-        limits.filter { $0.limit > 0 }.map { limit in
+        let function = functionID.uuidString.lowercased()
+        return limits.filter { $0.limit > 0 }.map { limit in
             let value = FlowKey.group(limit.key, event: event, nowMilliseconds: nowMilliseconds, compile: compile)
-            if limit.wholeRun {
-                return ConcurrencySlot(key: "r:\(functionID.uuidString.lowercased()):\(value)", limit: limit.limit, wholeRun: true)
-            }
+            if limit.wholeRun { return ConcurrencySlot(key: "r:\(function):\(value)", limit: limit.limit, wholeRun: true) }
             switch limit.scope {
-            case .fn: return ConcurrencySlot(key: "f:\(functionID.uuidString.lowercased()):\(value)", limit: limit.limit)
+            case .fn: return ConcurrencySlot(key: "f:\(function):\(value)", limit: limit.limit)
             case .env: return ConcurrencySlot(key: "e:\(value)", limit: limit.limit)
             case .account: return ConcurrencySlot(key: "a:\(value)", limit: limit.limit)
             }

@@ -215,26 +215,20 @@ public struct ConcurrencyLimit: Sendable, Hashable {
     /// sleeping and waiting included, until it ends.
     public var wholeRun = false
 
-    init(_ reader: ConfigReader) throws(FunctionConfigError) {
-        limit = try reader.requiredInt("limit", range: 0...100_000)
+    /// A request limit, or with `wholeRun` a run-level one: one function's runs, scope `fn`
+    /// only, a limit above 0.
+    init(_ reader: ConfigReader, wholeRun: Bool = false) throws(FunctionConfigError) {
+        limit = try reader.requiredInt("limit", range: (wholeRun ? 1 : 0)...100_000)
         key = try reader.optionalExpression("key")
         let scopeText = try reader.optionalString("scope") ?? "fn"
+        if wholeRun, scopeText != "fn" { throw reader.error("scope", "must be fn for a run-level limit, got \"\(scopeText)\"") }
         guard let scope = Scope(rawValue: scopeText) else {
             throw reader.error("scope", "must be fn, env or account, got \"\(scopeText)\"")
         }
         // As in Inngest: a limit shared across functions needs a key to share it by.
         if scope != .fn, key == nil { throw reader.error("key", "is required when scope is \(scopeText)") }
         self.scope = scope
-    }
-
-    /// A run-level limit: one function's runs, scope `fn` only, a limit above 0.
-    init(wholeRun reader: ConfigReader) throws(FunctionConfigError) {
-        limit = try reader.requiredInt("limit", range: 1...100_000)
-        key = try reader.optionalExpression("key")
-        let scopeText = try reader.optionalString("scope") ?? "fn"
-        guard scopeText == "fn" else { throw reader.error("scope", "must be fn for a run-level limit, got \"\(scopeText)\"") }
-        scope = .fn
-        wholeRun = true
+        self.wholeRun = wholeRun
     }
 
     /// A number, an object, an array of objects, or `{fn: [...], step: [...]}` (`fn` holds at
@@ -257,8 +251,7 @@ public struct ConcurrencyLimit: Sendable, Hashable {
                     throw reader.error("concurrency.fn", "must have at most 1 run-level limit, got \(elements.count)")
                 }
                 for (index, element) in elements.enumerated() {
-                    let limitReader = try reader.object(element, at: "concurrency.\(part)[\(index)]")
-                    limits.append(part == "fn" ? try ConcurrencyLimit(wholeRun: limitReader) : try ConcurrencyLimit(limitReader))
+                    limits.append(try ConcurrencyLimit(reader.object(element, at: "concurrency.\(part)[\(index)]"), wholeRun: part == "fn"))
                 }
             }
         case .object?:

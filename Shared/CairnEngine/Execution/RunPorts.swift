@@ -169,8 +169,9 @@ public protocol ConcurrencyStore: Sendable {
         -> SlotOutcome
 
     /// Frees the request slots the run holds, and its run-level slots once it has ended, and
-    /// takes off the backlog the first waiting item of each counter freed: their outbox rows are marked unpublished, and they are returned to be
-    /// published (the relay publishes them if the caller dies first).
+    /// takes off the backlog the first waiting item of each counter freed: their outbox rows
+    /// are marked unpublished, and they are returned to be published (the relay publishes them
+    /// if the caller dies first).
     func releaseSlots(_ runID: ULID) async throws -> [WorkItem]
 
     /// Takes off the backlog as many items as their counters have room for, lowest score
