@@ -15,4 +15,8 @@ extension Date {
     public init(unixMicroseconds: Int64) {
         self.init(timeIntervalSince1970: Double(unixMicroseconds) / 1_000_000)
     }
+
+    public init(unixMilliseconds: Int64) {
+        self.init(timeIntervalSince1970: Double(unixMilliseconds) / 1_000)
+    }
 }

@@ -139,12 +139,17 @@ import Testing
         }
     }
 
-    @Test func stepsNeedAnHTTPRuntimeURL() throws {
-        #expect(throws: FunctionConfigError.self) {
-            try FunctionConfig(parsing: try JSONValue(parsing: #"{"id":"f","triggers":[{"event":"a/b"}],"steps":{"step":{"runtime":{"type":"http","url":"ftp://x"}}}}"#))
+    @Test func stepsNeedAnHTTPOrConnectRuntimeURL() throws {
+        func step(_ runtime: String) throws(FunctionConfigError) -> FunctionStep? {
+            try FunctionConfig(parsing: (try? JSONValue(parsing: #"{"id":"f","triggers":[{"event":"a/b"}],"steps":{"step":{"runtime":\#(runtime)}}}"#))!).steps.first
         }
-        let ws = try FunctionConfig(parsing: try JSONValue(parsing: #"{"id":"f","triggers":[{"event":"a/b"}],"steps":{"step":{"runtime":{"type":"ws","url":""}}}}"#))
-        #expect(ws.steps.first?.runtimeType == "ws")
+        #expect(throws: FunctionConfigError.self) { try step(#"{"type":"http","url":"ftp://x"}"#) }
+        #expect(throws: FunctionConfigError.self) { try step(#"{"type":"ws","url":""}"#) }
+        let ws = try #require(try step(#"{"type":"ws","url":"wss://connect?fnId=a-f&stepId=step"}"#))
+        #expect(ws.runtimeType == "ws" && ws.usesConnect)
+        // Python connect apps declare on_failure functions as http with a wss:// URL: the URL decides.
+        #expect(try #require(try step(#"{"type":"http","url":"wss://connect?fnId=a-f-failure&stepId=step"}"#)).usesConnect)
+        #expect(try #require(try step(#"{"url":"http://h/api?fnId=a-f&stepId=step"}"#)).usesConnect == false)
     }
 }
 

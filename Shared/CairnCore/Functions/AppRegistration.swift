@@ -56,8 +56,8 @@ public struct AppRegistration: Sendable, Hashable {
         if appName.isEmpty { problem("appName", "is required and must be a non-empty string") }
         if appName.utf8.count > 255 { problem("appName", "must be at most 255 bytes") }
         let url = text(member("url"), "url") ?? ""
-        if !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
-            problem("url", "must be an http:// or https:// URL, got \"\(url)\"")
+        if !["http://", "https://", "ws://", "wss://"].contains(where: url.hasPrefix) {
+            problem("url", "must be an http:// or https:// URL, or ws:// or wss:// for a connect app, got \"\(url)\"")
         }
         let sdk = text(member("sdk"), "sdk") ?? ""
         let sdkParts = sdk.split(separator: ":", maxSplits: 1)

@@ -176,10 +176,16 @@ public struct FunctionStep: Sendable, Hashable {
     public var name: String
     /// `http`, or `ws` for connect workers.
     public var runtimeType: String
-    /// The URL to call (already carrying `fnId` and `stepId`) for `http`.
+    /// The URL to call, already carrying `fnId` and `stepId`. Its scheme picks the transport:
+    /// `http(s)` calls the app's serve endpoint, `ws(s)` (connect workers, `wss://connect?…`)
+    /// goes through the connect gateway, whatever `runtimeType` says — Python connect apps
+    /// declare their `on_failure` functions as `http` with a `wss://` URL.
     public var url: String
     /// The step's `retries.attempts`, if given.
     public var retries: Int?
+
+    /// Whether calls go to connect workers through the gateway rather than over HTTP.
+    public var usesConnect: Bool { url.hasPrefix("ws://") || url.hasPrefix("wss://") }
 
     init(_ reader: ConfigReader, key: String) throws(FunctionConfigError) {
         id = key
@@ -193,10 +199,8 @@ public struct FunctionStep: Sendable, Hashable {
             throw runtimeReader.error("type", "must be http or ws, got \"\(runtimeType)\"")
         }
         url = try runtimeReader.optionalString("url") ?? ""
-        if runtimeType == "http" {
-            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                throw runtimeReader.error("url", "must be an http:// or https:// URL, got \"\(url)\"")
-            }
+        guard ["http://", "https://", "ws://", "wss://"].contains(where: url.hasPrefix) else {
+            throw runtimeReader.error("url", "must be an http:// or https:// URL, or ws:// or wss:// for a connect app, got \"\(url)\"")
         }
         retries = try reader.section("retries") { retries throws(FunctionConfigError) in
             try retries.optionalInt("attempts", range: 0...FunctionConfig.maximumRetries)

@@ -116,11 +116,15 @@ public struct SigningKeys: Sendable, Hashable {
     /// followed by a key or its hashed form, with or without the `signkey-<env>-` prefix
     /// (docs/protocol.md §5). Compared in constant time.
     public func authorizes(authorization: String?) -> Bool {
-        guard let authorization else { return false }
-        let parts = authorization.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return false }
-        let presented = Array(SigningKey.removingPrefix(String(parts[1]).trimmingCharacters(in: .whitespaces)).lowercased().utf8)
+        guard let token = Self.bearerToken(authorization) else { return false }
+        let presented = Array(SigningKey.removingPrefix(token.trimmingCharacters(in: .whitespaces)).lowercased().utf8)
         return ConstantTime.contains(all.flatMap { [Array($0.hashed.utf8), Array($0.hex.lowercased().utf8)] }, presented)
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header value (the scheme in any case).
+    public static func bearerToken(_ authorization: String?) -> String? {
+        guard let parts = authorization?.split(separator: " ", maxSplits: 1), parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return String(parts[1])
     }
 
     /// Checks `X-Inngest-Signature` on `body` against both keys. Signatures older or newer
