@@ -205,6 +205,17 @@ extension RedisClient {
         return try RESPDecoding.streamReads(reply, command: "XREADGROUP")
     }
 
+    /// `XREAD COUNT count BLOCK ms STREAMS stream id`: entries after `id` in one stream, with no
+    /// consumer group (each reader keeps its own cursor). Waits up to `block` (on a dedicated
+    /// connection) when there are none.
+    public func xread(_ stream: String, after id: String, count: Int, block: Duration) async throws -> [RedisStreamEntry] {
+        let arguments: [RedisArgument] = [
+            "XREAD", "COUNT", .int(count), "BLOCK", .integer(block.roundedUpMilliseconds), "STREAMS", .string(stream), .string(id),
+        ]
+        let reply = try await sendBlocking(arguments, blockingFor: block)
+        return try RESPDecoding.streamReads(reply, command: "XREAD").first?.entries ?? []
+    }
+
     /// `XACK stream group id ...`: acknowledges entries; returns how many were pending.
     public func xack(_ stream: String, group: String, ids: [String]) async throws -> Int {
         if ids.isEmpty { return 0 }

@@ -166,6 +166,9 @@ public struct SDKReply: Sendable {
     /// Header names lower-cased.
     public var headers: [String: String]
     public var body: [UInt8]
+    /// Whether the channel the reply came over already proved the app's identity (a connect
+    /// worker's authenticated session), so the reply needs no signature.
+    public var authenticatedByChannel = false
 
     public init(status: Int, headers: [String: String], body: [UInt8]) {
         self.status = status

@@ -618,8 +618,9 @@ public final class RunExecutor: Service {
             if (200..<300).contains(reply.status), reply.headers["x-inngest-sdk"] == nil {
                 throw SDKResponseError(reason: "the reply (HTTP \(reply.status)) did not come from an Inngest SDK (no x-inngest-sdk header)")
             }
-            // Outside dev mode the SDK signs its reply with the key that verified the call.
-            if let keys {
+            // Outside dev mode the SDK signs its reply with the key that verified the call
+            // (over HTTP; a connect worker's session is authenticated already).
+            if let keys, !reply.authenticatedByChannel {
                 let check = keys.verify(
                     signatureHeader: reply.headers["x-inngest-signature"], body: reply.body,
                     nowSeconds: Int64(clock.now.timeIntervalSince1970))

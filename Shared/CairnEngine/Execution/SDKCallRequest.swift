@@ -16,8 +16,8 @@ public enum SDKCallRequest {
         snapshot: RunSnapshot, call: SDKCall, maxAttempts: Int, version: Int, keys: SigningKeys?, now: Date, timeout: Duration,
         disableImmediateExecution: Bool = false
     ) throws -> SDKRequest {
-        guard let step = snapshot.function.steps.first, step.runtimeType == "http" else {
-            throw SDKResponseError(reason: "function \(snapshot.function.id) has no http step to call")
+        guard let step = snapshot.function.steps.first else {
+            throw SDKResponseError(reason: "function \(snapshot.function.id) has no step to call")
         }
         let url = callURL(step.url, functionID: snapshot.function.id, stepID: call.stepID)
 
