@@ -7,7 +7,8 @@
 //   CairnPostgres  ┐
 //   CairnRedis     ├ adapters: implement Engine ports on a concrete client; never import each other
 //   CairnHTTP      ┘
-//   CairnConnect   the connect protocol's wire messages, generated from proto/connect.proto
+//   CairnConnect   the connect protocol: wire messages generated from proto/connect.proto, the
+//                  gateway's per-worker session and the executor's connect transport, on ports
 //   CairnRoles     composition roots: configuration + wiring of each role, shared by the role
 //                  executables and by `cairn dev`
 //   CairnTesting   fixtures and contract suites for the test targets
@@ -49,6 +50,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.0"),
     ],
     targets: [
         // MARK: System libraries
@@ -116,7 +118,11 @@ let package = Package(
             dependencies: [
                 "CairnCore",
                 "CairnEngine",
+                "CairnConnect",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -131,7 +137,14 @@ let package = Package(
         ),
         .target(
             name: "CairnConnect",
-            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: [
+                "CairnCore",
+                "CairnEngine",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Shared/CairnConnect",
             swiftSettings: swiftSettings
         ),
@@ -140,6 +153,7 @@ let package = Package(
             dependencies: [
                 "CairnCore",
                 "CairnEngine",
+                "CairnConnect",
                 "CairnPostgres",
                 "CairnRedis",
                 "CairnHTTP",

@@ -1,3 +1,4 @@
+public import CairnConnect
 public import CairnCore
 public import CairnEngine
 public import CairnPostgres
@@ -35,6 +36,20 @@ public struct CairnConfiguration: Sendable {
     public var port: Int?
     /// `CAIRN_GATEWAY_PORT` — under `cairn dev`, the connect gateway's port. Default 8289.
     public var gatewayPort: Int
+    /// Connect's timings: `CAIRN_CONNECT_LEASE_SECONDS` (how long a request forwarded to a
+    /// connect worker lives without the worker extending it; default 120, 4…3600),
+    /// `CAIRN_CONNECT_ROUTE_WAIT_SECONDS` (how long a call waits for a connected worker before
+    /// it fails and is retried; default 10, 0…600) and `CAIRN_CONNECT_DRAIN_SECONDS` (how long
+    /// a gateway stopping waits for its workers to move; default 20, 0…3600).
+    public var connect: ConnectSettings
+    /// `CAIRN_CONNECT_GATEWAY_URL` — on cairn-api, the `ws://` or `wss://` URL
+    /// `/v0/connect/start` gives workers (a load balancer in front of the gateways). Unset: a
+    /// live gateway is picked from the registry, at the URL it advertises or at the start
+    /// request's host name and the gateway's port.
+    public var connectGatewayURL: String?
+    /// `CAIRN_GATEWAY_URL` — on cairn-gateway, the `ws://` or `wss://` URL workers reach this
+    /// replica at, advertised in the registry. Unset: the start request's host and this port.
+    public var gatewayURL: String?
     /// `CAIRN_STREAM_PREFIX` — prefix of every Redis stream and key Cairn uses, so tenants or
     /// tests can share one Redis. Default `cairn:`.
     public var streamPrefix: String
@@ -191,6 +206,20 @@ public struct CairnConfiguration: Sendable {
         retention.runs = retentionDays("CAIRN_RETENTION_RUNS_DAYS", default: 30)
         retention.events = retentionDays("CAIRN_RETENTION_EVENTS_DAYS", default: 30)
         retention.bookkeeping = retentionDays("CAIRN_RETENTION_BOOKKEEPING_DAYS", default: 7)
+        var connect = ConnectSettings()
+        connect.leaseDuration = .seconds(integer("CAIRN_CONNECT_LEASE_SECONDS", default: 120, range: 4...3_600))
+        connect.routeWait = .seconds(integer("CAIRN_CONNECT_ROUTE_WAIT_SECONDS", default: 10, range: 0...600))
+        connect.drainTimeout = .seconds(integer("CAIRN_CONNECT_DRAIN_SECONDS", default: 20, range: 0...3_600))
+        func webSocketURL(_ name: String) -> String? {
+            guard let raw = value(name) else { return nil }
+            guard (raw.hasPrefix("ws://") || raw.hasPrefix("wss://")) && raw.count > "wss://".count else {
+                problems.append(.init(variable: name, rule: "must be a ws:// or wss:// URL, got \"\(raw)\""))
+                return nil
+            }
+            return raw
+        }
+        let connectGatewayURL = webSocketURL("CAIRN_CONNECT_GATEWAY_URL")
+        let gatewayURL = webSocketURL("CAIRN_GATEWAY_URL")
         var retryBackoffScale = 1.0
         if let raw = value("CAIRN_RETRY_BACKOFF_SCALE") {
             if let parsed = Double(raw), (0.001...1_000).contains(parsed) { retryBackoffScale = parsed } else {
@@ -213,6 +242,9 @@ public struct CairnConfiguration: Sendable {
         self.port = port
         self.gatewayPort = gatewayPort
         self.streamPrefix = streamPrefix
+        self.connect = connect
+        self.connectGatewayURL = connectGatewayURL
+        self.gatewayURL = gatewayURL
         self.shutdownGrace = .seconds(grace)
         self.logLevel = logLevel
         self.devModeRequested = devModeRequested

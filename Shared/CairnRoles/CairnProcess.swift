@@ -1,8 +1,10 @@
 public import CairnEngine
+import CairnConnect
 import CairnHTTP
 import CairnPostgres
 import CairnRedis
 import Hummingbird
+import NIOCore
 import Prometheus
 public import Logging
 public import ServiceLifecycle
@@ -68,19 +70,31 @@ public struct CairnProcess: Sendable {
 
         var services: [any Service] = []
         for role in roles { services += parts[role]!.services }
+        // Started after the listeners, so stopped before them: a gateway drains its workers
+        // while its listener still holds their connections.
+        var drainedBeforeListeners: [any Service] = []
         for (listenerRoles, port) in listeners() {
             let router = makeRouter(serving: listenerRoles, parts: parts, readiness: readiness, metrics: dependencies.metricsRegistry)
             let onListening = self.onListening
-            let app = Application(
-                router: router,
-                configuration: .init(address: .hostname(configuration.host, port: port), serverName: "cairn"),
-                onServerRunning: { channel in
-                    await onListening(BoundListener(roles: listenerRoles, port: channel.localAddress?.port ?? port))
-                },
-                logger: logger
-            )
-            services.append(app)
+            let gateway = listenerRoles.lazy.compactMap { parts[$0]!.gateway }.first
+            let address = BindAddress.hostname(configuration.host, port: port)
+            let running: @Sendable (any Channel) async -> Void = { channel in
+                let bound = channel.localAddress?.port ?? port
+                gateway?.listening(on: bound)
+                await onListening(BoundListener(roles: listenerRoles, port: bound))
+            }
+            if let gateway {
+                services.append(
+                    Application(
+                        router: router, server: ConnectWebSocket.server(hub: gateway, maximumMessageBytes: configuration.connect.maximumMessageBytes),
+                        configuration: .init(address: address, serverName: "cairn"), onServerRunning: running, logger: logger))
+                drainedBeforeListeners.append(gateway)
+            } else {
+                services.append(
+                    Application(router: router, configuration: .init(address: address, serverName: "cairn"), onServerRunning: running, logger: logger))
+            }
         }
+        services += drainedBeforeListeners
         return [postgres, redis.service] + services.map { AfterDatabase(database: postgres, service: $0) }
     }
 

@@ -1,3 +1,4 @@
+import CairnConnect
 public import CairnEngine
 public import CairnPostgres
 public import CairnRedis
@@ -26,6 +27,11 @@ public struct RoleDependencies: Sendable {
         PrometheusMetricsFactory(registry: metricsRegistry)
     }
 
+    /// Connect's shared state (registry, leases, inboxes) in Redis.
+    func connectState() -> RedisConnectState {
+        RedisConnectState(client: redis, prefix: configuration.streamPrefix)
+    }
+
     /// The full name of a stream or key: `CAIRN_STREAM_PREFIX` + `name`.
     public func streamKey(_ name: String) -> String {
         configuration.streamPrefix + name
@@ -50,12 +56,17 @@ extension RoleDependencies {
 }
 
 /// What one role adds to a process: its background services (started after the clients,
-/// before the listeners) and the routes it serves on its listener.
+/// before the listeners), the routes it serves on its listener, and what its listener needs
+/// beyond plain HTTP.
 struct RoleParts {
     /// Long-running loops of the role, in start order.
     var services: [any Service] = []
     /// Registers the role's HTTP routes; called once per listener that serves the role.
     var routes: [(Router<BasicRequestContext>) -> Void] = []
+    /// The connect gateway, when the role is one: its listener upgrades `/v0/connect` to
+    /// WebSockets, and it runs as a service started after the listener, so that on shutdown it
+    /// drains its workers before the listener closes their connections.
+    var gateway: ConnectGatewayHub?
 }
 
 extension Role {

@@ -1,12 +1,15 @@
+import CairnConnect
 import CairnEngine
 import CairnHTTP
 import CairnPostgres
+import CairnRedis
 
 /// Wiring of `cairn-api`: the control plane — app sync, queries and the SDK's callbacks.
 ///
 /// Routes: `POST /fn/register`, `POST /v1/apps/sync`, `GET /v1/apps`,
 /// `GET /v1/apps/{app}/functions`, `GET /v1/events/{id}`, `GET /v1/events`, `GET /v1/runs/{id}`,
-/// `GET /v1/events/{id}/runs`, `GET /v1/queues`.
+/// `GET /v1/events/{id}/runs`, `GET /v1/queues`, and connect's `POST /v0/connect/start`,
+/// `POST /v0/connect/flush` and `GET /v1/apps/{app}/workers`.
 enum APIRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
         let configuration = dependencies.configuration
@@ -26,6 +29,14 @@ enum APIRole {
         let queues = QueueRoutes(
             report: QueueReport(registry: registry, store: store, clock: dependencies.clock), clock: dependencies.clock,
             authorization: authorization)
-        return RoleParts(services: ingest.services, routes: [events.register(on:), apps.register(on:), runs.register(on:), queues.register(on:)])
+        let connectState = dependencies.connectState()
+        let connect = ConnectRoutes(
+            api: ConnectAPI(
+                state: connectState, keys: configuration.signingKeys, clock: dependencies.clock, settings: configuration.connect,
+                gatewayURL: configuration.connectGatewayURL, logger: dependencies.logger),
+            state: connectState, clock: dependencies.clock, authorization: authorization)
+        return RoleParts(
+            services: ingest.services,
+            routes: [events.register(on:), apps.register(on:), runs.register(on:), queues.register(on:), connect.register(on:)])
     }
 }

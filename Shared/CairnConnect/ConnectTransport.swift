@@ -1,0 +1,271 @@
+public import CairnCore
+public import CairnEngine
+public import Foundation
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+import SwiftProtobuf
+
+/// The executor's side of connect (docs/connect.md): sends a call whose step URL is `ws://` or
+/// `wss://` to a connected worker through the gateway holding its connection, and waits for
+/// the reply.
+///
+/// One call:
+/// 1. route: a live, ready connection serving the function, on a live gateway, whose
+///    instance has a free slot — taking the slot and the request's lease in one step. With
+///    none, it waits up to `routeWait`, then fails like an unreachable HTTP app;
+/// 2. forward into the gateway's inbox, and wait for the worker's ack; an undeliverable
+///    request or a missing ack routes again (three forwards in all);
+/// 3. wait for the reply, announced in this executor's inbox and buffered in the state. The
+///    worker keeps the lease alive while it runs; a lease that lapses fails the attempt.
+///
+/// Run it as a service too: `run()` reads the executor's inbox.
+public final class ConnectTransport: SDKTransport, Service {
+    let state: any ConnectState
+    let clock: any WallClock
+    let settings: ConnectSettings
+    let logger: Logger
+    /// This process's inbox name.
+    public let executorID: String
+    let waiters = Mutex<[String: AsyncStream<Event>.Continuation]>([:])
+    let ids = ULIDSource()
+    /// How often waiting calls look at their deadlines, leases and the reply buffer.
+    let tick: Duration
+
+    enum Event: Sendable {
+        case notice(ConnectNotice)
+        case tick
+    }
+
+    public init(state: any ConnectState, clock: any WallClock, settings: ConnectSettings, logger: Logger, tick: Duration = .seconds(1)) {
+        self.state = state
+        self.clock = clock
+        self.settings = settings
+        self.logger = logger
+        self.tick = tick
+        self.executorID = ULIDSource().next(at: Date()).description
+    }
+
+    // MARK: The inbox
+
+    /// Reads notices and hands each to the call waiting for it; every `tick` (and after a
+    /// failed read) wakes every call to check its deadlines.
+    public func run() async throws {
+        try? await cancelWhenGracefulShutdown { await self.readInbox() }
+    }
+
+    func readInbox() async {
+        var cursor = ""
+        while !Task.isCancelled {
+            do {
+                let (next, notices) = try await state.nextNotices(executorID: executorID, after: cursor, timeout: tick)
+                cursor = next
+                waiters.withLock { waiters in
+                    for (request, notice) in notices { waiters[request]?.yield(.notice(notice)) }
+                    for waiter in waiters.values { waiter.yield(.tick) }
+                }
+            } catch is CancellationError {
+                break
+            } catch {
+                logger.warning("reading the connect inbox failed; retrying", metadata: ["error": "\(error)"])
+                waiters.withLock { waiters in for waiter in waiters.values { waiter.yield(.tick) } }
+                try? await Task.sleep(for: tick)
+            }
+        }
+    }
+
+    // MARK: A call
+
+    public func send(_ request: SDKRequest) async throws -> SDKReply {
+        guard let target = ConnectTarget(url: request.url) else {
+            throw ConnectCallError("the step URL \(request.url) names no function (fnId)")
+        }
+        let requestID = ids.next(at: clock.now).description
+        let (events, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .unbounded)
+        waiters.withLock { $0[requestID] = continuation }
+        defer {
+            _ = waiters.withLock { $0.removeValue(forKey: requestID) }
+            continuation.finish()
+        }
+        var iterator = events.makeAsyncIterator()
+        let deadline = clock.now.addingTimeInterval(request.timeout.timeInterval)
+        var lease: ConnectLease?
+        do {
+            for _ in 0..<3 {
+                let (worker, taken) = try await route(target, requestID: requestID, events: &iterator)
+                lease = taken
+                try await forward(request, target: target, worker: worker, lease: taken)
+                switch try await awaitAck(requestID, events: &iterator) {
+                case .acknowledged:
+                    let reply = try await awaitReply(requestID, lease: taken, deadline: deadline, events: &iterator)
+                    try? await state.release(requestID: requestID, instanceID: taken.instanceID)
+                    return reply
+                case .replied:
+                    if let reply = try await takeReply(requestID) {
+                        try? await state.release(requestID: requestID, instanceID: taken.instanceID)
+                        return reply
+                    }
+                case .routeAgain:
+                    break
+                }
+                try? await state.release(requestID: requestID, instanceID: taken.instanceID)
+                lease = nil
+            }
+            throw ConnectCallError("no connected worker accepted the request for \(target.function) after 3 tries")
+        } catch {
+            if let lease { try? await state.release(requestID: requestID, instanceID: lease.instanceID) }
+            throw error
+        }
+    }
+
+    /// Takes a slot on a live, ready connection serving the function, waiting for one up to
+    /// `routeWait`.
+    func route(_ target: ConnectTarget, requestID: String, events: inout AsyncStream<Event>.Iterator) async throws -> (ConnectWorker, ConnectLease) {
+        let giveUp = clock.now.addingTimeInterval(settings.routeWait.timeInterval)
+        while true {
+            let now = clock.now
+            let candidates = try await state.onLiveGateways(state.workers(function: target.function), at: now, settings: settings).filter {
+                $0.status == .ready && now.timeIntervalSince($0.lastHeartbeat) < settings.heartbeatTimeout.timeInterval
+            }
+            for worker in candidates.shuffled() {
+                let expiry = now.addingTimeInterval(settings.leaseDuration.timeInterval)
+                let lease = ConnectLease(
+                    requestID: requestID, leaseID: ids.next(at: expiry), executorID: executorID,
+                    instanceID: worker.instanceID)
+                if try await state.assign(lease, limit: worker.maxConcurrency, now: now) { return (worker, lease) }
+            }
+            if clock.now >= giveUp {
+                let why = candidates.isEmpty ? "no connected worker serves it" : "every connected worker serving it is at its maximum concurrency"
+                throw ConnectCallError(
+                    "function \(target.function): \(why) (waited \(settings.routeWait.components.seconds) s; the attempt is retried like an unreachable app)")
+            }
+            _ = await iterator(&events)
+        }
+    }
+
+    func forward(_ request: SDKRequest, target: ConnectTarget, worker: ConnectWorker, lease: ConnectLease) async throws {
+        var data = Connect_V1_GatewayExecutorRequestData()
+        data.requestID = lease.requestID
+        data.appName = worker.functions[target.function] ?? worker.apps.first ?? ""
+        data.functionSlug = target.function
+        data.stepID = target.step
+        data.requestPayload = Data(request.body)
+        data.systemTraceCtx = Data([UInt8]("{}".utf8))
+        data.userTraceCtx = Data([UInt8]("{}".utf8))
+        data.runID = request.headers.first { $0.0 == "x-run-id" }?.1 ?? ""
+        data.leaseID = lease.leaseID.description
+        data.jobID = lease.requestID
+        try await state.forward(gatewayID: worker.gatewayID, connectionID: worker.connectionID, request: try data.serializedBytes() as [UInt8])
+    }
+
+    enum AckOutcome {
+        case acknowledged, replied, routeAgain
+    }
+
+    func awaitAck(_ requestID: String, events: inout AsyncStream<Event>.Iterator) async throws -> AckOutcome {
+        let giveUp = clock.now.addingTimeInterval(settings.ackTimeout.timeInterval)
+        while true {
+            switch await iterator(&events) {
+            case .notice(.ack): return .acknowledged
+            case .notice(.reply): return .replied
+            case .notice(.undeliverable): return .routeAgain
+            case .tick:
+                if clock.now >= giveUp {
+                    logger.notice("connect worker did not acknowledge a request; routing it again", metadata: ["request": "\(requestID)"])
+                    return .routeAgain
+                }
+            }
+        }
+    }
+
+    func awaitReply(_ requestID: String, lease: ConnectLease, deadline: Date, events: inout AsyncStream<Event>.Iterator) async throws -> SDKReply {
+        var lastCheck = clock.now
+        while true {
+            let event = await iterator(&events)
+            if case .notice(.reply) = event, let reply = try await takeReply(requestID) { return reply }
+            let now = clock.now
+            guard now.timeIntervalSince(lastCheck) >= 2 else { continue }
+            lastCheck = now
+            // A notice can be lost with a gateway; the buffer and the lease say where things are.
+            if let reply = try await takeReply(requestID) { return reply }
+            guard let current = try await state.lease(requestID: requestID), current.expiresAt >= now else {
+                throw ConnectCallError("the connect worker stopped responding: the request's lease lapsed")
+            }
+            if now >= deadline {
+                throw ConnectCallError("the connect worker did not reply by the request's deadline, \(deadline.formatted(.iso8601))")
+            }
+        }
+    }
+
+    func takeReply(_ requestID: String) async throws -> SDKReply? {
+        guard let bytes = try await state.takeReply(requestID: requestID) else { return nil }
+        return try ConnectReplies.sdkReply(Connect_V1_SDKResponse(serializedBytes: bytes))
+    }
+
+    /// The next event; a finished stream (never, while the call holds it) reads as a tick.
+    func iterator(_ events: inout AsyncStream<Event>.Iterator) async -> Event {
+        await events.next() ?? .tick
+    }
+}
+
+/// The function and step a connect step URL names: `wss://connect?fnId=<slug>&stepId=<step>`.
+struct ConnectTarget {
+    var function: String
+    var step: String
+
+    init?(url: String) {
+        guard let components = URLComponents(string: url),
+            let function = components.queryItems?.first(where: { $0.name == "fnId" })?.value, !function.isEmpty
+        else { return nil }
+        self.function = function
+        self.step = components.queryItems?.first(where: { $0.name == "stepId" })?.value ?? "step"
+    }
+}
+
+/// A connect call that could not complete; the executor counts it as a failed attempt.
+public struct ConnectCallError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The worker's `SDKResponse` as the HTTP reply it stands for (docs/connect.md).
+enum ConnectReplies {
+    static func sdkReply(_ response: Connect_V1_SDKResponse) -> SDKReply {
+        let status: Int
+        switch response.status {
+        case .done: status = 200
+        case .notCompleted: status = 206
+        default: status = 500
+        }
+        var headers = ["x-inngest-sdk": response.sdkVersion, "x-inngest-no-retry": response.noRetry ? "true" : "false"]
+        if response.requestVersion > 0 { headers["x-inngest-req-version"] = "\(response.requestVersion)" }
+        if response.hasRetryAfter { headers["retry-after"] = response.retryAfter }
+        var reply = SDKReply(status: status, headers: headers, body: Array(response.body))
+        // The worker proved who it is with its session token; connect replies carry no signature.
+        reply.authenticatedByChannel = true
+        return reply
+    }
+}
+
+extension Duration {
+    var timeInterval: TimeInterval {
+        let (seconds, attoseconds) = components
+        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
+    }
+}
+
+/// Sends each call by its URL's scheme: `ws(s)://` through connect, anything else over HTTP.
+public struct SchemeRoutingTransport: SDKTransport {
+    let http: any SDKTransport
+    let connect: ConnectTransport
+
+    public init(http: any SDKTransport, connect: ConnectTransport) {
+        self.http = http
+        self.connect = connect
+    }
+
+    public func send(_ request: SDKRequest) async throws -> SDKReply {
+        if request.url.hasPrefix("ws://") || request.url.hasPrefix("wss://") { return try await connect.send(request) }
+        return try await http.send(request)
+    }
+}
