@@ -53,15 +53,16 @@ import Testing
         }
     }
 
-    /// SIGTERM to each, then each must exit cleanly within the grace period (5 s here) and a
-    /// margin: a drain that hangs fails the test.
-    static func stop(_ processes: [Process], _ binaries: ExecutableTests) async {
-        for process in processes where process.isRunning { kill(process.processIdentifier, SIGTERM) }
-        for process in processes {
-            if await binaries.waitForExit(process, within: 20) {
-                #expect(process.terminationStatus == 0, "cairn-executor exited \(process.terminationStatus) after SIGTERM")
+    /// SIGTERM to each still running, then each must exit cleanly within the grace period (5 s
+    /// here) and a margin: a drain that hangs fails the test.
+    static func stop(_ processes: [Process], _ binaries: ExecutableTests, name: String = "cairn-executor") async {
+        let running = processes.filter(\.isRunning)
+        for process in running { kill(process.processIdentifier, SIGTERM) }
+        for process in running {
+            if await binaries.waitForExit(process, within: 30) {
+                #expect(process.terminationStatus == 0, "\(name) exited \(process.terminationStatus) after SIGTERM")
             } else {
-                Issue.record("cairn-executor did not stop within 20 s of SIGTERM")
+                Issue.record("\(name) did not stop within 30 s of SIGTERM")
                 process.terminate()
             }
         }

@@ -96,11 +96,19 @@ import Testing
         }
     }
 
+    /// How the app is plugged in: served over HTTP and synced, or as a connect worker that
+    /// dials the gateway (and syncs itself as it connects).
+    enum AppTransport: String, CaseIterable, Sendable {
+        case http, connect
+    }
+
     /// Cairn with every role, the Python app synced to it; with `signingKey`, both run signed
     /// (the SDK in cloud mode).
-    func withHarness(signingKey: String? = nil, _ body: @Sendable (Harness) async throws -> Void) async throws {
+    func withHarness(
+        signingKey: String? = nil, transport: AppTransport = .http, _ body: @Sendable (Harness) async throws -> Void
+    ) async throws {
         var environment = Self.environment
-        var appEnvironment: [String: String] = [:]
+        var appEnvironment: [String: String] = transport == .connect ? ["APP_MODE": "connect"] : [:]
         if let signingKey {
             // Outside dev mode events need a key too.
             for name in ["INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"] {
@@ -112,15 +120,20 @@ import Testing
         try await withRunningCairn(environment: environment) { cairn in
             let api = CairnAPIClient(origin: cairn.origin, key: try signingKey.map(SigningKey.init))
             try await withPythonApp(pointingAt: cairn, environment: appSettings) { app in
-                let sync = try await api.requestSync(url: app.serveURL)
-                try #require(sync.status == 200, "\(sync.body)")
+                switch transport {
+                case .http:
+                    let sync = try await api.requestSync(url: app.serveURL)
+                    try #require(sync.status == 200, "\(sync.body)")
+                case .connect:
+                    try await api.waitForConnectWorkers(app: "cairn-e2e", count: 1)
+                }
                 try await body(Harness(api: api, app: app))
             }
         }
     }
 
-    @Test func threeSequentialStepsRunOnceEach() async throws {
-        try await withHarness { harness in
+    @Test(arguments: AppTransport.allCases) func threeSequentialStepsRunOnceEach(_ transport: AppTransport) async throws {
+        try await withHarness(transport: transport) { harness in
             let ids = try await harness.send([["name": "test/three", "data": ["key": "k3"]]])
             let run = try await harness.endedRun(of: try #require(ids.first))
             #expect(run["status"] == "Completed")
@@ -138,8 +151,8 @@ import Testing
         }
     }
 
-    @Test func aStepThatFailsTwiceSucceedsOnTheThirdAttempt() async throws {
-        try await withHarness { harness in
+    @Test(arguments: AppTransport.allCases) func aStepThatFailsTwiceSucceedsOnTheThirdAttempt(_ transport: AppTransport) async throws {
+        try await withHarness(transport: transport) { harness in
             let ids = try await harness.send([["name": "test/flaky", "data": ["key": "kf"]]])
             let run = try await harness.endedRun(of: try #require(ids.first))
             #expect(run["status"] == "Completed")
@@ -159,8 +172,8 @@ import Testing
         }
     }
 
-    @Test func aSleepThenContinues() async throws {
-        try await withHarness { harness in
+    @Test(arguments: AppTransport.allCases) func aSleepThenContinues(_ transport: AppTransport) async throws {
+        try await withHarness(transport: transport) { harness in
             let ids = try await harness.send([["name": "test/sleep", "data": ["key": "ks"]]])
             let run = try await harness.endedRun(of: try #require(ids.first))
             #expect(run["status"] == "Completed")
@@ -207,8 +220,8 @@ import Testing
         }
     }
 
-    @Test func onFailureRunsWithTheOriginalEvent() async throws {
-        try await withHarness { harness in
+    @Test(arguments: AppTransport.allCases) func onFailureRunsWithTheOriginalEvent(_ transport: AppTransport) async throws {
+        try await withHarness(transport: transport) { harness in
             let ids = try await harness.send([["name": "test/fail", "data": ["key": "kx"]]])
             let failed = try await harness.endedRun(of: try #require(ids.first))
             #expect(failed["status"] == "Failed")
@@ -343,8 +356,8 @@ import Testing
             #expect(finished["data"]?["_inngest"]?["status"] == "Completed")
         }
     }
-    @Test func waitForEventIsResumedByTheMatchingEventOnly() async throws {
-        try await withHarness { harness in
+    @Test(arguments: AppTransport.allCases) func waitForEventIsResumedByTheMatchingEventOnly(_ transport: AppTransport) async throws {
+        try await withHarness(transport: transport) { harness in
             let ids = try await harness.send([["name": "test/wait", "data": ["key": "kw"]]])
             let eventID = try #require(ids.first)
             let runID = try await harness.runID(of: eventID)
@@ -373,8 +386,8 @@ import Testing
         }
     }
 
-    @Test func invokeReturnsTheCalleesValueOrRaisesItsError() async throws {
-        try await withHarness { harness in
+    @Test(arguments: AppTransport.allCases) func invokeReturnsTheCalleesValueOrRaisesItsError(_ transport: AppTransport) async throws {
+        try await withHarness(transport: transport) { harness in
             let ids = try await harness.send([["name": "test/invoke", "data": [:]]])
             let run = try await harness.endedRun(of: try #require(ids.first))
             #expect(run["status"] == "Completed")
@@ -418,8 +431,8 @@ import Testing
         }
     }
 
-    @Test func parallelStepsEachRunOnceThenTheFunctionContinues() async throws {
-        try await withHarness { harness in
+    @Test(arguments: AppTransport.allCases) func parallelStepsEachRunOnceThenTheFunctionContinues(_ transport: AppTransport) async throws {
+        try await withHarness(transport: transport) { harness in
             let ids = try await harness.send([["name": "test/parallel", "data": ["key": "kp"]]])
             let run = try await harness.endedRun(of: try #require(ids.first))
             #expect(run["status"] == "Completed", "\(run)")

@@ -4,7 +4,12 @@ end-to-end tests.
 Environment: APP_PORT (required); INNGEST_DEV=1 for dev mode, or INNGEST_SIGNING_KEY for
 cloud mode; INNGEST_BASE_URL points the SDK at Cairn. APP_VARIANT=v2 serves a changed
 function set (one function removed, one changed, one added) to exercise re-syncs.
+APP_MODE=connect runs the functions as a connect worker (inngest.connect) instead of serving
+them over HTTP; the helper routes (/counts, /send, ...) stay on APP_PORT. APP_INSTANCE names
+the worker instance and INNGEST_CONNECT_MAX_WORKER_CONCURRENCY caps its concurrency.
 """
+
+import asyncio
 
 import collections
 import datetime
@@ -450,6 +455,13 @@ def limited(ctx: inngest.ContextSync) -> object:
     return ctx.event.data["n"]
 
 
+@client.create_function(fn_id="occupied", trigger=inngest.TriggerEvent(event="test/occupied"))
+def occupied(ctx: inngest.ContextSync) -> object:
+    """No limit of its own: what bounds it is the worker's maximum concurrency (connect)."""
+    ctx.step.run("hold", lambda: occupy(ctx.event.data["key"], 0.5))
+    return ctx.event.data["n"]
+
+
 @client.create_function(
     fn_id="prioritized",
     trigger=inngest.TriggerEvent(event="test/prioritized"),
@@ -501,7 +513,7 @@ functions = [
     hello, full_config, three_steps, flaky, fails_twice, raises_around, non_retriable, sleeper, filtered, echo,
     fails_with_handler, sender, group_of_everything, race, ai_infer,
     fan("a"), fan("b"), fan("c"), waiter, child_ok, child_fails, parent, cancellable,
-    debounced, singleton_skip, singleton_cancel, idempotent, rate_limited, throttled, limited, prioritized, batcher, finish_timeout,
+    debounced, singleton_skip, singleton_cancel, idempotent, rate_limited, throttled, limited, occupied, prioritized, batcher, finish_timeout,
 ]
 if variant == "v1":
     functions.append(batched)
@@ -513,8 +525,10 @@ else:
 
     functions.append(added_later)
 
+mode = os.environ.get("APP_MODE", "http")
 app = flask.Flask(__name__)
-inngest.flask.serve(app, client, functions)
+if mode == "http":
+    inngest.flask.serve(app, client, functions)
 
 
 # Time spent inside the app per run (the x-run-id header Cairn sends), for the benchmarks.
@@ -574,4 +588,12 @@ def send() -> dict:
     return {"ids": client.send_sync(events)}
 
 if __name__ == "__main__":
-    app.run(host="127.0.0.1", port=int(os.environ["APP_PORT"]), threaded=True)
+    if mode == "connect":
+        from inngest.connect import connect
+
+        threading.Thread(
+            target=lambda: app.run(host="127.0.0.1", port=int(os.environ["APP_PORT"]), threaded=True), daemon=True
+        ).start()
+        asyncio.run(connect([(client, functions)], instance_id=os.environ.get("APP_INSTANCE")).start())
+    else:
+        app.run(host="127.0.0.1", port=int(os.environ["APP_PORT"]), threaded=True)
