@@ -94,9 +94,28 @@ public final class ConnectGatewayHub: Service {
                 logger.warning("recording the gateway's heartbeat failed", metadata: ["error": "\(error)"])
             }
             let live = sessions.withLock { Array($0.values) }
+            await sweep(live)
             connectionsGauge.record(live.count)
             slotsGauge.record(live.compactMap { $0.worker?.maxConcurrency }.reduce(0, +))
             try await Task.sleep(for: settings.gatewayHeartbeatInterval)
+        }
+    }
+
+    /// Closes connections whose heartbeats stopped, and writes the registry records of those
+    /// that heartbeated since the last sweep in one round trip (one timer for every
+    /// connection: per-connection timers and writes cost more than the heartbeats themselves).
+    func sweep(_ live: [ConnectSession]) async {
+        let now = clock.now
+        var refreshed: [ConnectWorker] = []
+        for session in live {
+            if await session.closeIfSilent(at: now) { continue }
+            if let worker = session.takeRefresh() { refreshed.append(worker) }
+        }
+        do {
+            try await state.upsert(workers: refreshed, ttl: settings.workerRecordLifetime)
+        } catch {
+            // The records outlive two missed sweeps; the next heartbeats write them again.
+            logger.warning("refreshing connect workers in the registry failed", metadata: ["error": "\(error)", "workers": "\(refreshed.count)"])
         }
     }
 
@@ -178,10 +197,6 @@ public final class ConnectGatewayHub: Service {
         } catch {
             await socket.close(code: 1011, reason: "connect_internal_error")
             throw error
-        }
-        let watchdog = Task { await session.watchHeartbeats() }
-        defer {
-            watchdog.cancel()
         }
         do {
             while let frame = try await iterator.next() {

@@ -16,6 +16,8 @@ final class ConnectSession: Sendable {
         var worker: ConnectWorker?
         var closing = false
         var closeReason: String?
+        /// A heartbeat came since the registry record was last written.
+        var refreshDue = false
     }
 
     init(socket: any ConnectSocket, hub: ConnectGatewayHub) {
@@ -87,7 +89,7 @@ final class ConnectSession: Sendable {
             sdkVersion: request.sdkVersion,
             maxConcurrency: request.hasMaxWorkerConcurrency && request.maxWorkerConcurrency > 0 ? Int(request.maxWorkerConcurrency) : nil,
             connectedAt: now, lastHeartbeat: now)
-        try await hub.state.upsert(worker: worker, ttl: hub.settings.workerRecordLifetime)
+        try await hub.state.upsert(workers: [worker], ttl: hub.settings.workerRecordLifetime)
         fields.withLock { $0.worker = worker }
         hub.register(self, id: worker.connectionID)
         var ready = Connect_V1_GatewayConnectionReadyData()
@@ -141,7 +143,12 @@ final class ConnectSession: Sendable {
         do {
             switch message.kind {
             case .workerHeartbeat:
-                try await update { $0.lastHeartbeat = self.hub.clock.now }
+                // The registry learns of it with the hub's next sweep, with the other heartbeats.
+                let now = hub.clock.now
+                fields.withLock {
+                    $0.worker?.lastHeartbeat = now
+                    $0.refreshDue = true
+                }
                 try await socket.send(ConnectMessages.message(.gatewayHeartbeat))
             case .workerReady:
                 if hub.isDraining {
@@ -205,19 +212,23 @@ final class ConnectSession: Sendable {
             fields.worker = worker
             return worker
         }) else { return }
-        try await hub.state.upsert(worker: worker, ttl: hub.settings.workerRecordLifetime)
+        try await hub.state.upsert(workers: [worker], ttl: hub.settings.workerRecordLifetime)
     }
 
-    /// Closes a connection whose heartbeats stopped.
-    func watchHeartbeats() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: hub.settings.heartbeatInterval)
-            guard let worker else { continue }
-            if hub.clock.now.timeIntervalSince(worker.lastHeartbeat) > hub.settings.heartbeatTimeout.timeInterval {
-                await refuse(1008, "connect_worker_heartbeats_missed", detail: "no heartbeat for \(hub.settings.heartbeatTimeout)")
-                return
-            }
+    /// The worker's record, if a heartbeat came since it was last written (and clears that).
+    func takeRefresh() -> ConnectWorker? {
+        fields.withLock { fields in
+            guard fields.refreshDue, let worker = fields.worker else { return nil }
+            fields.refreshDue = false
+            return worker
         }
+    }
+
+    /// Closes the connection if its heartbeats stopped; whether it did.
+    func closeIfSilent(at now: Date) async -> Bool {
+        guard let worker, now.timeIntervalSince(worker.lastHeartbeat) > hub.settings.heartbeatTimeout.timeInterval else { return false }
+        await refuse(1008, "connect_worker_heartbeats_missed", detail: "no heartbeat for \(hub.settings.heartbeatTimeout)")
+        return true
     }
 
     /// The gateway drains: no new requests, and the worker is told to reconnect elsewhere.

@@ -52,12 +52,14 @@ public struct RedisConnectState: ConnectState {
 
     // MARK: Connections
 
-    public func upsert(worker: ConnectWorker, ttl: Duration) async throws {
-        var commands: [[RedisArgument]] = [
-            ["SET", .string(connectionKey(worker.connectionID)), .bytes(worker.json.serialized()), "PX", .integer(ttl.roundedUpMilliseconds)]
-        ]
-        for app in worker.apps { commands.append(["SADD", .string(appKey(app)), .string(worker.connectionID)]) }
-        for slug in worker.functions.keys { commands.append(["SADD", .string(functionKey(slug)), .string(worker.connectionID)]) }
+    public func upsert(workers: [ConnectWorker], ttl: Duration) async throws {
+        var commands: [[RedisArgument]] = []
+        for worker in workers {
+            commands.append(["SET", .string(connectionKey(worker.connectionID)), .bytes(worker.json.serialized()), "PX", .integer(ttl.roundedUpMilliseconds)])
+            for app in worker.apps { commands.append(["SADD", .string(appKey(app)), .string(worker.connectionID)]) }
+            for slug in worker.functions.keys { commands.append(["SADD", .string(functionKey(slug)), .string(worker.connectionID)]) }
+        }
+        guard !commands.isEmpty else { return }
         try Self.check(try await client.pipeline(commands))
     }
 

@@ -25,8 +25,7 @@ import Testing
         try await TestRedis.withClient { (client, prefix) async throws in
             let state = RedisConnectState(client: client, prefix: prefix)
             let first = Self.worker("c1", limit: 2)
-            try await state.upsert(worker: first, ttl: .seconds(60))
-            try await state.upsert(worker: Self.worker("c2", app: "billing"), ttl: .seconds(60))
+            try await state.upsert(workers: [first, Self.worker("c2", app: "billing")], ttl: .seconds(60))
 
             #expect(try await state.workers(app: "shop") == [first])
             #expect(try await state.workers(function: "shop-checkout") == [first])
@@ -43,7 +42,7 @@ import Testing
     @Test func aConnectionWithoutHeartbeatsLapses() async throws {
         try await TestRedis.withClient { (client, prefix) async throws in
             let state = RedisConnectState(client: client, prefix: prefix)
-            try await state.upsert(worker: Self.worker("c1"), ttl: .milliseconds(50))
+            try await state.upsert(workers: [Self.worker("c1")], ttl: .milliseconds(50))
             #expect(try await state.workers(app: "shop").count == 1)
             // The record's own TTL ends it; nothing has to clean up after a dead gateway.
             _ = try await TestRedis.eventually("the connection to lapse") { try await state.workers(app: "shop").isEmpty ? true : nil }

@@ -185,8 +185,9 @@ public protocol ConnectState: Sendable {
 
     // MARK: Connections
 
-    /// Records or refreshes a connection; it lapses after `ttl` without a heartbeat.
-    func upsert(worker: ConnectWorker, ttl: Duration) async throws
+    /// Records or refreshes connections, in one round trip; each lapses after `ttl` unless
+    /// refreshed again.
+    func upsert(workers: [ConnectWorker], ttl: Duration) async throws
     /// Removes a connection from every index and records why it ended.
     func remove(worker: ConnectWorker, reason: String, at: Date) async throws
     /// The live connections serving `app`.
