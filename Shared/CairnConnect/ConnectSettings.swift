@@ -11,8 +11,8 @@ public struct ConnectSettings: Sendable, Hashable {
     /// registry record is this old is not routed to.
     public var heartbeatTimeout: Duration = .seconds(50)
     /// How long a call for a function with no connected worker (or none with a free slot)
-    /// waits for one before it fails like an unreachable HTTP app and is retried
-    /// (`CAIRN_CONNECT_ROUTE_WAIT_SECONDS`, default 10).
+    /// waits for one before it fails as not delivered, and the run tries the same attempt again
+    /// after its backoff (`CAIRN_CONNECT_ROUTE_WAIT_SECONDS`, default 10).
     public var routeWait: Duration = .seconds(10)
     /// How long the executor waits for a worker to acknowledge a request before routing it
     /// again.

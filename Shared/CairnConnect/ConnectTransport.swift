@@ -13,9 +13,10 @@ import SwiftProtobuf
 /// One call:
 /// 1. route: a live, ready connection serving the function, on a live gateway, whose
 ///    instance has a free slot — taking the slot and the request's lease in one step. With
-///    none, it waits up to `routeWait`, then fails like an unreachable HTTP app;
+///    none, it waits up to `routeWait`, then fails as not delivered: the run tries the same
+///    attempt again after its backoff, spending none of its retries;
 /// 2. forward into the gateway's inbox, and wait for the worker's ack; an undeliverable
-///    request or a missing ack routes again (three forwards in all);
+///    request or a missing ack routes again (three forwards in all, then not delivered);
 /// 3. wait for the reply, announced in this executor's inbox and buffered in the state. The
 ///    worker keeps the lease alive while it runs; a lease that lapses fails the attempt.
 ///
@@ -111,7 +112,7 @@ public final class ConnectTransport: SDKTransport, Service {
                 try? await state.release(requestID: requestID, instanceID: taken.instanceID)
                 lease = nil
             }
-            throw ConnectCallError("no connected worker accepted the request for \(target.function) after 3 tries")
+            throw SDKCallNotDelivered("no connected worker accepted the request for \(target.function) after 3 tries")
         } catch {
             if let lease { try? await state.release(requestID: requestID, instanceID: lease.instanceID) }
             throw error
@@ -136,8 +137,8 @@ public final class ConnectTransport: SDKTransport, Service {
             }
             if clock.now >= giveUp {
                 let why = candidates.isEmpty ? "no connected worker serves it" : "every connected worker serving it is at its maximum concurrency"
-                throw ConnectCallError(
-                    "function \(target.function): \(why) (waited \(settings.routeWait.components.seconds) s; the attempt is retried like an unreachable app)")
+                throw SDKCallNotDelivered(
+                    "function \(target.function): \(why) (waited \(settings.routeWait.components.seconds) s; the same attempt goes again after its backoff)")
             }
             _ = await iterator(&events)
         }

@@ -792,8 +792,8 @@ extension PostgresRunStore: RunQueries {
             SELECT kind, step_id, event_name, expires_at FROM pauses
             WHERE run_id = \(id.description) AND consumed_at IS NULL AND kind <> 'cancel'
             UNION ALL
-            SELECT 'sleep', payload->>'step', NULL, due_at FROM timers
-            WHERE run_id = \(id.description) AND fired_at IS NULL AND kind = 'wake'
+            SELECT CASE kind WHEN 'wake' THEN 'sleep' ELSE kind END, payload->>'step', NULL, due_at FROM timers
+            WHERE run_id = \(id.description) AND fired_at IS NULL AND kind IN ('wake', 'retry')
             ORDER BY 4
             """, logger: logger)
         for try await (kind, stepID, event, until) in waits.decode((String, String, String?, Date).self) {

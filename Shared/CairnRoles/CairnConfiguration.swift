@@ -39,7 +39,7 @@ public struct CairnConfiguration: Sendable {
     /// Connect's timings: `CAIRN_CONNECT_LEASE_SECONDS` (how long a request forwarded to a
     /// connect worker lives without the worker extending it; default 120, 4…3600),
     /// `CAIRN_CONNECT_ROUTE_WAIT_SECONDS` (how long a call waits for a connected worker before
-    /// it fails and is retried; default 10, 0…600) and `CAIRN_CONNECT_DRAIN_SECONDS` (how long
+    /// the run tries again later, without spending a retry; default 10, 0…600) and `CAIRN_CONNECT_DRAIN_SECONDS` (how long
     /// a gateway stopping waits for its workers to move; default 20, 0…3600).
     public var connect: ConnectSettings
     /// `CAIRN_CONNECT_GATEWAY_URL` — on cairn-api, the `ws://` or `wss://` URL

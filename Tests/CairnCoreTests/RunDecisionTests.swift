@@ -37,6 +37,18 @@ import Testing
         #expect(exhausted == [.recordStep(id: "s1", name: "s1", op: "StepFailed", result: ["error": ["name": "RuntimeError", "message": "not yet"]]), .call(.discovery)])
     }
 
+    @Test func aCallThatReachedNoAppGoesAgainWithoutSpendingAnAttempt() throws {
+        let error = RunFailure.cairn(name: "Error", message: "no connected worker serves it")
+        let outcome = SDKOutcome.failed(error, retry: RetryDirective(notDelivered: true))
+        // Even a function without retries, on its only attempt, waits for a worker.
+        let call = SDKCall(stepID: "step", attempt: 0)
+        #expect(Self.decide(outcome, call: call, maxAttempts: 1) == [.retry(call, at: Self.now.addingTimeInterval(15), error: error.body)])
+        let later = SDKCall(stepID: "step", attempt: 2)
+        #expect(Self.decide(outcome, call: later, maxAttempts: 3) == [.retry(later, at: Self.now.addingTimeInterval(60), error: error.body)])
+        // Delivered and failed, the same call spends its last attempt.
+        #expect(Self.decide(.failed(error, retry: RetryDirective()), call: call, maxAttempts: 1) == [.fail(error)])
+    }
+
     @Test func aStepErrorMarkedNoRetryFailsTheStepAtOnce() throws {
         let outcome = try SDKOutcome.classify(
             status: 206, headers: ["x-inngest-no-retry": "true"],

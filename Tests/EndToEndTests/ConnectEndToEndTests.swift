@@ -117,6 +117,39 @@ import Testing
         }
     }
 
+    @Test func aCallWithNoWorkerConnectedWaitsForOneWithoutSpendingARetry() async throws {
+        let environment = ExecutionEndToEndTests.environment.merging(["CAIRN_CONNECT_ROUTE_WAIT_SECONDS": "1"]) { $1 }
+        try await withRunningCairn(environment: environment) { cairn in
+            let api = CairnAPIClient(origin: cairn.origin, key: nil)
+            let connect = ["APP_MODE": "connect", "APP_INSTANCE": "patient"]
+            // The worker syncs the app, then goes away.
+            try await withPythonApp(pointingAt: cairn, environment: connect) { _ in
+                try await api.waitForConnectWorkers(app: "cairn-e2e", count: 1)
+            }
+            let sent = try await Harness.post("\(cairn.origin)/e/any-key", ["name": "test/patient", "data": ["key": "patient"]])
+            let eventID = try #require(sent["ids"]?[0]?.stringValue)
+            // The call finds no worker and is retried, though the function has no retries.
+            let deadline = ContinuousClock.now + .seconds(60)
+            var run = JSONValue.null
+            while run["waiting_for"]?[0]?["kind"]?.stringValue != "retry" {
+                try #require(ContinuousClock.now < deadline, "the run never waited to retry a call that found no worker: \(run)")
+                try await Task.sleep(for: .milliseconds(100))
+                if let id = try await api.get("/v1/events/\(eventID)/runs").body["data"]?[0]?["run_id"]?.stringValue {
+                    run = try await api.get("/v1/runs/\(id)").body["data"] ?? .null
+                }
+            }
+            #expect(run["status"]?.stringValue == "Running", "\(run)")
+            // A worker comes back: the same attempt runs, once, and the run completes.
+            try await withPythonApp(pointingAt: cairn, environment: connect) { app in
+                let harness = Harness(api: api, app: app)
+                let ended = try await harness.endedRun(of: eventID)
+                #expect(ended["status"]?.stringValue == "Completed", "\(ended)")
+                #expect(ended["output"]?.stringValue == "waited")
+                #expect(try await harness.counts()["patient:only"]?.int64Value == 1)
+            }
+        }
+    }
+
     @Test func workersThatFailAuthOrBreakTheProtocolAreClosedWithTheRightCode() async throws {
         let key = "signkey-test-" + String(repeating: "5a", count: 32)
         try await withRunningCairn(environment: ["INNGEST_SIGNING_KEY": key]) { cairn in

@@ -192,8 +192,11 @@ public enum RunDecision {
     static func retryOrFail(
         call: SDKCall, error: JSONValue, retry: RetryDirective, maxAttempts: Int, now: Date, backoff: BackoffInput, failing: [RunAction]
     ) -> [RunAction] {
-        if retry.noRetry || call.attempt + 1 >= maxAttempts { return failing }
         let at = retry.retryAt ?? Backoff.retryAt(afterAttempt: call.attempt, now: now, jitter: backoff.jitter, scale: backoff.scale)
+        // A call that reached no app spent no attempt: the same attempt goes again after its
+        // backoff, for as long as the run lives (docs/connect.md), whatever the retries left.
+        if retry.notDelivered { return [.retry(call, at: at, error: error)] }
+        if retry.noRetry || call.attempt + 1 >= maxAttempts { return failing }
         return [.retry(SDKCall(stepID: call.stepID, attempt: call.attempt + 1), at: at, error: error)]
     }
 

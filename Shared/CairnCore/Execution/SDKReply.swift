@@ -61,15 +61,19 @@ public struct RetryDirective: Sendable, Hashable {
     public var noRetry: Bool
     /// `retry-after`, clamped to [now + 1 s, now + 24 h].
     public var retryAt: Date?
+    /// The call never reached the app (no connect worker took it), so it spent no attempt.
+    public var notDelivered: Bool
 
-    public init(noRetry: Bool = false, retryAt: Date? = nil) {
+    public init(noRetry: Bool = false, retryAt: Date? = nil, notDelivered: Bool = false) {
         self.noRetry = noRetry
         self.retryAt = retryAt
+        self.notDelivered = notDelivered
     }
 
     init(headers: [String: String], now: Date) {
         noRetry = headers["x-inngest-no-retry"]?.lowercased() == "true"
         retryAt = headers["retry-after"].flatMap { Self.parseRetryAfter($0, now: now) }
+        notDelivered = false
     }
 
     /// Integer seconds (up to 7 characters), or an RFC 3339 / HTTP date, clamped.

@@ -128,8 +128,19 @@ public struct FunctionRecord: Sendable, Hashable {
 public protocol SDKTransport: Sendable {
     /// Sends `request` and returns the reply, whatever its status.
     ///
-    /// - Throws: when no reply arrived (connect failure, timeout).
+    /// - Throws: when no reply arrived (connect failure, timeout); `SDKCallNotDelivered` when
+    ///   the request certainly reached no app.
     func send(_ request: SDKRequest) async throws -> SDKReply
+}
+
+/// A call that reached no app (no connect worker was there to take it): the run tries the same
+/// attempt again later rather than spending one of its retries.
+public struct SDKCallNotDelivered: Error, CustomStringConvertible {
+    public var description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
 }
 
 /// A request to an app.

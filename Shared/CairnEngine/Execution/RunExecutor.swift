@@ -611,7 +611,7 @@ public final class RunExecutor: Service {
         } catch {
             // The URL may hold credentials: the stored error, its events and logs show it redacted.
             let message = "calling the app at \(URLRedaction.redact(request.url)) failed: \(URLRedaction.redactingURLs(in: "\(error)"))"
-            return .failed(.cairn(name: "Error", message: message), retry: RetryDirective())
+            return .failed(.cairn(name: "Error", message: message), retry: RetryDirective(notDelivered: error is SDKCallNotDelivered))
         }
         if let returned = reply.headers["x-inngest-req-version"].flatMap(Int.init) { version = returned }
         do {

@@ -12,7 +12,8 @@ public struct WorkItem: Sendable, Hashable, CustomStringConvertible {
     public enum Reason: String, Sendable, Hashable {
         /// A new run: discovery.
         case start
-        /// A retry after a failed attempt: the same call, next attempt.
+        /// A retry after a failed attempt: the same call, next attempt (the same attempt when
+        /// the call reached no app).
         case retry
         /// A sleep ended: record null for `call.stepID`, then discovery.
         case wake

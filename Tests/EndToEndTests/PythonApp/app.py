@@ -10,7 +10,6 @@ the worker instance and INNGEST_CONNECT_MAX_WORKER_CONCURRENCY caps its concurre
 """
 
 import asyncio
-
 import collections
 import datetime
 import os
@@ -23,9 +22,32 @@ import inngest.flask
 from inngest.experimental import ai
 
 variant = os.environ.get("APP_VARIANT", "v1")
+
+# Milliseconds the SDK spent on each run's requests, from the moment it took a request to its
+# answer, measured by a middleware so that HTTP and connect are timed alike (for the benchmarks).
+sdk_timings: dict[str, float] = collections.defaultdict(float)
+sdk_timings_lock = threading.Lock()
+
+
+class SDKTimer(inngest.MiddlewareSync):
+    def __init__(self, client: inngest.Inngest, raw_request: object) -> None:
+        super().__init__(client, raw_request)
+        self.started = time.perf_counter()
+        self.run_id: str | None = None
+
+    def transform_input(self, ctx, function, steps) -> None:  # noqa: ANN001 - the SDK's types
+        self.run_id = ctx.run_id
+
+    def before_response(self) -> None:
+        if self.run_id:
+            with sdk_timings_lock:
+                sdk_timings[self.run_id] += (time.perf_counter() - self.started) * 1000
+
+
 client = inngest.Inngest(
     app_id="cairn-e2e",
     is_production=os.environ.get("INNGEST_DEV") is None,
+    middleware=[SDKTimer],
 )
 
 
@@ -501,8 +523,16 @@ def ten_noop(ctx: inngest.ContextSync) -> int:
     return 10
 
 
+@client.create_function(fn_id="patient", trigger=inngest.TriggerEvent(event="test/patient"), retries=0)
+def patient(ctx: inngest.ContextSync) -> str:
+    """No retries: a call that reached no worker must not spend its only attempt."""
+    ctx.step.run("only", lambda: count(f"{ctx.event.data['key']}:only"))
+    return "waited"
+
+
 functions = [
     ten_noop,
+    patient,
     slow_step,
     too_big,
     too_big_parallel,
@@ -551,6 +581,10 @@ def stop_timer(response: flask.Response) -> flask.Response:
 
 @app.get("/timings")
 def get_timings() -> dict:
+    """Per run: time inside the app as Flask saw it, or with ?source=sdk as the SDK did."""
+    if flask.request.args.get("source") == "sdk":
+        with sdk_timings_lock:
+            return dict(sdk_timings)
     with counts_lock:
         return dict(timings)
 
