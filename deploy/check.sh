@@ -488,7 +488,9 @@ for name, dep in deployments.items():
     env = {e["name"]: e.get("value") for e in c.get("env") or []}
     if env.get("CAIRN_PORT") != str(role_ports[exe]) or role_ports[exe] not in ports.values():
         fail(f"k8s: Deployment {name}: CAIRN_PORT={env.get('CAIRN_PORT')} and containerPorts {ports} must both be {role_ports[exe]}")
-    check_env_names(env, f"k8s: Deployment {name} env")
+    # Variables filled from the downward API only feed $(NAME) expansions in other values.
+    check_env_names([n for n, e in zip(env, c.get("env") or []) if "fieldRef" not in (e.get("valueFrom") or {})],
+                    f"k8s: Deployment {name} env")
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         get = (c.get(probe) or {}).get("httpGet") or {}
         if get.get("path") != path:
