@@ -246,22 +246,29 @@ extension ConnectState {
 
     /// The connections of `app` on live gateways.
     public func liveWorkers(app: String, at now: Date, settings: ConnectSettings) async throws -> [ConnectWorker] {
-        try await onLiveGateways(workers(app: app), at: now, settings: settings)
+        try await onLiveGateways(at: now, settings: settings) { try await self.workers(app: app) }
     }
 
-    /// `workers` less those held by gateways that are not live (a dead gateway's connections
-    /// linger in the registry until their records lapse).
-    public func onLiveGateways(_ workers: [ConnectWorker], at now: Date, settings: ConnectSettings) async throws -> [ConnectWorker] {
-        let live = Set(try await liveGateways(at: now, settings: settings).map(\.id))
-        return workers.filter { live.contains($0.gatewayID) }
+    /// The connections serving the function `slug` on live gateways.
+    public func liveWorkers(function slug: String, at now: Date, settings: ConnectSettings) async throws -> [ConnectWorker] {
+        try await onLiveGateways(at: now, settings: settings) { try await self.workers(function: slug) }
+    }
+
+    /// The connections `workers` finds, less those held by gateways that are not live (a dead
+    /// gateway's connections linger in the registry until their records lapse). Both reads at
+    /// once: this is on every connect call's path.
+    func onLiveGateways(at now: Date, settings: ConnectSettings, _ workers: @Sendable () async throws -> [ConnectWorker]) async throws
+        -> [ConnectWorker]
+    {
+        async let gateways = liveGateways(at: now, settings: settings)
+        let found = try await workers()
+        let live = Set(try await gateways.map(\.id))
+        return found.filter { live.contains($0.gatewayID) }
     }
 
     /// Buffers a worker's reply (from its WebSocket or the HTTP flush, in either order, as often
     /// as it is sent) and, the first time, tells the executor waiting for it.
     func accept(reply bytes: [UInt8], requestID: String, settings: ConnectSettings) async throws {
-        guard try await saveReply(requestID: requestID, reply: bytes, ttl: settings.replyLifetime) else { return }
-        if let lease = try await lease(requestID: requestID) {
-            try await notify(executorID: lease.executorID, requestID: requestID, .reply)
-        }
+        _ = try await deliver(reply: bytes, requestID: requestID, ttl: settings.replyLifetime)
     }
 }

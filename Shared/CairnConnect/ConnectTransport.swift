@@ -29,6 +29,7 @@ public final class ConnectTransport: SDKTransport, Service {
     /// This process's inbox name.
     public let executorID: String
     let waiters = Mutex<[String: AsyncStream<Event>.Continuation]>([:])
+    let connectionCache = Mutex<[String: (read: ContinuousClock.Instant, workers: [ConnectWorker])]>([:])
     let ids = ULIDSource()
     /// How often waiting calls look at their deadlines, leases and the reply buffer.
     let tick: Duration
@@ -92,18 +93,18 @@ public final class ConnectTransport: SDKTransport, Service {
         let deadline = clock.now.addingTimeInterval(request.timeout.timeInterval)
         var lease: ConnectLease?
         do {
-            for _ in 0..<3 {
-                let (worker, taken) = try await route(target, requestID: requestID, events: &iterator)
+            for forwarding in 0..<3 {
+                let (worker, taken) = try await route(target, requestID: requestID, fresh: forwarding > 0, events: &iterator)
                 lease = taken
                 try await forward(request, target: target, worker: worker, lease: taken)
                 switch try await awaitAck(requestID, events: &iterator) {
                 case .acknowledged:
                     let reply = try await awaitReply(requestID, lease: taken, deadline: deadline, events: &iterator)
-                    try? await state.release(requestID: requestID, instanceID: taken.instanceID)
+                    release(taken)
                     return reply
                 case .replied:
                     if let reply = try await takeReply(requestID) {
-                        try? await state.release(requestID: requestID, instanceID: taken.instanceID)
+                        release(taken)
                         return reply
                     }
                 case .routeAgain:
@@ -119,15 +120,39 @@ public final class ConnectTransport: SDKTransport, Service {
         }
     }
 
+    /// Frees the slot of a call that has its reply, off the call's path (a slot not freed is
+    /// freed when its lease lapses).
+    func release(_ lease: ConnectLease) {
+        Task { [state] in try? await state.release(requestID: lease.requestID, instanceID: lease.instanceID) }
+    }
+
+    /// The connections serving `function` on live gateways, read again when `fresh` or when
+    /// the last read is over 250 ms old. A connection that has gone since is found out by its
+    /// gateway, and the request routed again with a fresh read; capacity is always checked
+    /// anew, by `assign`.
+    func connections(serving function: String, at now: Date, fresh: Bool) async throws -> [ConnectWorker] {
+        let moment = ContinuousClock.now
+        if !fresh, let cached = connectionCache.withLock({ $0[function] }), moment - cached.read < .milliseconds(250) {
+            return cached.workers
+        }
+        let workers = try await state.liveWorkers(function: function, at: now, settings: settings)
+        connectionCache.withLock { $0[function] = (moment, workers) }
+        return workers
+    }
+
     /// Takes a slot on a live, ready connection serving the function, waiting for one up to
     /// `routeWait`.
-    func route(_ target: ConnectTarget, requestID: String, events: inout AsyncStream<Event>.Iterator) async throws -> (ConnectWorker, ConnectLease) {
+    func route(_ target: ConnectTarget, requestID: String, fresh: Bool, events: inout AsyncStream<Event>.Iterator) async throws
+        -> (ConnectWorker, ConnectLease)
+    {
         let giveUp = clock.now.addingTimeInterval(settings.routeWait.timeInterval)
+        var fresh = fresh
         while true {
             let now = clock.now
-            let candidates = try await state.onLiveGateways(state.workers(function: target.function), at: now, settings: settings).filter {
+            let candidates = try await connections(serving: target.function, at: now, fresh: fresh).filter {
                 $0.status == .ready && now.timeIntervalSince($0.lastHeartbeat) < settings.heartbeatTimeout.timeInterval
             }
+            fresh = true
             for worker in candidates.shuffled() {
                 let expiry = now.addingTimeInterval(settings.leaseDuration.timeInterval)
                 let lease = ConnectLease(

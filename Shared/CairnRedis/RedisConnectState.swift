@@ -196,8 +196,28 @@ public struct RedisConnectState: ConnectState {
         })
     }
 
-    public func saveReply(requestID: String, reply: [UInt8], ttl: Duration) async throws -> Bool {
-        try await client.set(replyKey(requestID), value: reply, onlyIfAbsent: true, expiresIn: ttl)
+    /// Stores the reply if none is (KEYS[1]); then notifies the lease's executor, whose inbox
+    /// is ARGV[3] followed by its id.
+    static let deliverScript = RedisScript(
+        """
+        if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+        local executor = redis.call('HGET', KEYS[2], 'executor')
+        if executor then
+          local inbox = ARGV[3] .. executor
+          redis.call('XADD', inbox, 'MAXLEN', '~', 10000, '*', 'request', ARGV[4], 'notice', 'reply')
+          redis.call('PEXPIRE', inbox, ARGV[5])
+        end
+        return 1
+        """)
+
+    public func deliver(reply: [UInt8], requestID: String, ttl: Duration) async throws -> Bool {
+        let stored = try await client.evalsha(
+            Self.deliverScript, keys: [replyKey(requestID), leaseKey(requestID)],
+            args: [
+                .bytes(reply), .integer(ttl.roundedUpMilliseconds), .string(executorInbox("")), .string(requestID),
+                .integer(Self.inboxLifetime.roundedUpMilliseconds),
+            ])
+        return stored.int64 == 1
     }
 
     public func takeReply(requestID: String) async throws -> [UInt8]? {

@@ -98,14 +98,22 @@ import Testing
         }
     }
 
-    @Test func theFirstReplyWinsAndIsTakenOnce() async throws {
+    @Test func theFirstReplyWinsIsAnnouncedOnceAndIsTakenOnce() async throws {
         try await TestRedis.withClient { (client, prefix) async throws in
             let state = RedisConnectState(client: client, prefix: prefix)
-            #expect(try await state.saveReply(requestID: "r1", reply: [1, 2, 3], ttl: .seconds(60)))
+            #expect(try await state.assign(Self.lease("r1", expiresAt: Self.base.addingTimeInterval(60)), limit: nil, now: Self.base))
+            let (start, _) = try await state.nextNotices(executorID: "exec-1", after: "", timeout: .milliseconds(1))
+            #expect(try await state.deliver(reply: [1, 2, 3], requestID: "r1", ttl: .seconds(60)))
             // The same reply over /v0/connect/flush after the WebSocket copy.
-            #expect(try await state.saveReply(requestID: "r1", reply: [9], ttl: .seconds(60)) == false)
+            #expect(try await state.deliver(reply: [9], requestID: "r1", ttl: .seconds(60)) == false)
+            let (_, notices) = try await state.nextNotices(executorID: "exec-1", after: start, timeout: .milliseconds(100))
+            #expect(notices.map(\.requestID) == ["r1"])
+            #expect(notices.map(\.notice) == [.reply])
             #expect(try await state.takeReply(requestID: "r1") == [1, 2, 3])
             #expect(try await state.takeReply(requestID: "r1") == nil)
+            // A reply for a request whose lease is gone is still kept, for an executor that looks.
+            #expect(try await state.deliver(reply: [4], requestID: "r2", ttl: .seconds(60)))
+            #expect(try await state.takeReply(requestID: "r2") == [4])
         }
     }
 

@@ -218,8 +218,9 @@ public protocol ConnectState: Sendable {
     /// Waits up to `timeout` for requests in `gatewayID`'s inbox after `cursor` ("" = from now).
     func nextForwards(gatewayID: String, after cursor: String, timeout: Duration) async throws
         -> (cursor: String, requests: [(connectionID: String, request: [UInt8])])
-    /// Buffers a reply for `ttl` unless one is already buffered; true if this one was stored.
-    func saveReply(requestID: String, reply: [UInt8], ttl: Duration) async throws -> Bool
+    /// Buffers a reply for `ttl` unless one is already buffered and, when this one was stored,
+    /// tells the executor holding the request's lease, in one step; true if it was stored.
+    func deliver(reply: [UInt8], requestID: String, ttl: Duration) async throws -> Bool
     /// Takes (reads and deletes) the buffered reply.
     func takeReply(requestID: String) async throws -> [UInt8]?
     /// Puts a notice about `requestID` in `executorID`'s inbox.
