@@ -95,6 +95,16 @@ bench_database() {
   echo "${CAIRN_POSTGRES_URL%/*}/$1"
 }
 
+# start_role ROLE: starts cairn-ROLE from $bin on a free port, appends it to the array pids and
+# waits until it is ready; sets role_port and role_pid.
+start_role() {
+  role_port=$(free_port)
+  CAIRN_PORT=$role_port "$bin/cairn-$1" >/dev/null &
+  role_pid=$!
+  pids+=("$role_pid")
+  wait_for_http "http://127.0.0.1:$role_port/readyz" 60
+}
+
 # start_dev BIN_DIR NAME: `cairn dev` from BIN_DIR on its own database NAME (its streams
 # prefixed by it too); sets $port and $dev_pid. stop_dev stops it.
 start_dev() {

@@ -25,7 +25,7 @@ wait_for_http "http://127.0.0.1:$app_port/counts" 30
 result=$("$root/.venv/bin/python" "$root/bench/python_steps.py" "http://127.0.0.1:$port" "http://127.0.0.1:$app_port" "$runs")
 python3 - "$result" <<'PY'
 import json, sys
-r = json.loads(sys.argv[1])
+r = json.loads(sys.argv[1])["app"] | {"runs": json.loads(sys.argv[1])["runs"]}
 print(f"  Python SDK, {r['runs']} runs x 10 no-op steps: engine overhead per step p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  p99 {r['p99_ms']} ms")
 print(f"python_overhead_per_step_p50_ms={r['p50_ms']}")
 print(f"python_overhead_per_step_p99_ms={r['p99_ms']}")

@@ -34,12 +34,6 @@ stop_all() {
   export CAIRN_DEV=1 CAIRN_HOST=127.0.0.1 CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PREFIX=cairn-bench-queue:
   export CAIRN_POSTGRES_URL=$(bench_database queue)
   "$bin/cairn" migrate >/dev/null
-  start_role() {
-    role_port=$(free_port)
-    CAIRN_PORT=$role_port "$bin/cairn-$1" >/dev/null &
-    pids+=("$!")
-    wait_for_http "http://127.0.0.1:$role_port/readyz" 60
-  }
   trap stop_all EXIT
   start_role api; api_port=$role_port
   start_role event-api; event_port=$role_port

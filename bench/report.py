@@ -2,8 +2,8 @@
 
 Usage: report.py LOG OUT_DIR — every figure with its unit, the conditions it was measured
 under, and where it has one, its ratio to the reference measured in the same run. The chaos,
-retention, flow-control and queue sections of an existing RESULTS.md (written by `make chaos`,
-bench/retention.sh, bench/flow.sh and bench/queue.sh) are kept."""
+retention, flow-control, queue and connect sections of an existing RESULTS.md (written by
+`make chaos`, bench/retention.sh, bench/flow.sh, bench/queue.sh and bench/connect.sh) are kept."""
 
 import datetime
 import json
@@ -54,6 +54,12 @@ FIGURES = {
     "peer_dbos_step_p99_ms": ("DBOS: time per step, p99", "ms", "same"),
     "python_overhead_per_step_p50_ms": ("Engine overhead per step on the Python SDK, p50", "ms", "official SDK 0.5.19 on Flask's dev server, 10 no-op steps"),
     "python_overhead_per_step_p99_ms": ("Engine overhead per step on the Python SDK, p99", "ms", "same"),
+    "python_http_overhead_per_step_p50_ms": ("Engine overhead per step on the Python SDK over HTTP, by the SDK's own clock, p50", "ms", "bench/connect.sh: cairn dev, the SDK's time per request (a middleware) subtracted"),
+    "python_connect_overhead_per_step_p50_ms": ("Engine overhead per step on the Python SDK over connect, p50", "ms", "the same cairn dev and app as a connect worker, rounds alternating with HTTP, measured the same way"),
+    "python_connect_overhead_per_step_p99_ms": ("Engine overhead per step on the Python SDK over connect, p99", "ms", "same"),
+    "connect_idle_workers": ("Idle connect workers held by one gateway", "workers", "bench/connect_idle.py, heartbeats every 10 s"),
+    "connect_idle_gateway_rss_mb": ("RSS of cairn-gateway holding them", "MB", "own process, every worker connected"),
+    "connect_idle_gateway_cpu_percent": ("CPU of cairn-gateway on their heartbeats", "% of a core", "60 s window, user + system time"),
 }
 
 
@@ -74,6 +80,12 @@ def ratio(name, values):
         return values[name] / values["peer_dbos_workflows_per_second"], "x DBOS workflows/s (goal >= 1)"
     if name == "peer_dbos_step_p50_ms" and values.get("steps_overhead_per_step_p50_ms"):
         return values[name] / values["steps_overhead_per_step_p50_ms"], "x Cairn's engine overhead per step (p50)"
+    if name == "python_connect_overhead_per_step_p50_ms" and values.get("python_http_overhead_per_step_p50_ms"):
+        return values[name] / values["python_http_overhead_per_step_p50_ms"], "x over HTTP in the same run (goal <= 1)"
+    if name == "connect_idle_gateway_rss_mb":
+        return values[name] / 150, "x the 150 MB goal for 1,000 workers (goal <= 1)"
+    if name == "connect_idle_gateway_cpu_percent":
+        return values[name] / 5, "x the 5 % goal (goal <= 1)"
     floor = values.get("limit_http_roundtrip_p50_ms", 0) + values.get("limit_pg_commit_ms", 0)
     if name.startswith(("steps_overhead", "python_overhead")) and floor > 0:
         return values[name] / floor, "x (HTTP round trip + one commit)"
@@ -126,7 +138,7 @@ def main():
         reference = f"{figure['ratio']:.2f} {figure['ratio_to']}" if "ratio" in figure else ""
         rows.append(f"| {figure['what']} | {shown} | {figure['unit']} | {figure['conditions']} | {reference} |")
     path = os.path.join(out, "RESULTS.md")
-    kept = [section for name in ("retention", "flow", "queue", "chaos") if (section := kept_section(path, name))]
+    kept = [section for name in ("retention", "flow", "queue", "connect", "chaos") if (section := kept_section(path, name))]
     with open(path, "w") as file:
         file.write(f"# Cairn benchmark results\n\nMeasured {stamp} on {machine}, all in one run of `make bench`: "
                    "the machine's limits first, then Cairn against them. No figure is asserted anywhere.\n\n")

@@ -49,6 +49,9 @@ echo "== Engine: overhead per step on the official Python SDK app"
 make --no-print-directory venv >/dev/null
 measure bench/python-steps.sh
 
+echo "== Connect: overhead per step against HTTP, idle workers on one gateway"
+measure bench/connect.sh
+
 echo "== Throughput: 3-step workflows/s with one and two executors (roles in separate processes)"
 measure bench/throughput.sh
 

@@ -31,14 +31,6 @@ export CAIRN_DEV=1 CAIRN_HOST=127.0.0.1 CAIRN_LOG_LEVEL=warning CAIRN_STREAM_PRE
 
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true' EXIT
-# start_role ROLE: starts cairn-ROLE on a free port; sets role_port and role_pid.
-start_role() {
-  role_port=$(free_port)
-  CAIRN_PORT=$role_port "$bin/cairn-$1" >/dev/null &
-  role_pid=$!
-  pids+=("$role_pid")
-  wait_for_http "http://127.0.0.1:$role_port/readyz" 60
-}
 start_role api; api_port=$role_port api_pid=$role_pid
 start_role event-api; event_port=$role_port event_pid=$role_pid
 start_role scheduler; scheduler_pid=$role_pid
