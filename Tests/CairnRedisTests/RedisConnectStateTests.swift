@@ -42,9 +42,11 @@ import Testing
     @Test func aConnectionWithoutHeartbeatsLapses() async throws {
         try await TestRedis.withClient { (client, prefix) async throws in
             let state = RedisConnectState(client: client, prefix: prefix)
-            try await state.upsert(workers: [Self.worker("c1")], ttl: .milliseconds(50))
+            try await state.upsert(workers: [Self.worker("c1")], ttl: .seconds(60))
             #expect(try await state.workers(app: "shop").count == 1)
-            // The record's own TTL ends it; nothing has to clean up after a dead gateway.
+            // A last refresh, then none: the record's own TTL ends it; nothing has to clean up
+            // after a dead gateway.
+            try await state.upsert(workers: [Self.worker("c1")], ttl: .milliseconds(1))
             _ = try await TestRedis.eventually("the connection to lapse") { try await state.workers(app: "shop").isEmpty ? true : nil }
             #expect(try await state.workers(function: "shop-checkout").isEmpty)
         }
