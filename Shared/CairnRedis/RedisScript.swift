@@ -18,30 +18,24 @@ public struct RedisScript: Sendable, Hashable {
 
 extension RedisClient {
     /// Runs a script by digest (`EVALSHA sha numkeys key ... arg ...`); if Redis does not have it
-    /// cached (`NOSCRIPT`, e.g. after a restart or `SCRIPT FLUSH`), loads it with `SCRIPT LOAD`
-    /// and runs it again, once.
+    /// cached (`NOSCRIPT`, e.g. after a restart, `FLUSHALL` or `SCRIPT FLUSH`), runs it once
+    /// with its source (`EVAL`), which caches it again. One command either way, so a flush
+    /// racing the call cannot make it fail.
     ///
     /// - Returns: the script's reply.
-    /// - Throws: `RedisError` `.server` with Redis's text for a script error, or for `NOSCRIPT`
-    ///   if the script vanished again between load and retry.
+    /// - Throws: `RedisError` `.server` with Redis's text for a script error.
     public func evalsha(_ script: RedisScript, keys: [String] = [], args: [RedisArgument] = []) async throws
         -> RESPValue
     {
-        var arguments: [RedisArgument] = ["EVALSHA", .string(script.sha1), .int(keys.count)]
-        arguments.reserveCapacity(3 + keys.count + args.count)
-        for key in keys { arguments.append(.string(key)) }
-        arguments += args
+        var operands: [RedisArgument] = [.int(keys.count)]
+        operands.reserveCapacity(1 + keys.count + args.count)
+        for key in keys { operands.append(.string(key)) }
+        operands += args
         do {
-            return try await send(arguments)
+            return try await send(["EVALSHA", .string(script.sha1)] + operands)
         } catch let error as RedisError where error.serverErrorPrefix == "NOSCRIPT" {
-            logger.debug("redis script not cached; loading", metadata: ["redis.script": "\(script.sha1)"])
-            let loaded = try await scriptLoad(script.source)
-            guard loaded == script.sha1 else {
-                throw RedisError(
-                    code: .unexpectedReply, message: "SCRIPT LOAD returned \(loaded), expected \(script.sha1)",
-                    command: "SCRIPT LOAD")
-            }
-            return try await send(arguments)
+            logger.debug("redis script not cached; running it by source", metadata: ["redis.script": "\(script.sha1)"])
+            return try await send(["EVAL", .string(script.source)] + operands)
         }
     }
 
