@@ -12,10 +12,11 @@ import SwiftProtobuf
 ///
 /// One call:
 /// 1. route: a live, ready connection serving the function, on a live gateway, whose
-///    instance has a free slot — taking the slot and the request's lease in one step. With
-///    none, it waits up to `routeWait`, then fails as not delivered: the run tries the same
-///    attempt again after its backoff, spending none of its retries;
-/// 2. forward into the gateway's inbox, and wait for the worker's ack; an undeliverable
+///    instance has a free slot — taking the slot, writing the request's lease and putting the
+///    request in the gateway's inbox in one step. With none, it waits up to `routeWait`, then
+///    fails as not delivered: the run tries the same attempt again after its backoff, spending
+///    none of its retries;
+/// 2. wait for the worker's ack; an undeliverable
 ///    request or a missing ack routes again (three forwards in all, then not delivered);
 /// 3. wait for the reply, announced in this executor's inbox and buffered in the state. The
 ///    worker keeps the lease alive while it runs; a lease that lapses fails the attempt.
@@ -94,9 +95,8 @@ public final class ConnectTransport: SDKTransport, Service {
         var lease: ConnectLease?
         do {
             for forwarding in 0..<3 {
-                let (worker, taken) = try await route(target, requestID: requestID, fresh: forwarding > 0, events: &iterator)
+                let taken = try await route(request, target, requestID: requestID, fresh: forwarding > 0, events: &iterator)
                 lease = taken
-                try await forward(request, target: target, worker: worker, lease: taken)
                 switch try await awaitAck(requestID, events: &iterator) {
                 case .acknowledged:
                     let reply = try await awaitReply(requestID, lease: taken, deadline: deadline, events: &iterator)
@@ -140,10 +140,10 @@ public final class ConnectTransport: SDKTransport, Service {
         return workers
     }
 
-    /// Takes a slot on a live, ready connection serving the function, waiting for one up to
-    /// `routeWait`.
-    func route(_ target: ConnectTarget, requestID: String, fresh: Bool, events: inout AsyncStream<Event>.Iterator) async throws
-        -> (ConnectWorker, ConnectLease)
+    /// Takes a slot on a live, ready connection serving the function and forwards the request
+    /// to its gateway, waiting for such a connection up to `routeWait`.
+    func route(_ request: SDKRequest, _ target: ConnectTarget, requestID: String, fresh: Bool, events: inout AsyncStream<Event>.Iterator)
+        async throws -> ConnectLease
     {
         let giveUp = clock.now.addingTimeInterval(settings.routeWait.timeInterval)
         var fresh = fresh
@@ -158,7 +158,9 @@ public final class ConnectTransport: SDKTransport, Service {
                 let lease = ConnectLease(
                     requestID: requestID, leaseID: ids.next(at: expiry), executorID: executorID,
                     instanceID: worker.instanceID)
-                if try await state.assign(lease, limit: worker.maxConcurrency, now: now) { return (worker, lease) }
+                let forward = ConnectForward(
+                    gatewayID: worker.gatewayID, connectionID: worker.connectionID, request: try message(request, target: target, worker: worker, lease: lease))
+                if try await state.assign(lease, limit: worker.maxConcurrency, now: now, forward: forward) { return lease }
             }
             if clock.now >= giveUp {
                 let why = candidates.isEmpty ? "no connected worker serves it" : "every connected worker serving it is at its maximum concurrency"
@@ -169,7 +171,8 @@ public final class ConnectTransport: SDKTransport, Service {
         }
     }
 
-    func forward(_ request: SDKRequest, target: ConnectTarget, worker: ConnectWorker, lease: ConnectLease) async throws {
+    /// The request as the gateway hands it to the worker.
+    func message(_ request: SDKRequest, target: ConnectTarget, worker: ConnectWorker, lease: ConnectLease) throws -> [UInt8] {
         var data = Connect_V1_GatewayExecutorRequestData()
         data.requestID = lease.requestID
         data.appName = worker.functions[target.function] ?? worker.apps.first ?? ""
@@ -181,7 +184,7 @@ public final class ConnectTransport: SDKTransport, Service {
         data.runID = request.headers.first { $0.0 == "x-run-id" }?.1 ?? ""
         data.leaseID = lease.leaseID.description
         data.jobID = lease.requestID
-        try await state.forward(gatewayID: worker.gatewayID, connectionID: worker.connectionID, request: try data.serializedBytes() as [UInt8])
+        return try data.serializedBytes()
     }
 
     enum AckOutcome {

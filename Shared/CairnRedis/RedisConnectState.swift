@@ -112,7 +112,9 @@ public struct RedisConnectState: ConnectState {
 
     // MARK: Capacity and leases
 
-    /// Drops lapsed slots, checks the limit, takes a slot and writes the lease, in one step.
+    /// Drops lapsed slots, checks the limit, takes a slot, writes the lease and, when a
+    /// connection is named (ARGV[9]), adds the request to the gateway's inbox (KEYS[3]), in one
+    /// step.
     static let assignScript = RedisScript(
         """
         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -122,6 +124,10 @@ public struct RedisConnectState: ConnectState {
         redis.call('PEXPIRE', KEYS[1], ARGV[8])
         redis.call('HSET', KEYS[2], 'lease', ARGV[4], 'previous', '', 'executor', ARGV[5], 'instance', ARGV[6], 'expires', ARGV[7])
         redis.call('PEXPIRE', KEYS[2], ARGV[8])
+        if ARGV[9] ~= '' then
+          redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, '*', 'connection', ARGV[9], 'request', ARGV[10])
+          redis.call('PEXPIRE', KEYS[3], ARGV[8])
+        end
         return 1
         """)
 
@@ -142,13 +148,13 @@ public struct RedisConnectState: ConnectState {
         return false
         """)
 
-    public func assign(_ lease: ConnectLease, limit: Int?, now: Date) async throws -> Bool {
+    public func assign(_ lease: ConnectLease, limit: Int?, now: Date, forward: ConnectForward?) async throws -> Bool {
         let reply = try await client.evalsha(
-            Self.assignScript, keys: [slotsKey(lease.instanceID), leaseKey(lease.requestID)],
+            Self.assignScript, keys: [slotsKey(lease.instanceID), leaseKey(lease.requestID), gatewayInbox(forward?.gatewayID ?? "")],
             args: [
                 .integer(now.unixMilliseconds), .int(limit ?? 0), .string(lease.requestID), .string(lease.leaseID.description),
                 .string(lease.executorID), .string(lease.instanceID), .integer(Int64(lease.leaseID.milliseconds)),
-                .integer(Self.inboxLifetime.roundedUpMilliseconds),
+                .integer(Self.inboxLifetime.roundedUpMilliseconds), .string(forward?.connectionID ?? ""), .bytes(forward?.request ?? []),
             ])
         return reply.int64 == 1
     }
@@ -180,10 +186,6 @@ public struct RedisConnectState: ConnectState {
     }
 
     // MARK: Requests and replies
-
-    public func forward(gatewayID: String, connectionID: String, request: [UInt8]) async throws {
-        try await append(to: gatewayInbox(gatewayID), fields: [("connection", Array(connectionID.utf8)), ("request", request)])
-    }
 
     public func nextForwards(gatewayID: String, after cursor: String, timeout: Duration) async throws
         -> (cursor: String, requests: [(connectionID: String, request: [UInt8])])

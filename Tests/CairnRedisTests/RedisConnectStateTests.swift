@@ -56,23 +56,23 @@ import Testing
         try await TestRedis.withClient { (client, prefix) async throws in
             let state = RedisConnectState(client: client, prefix: prefix)
             let expiry = Self.base.addingTimeInterval(120)
-            #expect(try await state.assign(Self.lease("r1", expiresAt: expiry), limit: 1, now: Self.base))
-            #expect(try await state.assign(Self.lease("r2", expiresAt: expiry), limit: 1, now: Self.base) == false)
+            #expect(try await state.assign(Self.lease("r1", expiresAt: expiry), limit: 1, now: Self.base, forward: nil))
+            #expect(try await state.assign(Self.lease("r2", expiresAt: expiry), limit: 1, now: Self.base, forward: nil) == false)
             #expect(try await state.lease(requestID: "r2") == nil, "a refused assignment records nothing")
             // Another instance has its own slots.
-            #expect(try await state.assign(Self.lease("r3", instance: "host-2", expiresAt: expiry), limit: 1, now: Self.base))
+            #expect(try await state.assign(Self.lease("r3", instance: "host-2", expiresAt: expiry), limit: 1, now: Self.base, forward: nil))
 
             try await state.release(requestID: "r1", instanceID: "host-1")
             #expect(try await state.lease(requestID: "r1") == nil)
-            #expect(try await state.assign(Self.lease("r2", expiresAt: expiry), limit: 1, now: Self.base))
+            #expect(try await state.assign(Self.lease("r2", expiresAt: expiry), limit: 1, now: Self.base, forward: nil))
 
             // A lease nobody extended frees its slot once it has expired.
-            #expect(try await state.assign(Self.lease("r4", expiresAt: expiry), limit: 1, now: expiry.addingTimeInterval(-1)) == false)
-            #expect(try await state.assign(Self.lease("r4", expiresAt: expiry.addingTimeInterval(120)), limit: 1, now: expiry))
+            #expect(try await state.assign(Self.lease("r4", expiresAt: expiry), limit: 1, now: expiry.addingTimeInterval(-1), forward: nil) == false)
+            #expect(try await state.assign(Self.lease("r4", expiresAt: expiry.addingTimeInterval(120)), limit: 1, now: expiry, forward: nil))
 
             // No limit: any number.
             for n in 0..<5 {
-                #expect(try await state.assign(Self.lease("u\(n)", instance: "host-3", expiresAt: expiry), limit: nil, now: Self.base))
+                #expect(try await state.assign(Self.lease("u\(n)", instance: "host-3", expiresAt: expiry), limit: nil, now: Self.base, forward: nil))
             }
         }
     }
@@ -81,7 +81,7 @@ import Testing
         try await TestRedis.withClient { (client, prefix) async throws in
             let state = RedisConnectState(client: client, prefix: prefix)
             let first = Self.lease("r1", expiresAt: Self.base.addingTimeInterval(30))
-            #expect(try await state.assign(first, limit: 1, now: Self.base))
+            #expect(try await state.assign(first, limit: 1, now: Self.base, forward: nil))
             let next = Self.lease("r1", expiresAt: Self.base.addingTimeInterval(60)).leaseID
             let stranger = Self.lease("r1", expiresAt: Self.base.addingTimeInterval(45)).leaseID
 
@@ -92,7 +92,7 @@ import Testing
             #expect(try await state.lease(requestID: "r1")?.leaseID == next)
 
             // The extended lease holds the slot past the first expiry …
-            #expect(try await state.assign(Self.lease("r2", expiresAt: Self.base.addingTimeInterval(90)), limit: 1, now: Self.base.addingTimeInterval(40)) == false)
+            #expect(try await state.assign(Self.lease("r2", expiresAt: Self.base.addingTimeInterval(90)), limit: 1, now: Self.base.addingTimeInterval(40), forward: nil) == false)
             // … and a lapsed lease can no longer be extended.
             let later = Self.lease("r1", expiresAt: Self.base.addingTimeInterval(200)).leaseID
             #expect(try await state.extend(requestID: "r1", current: next, next: later, now: Self.base.addingTimeInterval(60)) == nil)
@@ -103,7 +103,7 @@ import Testing
     @Test func theFirstReplyWinsIsAnnouncedOnceAndIsTakenOnce() async throws {
         try await TestRedis.withClient { (client, prefix) async throws in
             let state = RedisConnectState(client: client, prefix: prefix)
-            #expect(try await state.assign(Self.lease("r1", expiresAt: Self.base.addingTimeInterval(60)), limit: nil, now: Self.base))
+            #expect(try await state.assign(Self.lease("r1", expiresAt: Self.base.addingTimeInterval(60)), limit: nil, now: Self.base, forward: nil))
             let (start, _) = try await state.nextNotices(executorID: "exec-1", after: "", timeout: .milliseconds(1))
             #expect(try await state.deliver(reply: [1, 2, 3], requestID: "r1", ttl: .seconds(60)))
             // The same reply over /v0/connect/flush after the WebSocket copy.
@@ -125,9 +125,14 @@ import Testing
             let (start, none) = try await state.nextForwards(gatewayID: "gw-1", after: "", timeout: .milliseconds(10))
             #expect(none.isEmpty)
 
-            try await state.forward(gatewayID: "gw-1", connectionID: "c1", request: [1])
-            try await state.forward(gatewayID: "gw-1", connectionID: "c2", request: [2])
-            try await state.forward(gatewayID: "gw-2", connectionID: "c3", request: [3])
+            // Taking a slot forwards the request in the same step; a refused one forwards nothing.
+            let expiry = Self.base.addingTimeInterval(60)
+            for (request, gateway, connection) in [("r1", "gw-1", "c1"), ("r2", "gw-1", "c2"), ("r3", "gw-2", "c3")] {
+                let forward = ConnectForward(gatewayID: gateway, connectionID: connection, request: [UInt8(request.last!.wholeNumberValue!)])
+                #expect(try await state.assign(Self.lease(request, instance: connection, expiresAt: expiry), limit: 1, now: Self.base, forward: forward))
+            }
+            let refused = ConnectForward(gatewayID: "gw-1", connectionID: "c1", request: [9])
+            #expect(try await state.assign(Self.lease("r4", instance: "c1", expiresAt: expiry), limit: 1, now: Self.base, forward: refused) == false)
             let (cursor, requests) = try await state.nextForwards(gatewayID: "gw-1", after: start, timeout: .milliseconds(100))
             #expect(requests.map(\.connectionID) == ["c1", "c2"])
             #expect(requests.map(\.request) == [[1], [2]])

@@ -159,6 +159,20 @@ public struct ConnectLease: Sendable, Hashable {
     public var expiresAt: Date { leaseID.date }
 }
 
+/// A request for the connection `connectionID`, for the inbox of its gateway (`gw:{gatewayID}`).
+public struct ConnectForward: Sendable {
+    public var gatewayID: String
+    public var connectionID: String
+    /// A protobuf `GatewayExecutorRequestData`.
+    public var request: [UInt8]
+
+    public init(gatewayID: String, connectionID: String, request: [UInt8]) {
+        self.gatewayID = gatewayID
+        self.connectionID = connectionID
+        self.request = request
+    }
+}
+
 /// What a gateway tells the executor that forwarded a request.
 public enum ConnectNotice: String, Sendable, Hashable {
     /// The worker accepted the request.
@@ -199,9 +213,10 @@ public protocol ConnectState: Sendable {
 
     // MARK: Capacity and leases
 
-    /// Takes one of `instance`'s `limit` slots (nil: unlimited) for `lease` and records the
-    /// lease; false, recording nothing, when every slot is taken by an unexpired lease.
-    func assign(_ lease: ConnectLease, limit: Int?, now: Date) async throws -> Bool
+    /// Takes one of `instance`'s `limit` slots (nil: unlimited) for `lease`, records the lease
+    /// and, given `forward`, puts the request in its gateway's inbox, all in one step; false,
+    /// doing nothing, when every slot is taken by an unexpired lease.
+    func assign(_ lease: ConnectLease, limit: Int?, now: Date, forward: ConnectForward?) async throws -> Bool
     /// The request's current lease, if it has not been released or lapsed.
     func lease(requestID: String) async throws -> ConnectLease?
     /// Replaces the lease `current` with `next` if `current` is the request's lease and
@@ -213,8 +228,6 @@ public protocol ConnectState: Sendable {
 
     // MARK: Requests and replies
 
-    /// Puts a request in `gatewayID`'s inbox for the connection `connectionID`.
-    func forward(gatewayID: String, connectionID: String, request: [UInt8]) async throws
     /// Waits up to `timeout` for requests in `gatewayID`'s inbox after `cursor` ("" = from now).
     func nextForwards(gatewayID: String, after cursor: String, timeout: Duration) async throws
         -> (cursor: String, requests: [(connectionID: String, request: [UInt8])])
