@@ -161,7 +161,9 @@ class Cluster:
             "app", [python, os.path.join(os.path.dirname(__file__), "app.py")],
             base | {"APP_PORT": str(app_port), "INNGEST_API_BASE_URL": self.role("api").url,
                     "INNGEST_EVENT_API_BASE_URL": self.role("event-api").url, "PYTHONUNBUFFERED": "1"},
-            os.path.join(self.logs, "app.log"), app_port, "/signals")
+            # Ready when /counts answers: /signals long-polls for 1 s, as long as the probe's
+            # own timeout, so probing it was a race a loaded machine could lose every time.
+            os.path.join(self.logs, "app.log"), app_port, "/counts")
 
     def role(self, name: str) -> Process:
         return next(p for p in self.roles if p.name == name)
