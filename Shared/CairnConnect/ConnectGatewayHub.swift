@@ -149,9 +149,7 @@ public final class ConnectGatewayHub: Service {
         }
         guard let request = try? Connect_V1_GatewayExecutorRequestData(serializedBytes: bytes) else { return }
         do {
-            if let lease = try await state.lease(requestID: request.requestID) {
-                try await state.notify(executorID: lease.executorID, requestID: request.requestID, .undeliverable)
-            }
+            try await state.announce(requestID: request.requestID, .undeliverable)
         } catch {
             logger.warning("announcing an undeliverable request failed", metadata: ["request": "\(request.requestID)", "error": "\(error)"])
         }

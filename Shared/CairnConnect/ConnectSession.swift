@@ -160,9 +160,7 @@ final class ConnectSession: Sendable {
                 try await update { $0.status = .draining }
             case .workerRequestAck:
                 let ack = try Connect_V1_WorkerRequestAckData(serializedBytes: message.payload)
-                if let lease = try await hub.state.lease(requestID: ack.requestID) {
-                    try await hub.state.notify(executorID: lease.executorID, requestID: ack.requestID, .ack)
-                }
+                try await hub.state.announce(requestID: ack.requestID, .ack)
             case .workerRequestExtendLease:
                 let extend = try Connect_V1_WorkerRequestExtendLeaseData(serializedBytes: message.payload)
                 guard let current = ULID(extend.leaseID) else {

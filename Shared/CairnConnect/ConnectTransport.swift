@@ -18,8 +18,9 @@ import SwiftProtobuf
 ///    none of its retries;
 /// 2. wait for the worker's ack; an undeliverable
 ///    request or a missing ack routes again (three forwards in all, then not delivered);
-/// 3. wait for the reply, announced in this executor's inbox and buffered in the state. The
-///    worker keeps the lease alive while it runs; a lease that lapses fails the attempt.
+/// 3. wait for the reply, announced in this executor's inbox — with the reply itself, unless
+///    it is large — and buffered in the state. The worker keeps the lease alive while it runs;
+///    a lease that lapses fails the attempt.
 ///
 /// Run it as a service too: `run()` reads the executor's inbox.
 public final class ConnectTransport: SDKTransport, Service {
@@ -36,7 +37,7 @@ public final class ConnectTransport: SDKTransport, Service {
     let tick: Duration
 
     enum Event: Sendable {
-        case notice(ConnectNotice)
+        case notice(ConnectInboxNotice)
         case tick
     }
 
@@ -64,7 +65,7 @@ public final class ConnectTransport: SDKTransport, Service {
                 let (next, notices) = try await state.nextNotices(executorID: executorID, after: cursor, timeout: tick)
                 cursor = next
                 waiters.withLock { waiters in
-                    for (request, notice) in notices { waiters[request]?.yield(.notice(notice)) }
+                    for notice in notices { waiters[notice.requestID]?.yield(.notice(notice)) }
                     for waiter in waiters.values { waiter.yield(.tick) }
                 }
             } catch is CancellationError {
@@ -102,8 +103,8 @@ public final class ConnectTransport: SDKTransport, Service {
                     let reply = try await awaitReply(requestID, lease: taken, deadline: deadline, events: &iterator)
                     release(taken)
                     return reply
-                case .replied:
-                    if let reply = try await takeReply(requestID) {
+                case .replied(let inline):
+                    if let reply = try await reply(inline, requestID) {
                         release(taken)
                         return reply
                     }
@@ -120,8 +121,8 @@ public final class ConnectTransport: SDKTransport, Service {
         }
     }
 
-    /// Frees the slot of a call that has its reply, off the call's path (a slot not freed is
-    /// freed when its lease lapses).
+    /// Frees the slot of a call that has its reply and drops the buffered copy, off the call's
+    /// path (a slot not freed is freed when its lease lapses, a buffer when its TTL does).
     func release(_ lease: ConnectLease) {
         Task { [state] in try? await state.release(requestID: lease.requestID, instanceID: lease.instanceID) }
     }
@@ -188,16 +189,21 @@ public final class ConnectTransport: SDKTransport, Service {
     }
 
     enum AckOutcome {
-        case acknowledged, replied, routeAgain
+        case acknowledged, routeAgain
+        /// The reply came first; with its bytes when the notice carried them.
+        case replied([UInt8]?)
     }
 
     func awaitAck(_ requestID: String, events: inout AsyncStream<Event>.Iterator) async throws -> AckOutcome {
         let giveUp = clock.now.addingTimeInterval(settings.ackTimeout.timeInterval)
         while true {
             switch await iterator(&events) {
-            case .notice(.ack): return .acknowledged
-            case .notice(.reply): return .replied
-            case .notice(.undeliverable): return .routeAgain
+            case .notice(let notice):
+                switch notice.notice {
+                case .ack: return .acknowledged
+                case .reply: return .replied(notice.reply)
+                case .undeliverable: return .routeAgain
+                }
             case .tick:
                 if clock.now >= giveUp {
                     logger.notice("connect worker did not acknowledge a request; routing it again", metadata: ["request": "\(requestID)"])
@@ -211,7 +217,7 @@ public final class ConnectTransport: SDKTransport, Service {
         var lastCheck = clock.now
         while true {
             let event = await iterator(&events)
-            if case .notice(.reply) = event, let reply = try await takeReply(requestID) { return reply }
+            if case .notice(let notice) = event, notice.notice == .reply, let reply = try await reply(notice.reply, requestID) { return reply }
             let now = clock.now
             guard now.timeIntervalSince(lastCheck) >= 2 else { continue }
             lastCheck = now
@@ -224,6 +230,12 @@ public final class ConnectTransport: SDKTransport, Service {
                 throw ConnectCallError("the connect worker did not reply by the request's deadline, \(deadline.formatted(.iso8601))")
             }
         }
+    }
+
+    /// The reply a notice carried, or else the buffered one.
+    func reply(_ inline: [UInt8]?, _ requestID: String) async throws -> SDKReply? {
+        if let inline { return try ConnectReplies.sdkReply(Connect_V1_SDKResponse(serializedBytes: inline)) }
+        return try await takeReply(requestID)
     }
 
     func takeReply(_ requestID: String) async throws -> SDKReply? {

@@ -181,7 +181,7 @@ public struct RedisConnectState: ConnectState {
     public func release(requestID: String, instanceID: String) async throws {
         try Self.check(
             try await client.pipeline([
-                ["DEL", .string(leaseKey(requestID))], ["ZREM", .string(slotsKey(instanceID)), .string(requestID)],
+                ["DEL", .string(leaseKey(requestID)), .string(replyKey(requestID))], ["ZREM", .string(slotsKey(instanceID)), .string(requestID)],
             ]))
     }
 
@@ -198,15 +198,19 @@ public struct RedisConnectState: ConnectState {
         })
     }
 
-    /// Stores the reply if none is (KEYS[1]); then notifies the lease's executor, whose inbox
-    /// is ARGV[3] followed by its id.
+    /// Stores the reply if none is (KEYS[1]); then notifies the lease's (KEYS[2]) executor,
+    /// whose inbox is ARGV[3] followed by its id, with the reply itself when ARGV[6] is 1.
     static let deliverScript = RedisScript(
         """
         if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
         local executor = redis.call('HGET', KEYS[2], 'executor')
         if executor then
           local inbox = ARGV[3] .. executor
-          redis.call('XADD', inbox, 'MAXLEN', '~', 10000, '*', 'request', ARGV[4], 'notice', 'reply')
+          if ARGV[6] == '1' then
+            redis.call('XADD', inbox, 'MAXLEN', '~', 10000, '*', 'request', ARGV[4], 'notice', 'reply', 'reply', ARGV[1])
+          else
+            redis.call('XADD', inbox, 'MAXLEN', '~', 10000, '*', 'request', ARGV[4], 'notice', 'reply')
+          end
           redis.call('PEXPIRE', inbox, ARGV[5])
         end
         return 1
@@ -217,7 +221,7 @@ public struct RedisConnectState: ConnectState {
             Self.deliverScript, keys: [replyKey(requestID), leaseKey(requestID)],
             args: [
                 .bytes(reply), .integer(ttl.roundedUpMilliseconds), .string(executorInbox("")), .string(requestID),
-                .integer(Self.inboxLifetime.roundedUpMilliseconds),
+                .integer(Self.inboxLifetime.roundedUpMilliseconds), .int(reply.count <= ConnectInboxNotice.inlineReplyLimit ? 1 : 0),
             ])
         return stored.int64 == 1
     }
@@ -226,27 +230,36 @@ public struct RedisConnectState: ConnectState {
         try await client.send("GETDEL", .string(replyKey(requestID))).bytes
     }
 
-    public func notify(executorID: String, requestID: String, _ notice: ConnectNotice) async throws {
-        try await append(to: executorInbox(executorID), fields: [("request", Array(requestID.utf8)), ("notice", Array(notice.rawValue.utf8))])
+    /// Notifies the executor of the lease KEYS[1], whose inbox is ARGV[1] followed by its id.
+    static let announceScript = RedisScript(
+        """
+        local executor = redis.call('HGET', KEYS[1], 'executor')
+        if not executor then return 0 end
+        local inbox = ARGV[1] .. executor
+        redis.call('XADD', inbox, 'MAXLEN', '~', 10000, '*', 'request', ARGV[2], 'notice', ARGV[3])
+        redis.call('PEXPIRE', inbox, ARGV[4])
+        return 1
+        """)
+
+    public func announce(requestID: String, _ notice: ConnectNotice) async throws {
+        _ = try await client.evalsha(
+            Self.announceScript, keys: [leaseKey(requestID)],
+            args: [
+                .string(executorInbox("")), .string(requestID), .string(notice.rawValue), .integer(Self.inboxLifetime.roundedUpMilliseconds),
+            ])
     }
 
     public func nextNotices(executorID: String, after cursor: String, timeout: Duration) async throws
-        -> (cursor: String, notices: [(requestID: String, notice: ConnectNotice)])
+        -> (cursor: String, notices: [ConnectInboxNotice])
     {
         let (next, entries) = try await read(executorInbox(executorID), after: cursor, timeout: timeout)
         return (next, entries.compactMap { entry in
             guard let request = entry.fields.first(where: { $0.name == "request" }),
                 let notice = entry.fields.first(where: { $0.name == "notice" }).flatMap({ ConnectNotice(rawValue: String(decoding: $0.value, as: UTF8.self)) })
             else { return nil }
-            return (String(decoding: request.value, as: UTF8.self), notice)
+            return ConnectInboxNotice(
+                requestID: String(decoding: request.value, as: UTF8.self), notice: notice, reply: entry.fields.first { $0.name == "reply" }?.value)
         })
-    }
-
-    /// Appends to an inbox and pushes its expiry back.
-    func append(to stream: String, fields: [(String, [UInt8])]) async throws {
-        var add: [RedisArgument] = ["XADD", .string(stream), "MAXLEN", "~", 10_000, "*"]
-        for (name, value) in fields { add += [.string(name), .bytes(value)] }
-        try Self.check(try await client.pipeline([add, ["PEXPIRE", .string(stream), .integer(Self.inboxLifetime.roundedUpMilliseconds)]]))
     }
 
     /// Entries after `cursor`. An empty cursor starts at the current millisecond, so the

@@ -109,10 +109,18 @@ import Testing
             // The same reply over /v0/connect/flush after the WebSocket copy.
             #expect(try await state.deliver(reply: [9], requestID: "r1", ttl: .seconds(60)) == false)
             let (_, notices) = try await state.nextNotices(executorID: "exec-1", after: start, timeout: .milliseconds(100))
-            #expect(notices.map(\.requestID) == ["r1"])
-            #expect(notices.map(\.notice) == [.reply])
+            // The notice carries the first reply; the buffer holds it too, for a lost notice.
+            #expect(notices == [ConnectInboxNotice(requestID: "r1", notice: .reply, reply: [1, 2, 3])])
             #expect(try await state.takeReply(requestID: "r1") == [1, 2, 3])
             #expect(try await state.takeReply(requestID: "r1") == nil)
+            // A reply too large for a notice is only announced; releasing drops its buffer.
+            #expect(try await state.assign(Self.lease("r3", expiresAt: Self.base.addingTimeInterval(60)), limit: nil, now: Self.base, forward: nil))
+            let large = [UInt8](repeating: 7, count: ConnectInboxNotice.inlineReplyLimit + 1)
+            #expect(try await state.deliver(reply: large, requestID: "r3", ttl: .seconds(60)))
+            let (_, announced) = try await state.nextNotices(executorID: "exec-1", after: start, timeout: .milliseconds(100))
+            #expect(announced.last == ConnectInboxNotice(requestID: "r3", notice: .reply, reply: nil))
+            try await state.release(requestID: "r3", instanceID: "host-1")
+            #expect(try await state.takeReply(requestID: "r3") == nil)
             // A reply for a request whose lease is gone is still kept, for an executor that looks.
             #expect(try await state.deliver(reply: [4], requestID: "r2", ttl: .seconds(60)))
             #expect(try await state.takeReply(requestID: "r2") == [4])
@@ -139,12 +147,14 @@ import Testing
             let (_, after) = try await state.nextForwards(gatewayID: "gw-1", after: cursor, timeout: .milliseconds(10))
             #expect(after.isEmpty)
 
+            // Notices go to the executor holding the lease; a released request's go nowhere.
             let (executorStart, _) = try await state.nextNotices(executorID: "exec-1", after: "", timeout: .milliseconds(1))
-            try await state.notify(executorID: "exec-1", requestID: "r1", .ack)
-            try await state.notify(executorID: "exec-1", requestID: "r1", .reply)
+            try await state.announce(requestID: "r1", .ack)
+            try await state.announce(requestID: "r2", .undeliverable)
+            try await state.release(requestID: "r3", instanceID: "c3")
+            try await state.announce(requestID: "r3", .ack)
             let (_, notices) = try await state.nextNotices(executorID: "exec-1", after: executorStart, timeout: .milliseconds(100))
-            #expect(notices.map(\.requestID) == ["r1", "r1"])
-            #expect(notices.map(\.notice) == [.ack, .reply])
+            #expect(notices == [ConnectInboxNotice(requestID: "r1", notice: .ack), ConnectInboxNotice(requestID: "r2", notice: .undeliverable)])
         }
     }
 }

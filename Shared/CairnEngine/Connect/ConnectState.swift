@@ -223,7 +223,7 @@ public protocol ConnectState: Sendable {
     /// unexpired at `now`. Returns the lease now in force: `next`; the current one when
     /// `current` was the one just replaced (a repeated extension); nil when the lease is lost.
     func extend(requestID: String, current: ULID, next: ULID, now: Date) async throws -> ULID?
-    /// Frees the request's slot and drops its lease.
+    /// Frees the request's slot and drops its lease and any buffered reply.
     func release(requestID: String, instanceID: String) async throws
 
     // MARK: Requests and replies
@@ -232,13 +232,33 @@ public protocol ConnectState: Sendable {
     func nextForwards(gatewayID: String, after cursor: String, timeout: Duration) async throws
         -> (cursor: String, requests: [(connectionID: String, request: [UInt8])])
     /// Buffers a reply for `ttl` unless one is already buffered and, when this one was stored,
-    /// tells the executor holding the request's lease, in one step; true if it was stored.
+    /// tells the executor holding the request's lease, in one step; true if it was stored. A
+    /// reply of up to `ConnectInboxNotice.inlineReplyLimit` bytes rides in the notice too, so
+    /// the executor need not read the buffer.
     func deliver(reply: [UInt8], requestID: String, ttl: Duration) async throws -> Bool
     /// Takes (reads and deletes) the buffered reply.
     func takeReply(requestID: String) async throws -> [UInt8]?
-    /// Puts a notice about `requestID` in `executorID`'s inbox.
-    func notify(executorID: String, requestID: String, _ notice: ConnectNotice) async throws
+    /// Puts a notice about `requestID` in the inbox of the executor holding its lease, in one
+    /// step; nothing when the lease is gone (that executor has stopped waiting).
+    func announce(requestID: String, _ notice: ConnectNotice) async throws
     /// Waits up to `timeout` for notices in `executorID`'s inbox after `cursor` ("" = from now).
     func nextNotices(executorID: String, after cursor: String, timeout: Duration) async throws
-        -> (cursor: String, notices: [(requestID: String, notice: ConnectNotice)])
+        -> (cursor: String, notices: [ConnectInboxNotice])
+}
+
+/// One entry of an executor's inbox.
+public struct ConnectInboxNotice: Sendable, Equatable {
+    /// The largest reply carried in its notice; a larger one is read from the buffer.
+    public static let inlineReplyLimit = 256 * 1024
+
+    public var requestID: String
+    public var notice: ConnectNotice
+    /// The reply itself, with a `.reply` notice for a reply small enough.
+    public var reply: [UInt8]?
+
+    public init(requestID: String, notice: ConnectNotice, reply: [UInt8]? = nil) {
+        self.requestID = requestID
+        self.notice = notice
+        self.reply = reply
+    }
 }
