@@ -10,13 +10,13 @@ import NIOCore
 struct RESTResponses: Sendable {
     let clock: any WallClock
 
-    func envelope(data: JSONValue, extra: [(String, JSONValue)] = []) -> Response {
+    func envelope(data: JSONValue, extra: [(String, JSONValue)] = [], status: HTTPResponse.Status = .ok) -> Response {
         var metadata: [(String, JSONValue)] = [("fetched_at", .string(RFC3339.format(milliseconds: nowMilliseconds))), ("cached_until", .null)]
         metadata += extra
         let body = JSONValue.object(JSONObject(members: [
             ("data", data), ("metadata", .object(JSONObject(members: metadata))),
         ]))
-        return JSONText.response(status: .ok, body: body.jsonString)
+        return JSONText.response(status: status, body: body.jsonString)
     }
 
     var nowMilliseconds: Int64 { clock.now.unixMilliseconds }

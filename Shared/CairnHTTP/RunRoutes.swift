@@ -16,17 +16,26 @@ public import Hummingbird
 ///   results, for SDKs called with `use_api` (state over 4 MiB).
 /// - `DELETE /v1/runs/{id}` — cancels a run that has not ended: 200 `{"data":{"run_id",
 ///   "status":"Cancelled"}}`, 409 when it had already ended, 404 when unknown.
+/// - `POST /v1/runs/{id}/rerun` — body `{"from_step"?: id or name, "data"?: object}`, all
+///   optional: starts a new run of the function with the run's events (or the trigger's
+///   `data` replaced), memoizing the steps before `from_step` (docs/operations.md). 201
+///   `{"data":{"run_id", "original_run_id"}}`; 404 for an unknown run, 409 when its function
+///   or events are gone, 400 naming the field at fault.
 public struct RunRoutes: Sendable {
     let runs: any RunQueries
     let store: any RunStore
     let cancellation: RunCancellation
     let responses: RESTResponses
     let authorization: APIAuthorization
+    let rerun: RunRerun
 
-    public init(runs: any RunQueries & RunStore, cancellation: RunCancellation, clock: any WallClock, authorization: APIAuthorization) {
+    public init(
+        runs: any RunQueries & RunStore, cancellation: RunCancellation, rerun: RunRerun, clock: any WallClock, authorization: APIAuthorization
+    ) {
         self.runs = runs
         self.store = runs
         self.cancellation = cancellation
+        self.rerun = rerun
         self.responses = RESTResponses(clock: clock)
         self.authorization = authorization
     }
@@ -55,6 +64,34 @@ public struct RunRoutes: Sendable {
             }
             guard let run = try await self.runs.run(id) else { return RESTResponses.error(.notFound, "id: must name an existing run, got \(id)") }
             return RESTResponses.error(.conflict, "id: must name a run that has not ended, got \(id) (\(run.status))")
+        }
+        router.post("/v1/runs/:id/rerun") { request, context -> Response in
+            if let refusal = self.authorization.refusal(request) { return refusal }
+            let text = context.parameters.get("id") ?? ""
+            guard let id = ULID(text) else {
+                return RESTResponses.error(.badRequest, "id: must be a run id (ULID), got \(JSONText.quoted(text))")
+            }
+            guard let body = try await RESTResponses.collectBody(request, upTo: Self.maximumRerunBytes) else {
+                return RESTResponses.error(.contentTooLarge, "body: must be at most \(Self.maximumRerunBytes) bytes")
+            }
+            let rerun: RunRerun.Request
+            switch Self.rerunRequest(id, Array(buffer: body)) {
+            case .failure(let failure): return failure.response
+            case .success(let parsed): rerun = parsed
+            }
+            do {
+                let runID = try await self.rerun.rerun(rerun)
+                return self.responses.envelope(
+                    data: ["run_id": .string(runID.description), "original_run_id": .string(id.description)], status: .created)
+            } catch let refusal as RunRerun.Refusal {
+                let status: HTTPResponse.Status =
+                    switch refusal.kind {
+                    case .notFound: .notFound
+                    case .conflict: .conflict
+                    case .invalid: .badRequest
+                    }
+                return RESTResponses.error(status, refusal.description)
+            }
         }
         // The SDK's own callbacks when a call came with use_api: the run's events, and its step
         // results keyed by hashed step id.
@@ -88,6 +125,35 @@ public struct RunRoutes: Sendable {
         let response: Response
     }
 
+    /// A rerun's body is small: an edited event's data at most.
+    static let maximumRerunBytes = 1_048_576
+
+    /// The rerun body (empty, or an object with `from_step` and `data`, both optional).
+    static func rerunRequest(_ id: ULID, _ body: [UInt8]) -> Result<RunRerun.Request, RouteFailure> {
+        func refuse(_ message: String) -> Result<RunRerun.Request, RouteFailure> {
+            .failure(RouteFailure(response: RESTResponses.error(.badRequest, message)))
+        }
+        var request = RunRerun.Request(runID: id)
+        if body.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return .success(request) }
+        guard let value = try? JSONValue(parsing: body), case .object(let object) = value else {
+            return refuse("body: must be a JSON object such as {\"from_step\": \"charge\", \"data\": {}}")
+        }
+        for (name, _) in object where name != "from_step" && name != "data" {
+            return refuse("\(name): is not a rerun field (from_step, data)")
+        }
+        switch object["from_step"] {
+        case nil, .null?: break
+        case .string(let step)? where !step.isEmpty: request.fromStep = step
+        default: return refuse("from_step: must be a non-empty string, a step's id or name")
+        }
+        switch object["data"] {
+        case nil, .null?: break
+        case .object(let data)?: request.data = data
+        default: return refuse("data: must be a JSON object, the trigger event's new data")
+        }
+        return .success(request)
+    }
+
     /// The run's state for the SDK: 400 for an id that is not a ULID, 410 when the run is gone
     /// or has ended.
     func state(_ text: String) async throws -> Result<RunSnapshot, RouteFailure> {
@@ -109,6 +175,7 @@ public struct RunRoutes: Sendable {
             ("ended_at", run.endedAt.map(RESTResponses.render) ?? .null), ("created_at", RESTResponses.render(run.createdAt)),
         ]
         if let batchID = run.batchID { members.append(("batch_id", .string(batchID))) }
+        if let original = run.originalRunID { members.append(("original_run_id", .string(original.description))) }
         if let reason = run.skipReason {
             members.append(("skip", ["reason": .string(reason), "run_id": run.skipRunID.map { .string($0.description) } ?? .null]))
         }

@@ -59,14 +59,30 @@ public struct PostgresRunStore: RunStore {
     /// is checked at commit.)
     func insertRun(_ run: NewRun, now: Date, connection: PostgresConnection) async throws -> Bool {
         let eventIDs = run.eventIDs.map(\.description)
+        if !run.records.isEmpty {
+            // A record only: published and routed as it is written (before the run, which refers to it), so that neither the relay
+            // nor a rebuilt stream ever delivers it.
+            try await insertEvents(run.records, connection: connection)
+            try await connection.query("""
+                UPDATE events SET published_at = \(now), routed_at = \(now) WHERE id = ANY(\(run.records.map(\.id.description)))
+                """, logger: logger)
+        }
         let inserted = try await connection.query("""
-            INSERT INTO runs (id, function_id, function_version, event_id, event_ids, status, singleton_key, batch_id, created_at, updated_at)
+            INSERT INTO runs (id, function_id, function_version, event_id, event_ids, status, singleton_key, batch_id, original_run_id,
+                              created_at, updated_at)
             VALUES (\(run.id.description), \(run.functionID), \(run.functionVersion), \(eventIDs.first),
-                    \(eventIDs), 'Queued', \(run.singletonKey), \(run.batchID), \(now), \(now))
+                    \(eventIDs), 'Queued', \(run.singletonKey), \(run.batchID), \(run.originalRunID?.description), \(now), \(now))
             ON CONFLICT (function_id, singleton_key) WHERE singleton_key IS NOT NULL AND status IN ('Queued', 'Running') DO NOTHING
             RETURNING 1
             """, logger: logger)
         guard try await inserted.hasRows() else { return false }
+        for step in run.memoized {
+            try await connection.query("""
+                INSERT INTO steps (run_id, step_id, position, name, op, result, attempts, recorded_at)
+                VALUES (\(run.id.description), \(step.stepID), \(Int32(step.position)), \(step.name), \(step.op), \(step.result)::json,
+                        \(Int32(step.attempts)), \(now))
+                """, logger: logger)
+        }
         for pause in run.pauses { try await insertPause(pause, timeoutTimer: nil, now: now, connection: connection) }
         if let due = run.startTimeout { try await insertTimeout(run.id, which: "start", due: due, now: now, connection: connection) }
         let item = WorkItem(runID: run.id, reason: .start, call: .discovery)
@@ -814,21 +830,25 @@ extension PostgresRunStore: RunQueries {
     }
 
     static let runColumns = """
-        r.id, r.function_id, f.slug, r.function_version, r.event_id, r.status, r.output::text, r.error::text,
-        r.created_at, r.started_at, r.ended_at, r.skip_reason, r.skip_run_id, r.batch_id
+        r.id, r.function_id, f.slug, r.function_version, r.event_ids, r.status, r.output::text, r.error::text,
+        r.created_at, r.started_at, r.ended_at, r.skip_reason, r.skip_run_id, r.batch_id, r.original_run_id
         """
 
     private static func decodeRuns(_ rows: PostgresRowSequence) async throws -> [RunRecord] {
         var runs: [RunRecord] = []
-        for try await (id, functionID, slug, version, eventID, status, output, error, createdAt, startedAt, endedAt, skipReason, skipRunID, batchID)
-            in rows.decode((String, UUID, String, Int32, String?, String, String?, String?, Date, Date?, Date?, String?, String?, String?).self)
+        for try await (id, functionID, slug, version, eventIDs, status, output, error, createdAt, startedAt, endedAt, skipReason, skipRunID, batchID, original)
+            in rows.decode((String, UUID, String, Int32, [String], String, String?, String?, Date, Date?, Date?, String?, String?, String?, String?).self)
         {
             guard let runID = ULID(id) else { throw PostgresRunStoreError(detail: "runs holds a malformed id \(id)") }
-            runs.append(RunRecord(
+            let events = eventIDs.compactMap(ULID.init)
+            var run = RunRecord(
                 id: runID, functionID: functionID, functionSlug: slug, functionVersion: Int(version),
-                eventID: eventID.flatMap(ULID.init), status: status, output: try output.map { try JSONValue(parsing: $0) },
+                eventID: events.first, status: status, output: try output.map { try JSONValue(parsing: $0) },
                 error: try error.map { try JSONValue(parsing: $0) }, createdAt: createdAt, startedAt: startedAt,
-                endedAt: endedAt, steps: [], skipReason: skipReason, skipRunID: skipRunID.flatMap(ULID.init), batchID: batchID))
+                endedAt: endedAt, steps: [], skipReason: skipReason, skipRunID: skipRunID.flatMap(ULID.init), batchID: batchID)
+            run.eventIDs = events
+            run.originalRunID = original.flatMap(ULID.init)
+            runs.append(run)
         }
         return runs
     }

@@ -32,6 +32,11 @@ public struct RoleDependencies: Sendable {
         RedisConnectState(client: redis, prefix: configuration.streamPrefix)
     }
 
+    /// The `work` stream, where runs' work items are published.
+    func workQueue() -> RedisWorkQueue {
+        RedisWorkQueue(client: redis, stream: streamKey("work"))
+    }
+
     /// The full name of a stream or key: `CAIRN_STREAM_PREFIX` + `name`.
     public func streamKey(_ name: String) -> String {
         configuration.streamPrefix + name

@@ -101,6 +101,15 @@ public final class InMemoryEventLog: EventLog {
         }
     }
 
+    /// Stores events as a record only: published and routed already.
+    func storeRecords(_ events: [AcceptedEvent]) {
+        storeCommitted(events)
+        state.withLock { state in
+            state.published.formUnion(events.map(\.id))
+            state.routed.formUnion(events.map(\.id))
+        }
+    }
+
     /// Marks events not routed again (delayed events delivered when due).
     func unmarkRouted(_ ids: [ULID]) {
         state.withLock { $0.routed.subtract(ids) }

@@ -58,6 +58,7 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         var batchID: String?
         var skipReason: String?
         var skipRunID: ULID?
+        var originalRunID: ULID?
 
         var unfinished: Bool { status == "Queued" || status == "Running" }
     }
@@ -187,7 +188,10 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         var row = RunRow(id: run.id, functionID: run.functionID, version: run.functionVersion, eventIDs: run.eventIDs, createdAt: now)
         row.singletonKey = run.singletonKey
         row.batchID = run.batchID
+        row.originalRunID = run.originalRunID
         state.runs[run.id] = row
+        eventLog.storeRecords(run.records)
+        if !run.memoized.isEmpty { state.steps[run.id] = run.memoized.map { StepRow(step: $0, recordedAt: now) } }
         for pause in run.pauses { try insertPause(pause, timeoutTimer: nil, now: now, into: &state) }
         if let due = run.startTimeout { state.flow.timeouts["\(run.id):start"] = TimeoutRow(runID: run.id, which: "start", due: due) }
         let item = WorkItem(runID: run.id, reason: .start, call: .discovery)
@@ -576,12 +580,15 @@ public final class InMemoryRunStore: RunStore, RunQueries {
     }
 
     func record(of run: RunRow, in state: State) -> RunRecord {
-        RunRecord(
+        var record = RunRecord(
             id: run.id, functionID: run.functionID, functionSlug: registry.storedVersion(id: run.functionID, version: run.version)?.id ?? "",
             functionVersion: run.version, eventID: run.eventIDs.first, status: run.status,
             output: run.output.flatMap { try? JSONValue(parsing: $0) }, error: run.error.flatMap { try? JSONValue(parsing: $0) },
             createdAt: run.createdAt, startedAt: run.startedAt, endedAt: run.endedAt, steps: [], skipReason: run.skipReason,
             skipRunID: run.skipRunID, batchID: run.batchID)
+        record.eventIDs = run.eventIDs
+        record.originalRunID = run.originalRunID
+        return record
     }
 }
 

@@ -105,6 +105,7 @@ public enum RunStoreContract {
         ("a run keeps the function version it started with", runKeepsItsVersion),
         ("pauses with a lower bound look back once", pausesLookBack),
         ("the transport record round-trips", transportRecord),
+        ("a rerun starts with its memoized steps and its event kept as a record", rerunWithStepsAndRecords),
     ] + FlowStoreContract.checks + [
         ("a full concurrency counter puts work in line, and a freed slot lets the first in line go", concurrencySlots),
         ("a run-level slot stays with its run between drives and goes when the run ends", runLevelSlots),
@@ -168,6 +169,39 @@ public enum RunStoreContract {
         #expect(try await f.store.cancel(first.runID, now: now, emitting: { _ in [] }) != nil)
         #expect(try await f.store.releaseSlots(first.runID) == [WorkItem(runID: second.runID, reason: .start, call: .discovery)])
         #expect(try await f.store.queueStates() == [QueueState(functionID: f.functionID, ready: 1, backlog: 0, running: 0, oldest: nil)])
+    }
+
+    static func rerunWithStepsAndRecords(_ f: RunStoreFixture) async throws {
+        let original = f.newRun(key: "event:1", entropy: 60)
+        #expect(try await f.store.createRuns([original], now: f.t0) == [original.id])
+        let edited = AcceptedEvent(
+            id: ULID(milliseconds: UInt64(f.t0.unixMilliseconds) + 5, entropy: [UInt8](repeating: 61, count: 10)), name: "shop/a", dedupeKey: nil,
+            ts: f.t0.unixMilliseconds, payload: ["name": "shop/a", "data": ["n": 2]], receivedAt: f.t0.unixMilliseconds)
+        var rerun = f.newRun(key: "rerun:1", entropy: 62)
+        rerun.eventIDs = [edited.id]
+        rerun.originalRunID = original.id
+        rerun.records = [edited]
+        rerun.memoized = [
+            StepRecord(stepID: "s1", position: 0, name: "one", op: "StepRun", result: #"{"data":1}"#, attempts: 1),
+            StepRecord(stepID: "s2", position: 1, name: "two", op: "StepRun", result: #"{"data":2}"#, attempts: 2),
+        ]
+        #expect(try await f.store.createRuns([rerun], now: f.t0) == [rerun.id])
+        let record = try #require(try await f.store.run(rerun.id))
+        #expect(record.originalRunID == original.id)
+        #expect(record.eventIDs == [edited.id])
+        #expect(record.steps.map(\.id) == ["s1", "s2"])
+        #expect(record.steps.map(\.attempts) == [1, 2])
+        // The SDK sees the memoized steps and the edited event; the next step goes at position 2.
+        let lease = try await f.lease(WorkItem(runID: rerun.id, reason: .start, call: .discovery), owner: "one")
+        let snapshot = try await f.store.snapshot(rerun.id)
+        #expect(snapshot.stack == ["s1", "s2"])
+        #expect(snapshot.events.first?["data"] == ["n": 2])
+        let third = StepRecord(stepID: "s3", position: 2, name: "three", op: "StepRun", result: #"{"data":3}"#, attempts: 1)
+        #expect(try await f.store.recordStep(lease, third, now: f.t0) == .recorded)
+        // The edited event is a record: never to be published or routed.
+        #expect(try await f.eventLog.unpublished(receivedBefore: .distantFuture, limit: 100).contains { $0.id == edited.id } == false)
+        #expect(try await f.eventLog.unrouted(after: nil, limit: 100).contains { $0.id == edited.id } == false)
+        #expect(try await f.eventLog.event(id: edited.id)?.payload["data"] == ["n": 2])
     }
 
     static func oneRunPerKey(_ f: RunStoreFixture) async throws {

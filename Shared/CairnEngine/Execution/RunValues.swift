@@ -137,6 +137,14 @@ public struct NewRun: Sendable, Hashable {
     /// When set and later than its admission, the run waits until then to start: its start
     /// item is a timer rather than outbox work (a cron tick committed ahead of its time).
     public var notBefore: Date?
+    /// The run this one reruns (docs/operations.md).
+    public var originalRunID: ULID?
+    /// Steps recorded with the run, at positions 0…: a rerun from a step starts with the steps
+    /// before it memoized.
+    public var memoized: [StepRecord] = []
+    /// Events stored with the run as a record only, already routed: never delivered, so they
+    /// start nothing else (a rerun's edited event).
+    public var records: [AcceptedEvent] = []
 
     public init(id: ULID, functionID: UUID, functionVersion: Int, eventIDs: [ULID], idempotencyKey: String, idempotentUntil: Date) {
         self.id = id
@@ -370,6 +378,10 @@ public struct RunRecord: Sendable {
     public var skipRunID: ULID?
     /// The batch the run was started for.
     public var batchID: String?
+    /// Every event of the run, the trigger first (`eventID`).
+    public var eventIDs: [ULID] = []
+    /// The run this one reruns.
+    public var originalRunID: ULID?
 
     public init(
         id: ULID, functionID: UUID, functionSlug: String, functionVersion: Int, eventID: ULID?, status: String,

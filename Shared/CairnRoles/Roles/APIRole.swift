@@ -8,7 +8,7 @@ import CairnRedis
 ///
 /// Routes: `POST /fn/register`, `POST /v1/apps/sync`, `GET /v1/apps`,
 /// `GET /v1/apps/{app}/functions`, `GET /v1/events/{id}`, `GET /v1/events`, `GET /v1/runs/{id}`,
-/// `GET /v1/events/{id}/runs`, `GET /v1/queues`, and connect's `POST /v0/connect/start`,
+/// `DELETE /v1/runs/{id}`, `POST /v1/runs/{id}/rerun`, `GET /v1/events/{id}/runs`, `GET /v1/queues`, and connect's `POST /v0/connect/start`,
 /// `POST /v0/connect/flush` and `GET /v1/apps/{app}/workers`.
 enum APIRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
@@ -23,8 +23,11 @@ enum APIRole {
         let apps = AppRoutes(sync: sync, registry: registry, clock: dependencies.clock, authorization: authorization)
         let store = PostgresRunStore(database: dependencies.postgres, logger: dependencies.logger)
         let ingest = dependencies.eventIngest()
+        let rerun = RunRerun(
+            store: store, catalog: FunctionCatalog(registry: registry, clock: dependencies.clock), eventLog: log,
+            work: dependencies.workQueue(), clock: dependencies.clock)
         let runs = RunRoutes(
-            runs: store, cancellation: RunCancellation(store: store, events: ingest.ingestor, clock: dependencies.clock),
+            runs: store, cancellation: RunCancellation(store: store, events: ingest.ingestor, clock: dependencies.clock), rerun: rerun,
             clock: dependencies.clock, authorization: authorization)
         let queues = QueueRoutes(
             report: QueueReport(registry: registry, store: store, clock: dependencies.clock), clock: dependencies.clock,

@@ -24,7 +24,7 @@ enum ExecutorRole {
             state: dependencies.connectState(), clock: dependencies.clock, settings: dependencies.configuration.connect, logger: dependencies.logger)
         let executor = RunExecutor(
             store: store, events: ingest.ingestor, eventLog: PostgresEventLog(database: dependencies.postgres, logger: dependencies.logger),
-            work: RedisWorkQueue(client: dependencies.redis, stream: dependencies.streamKey("work")), sdk: SchemeRoutingTransport(http: HTTPSDKTransport(), connect: connect),
+            work: dependencies.workQueue(), sdk: SchemeRoutingTransport(http: HTTPSDKTransport(), connect: connect),
             source: source, timers: RedisTimerIndex(client: dependencies.redis, key: dependencies.streamKey("timers")),
             clock: dependencies.clock, keys: dependencies.configuration.signingKeys, settings: settings, logger: dependencies.logger)
         return RoleParts(services: ingest.services + [connect, executor])

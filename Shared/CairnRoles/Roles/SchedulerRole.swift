@@ -16,7 +16,7 @@ enum SchedulerRole {
         let registry = PostgresAppRegistry(database: dependencies.postgres, logger: dependencies.logger)
         let eventLog = PostgresEventLog(database: dependencies.postgres, logger: dependencies.logger)
         let eventStream = RedisEventStream(client: dependencies.redis, key: dependencies.streamKey("events"))
-        let work = RedisWorkQueue(client: dependencies.redis, stream: dependencies.streamKey("work"))
+        let work = dependencies.workQueue()
         let events = RedisStreamSource(
             client: dependencies.redis, stream: dependencies.streamKey("events"), group: "scheduler",
             consumer: "scheduler-" + UUID().uuidString.lowercased())

@@ -120,6 +120,15 @@ def three_steps(ctx: inngest.ContextSync) -> dict:
     return {"sum": a + b + c}
 
 
+@client.create_function(fn_id="five-steps", trigger=inngest.TriggerEvent(event="test/five"), retries=0)
+def five_steps(ctx: inngest.ContextSync) -> dict:
+    key = ctx.event.data["key"]
+    total = ctx.event.data.get("base", 0)
+    for name in ["s1", "s2", "s3", "s4", "s5"]:
+        total = ctx.step.run(name, lambda name=name, total=total: count(f"{key}:{name}") and total + 1)
+    return {"total": total}
+
+
 @client.create_function(fn_id="flaky", trigger=inngest.TriggerEvent(event="test/flaky"), retries=3)
 def flaky(ctx: inngest.ContextSync) -> str:
     key = ctx.event.data["key"]
@@ -540,7 +549,7 @@ functions = [
     big_state,
     retry_after,
     parallel,
-    hello, full_config, three_steps, flaky, fails_twice, raises_around, non_retriable, sleeper, filtered, echo,
+    hello, full_config, three_steps, five_steps, flaky, fails_twice, raises_around, non_retriable, sleeper, filtered, echo,
     fails_with_handler, sender, group_of_everything, race, ai_infer,
     fan("a"), fan("b"), fan("c"), waiter, child_ok, child_fails, parent, cancellable,
     debounced, singleton_skip, singleton_cancel, idempotent, rate_limited, throttled, limited, occupied, prioritized, batcher, finish_timeout,
