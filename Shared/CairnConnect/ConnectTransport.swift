@@ -288,13 +288,6 @@ enum ConnectReplies {
     }
 }
 
-extension Duration {
-    var timeInterval: TimeInterval {
-        let (seconds, attoseconds) = components
-        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
-    }
-}
-
 /// Sends each call by its URL's scheme: `ws(s)://` through connect, anything else over HTTP.
 public struct SchemeRoutingTransport: SDKTransport {
     let http: any SDKTransport

@@ -37,6 +37,17 @@ struct RESTResponses: Sendable {
         JSONText.response(status: status, body: #"{"error":\#(JSONText.quoted(message)),"status":\#(status.code)}"#)
     }
 
+    /// A refused operation: 404, 409 or 400 by its kind, with its field and rule.
+    static func refusal(_ refusal: OperationRefusal) -> Response {
+        let status: HTTPResponse.Status =
+            switch refusal.kind {
+            case .notFound: .notFound
+            case .conflict: .conflict
+            case .invalid: .badRequest
+            }
+        return error(status, refusal.description)
+    }
+
     static func render(_ date: Date) -> JSONValue {
         .string(RFC3339.format(milliseconds: date.unixMilliseconds))
     }

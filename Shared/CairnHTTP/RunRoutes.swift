@@ -83,14 +83,8 @@ public struct RunRoutes: Sendable {
                 let runID = try await self.rerun.rerun(rerun)
                 return self.responses.envelope(
                     data: ["run_id": .string(runID.description), "original_run_id": .string(id.description)], status: .created)
-            } catch let refusal as RunRerun.Refusal {
-                let status: HTTPResponse.Status =
-                    switch refusal.kind {
-                    case .notFound: .notFound
-                    case .conflict: .conflict
-                    case .invalid: .badRequest
-                    }
-                return RESTResponses.error(status, refusal.description)
+            } catch let refusal as OperationRefusal {
+                return RESTResponses.refusal(refusal)
             }
         }
         // The SDK's own callbacks when a call came with use_api: the run's events, and its step
@@ -176,6 +170,7 @@ public struct RunRoutes: Sendable {
         ]
         if let batchID = run.batchID { members.append(("batch_id", .string(batchID))) }
         if let original = run.originalRunID { members.append(("original_run_id", .string(original.description))) }
+        if let bulk = run.bulkID { members.append(("bulk_id", .string(bulk))) }
         if let reason = run.skipReason {
             members.append(("skip", ["reason": .string(reason), "run_id": run.skipRunID.map { .string($0.description) } ?? .null]))
         }

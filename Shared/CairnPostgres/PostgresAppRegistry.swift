@@ -139,7 +139,7 @@ public struct PostgresAppRegistry: AppRegistry {
         let apps = try await client.query("SELECT 1 FROM apps WHERE name = \(appName)", logger: logger)
         guard try await apps.hasRows() else { return nil }
         return try await selectFunctions("""
-            SELECT f.id, f.app_id, a.name, f.version, f.config::text, f.created_at, f.updated_at
+            SELECT f.id, f.app_id, a.name, f.version, f.config::text, f.created_at, f.updated_at, f.paused_at
             FROM functions f JOIN apps a ON a.id = f.app_id
             WHERE a.name = \(appName) AND f.archived_at IS NULL ORDER BY f.slug
             """)
@@ -147,17 +147,29 @@ public struct PostgresAppRegistry: AppRegistry {
 
     public func liveFunctions() async throws -> [FunctionRecord] {
         try await selectFunctions("""
-            SELECT f.id, f.app_id, a.name, f.version, f.config::text, f.created_at, f.updated_at
+            SELECT f.id, f.app_id, a.name, f.version, f.config::text, f.created_at, f.updated_at, f.paused_at
             FROM functions f JOIN apps a ON a.id = f.app_id
             WHERE f.archived_at IS NULL ORDER BY f.slug
             """)
     }
 
-    public func liveFunctionVersions() async throws -> [UUID: Int] {
-        let rows = try await client.query("SELECT id, version FROM functions WHERE archived_at IS NULL", logger: logger)
-        var versions: [UUID: Int] = [:]
-        for try await (id, version) in rows.decode((UUID, Int32).self) { versions[id] = Int(version) }
+    public func liveFunctionVersions() async throws -> [UUID: FunctionRevision] {
+        let rows = try await client.query("SELECT id, version, paused_at IS NOT NULL FROM functions WHERE archived_at IS NULL", logger: logger)
+        var versions: [UUID: FunctionRevision] = [:]
+        for try await (id, version, paused) in rows.decode((UUID, Int32, Bool).self) { versions[id] = FunctionRevision(version: Int(version), paused: paused) }
         return versions
+    }
+
+    public func setPaused(functionID: UUID, at: Date?) async throws -> Date? {
+        // The old value, read under the row lock the update takes; a second pause keeps the first date.
+        let rows = try await client.query("""
+            UPDATE functions f SET paused_at = CASE WHEN \(at)::timestamptz IS NULL THEN NULL ELSE coalesce(old.paused_at, \(at)) END
+            FROM (SELECT id, paused_at FROM functions WHERE id = \(functionID) AND archived_at IS NULL FOR UPDATE) old
+            WHERE f.id = old.id
+            RETURNING old.paused_at
+            """, logger: logger)
+        for try await before in rows.decode(Date?.self) { return before }
+        return nil
     }
 
     public func functionVersion(id: UUID, version: Int) async throws -> FunctionConfig? {
@@ -172,8 +184,8 @@ public struct PostgresAppRegistry: AppRegistry {
     private func selectFunctions(_ query: PostgresQuery) async throws -> [FunctionRecord] {
         let rows = try await client.query(query, logger: logger)
         var functions: [FunctionRecord] = []
-        for try await (id, appID, appName, version, config, created, updated)
-            in rows.decode((UUID, UUID, String, Int32, String, Date, Date).self)
+        for try await (id, appID, appName, version, config, created, updated, pausedAt)
+            in rows.decode((UUID, UUID, String, Int32, String, Date, Date, Date?).self)
         {
             let parsed: FunctionConfig
             do {
@@ -181,9 +193,10 @@ public struct PostgresAppRegistry: AppRegistry {
             } catch {
                 throw PostgresAppRegistryError(detail: "function \(id) has a stored config that no longer parses: \(error)")
             }
-            functions.append(FunctionRecord(
-                id: id, appID: appID, appName: appName, version: Int(version), config: parsed, createdAt: created,
-                updatedAt: updated))
+            var function = FunctionRecord(
+                id: id, appID: appID, appName: appName, version: Int(version), config: parsed, createdAt: created, updatedAt: updated)
+            function.pausedAt = pausedAt
+            functions.append(function)
         }
         return functions
     }

@@ -28,6 +28,12 @@ extension PostgresRunStore {
         _ arrival: Arrival, now: Date, cancelling: @Sendable (CancelledRun) -> [AcceptedEvent], into result: inout AdmissionResult,
         connection: PostgresConnection
     ) async throws -> Admission {
+        if arrival.paused {
+            guard try await claim(arrival.run, now: now, connection: connection) else { return .duplicate }
+            try await insertEvents(arrival.events, connection: connection)
+            result.events += arrival.events
+            return try await skip(arrival.run, .paused, pointingAt: nil, now: now, connection: connection)
+        }
         switch arrival.route {
         case .start where arrival.rateLimit == nil && arrival.throttle == nil && arrival.singleton == nil && arrival.run.singletonKey == nil
             && arrival.run.pauses.isEmpty && arrival.run.startTimeout == nil && arrival.run.notBefore == nil:

@@ -69,9 +69,10 @@ public struct PostgresRunStore: RunStore {
         }
         let inserted = try await connection.query("""
             INSERT INTO runs (id, function_id, function_version, event_id, event_ids, status, singleton_key, batch_id, original_run_id,
-                              created_at, updated_at)
+                              bulk_id, created_at, updated_at)
             VALUES (\(run.id.description), \(run.functionID), \(run.functionVersion), \(eventIDs.first),
-                    \(eventIDs), 'Queued', \(run.singletonKey), \(run.batchID), \(run.originalRunID?.description), \(now), \(now))
+                    \(eventIDs), 'Queued', \(run.singletonKey), \(run.batchID), \(run.originalRunID?.description), \(run.bulkID),
+                    \(now), \(now))
             ON CONFLICT (function_id, singleton_key) WHERE singleton_key IS NOT NULL AND status IN ('Queued', 'Running') DO NOTHING
             RETURNING 1
             """, logger: logger)
@@ -829,15 +830,32 @@ extension PostgresRunStore: RunQueries {
         return try await Self.decodeRuns(rows)
     }
 
+    public func runs(_ filter: RunFilter, after: ULID?, ascending: Bool, limit: Int) async throws -> [RunRecord] {
+        let rows = try await client.query("""
+            SELECT \(unescaped: Self.runColumns)
+            FROM runs r JOIN functions f ON f.id = r.function_id
+            WHERE (\(filter.functionID)::uuid IS NULL OR r.function_id = \(filter.functionID))
+              AND (cardinality(\(filter.statuses)::text[]) = 0 OR r.status = ANY(\(filter.statuses)))
+              AND (\(filter.createdFrom)::timestamptz IS NULL OR r.created_at >= \(filter.createdFrom))
+              AND (\(filter.createdUntil)::timestamptz IS NULL OR r.created_at < \(filter.createdUntil))
+              AND (\(filter.skipReason)::text IS NULL OR r.skip_reason = \(filter.skipReason))
+              AND (\(filter.bulkID)::text IS NULL OR r.bulk_id = \(filter.bulkID))
+              AND (\(after?.description)::text IS NULL OR r.id \(unescaped: ascending ? ">" : "<") \(after?.description))
+            ORDER BY r.id \(unescaped: ascending ? "ASC" : "DESC")
+            LIMIT \(Int64(limit))
+            """, logger: logger)
+        return try await Self.decodeRuns(rows)
+    }
+
     static let runColumns = """
         r.id, r.function_id, f.slug, r.function_version, r.event_ids, r.status, r.output::text, r.error::text,
-        r.created_at, r.started_at, r.ended_at, r.skip_reason, r.skip_run_id, r.batch_id, r.original_run_id
+        r.created_at, r.started_at, r.ended_at, r.skip_reason, r.skip_run_id, r.batch_id, r.original_run_id, r.bulk_id
         """
 
     private static func decodeRuns(_ rows: PostgresRowSequence) async throws -> [RunRecord] {
         var runs: [RunRecord] = []
-        for try await (id, functionID, slug, version, eventIDs, status, output, error, createdAt, startedAt, endedAt, skipReason, skipRunID, batchID, original)
-            in rows.decode((String, UUID, String, Int32, [String], String, String?, String?, Date, Date?, Date?, String?, String?, String?, String?).self)
+        for try await (id, functionID, slug, version, eventIDs, status, output, error, createdAt, startedAt, endedAt, skipReason, skipRunID, batchID, original, bulk)
+            in rows.decode((String, UUID, String, Int32, [String], String, String?, String?, Date, Date?, Date?, String?, String?, String?, String?, String?).self)
         {
             guard let runID = ULID(id) else { throw PostgresRunStoreError(detail: "runs holds a malformed id \(id)") }
             let events = eventIDs.compactMap(ULID.init)
@@ -848,6 +866,7 @@ extension PostgresRunStore: RunQueries {
                 endedAt: endedAt, steps: [], skipReason: skipReason, skipRunID: skipRunID.flatMap(ULID.init), batchID: batchID)
             run.eventIDs = events
             run.originalRunID = original.flatMap(ULID.init)
+            run.bulkID = bulk
             runs.append(run)
         }
         return runs

@@ -101,6 +101,15 @@ public struct CairnConfiguration: Sendable {
     /// `CAIRN_RETRY_BACKOFF_SCALE` — multiplies every retry backoff (15 s, 30 s, 1 m, … plus up
     /// to 30 s of jitter). Default 1; development and tests use less. 0.001…1000.
     public var retryBackoffScale: Double
+    /// `CAIRN_BULK_WORKERS` — how many bulk cancels and replays one API process works at once;
+    /// 0 leaves them to other replicas. Default 1, 0…16.
+    public var bulkWorkers: Int
+    /// `CAIRN_BULK_LEASE_SECONDS` — how long a bulk job's worker holds it between pages; a job
+    /// whose worker died is taken over after about this long. Default 30, 1…3600.
+    public var bulkLease: Duration
+    /// `CAIRN_BULK_PAGE_SIZE` — how many runs a bulk job handles between two records of its
+    /// progress. Default 200, 1…10000.
+    public var bulkPageSize: Int
 
     /// Dev mode: asked for with `CAIRN_DEV=1` and no signing key configured, so SDK calls are
     /// accepted unsigned, requests to SDKs go unsigned, and (with no `INNGEST_EVENT_KEY`) any
@@ -198,6 +207,9 @@ public struct CairnConfiguration: Sendable {
         let dedupeSeconds = integer("CAIRN_EVENT_DEDUPE_WINDOW_SECONDS", default: 86_400, range: 1...(366 * 86_400))
         let executorLeaseSeconds = integer("CAIRN_EXECUTOR_LEASE_SECONDS", default: 60, range: 1...3_600)
         let executorConcurrency = integer("CAIRN_EXECUTOR_CONCURRENCY", default: 64, range: 1...10_000)
+        let bulkWorkers = integer("CAIRN_BULK_WORKERS", default: 1, range: 0...16)
+        let bulkLeaseSeconds = integer("CAIRN_BULK_LEASE_SECONDS", default: 30, range: 1...3_600)
+        let bulkPageSize = integer("CAIRN_BULK_PAGE_SIZE", default: 200, range: 1...10_000)
         var retention = RetentionSettings()
         func retentionDays(_ name: String, default fallback: Int) -> Duration? {
             let days = integer(name, default: fallback, range: 0...36_500)
@@ -259,6 +271,9 @@ public struct CairnConfiguration: Sendable {
         self.retention = retention
         self.executorLease = .seconds(executorLeaseSeconds)
         self.executorConcurrency = executorConcurrency
+        self.bulkWorkers = bulkWorkers
+        self.bulkLease = .seconds(bulkLeaseSeconds)
+        self.bulkPageSize = bulkPageSize
     }
 
     /// The HTTP port a process playing only `role` listens on: `CAIRN_PORT`, else the role's

@@ -53,7 +53,7 @@ public enum AppRegistryContract {
         #expect(try await registry.liveFunctions().map(\.slug) == ["shop-a", "shop-c"])
         // The cheap version check: changed and new functions, not the archived one.
         let c = try #require(after.first { $0.slug == "shop-c" })
-        #expect(try await registry.liveFunctionVersions() == [a.id: 2, c.id: 1])
+        #expect(try await registry.liveFunctionVersions() == [a.id: FunctionRevision(version: 2, paused: false), c.id: FunctionRevision(version: 1, paused: false)])
 
         let apps = try await registry.apps()
         #expect(apps.map(\.name) == ["shop"])

@@ -88,8 +88,17 @@ public final class InMemoryAppRegistry: AppRegistry {
         state.withLock { $0.functions.filter { !$0.archived }.map(\.record).sorted { $0.slug < $1.slug } }
     }
 
-    public func liveFunctionVersions() async throws -> [UUID: Int] {
-        Dictionary(uniqueKeysWithValues: try await liveFunctions().map { ($0.id, $0.version) })
+    public func liveFunctionVersions() async throws -> [UUID: FunctionRevision] {
+        Dictionary(uniqueKeysWithValues: try await liveFunctions().map { ($0.id, FunctionRevision(version: $0.version, paused: $0.pausedAt != nil)) })
+    }
+
+    public func setPaused(functionID: UUID, at: Date?) async throws -> Date? {
+        state.withLock { state in
+            guard let index = state.functions.firstIndex(where: { $0.record.id == functionID && !$0.archived }) else { return nil }
+            let before = state.functions[index].record.pausedAt
+            state.functions[index].record.pausedAt = at.map { before ?? $0 }
+            return before
+        }
     }
 
     public func functionVersion(id: UUID, version: Int) async throws -> FunctionConfig? {

@@ -82,6 +82,12 @@ extension InMemoryRunStore {
         _ state: inout State
     ) throws -> Admission {
         var run = arrival.run
+        if arrival.paused {
+            guard Self.claim(run, now: now, &state) else { return .duplicate }
+            eventLog.storeCommitted(arrival.events)
+            result.events += arrival.events
+            return Self.skip(run, .paused, pointingAt: nil, now: now, &state)
+        }
         switch arrival.route {
         case .start:
             guard Self.claim(run, now: now, &state) else { return .duplicate }

@@ -59,6 +59,7 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         var skipReason: String?
         var skipRunID: ULID?
         var originalRunID: ULID?
+        var bulkID: String?
 
         var unfinished: Bool { status == "Queued" || status == "Running" }
     }
@@ -189,6 +190,7 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         row.singletonKey = run.singletonKey
         row.batchID = run.batchID
         row.originalRunID = run.originalRunID
+        row.bulkID = run.bulkID
         state.runs[run.id] = row
         eventLog.storeRecords(run.records)
         if !run.memoized.isEmpty { state.steps[run.id] = run.memoized.map { StepRow(step: $0, recordedAt: now) } }
@@ -579,6 +581,21 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         }
     }
 
+    public func runs(_ filter: RunFilter, after: ULID?, ascending: Bool, limit: Int) async throws -> [RunRecord] {
+        state.withLock { state in
+            let matching = state.runs.values.filter { run in
+                (filter.functionID.map { run.functionID == $0 } ?? true)
+                    && (filter.statuses.isEmpty || filter.statuses.contains(run.status))
+                    && (filter.createdFrom.map { run.createdAt >= $0 } ?? true)
+                    && (filter.createdUntil.map { run.createdAt < $0 } ?? true)
+                    && (filter.skipReason.map { run.skipReason == $0 } ?? true)
+                    && (filter.bulkID.map { run.bulkID == $0 } ?? true)
+                    && (after.map { ascending ? run.id > $0 : run.id < $0 } ?? true)
+            }
+            return matching.sorted { ascending ? $0.id < $1.id : $0.id > $1.id }.prefix(limit).map { record(of: $0, in: state) }
+        }
+    }
+
     func record(of run: RunRow, in state: State) -> RunRecord {
         var record = RunRecord(
             id: run.id, functionID: run.functionID, functionSlug: registry.storedVersion(id: run.functionID, version: run.version)?.id ?? "",
@@ -588,6 +605,7 @@ public final class InMemoryRunStore: RunStore, RunQueries {
             skipRunID: run.skipRunID, batchID: run.batchID)
         record.eventIDs = run.eventIDs
         record.originalRunID = run.originalRunID
+        record.bulkID = run.bulkID
         return record
     }
 }

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnHTTP
 import CairnTesting
 import Foundation
 import Testing
@@ -70,6 +71,141 @@ import Testing
             #expect(try await harness.counts() == counts)
             let runsOfTheEvent = try await harness.api.get("/v1/events/\(try #require(ids.first))/runs").body["data"]?.arrayValue ?? []
             #expect(runsOfTheEvent.count == 2, "the original and the rerun from s3: \(runsOfTheEvent)")
+        }
+    }
+
+    @Test func aPausedFunctionStartsNothingUntilResumedAndResumingReplaysWhatItSkipped() async throws {
+        try await ExecutionEndToEndTests().withHarness { harness in
+            let pause = try await harness.api.send("POST", "/v1/functions/cairn-e2e-three-steps/pause")
+            #expect(pause.status == 200 && pause.body["data"]?["paused"] == true, "\(pause.body)")
+            let ids = try await harness.send([["name": "test/three", "data": ["key": "paused"]]])
+            let skipped = try await harness.endedRuns(of: try #require(ids.first))
+            #expect(skipped.count == 1)
+            #expect(skipped.first?["status"] == "Skipped" && skipped.first?["skip"]?["reason"] == "paused", "\(skipped)")
+            // Other functions go on.
+            let echo = try await harness.send([["name": "test/echo", "data": ["value": "echo"]]])
+            #expect(try await harness.endedRun(of: try #require(echo.first))["status"] == "Completed")
+            #expect(try await harness.counts()["paused:one"] == nil)
+
+            let unknown = try await harness.api.send("POST", "/v1/functions/cairn-e2e-nope/pause")
+            #expect(unknown.status == 404 && unknown.body["error"]?.stringValue?.hasPrefix("function_id: must name a synced function") == true)
+            let resume = try await harness.api.send("POST", "/v1/functions/cairn-e2e-three-steps/resume", body: Array(#"{"replay": true}"#.utf8))
+            #expect(resume.status == 200, "\(resume.body)")
+            let job = try #require(resume.body["data"]?["replay"]?["bulk_id"]?.stringValue)
+            let replayed = try await Self.bulk(harness.api, job) { $0["status"] == "Completed" }
+            #expect(replayed["done"] == 1, "\(replayed)")
+            let runs = try await harness.endedRuns(of: try #require(ids.first), count: 2)
+            #expect(runs.compactMap(\.["status"]?.stringValue).sorted() == ["Completed", "Skipped"], "\(runs)")
+            #expect(try await harness.counts()["paused:three"] == 1)
+            // Resumed: a new event starts its run again.
+            let after = try await harness.send([["name": "test/three", "data": ["key": "resumed"]]])
+            #expect(try await harness.endedRun(of: try #require(after.first))["status"] == "Completed")
+            let again = try await harness.api.send("POST", "/v1/functions/cairn-e2e-three-steps/resume")
+            #expect(again.status == 409, "\(again.body)")
+        }
+    }
+
+    /// Every run `query` lists, following the cursor.
+    static func list(_ api: CairnAPIClient, _ query: String) async throws -> [JSONValue] {
+        var runs: [JSONValue] = []
+        var cursor = ""
+        while true {
+            let page = try await api.get("/v1/runs?\(query)&limit=100\(cursor.isEmpty ? "" : "&cursor=\(cursor)")").body
+            runs += try #require(page["data"]?.arrayValue, "\(page)")
+            guard let next = page["metadata"]?["cursor"]?.stringValue else { return runs }
+            cursor = next
+        }
+    }
+
+    /// The bulk job once `done` holds, within 120 s.
+    static func bulk(_ api: CairnAPIClient, _ id: String, until done: (JSONValue) -> Bool) async throws -> JSONValue {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while true {
+            let job = try #require(try await api.get("/v1/bulk/\(id)").body["data"])
+            if done(job) { return job }
+            guard ContinuousClock.now < deadline else { throw LocalProcessError(description: "bulk job \(id) never got there: \(job)") }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// 1,000 sleeping runs, half of them tenant t1: a bulk cancel of `event.data.tenant == "t1"`
+    /// cancels exactly those. Then a bulk replay of the cancelled runs, whose worker process is
+    /// killed part-way: another worker takes the job over and every run is replayed once.
+    @Test func aBulkCancelTakesExactlyTheMatchingRunsAndAKilledReplayResumesWithoutDuplicates() async throws {
+        // This process serves the API but works no bulk job: cairn-api processes started below do.
+        let environment = ExecutionEndToEndTests.environment.merging([
+            "CAIRN_BULK_WORKERS": "0", "CAIRN_BULK_PAGE_SIZE": "5", "CAIRN_BULK_LEASE_SECONDS": "2",
+        ]) { $1 }
+        try await withRunningCairn(environment: environment) { cairn in
+            let api = CairnAPIClient(origin: cairn.origin, key: nil)
+            let binaries = ExecutableTests()
+            let workers = Launched()
+            @Sendable func launchWorker() async throws -> Process {
+                let port = try TestEnvironment.freePort()
+                let (process, _) = try binaries.launch(
+                    "cairn-api",
+                    environment: cairn.environment.merging([
+                        "CAIRN_PORT": String(port), "CAIRN_LOG_LEVEL": "error", "CAIRN_BULK_WORKERS": "1",
+                    ]) { $1 })
+                workers.append(process)
+                try await ConcurrencyEndToEndTests.waitUntilReady(port: port, process: process)
+                return process
+            }
+            defer { for process in workers.all where process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+            try await withPythonApp(pointingAt: cairn, environment: [:]) { app in
+                let sync = try await api.requestSync(url: app.serveURL)
+                try #require(sync.status == 200, "\(sync.body)")
+                let harness = ExecutionEndToEndTests.Harness(api: api, app: app)
+                for batch in 0..<5 {
+                    let events = (0..<200).map { n -> JSONValue in
+                        let index = batch * 200 + n
+                        return ["name": "test/nap", "data": ["key": .string("nap\(index)"), "tenant": .string(index % 2 == 0 ? "t1" : "t2")]]
+                    }
+                    #expect(try await harness.send(.array(events)).count == 200)
+                }
+                // Every run has taken its first step and sleeps.
+                let deadline = ContinuousClock.now + .seconds(120)
+                while try await harness.counts().objectValue?.count ?? 0 < 1_000 {
+                    guard ContinuousClock.now < deadline else { throw LocalProcessError(description: "the 1,000 runs did not all start") }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                let function = "function_id=cairn-e2e-napper"
+                try #require(try await Self.list(api, "\(function)&status=Running").count == 1_000)
+
+                let worker = try await launchWorker()
+                let cancel = try await api.send(
+                    "POST", "/v1/cancellations", body: (["function_id": "cairn-e2e-napper", "if": #"event.data.tenant == "t1""#] as JSONValue).serialized())
+                #expect(cancel.status == 202, "\(cancel.body)")
+                let cancelID = try #require(cancel.body["data"]?["bulk_id"]?.stringValue)
+                let cancelled = try await Self.bulk(api, cancelID) { $0["status"] == "Completed" }
+                #expect(cancelled["matched"] == 500 && cancelled["done"] == 500, "\(cancelled)")
+                let cancelledRuns = try await Self.list(api, "\(function)&status=Cancelled")
+                let runningRuns = try await Self.list(api, "\(function)&status=Running")
+                #expect(cancelledRuns.count == 500 && runningRuns.count == 500)
+                for (runs, tenant) in [(cancelledRuns, "t1"), (runningRuns, "t2")] {
+                    for run in runs {
+                        let event = try await api.get("/v1/events/\(try #require(run["event_id"]?.stringValue))").body
+                        #expect(event["data"]?["data"]?["tenant"]?.stringValue == tenant, "\(run)")
+                    }
+                }
+
+                let replay = try await api.send(
+                    "POST", "/v1/replays", body: (["function_id": "cairn-e2e-napper", "statuses": ["Cancelled"]] as JSONValue).serialized())
+                #expect(replay.status == 202, "\(replay.body)")
+                let replayID = try #require(replay.body["data"]?["bulk_id"]?.stringValue)
+                _ = try await Self.bulk(api, replayID) { ($0["done"]?.int64Value ?? 0) >= 10 }
+                kill(worker.processIdentifier, SIGKILL)
+                let partWay = try #require(try await api.get("/v1/bulk/\(replayID)").body["data"])
+                #expect(partWay["status"] == "Running", "the replay ended before its worker was killed: \(partWay)")
+                _ = try await launchWorker()
+                let replayed = try await Self.bulk(api, replayID) { $0["status"] == "Completed" }
+                #expect(replayed["matched"] == 500, "\(replayed)")
+                let replays = try await Self.list(api, "\(function)&bulk_id=\(replayID)")
+                #expect(replays.count == 500)
+                let originals = Set(replays.compactMap { $0["original_run_id"]?.stringValue })
+                #expect(originals == Set(cancelledRuns.compactMap { $0["run_id"]?.stringValue }))
+            }
+            await ConcurrencyEndToEndTests.stop(workers.all.filter(\.isRunning), binaries, name: "cairn-api")
         }
     }
 }

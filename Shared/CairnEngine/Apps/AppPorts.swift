@@ -25,7 +25,11 @@ public protocol AppRegistry: Sendable {
 
     /// The version of every live function, by id: a cheap way to see whether `liveFunctions()`
     /// would return anything new (a sync that changes a function bumps its version).
-    func liveFunctionVersions() async throws -> [UUID: Int]
+    func liveFunctionVersions() async throws -> [UUID: FunctionRevision]
+
+    /// Pauses (`at` a date) or resumes (`at` nil) the live function `id`; returns when it was
+    /// paused before, nil when it was running (or is not live).
+    func setPaused(functionID: UUID, at: Date?) async throws -> Date?
 
     /// The config of version `version` of function `id`, archived or not; nil when unknown.
     func functionVersion(id: UUID, version: Int) async throws -> FunctionConfig?
@@ -100,6 +104,17 @@ public struct AppRecord: Sendable, Hashable {
 }
 
 /// A recorded function at its current version.
+/// What tells a function's catalog entry is stale: its version, and whether it is paused.
+public struct FunctionRevision: Sendable, Hashable {
+    public var version: Int
+    public var paused: Bool
+
+    public init(version: Int, paused: Bool) {
+        self.version = version
+        self.paused = paused
+    }
+}
+
 public struct FunctionRecord: Sendable, Hashable {
     /// Stable across versions.
     public var id: UUID
@@ -109,6 +124,8 @@ public struct FunctionRecord: Sendable, Hashable {
     public var config: FunctionConfig
     public var createdAt: Date
     public var updatedAt: Date
+    /// When the function was paused; nil while it runs (docs/operations.md).
+    public var pausedAt: Date?
 
     public init(id: UUID, appID: UUID, appName: String, version: Int, config: FunctionConfig, createdAt: Date, updatedAt: Date) {
         self.id = id

@@ -230,6 +230,40 @@ public protocol RunQueries: Sendable {
     func run(_ id: ULID) async throws -> RunRecord?
     /// The runs an event started, oldest first (without steps).
     func runs(eventID: ULID) async throws -> [RunRecord]
+    /// A page of the runs `filter` matches (without steps), by id: newest first, or oldest
+    /// first when `ascending`, starting after the id `after` (keyset pagination: a page costs
+    /// the same however deep it is).
+    func runs(_ filter: RunFilter, after: ULID?, ascending: Bool, limit: Int) async throws -> [RunRecord]
+}
+
+/// Which runs a listing or a bulk operation takes (docs/operations.md). Every field narrows.
+public struct RunFilter: Sendable, Hashable {
+    public var functionID: UUID?
+    /// Any of these statuses; empty for any.
+    public var statuses: [String] = []
+    /// Created at or after.
+    public var createdFrom: Date?
+    /// Created before.
+    public var createdUntil: Date?
+    /// `Skipped` runs with this reason only.
+    public var skipReason: String?
+    /// Runs a bulk replay started.
+    public var bulkID: String?
+
+    public init(
+        functionID: UUID? = nil, statuses: [String] = [], createdFrom: Date? = nil, createdUntil: Date? = nil, skipReason: String? = nil,
+        bulkID: String? = nil
+    ) {
+        self.functionID = functionID
+        self.statuses = statuses
+        self.createdFrom = createdFrom
+        self.createdUntil = createdUntil
+        self.skipReason = skipReason
+        self.bulkID = bulkID
+    }
+
+    /// The statuses a run can have.
+    public static let allStatuses = ["Queued", "Running", "Completed", "Failed", "Cancelled", "Skipped"]
 }
 
 /// The low-latency index of when timers are due (Redis); Postgres stays the record. Losing the

@@ -47,22 +47,13 @@ public struct RunRerun: Sendable {
         }
     }
 
-    /// Why a rerun was refused; `field` names the request field at fault.
-    public struct Refusal: Error, Sendable, CustomStringConvertible {
-        public enum Kind: Sendable { case notFound, conflict, invalid }
-        public var kind: Kind
-        public var field: String
-        public var rule: String
-        public var description: String { "\(field): \(rule)" }
-    }
-
     /// Starts the rerun; returns the new run's id.
     public func rerun(_ request: Request) async throws -> ULID {
         guard let original = try await store.run(request.runID) else {
-            throw Refusal(kind: .notFound, field: "id", rule: "must name an existing run, got \(request.runID)")
+            throw OperationRefusal(kind: .notFound, field: "id", rule: "must name an existing run, got \(request.runID)")
         }
         guard let function = try await catalog.function(id: original.functionID) else {
-            throw Refusal(
+            throw OperationRefusal(
                 kind: .conflict, field: "id",
                 rule: "must name a run of a function that is still synced; \(original.functionSlug) is no longer in any app")
         }
@@ -71,7 +62,7 @@ public struct RunRerun: Sendable {
         var records: [AcceptedEvent] = []
         if let data = request.data {
             guard original.eventIDs.count == 1, let trigger = events.first else {
-                throw Refusal(kind: .invalid, field: "data", rule: "can only replace the event of a run started by one event; \(original.id) has \(original.eventIDs.count)")
+                throw OperationRefusal(kind: .invalid, field: "data", rule: "can only replace the event of a run started by one event; \(original.id) has \(original.eventIDs.count)")
             }
             let name = trigger.event["name"]?.stringValue ?? ""
             let edited = stamper.accept([Event(name: name, data: data, ts: now.unixMilliseconds)], now: now)[0]
@@ -81,23 +72,49 @@ public struct RunRerun: Sendable {
             records = [stored]
             events = [(payload, stored.id)]
         }
-        let runID = planner.nextRunID(now: now)
-        var run = planner.newRun(function, events: events, key: "rerun:\(runID)", now: now, runID: runID)
-        run.originalRunID = original.id
-        run.records = records
+        var memoized: [StepRecord] = []
         if let fromStep = request.fromStep {
             guard let index = original.steps.firstIndex(where: { $0.id == fromStep }) ?? original.steps.firstIndex(where: { $0.name == fromStep }) else {
                 let known = original.steps.map(\.name).joined(separator: ", ")
-                throw Refusal(kind: .invalid, field: "from_step", rule: "must be the id or name of a step of run \(original.id) (\(known.isEmpty ? "it recorded none" : known)), got \"\(fromStep)\"")
+                throw OperationRefusal(kind: .invalid, field: "from_step", rule: "must be the id or name of a step of run \(original.id) (\(known.isEmpty ? "it recorded none" : known)), got \"\(fromStep)\"")
             }
-            run.memoized = original.steps[..<index].enumerated().map { position, step in
+            memoized = original.steps[..<index].enumerated().map { position, step in
                 StepRecord(stepID: step.id, position: position, name: step.name, op: step.op, result: step.result.jsonString, attempts: step.attempts)
             }
         }
-        let created = try await store.createRuns([run], now: now)
-        guard created == [runID] else { throw Refusal(kind: .conflict, field: "id", rule: "the rerun of \(original.id) could not be created") }
-        try? await store.publish([WorkItem(runID: runID, reason: .start, call: .discovery)], on: work, now: now)
+        let runID = planner.nextRunID(now: now)
+        let created = try await start(function, events: events, key: "rerun:\(runID)", runID: runID, now: now) { run in
+            run.originalRunID = original.id
+            run.records = records
+            run.memoized = memoized
+        }
+        guard created else { throw OperationRefusal(kind: .conflict, field: "id", rule: "the rerun of \(original.id) could not be created") }
         return runID
+    }
+
+    /// Replays `original` from its start for the bulk job `bulkID`, once per (job, run): false
+    /// when this job has replayed it already, or when its function or events are gone.
+    public func replay(_ original: RunRecord, bulkID: ULID) async throws -> Bool {
+        guard let function = try await catalog.function(id: original.functionID) else { return false }
+        let events: [(event: JSONValue, id: ULID)]
+        do { events = try await triggerEvents(original) } catch is OperationRefusal { return false }
+        let now = clock.now
+        return try await start(function, events: events, key: "bulk:\(bulkID):\(original.id)", runID: planner.nextRunID(now: now), now: now) { run in
+            run.originalRunID = original.id
+            run.bulkID = bulkID.description
+        }
+    }
+
+    /// Creates the run, claimed under `key`, with its start item, then publishes the item;
+    /// false when the key was taken.
+    func start(
+        _ function: FunctionRecord, events: [(event: JSONValue, id: ULID)], key: String, runID: ULID, now: Date, _ configure: (inout NewRun) -> Void
+    ) async throws -> Bool {
+        var run = planner.newRun(function, events: events, key: key, now: now, runID: runID)
+        configure(&run)
+        guard try await store.createRuns([run], now: now) == [runID] else { return false }
+        try? await store.publish([WorkItem(runID: runID, reason: .start, call: .discovery)], on: work, now: now)
+        return true
     }
 
     /// The run's events with their payloads, the trigger first.
@@ -105,7 +122,7 @@ public struct RunRerun: Sendable {
         var events: [(event: JSONValue, id: ULID)] = []
         for id in run.eventIDs {
             guard let stored = try await eventLog.event(id: id) else {
-                throw Refusal(kind: .conflict, field: "id", rule: "must name a run whose events are still stored; event \(id) of \(run.id) is gone (retention)")
+                throw OperationRefusal(kind: .conflict, field: "id", rule: "must name a run whose events are still stored; event \(id) of \(run.id) is gone (retention)")
             }
             events.append((stored.payload, id))
         }

@@ -139,6 +139,8 @@ public struct NewRun: Sendable, Hashable {
     public var notBefore: Date?
     /// The run this one reruns (docs/operations.md).
     public var originalRunID: ULID?
+    /// The bulk replay that starts it.
+    public var bulkID: String?
     /// Steps recorded with the run, at positions 0…: a rerun from a step starts with the steps
     /// before it memoized.
     public var memoized: [StepRecord] = []
@@ -382,6 +384,8 @@ public struct RunRecord: Sendable {
     public var eventIDs: [ULID] = []
     /// The run this one reruns.
     public var originalRunID: ULID?
+    /// The bulk replay that started it.
+    public var bulkID: String?
 
     public init(
         id: ULID, functionID: UUID, functionSlug: String, functionVersion: Int, eventID: ULID?, status: String,

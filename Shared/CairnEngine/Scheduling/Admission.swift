@@ -17,6 +17,8 @@ public enum SkipReason: String, Sendable, Hashable {
     case debounced
     /// The function's singleton key was held (mode `skip`); `skip_run_id` is the holder.
     case singleton
+    /// The function was paused (docs/operations.md); resuming it can replay these.
+    case paused
 }
 
 /// A (function, event) the store admits: the run to start, and what it must pass first.
@@ -35,6 +37,9 @@ public struct Arrival: Sendable {
     public var throttle: ThrottleCheck?
     /// Events stored with the run (a cron tick's event).
     public var events: [AcceptedEvent] = []
+    /// The function is paused: the arrival is recorded as a `Skipped` run (`paused`), whatever
+    /// its route.
+    public var paused = false
 
     public enum Route: Sendable {
         /// Start the run now.

@@ -24,8 +24,8 @@ public actor FunctionCatalog {
     private var byID: [UUID: FunctionRecord] = [:]
     /// Compile errors by function slug, from the last load.
     public private(set) var problems: [String: String] = [:]
-    /// The live versions the triggers were built from.
-    private var versions: [UUID: Int] = [:]
+    /// The live revisions the triggers were built from.
+    private var versions: [UUID: FunctionRevision] = [:]
     /// Compiled expressions of the live function versions.
     private var compiled: [CompiledKey: Compiled] = [:]
 
@@ -82,7 +82,7 @@ public actor FunctionCatalog {
     /// The live versions, by function id, as last loaded.
     public func liveVersions() async throws -> [UUID: Int] {
         try await refreshIfStale()
-        return versions
+        return versions.mapValues(\.version)
     }
 
     /// Drops the cache, so the next read loads the registry.
@@ -134,7 +134,8 @@ public actor FunctionCatalog {
         bySlug = Dictionary(functions.map { ($0.slug, $0) }, uniquingKeysWith: { first, _ in first })
         byID = Dictionary(functions.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         self.problems = problems
-        self.versions = Dictionary(functions.map { ($0.id, $0.version) }, uniquingKeysWith: { first, _ in first })
+        self.versions = Dictionary(
+            functions.map { ($0.id, FunctionRevision(version: $0.version, paused: $0.pausedAt != nil)) }, uniquingKeysWith: { first, _ in first })
         loadedAt = now
     }
 

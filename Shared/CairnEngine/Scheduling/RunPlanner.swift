@@ -32,6 +32,8 @@ public final class RunPlanner: Sendable {
         let config = function.config
         let run = newRun(function, events: [(event, eventID)], key: key, now: now, runID: runID)
         var arrival = Arrival(run: run)
+        // A paused function's arrivals are recorded as skipped, whatever their route.
+        arrival.paused = function.pausedAt != nil
         let nowMilliseconds = now.unixMilliseconds
         if flowControl, let batch = config.batchEvents, passes(batch.condition, event: event, now: nowMilliseconds) {
             arrival.run.pauses = []

@@ -3,12 +3,15 @@ import CairnEngine
 import CairnHTTP
 import CairnPostgres
 import CairnRedis
+import ServiceLifecycle
 
-/// Wiring of `cairn-api`: the control plane — app sync, queries and the SDK's callbacks.
+/// Wiring of `cairn-api`: the control plane — app sync, queries, run operations (with the
+/// bulk jobs' worker) and the SDK's callbacks.
 ///
 /// Routes: `POST /fn/register`, `POST /v1/apps/sync`, `GET /v1/apps`,
 /// `GET /v1/apps/{app}/functions`, `GET /v1/events/{id}`, `GET /v1/events`, `GET /v1/runs/{id}`,
-/// `DELETE /v1/runs/{id}`, `POST /v1/runs/{id}/rerun`, `GET /v1/events/{id}/runs`, `GET /v1/queues`, and connect's `POST /v0/connect/start`,
+/// `GET /v1/runs`, `DELETE /v1/runs/{id}`, `POST /v1/runs/{id}/rerun`, `POST /v1/cancellations`, `POST /v1/replays`,
+/// `GET /v1/bulk/{id}`, `POST /v1/functions/{id}/pause|resume`, `GET /v1/events/{id}/runs`, `GET /v1/queues`, and connect's `POST /v0/connect/start`,
 /// `POST /v0/connect/flush` and `GET /v1/apps/{app}/workers`.
 enum APIRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
@@ -26,9 +29,17 @@ enum APIRole {
         let rerun = RunRerun(
             store: store, catalog: FunctionCatalog(registry: registry, clock: dependencies.clock), eventLog: log,
             work: dependencies.workQueue(), clock: dependencies.clock)
-        let runs = RunRoutes(
-            runs: store, cancellation: RunCancellation(store: store, events: ingest.ingestor, clock: dependencies.clock), rerun: rerun,
+        let cancellation = RunCancellation(store: store, events: ingest.ingestor, clock: dependencies.clock)
+        let runs = RunRoutes(runs: store, cancellation: cancellation, rerun: rerun, clock: dependencies.clock, authorization: authorization)
+        let jobs = PostgresBulkStore(database: dependencies.postgres, logger: dependencies.logger)
+        let operations = OperationRoutes(
+            runs: store, operations: FunctionOperations(registry: registry, jobs: jobs, clock: dependencies.clock), jobs: jobs,
             clock: dependencies.clock, authorization: authorization)
+        let bulk: [any Service] = (0..<configuration.bulkWorkers).map { _ in
+            BulkOperator(
+                store: store, jobs: jobs, eventLog: log, cancellation: cancellation, rerun: rerun, clock: dependencies.clock,
+                logger: dependencies.logger, pageSize: configuration.bulkPageSize, lease: configuration.bulkLease)
+        }
         let queues = QueueRoutes(
             report: QueueReport(registry: registry, store: store, clock: dependencies.clock), clock: dependencies.clock,
             authorization: authorization)
@@ -39,7 +50,10 @@ enum APIRole {
                 gatewayURL: configuration.connectGatewayURL, logger: dependencies.logger),
             state: connectState, clock: dependencies.clock, authorization: authorization)
         return RoleParts(
-            services: ingest.services,
-            routes: [events.register(on:), apps.register(on:), runs.register(on:), queues.register(on:), connect.register(on:)])
+            services: ingest.services + bulk,
+            routes: [
+                events.register(on:), apps.register(on:), runs.register(on:), operations.register(on:), queues.register(on:),
+                connect.register(on:),
+            ])
     }
 }

@@ -246,6 +246,14 @@ def sleeper(ctx: inngest.ContextSync) -> str:
     return "rested"
 
 
+@client.create_function(fn_id="napper", trigger=inngest.TriggerEvent(event="test/nap"), retries=0)
+def napper(ctx: inngest.ContextSync) -> str:
+    key = ctx.event.data["key"]
+    ctx.step.run("first", lambda: count(f"{key}:first"))
+    ctx.step.sleep("long-nap", datetime.timedelta(hours=1))
+    return "woke"
+
+
 @client.create_function(
     fn_id="filtered",
     trigger=inngest.TriggerEvent(event="test/filtered", expression="event.data.plan == 'pro'"),
@@ -549,7 +557,7 @@ functions = [
     big_state,
     retry_after,
     parallel,
-    hello, full_config, three_steps, five_steps, flaky, fails_twice, raises_around, non_retriable, sleeper, filtered, echo,
+    hello, full_config, three_steps, five_steps, napper, flaky, fails_twice, raises_around, non_retriable, sleeper, filtered, echo,
     fails_with_handler, sender, group_of_everything, race, ai_infer,
     fan("a"), fan("b"), fan("c"), waiter, child_ok, child_fails, parent, cancellable,
     debounced, singleton_skip, singleton_cancel, idempotent, rate_limited, throttled, limited, occupied, prioritized, batcher, finish_timeout,
