@@ -212,7 +212,8 @@ public struct OperationRoutes: Sendable {
             ("bulk_id", .string(job.id.description)), ("kind", .string(job.kind.rawValue)), ("status", .string(job.status.rawValue)),
             ("function_id", .string(job.functionSlug)), ("statuses", .array(job.statuses.map(JSONValue.string))),
             ("from", job.createdFrom.map(RESTResponses.render) ?? .null), ("until", RESTResponses.render(job.createdUntil)),
-            ("if", job.expression.map(JSONValue.string) ?? .null), ("matched", .number(JSONNumber(job.matched))),
+            ("if", job.expression.map(JSONValue.string) ?? .null), ("total", .number(JSONNumber(job.total))),
+            ("scanned", .number(JSONNumber(job.scanned))), ("matched", .number(JSONNumber(job.matched))),
             ("done", .number(JSONNumber(job.done))), ("created_at", RESTResponses.render(job.createdAt)),
             ("finished_at", job.finishedAt.map(RESTResponses.render) ?? .null),
         ]

@@ -18,16 +18,16 @@ public struct PostgresBulkStore: BulkStore {
 
     static let columns = """
         id, kind, idempotency_key, function_id, function_slug, statuses, created_from, created_until, skip_reason, expression, status, cursor,
-        matched, done, error, created_at, finished_at
+        total, scanned, matched, done, error, created_at, finished_at
         """
 
     public func createBulk(_ job: BulkJob) async throws -> BulkJob {
         let rows = try await client.query("""
             WITH stored AS (
                 INSERT INTO bulk_jobs (id, kind, idempotency_key, function_id, function_slug, statuses, created_from, created_until, skip_reason, expression,
-                                       created_at, updated_at)
+                                       total, created_at, updated_at)
                 VALUES (\(job.id.description), \(job.kind.rawValue), \(job.idempotencyKey), \(job.functionID), \(job.functionSlug), \(job.statuses),
-                        \(job.createdFrom), \(job.createdUntil), \(job.skipReason), \(job.expression), \(job.createdAt), \(job.createdAt))
+                        \(job.createdFrom), \(job.createdUntil), \(job.skipReason), \(job.expression), \(Int64(job.total)), \(job.createdAt), \(job.createdAt))
                 ON CONFLICT (idempotency_key) DO NOTHING
                 RETURNING \(unescaped: Self.columns)
             )
@@ -61,7 +61,7 @@ public struct PostgresBulkStore: BulkStore {
 
     public func advanceBulk(_ job: BulkJob, owner: String, lease: Duration, now: Date) async throws -> Bool {
         let rows = try await client.query("""
-            UPDATE bulk_jobs SET status = \(job.status.rawValue), cursor = \(job.cursor?.description), matched = \(Int64(job.matched)),
+            UPDATE bulk_jobs SET status = \(job.status.rawValue), cursor = \(job.cursor?.description), scanned = \(Int64(job.scanned)), matched = \(Int64(job.matched)),
                 done = \(Int64(job.done)), error = \(job.error), finished_at = \(job.finishedAt),
                 lease_expires_at = \(now.addingTimeInterval(lease.timeInterval)), updated_at = \(now)
             WHERE id = \(job.id.description) AND owner = \(owner) AND lease_expires_at > \(now) AND status = 'Running'
@@ -72,8 +72,8 @@ public struct PostgresBulkStore: BulkStore {
 
     static func decode(_ rows: PostgresRowSequence) async throws -> [BulkJob] {
         var jobs: [BulkJob] = []
-        for try await (id, kind, key, function, slug, statuses, from, until, skipReason, expression, status, cursor, matched, done, error, createdAt, finishedAt)
-            in rows.decode((String, String, String?, UUID, String, [String], Date?, Date, String?, String?, String, String?, Int64, Int64, String?, Date, Date?).self)
+        for try await (id, kind, key, function, slug, statuses, from, until, skipReason, expression, status, cursor, total, scanned, matched, done, error, createdAt, finishedAt)
+            in rows.decode((String, String, String?, UUID, String, [String], Date?, Date, String?, String?, String, String?, Int64, Int64, Int64, Int64, String?, Date, Date?).self)
         {
             guard let jobID = ULID(id), let kind = BulkJob.Kind(rawValue: kind), let status = BulkJob.Status(rawValue: status) else {
                 throw PostgresRunStoreError(detail: "bulk_jobs holds a malformed row \(id)")
@@ -83,6 +83,8 @@ public struct PostgresBulkStore: BulkStore {
                 skipReason: skipReason, expression: expression, createdAt: createdAt)
             job.status = status
             job.cursor = cursor.flatMap(ULID.init)
+            job.total = Int(total)
+            job.scanned = Int(scanned)
             job.matched = Int(matched)
             job.done = Int(done)
             job.error = error

@@ -831,20 +831,34 @@ extension PostgresRunStore: RunQueries {
     }
 
     public func runs(_ filter: RunFilter, after: ULID?, ascending: Bool, limit: Int) async throws -> [RunRecord] {
-        let rows = try await client.query("""
-            SELECT \(unescaped: Self.runColumns)
-            FROM runs r JOIN functions f ON f.id = r.function_id
-            WHERE (\(filter.functionID)::uuid IS NULL OR r.function_id = \(filter.functionID))
-              AND (cardinality(\(filter.statuses)::text[]) = 0 OR r.status = ANY(\(filter.statuses)))
-              AND (\(filter.createdFrom)::timestamptz IS NULL OR r.created_at >= \(filter.createdFrom))
-              AND (\(filter.createdUntil)::timestamptz IS NULL OR r.created_at < \(filter.createdUntil))
-              AND (\(filter.skipReason)::text IS NULL OR r.skip_reason = \(filter.skipReason))
-              AND (\(filter.bulkID)::text IS NULL OR r.bulk_id = \(filter.bulkID))
-              AND (\(after?.description)::text IS NULL OR r.id \(unescaped: ascending ? ">" : "<") \(after?.description))
-            ORDER BY r.id \(unescaped: ascending ? "ASC" : "DESC")
-            LIMIT \(Int64(limit))
-            """, logger: logger)
+        let rows = try await client.query(
+            Self.filtered(Self.runColumns, filter, after: after, order: ascending ? "ORDER BY r.id ASC" : "ORDER BY r.id DESC", limit: limit),
+            logger: logger)
         return try await Self.decodeRuns(rows)
+    }
+
+    public func count(_ filter: RunFilter) async throws -> Int {
+        let rows = try await client.query(Self.filtered("count(*)", filter, after: nil, order: "", limit: nil), logger: logger)
+        for try await count in rows.decode(Int64.self) { return Int(count) }
+        return 0
+    }
+
+    /// `SELECT select` over the runs `filter` matches (after the id `after`, in the direction
+    /// `order` names). Both the function index and the id order serve it.
+    static func filtered(_ select: String, _ filter: RunFilter, after: ULID?, order: String, limit: Int?) -> PostgresQuery {
+        """
+        SELECT \(unescaped: select)
+        FROM runs r JOIN functions f ON f.id = r.function_id
+        WHERE (\(filter.functionID)::uuid IS NULL OR r.function_id = \(filter.functionID))
+          AND (cardinality(\(filter.statuses)::text[]) = 0 OR r.status = ANY(\(filter.statuses)))
+          AND (\(filter.createdFrom)::timestamptz IS NULL OR r.created_at >= \(filter.createdFrom))
+          AND (\(filter.createdUntil)::timestamptz IS NULL OR r.created_at < \(filter.createdUntil))
+          AND (\(filter.skipReason)::text IS NULL OR r.skip_reason = \(filter.skipReason))
+          AND (\(filter.bulkID)::text IS NULL OR r.bulk_id = \(filter.bulkID))
+          AND (\(after?.description)::text IS NULL OR r.id \(unescaped: order.hasSuffix("ASC") ? ">" : "<") \(after?.description))
+        \(unescaped: order)
+        LIMIT \(limit.map(Int64.init))
+        """
     }
 
     static let runColumns = """

@@ -581,6 +581,10 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         }
     }
 
+    public func count(_ filter: RunFilter) async throws -> Int {
+        try await runs(filter, after: nil, ascending: true, limit: .max).count
+    }
+
     public func runs(_ filter: RunFilter, after: ULID?, ascending: Bool, limit: Int) async throws -> [RunRecord] {
         state.withLock { state in
             let matching = state.runs.values.filter { run in

@@ -16,7 +16,7 @@ import Testing
 
         init(_ engine: EngineHarness) {
             self.engine = engine
-            operations = FunctionOperations(registry: engine.registry, jobs: jobs, clock: engine.clock)
+            operations = FunctionOperations(registry: engine.registry, runs: engine.store, jobs: jobs, clock: engine.clock)
             rerun = RunRerun(
                 store: engine.store, catalog: FunctionCatalog(registry: engine.registry, clock: engine.clock), eventLog: engine.eventLog,
                 work: engine.work, clock: engine.clock)
@@ -63,7 +63,7 @@ import Testing
         #expect(try await ops.worker("w1", pageSize: 4).workOne())
         let ended = try #require(try await ops.jobs.bulk(id: job.id))
         #expect(ended.status == .completed)
-        #expect(ended.matched == 10 && ended.done == 10)
+        #expect(ended.total == 30 && ended.scanned == 30 && ended.matched == 10 && ended.done == 10)
         for run in engine.runs(ofFunction: "sleeper") {
             let tenant = try #require(run.eventID.flatMap { tenants[$0] })
             #expect(run.status == (tenant == "t1" ? "Cancelled" : "Running"), "\(run.id) of \(tenant)")

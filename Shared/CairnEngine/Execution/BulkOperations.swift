@@ -37,6 +37,11 @@ public struct BulkJob: Sendable, Hashable {
     public var status: Status = .running
     /// The last run id handled.
     public var cursor: ULID?
+    /// The runs its filter matched when it was asked for (before the expression): what
+    /// `scanned` goes up to.
+    public var total = 0
+    /// Runs walked so far.
+    public var scanned = 0
     /// Runs the filter (and the expression) matched so far.
     public var matched = 0
     /// Runs this job cancelled, or runs it started.
@@ -170,6 +175,7 @@ public final class BulkOperator: Service {
             }
         }
         job.cursor = runs.last?.id ?? job.cursor
+        job.scanned += runs.count
         if runs.count < pageSize {
             job.status = .completed
             job.finishedAt = now

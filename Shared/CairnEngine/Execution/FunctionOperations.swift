@@ -21,12 +21,14 @@ public struct OperationRefusal: Error, Sendable, CustomStringConvertible {
 /// and pausing. The API, the CLI and the dashboard all come through here.
 public struct FunctionOperations: Sendable {
     let registry: any AppRegistry
+    let runs: any RunQueries
     let jobs: any BulkStore
     let clock: any WallClock
     private let ids = EventStamper()
 
-    public init(registry: any AppRegistry, jobs: any BulkStore, clock: any WallClock) {
+    public init(registry: any AppRegistry, runs: any RunQueries, jobs: any BulkStore, clock: any WallClock) {
         self.registry = registry
+        self.runs = runs
         self.jobs = jobs
         self.clock = clock
     }
@@ -97,9 +99,10 @@ public struct FunctionOperations: Sendable {
             throw OperationRefusal(kind: .invalid, field: "from", rule: "must be before until (or now)")
         }
         let id = ids.accept([Event(name: "bulk")], now: now)[0].id
-        let job = BulkJob(
+        var job = BulkJob(
             id: id, kind: kind, idempotencyKey: selection.idempotencyKey, functionID: selection.function.id, functionSlug: selection.function.slug, statuses: statuses,
             createdFrom: selection.createdFrom, createdUntil: until, skipReason: skipReason, expression: selection.expression, createdAt: now)
+        job.total = try await runs.count(job.filter)
         return try await jobs.createBulk(job)
     }
 

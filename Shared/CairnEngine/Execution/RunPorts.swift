@@ -234,6 +234,8 @@ public protocol RunQueries: Sendable {
     /// first when `ascending`, starting after the id `after` (keyset pagination: a page costs
     /// the same however deep it is).
     func runs(_ filter: RunFilter, after: ULID?, ascending: Bool, limit: Int) async throws -> [RunRecord]
+    /// How many runs `filter` matches, exactly.
+    func count(_ filter: RunFilter) async throws -> Int
 }
 
 /// Which runs a listing or a bulk operation takes (docs/operations.md). Every field narrows.

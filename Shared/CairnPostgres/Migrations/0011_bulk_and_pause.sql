@@ -18,6 +18,8 @@ CREATE TABLE bulk_jobs (
     expression       text,
     status           text        NOT NULL DEFAULT 'Running' CHECK (status IN ('Running', 'Completed', 'Failed')),
     cursor           text,
+    total            bigint      NOT NULL DEFAULT 0,
+    scanned          bigint      NOT NULL DEFAULT 0,
     matched          bigint      NOT NULL DEFAULT 0,
     done             bigint      NOT NULL DEFAULT 0,
     error            text,

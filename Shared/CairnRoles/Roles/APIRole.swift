@@ -33,7 +33,7 @@ enum APIRole {
         let runs = RunRoutes(runs: store, cancellation: cancellation, rerun: rerun, clock: dependencies.clock, authorization: authorization)
         let jobs = PostgresBulkStore(database: dependencies.postgres, logger: dependencies.logger)
         let operations = OperationRoutes(
-            runs: store, operations: FunctionOperations(registry: registry, jobs: jobs, clock: dependencies.clock), jobs: jobs,
+            runs: store, operations: FunctionOperations(registry: registry, runs: store, jobs: jobs, clock: dependencies.clock), jobs: jobs,
             clock: dependencies.clock, authorization: authorization)
         let bulk: [any Service] = (0..<configuration.bulkWorkers).map { _ in
             BulkOperator(
