@@ -227,6 +227,7 @@ let package = Package(
                 "CairnPostgres",
                 "CairnRoles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Services/CLI",

@@ -5,7 +5,10 @@ struct Cairn: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cairn",
         abstract: "Cairn: durable workflows for apps on the Inngest SDKs, on your own infrastructure.",
-        subcommands: [Dev.self, Migrate.self, Sync.self]
+        subcommands: [
+            Dev.self, Migrate.self, Sync.self, Send.self, Runs.self, ShowRun.self, Cancel.self, Rerun.self, Replay.self, Pause.self,
+            Resume.self,
+        ]
     )
 }
 

@@ -5,3 +5,8 @@ import Foundation
 func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
+
+/// Writes one line to standard error at once.
+func sayError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}

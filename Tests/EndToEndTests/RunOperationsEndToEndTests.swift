@@ -105,6 +105,55 @@ import Testing
         }
     }
 
+    /// Runs the `cairn` CLI against `origin`; its exit status and everything it printed.
+    static func cli(_ arguments: [String], origin: String) async throws -> (status: Int32, output: String) {
+        let (process, pipe) = try ExecutableTests().launch("cairn", arguments: arguments + ["--api", origin], environment: [:])
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        #expect(await ExecutableTests().waitForExit(process, within: 60), "cairn \(arguments) did not exit")
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+
+    @Test func theCLISendsListsShowsRerunsPausesAndRefusesBadInput() async throws {
+        try await ExecutionEndToEndTests().withHarness { harness in
+            let origin = harness.api.origin
+            let sent = try await Self.cli(["send", "test/three", "--data", #"{"key": "cli"}"#], origin: origin)
+            #expect(sent.status == 0, "\(sent.output)")
+            let eventID = sent.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            let run = try await harness.endedRun(of: eventID)
+            let runID = try #require(run["run_id"]?.stringValue)
+
+            let listed = try await Self.cli(["runs", "--function", "cairn-e2e-three-steps", "--status", "Completed"], origin: origin)
+            #expect(listed.status == 0 && listed.output.contains(runID) && listed.output.contains("RUN"), "\(listed.output)")
+            let shown = try await Self.cli(["run", runID], origin: origin)
+            #expect(shown.status == 0, "\(shown.output)")
+            for line in ["status    Completed", "STEP", "one", "two", "three"] { #expect(shown.output.contains(line), "\(shown.output)") }
+
+            let rerun = try await Self.cli(["rerun", runID, "--from-step", "three", "--json"], origin: origin)
+            #expect(rerun.status == 0, "\(rerun.output)")
+            let rerunID = try #require(try JSONValue(parsing: Array(rerun.output.utf8))["data"]?["run_id"]?.stringValue)
+            #expect(try await Self.ended(harness, run: rerunID)["output"] == ["sum": 6])
+            let counts = try await harness.counts()
+            #expect(counts["cli:three"] == 2 && counts["cli:two"] == 1, "\(counts)")
+
+            let paused = try await Self.cli(["pause", "cairn-e2e-three-steps"], origin: origin)
+            #expect(paused.status == 0 && paused.output.hasPrefix("paused cairn-e2e-three-steps"), "\(paused.output)")
+            let resumed = try await Self.cli(["resume", "cairn-e2e-three-steps", "--replay"], origin: origin)
+            #expect(resumed.status == 0 && resumed.output.contains("Completed: 0 matched, 0 replayed"), "\(resumed.output)")
+
+            // Bad input: a clear error naming the option or field, exit status 1 or 64.
+            let badData = try await Self.cli(["rerun", runID, "--data", "[1]"], origin: origin)
+            #expect(badData.status != 0 && badData.output.contains("--data: must be a JSON object"), "\(badData.output)")
+            let badID = try await Self.cli(["run", "nope"], origin: origin)
+            #expect(badID.status == 1 && badID.output.contains("id: must be a run id (ULID)"), "\(badID.output)")
+            let badStep = try await Self.cli(["rerun", runID, "--from-step", "nine"], origin: origin)
+            #expect(badStep.status == 1 && badStep.output.contains("from_step: must be the id or name of a step"), "\(badStep.output)")
+            let both = try await Self.cli(["cancel", runID, "--function", "x"], origin: origin)
+            #expect(both.status != 0 && both.output.contains("either a run id or --function"), "\(both.output)")
+            let unreachable = try await Self.cli(["runs"], origin: "http://127.0.0.1:1")
+            #expect(unreachable.status != 0 && unreachable.output.contains("could not reach Cairn at http://127.0.0.1:1"), "\(unreachable.output)")
+        }
+    }
+
     /// Every run `query` lists, following the cursor.
     static func list(_ api: CairnAPIClient, _ query: String) async throws -> [JSONValue] {
         var runs: [JSONValue] = []
