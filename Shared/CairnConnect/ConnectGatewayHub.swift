@@ -43,12 +43,15 @@ public final class ConnectGatewayHub: Service {
     let ids = ULIDSource()
     let connectionsGauge: Gauge
     let slotsGauge: Gauge
+    /// Executors in this process, reached without Redis.
+    let exchange: ConnectLocalExchange?
 
     public init(
         state: any ConnectState, sync: AppSync, keys: SigningKeys?, clock: any WallClock, settings: ConnectSettings, url: String?,
-        metrics: any MetricsFactory, logger: Logger
+        metrics: any MetricsFactory, logger: Logger, exchange: ConnectLocalExchange? = nil
     ) {
         self.gatewayID = ULIDSource().next(at: Date()).description
+        self.exchange = exchange
         self.state = state
         self.sync = sync
         self.secret = ConnectSessionSecret(keys: keys)
@@ -58,6 +61,7 @@ public final class ConnectGatewayHub: Service {
         self.logger = logger
         connectionsGauge = Gauge(label: "cairn_connect_connections", factory: metrics)
         slotsGauge = Gauge(label: "cairn_connect_worker_slots", factory: metrics)
+        exchange?.register(self)
     }
 
     /// Records the port the WebSocket listener bound, for APIs that build the URL from it.
@@ -149,9 +153,20 @@ public final class ConnectGatewayHub: Service {
         }
         guard let request = try? Connect_V1_GatewayExecutorRequestData(serializedBytes: bytes) else { return }
         do {
-            try await state.announce(requestID: request.requestID, .undeliverable)
+            try await notify(ConnectInboxNotice(requestID: request.requestID, notice: .undeliverable))
         } catch {
             logger.warning("announcing an undeliverable request failed", metadata: ["request": "\(request.requestID)", "error": "\(error)"])
+        }
+    }
+
+    /// Tells the executor waiting for a request: directly when it is in this process, else
+    /// through its inbox.
+    func notify(_ notice: ConnectInboxNotice) async throws {
+        if exchange?.deliver(notice) == true { return }
+        if notice.notice == .reply, let reply = notice.reply {
+            try await state.accept(reply: reply, requestID: notice.requestID, settings: settings)
+        } else {
+            try await state.announce(requestID: notice.requestID, notice.notice)
         }
     }
 

@@ -160,7 +160,13 @@ final class ConnectSession: Sendable {
                 try await update { $0.status = .draining }
             case .workerRequestAck:
                 let ack = try Connect_V1_WorkerRequestAckData(serializedBytes: message.payload)
-                try await hub.state.announce(requestID: ack.requestID, .ack)
+                // Off this connection's path: the reply, which often follows at once, need not
+                // wait for it (an executor takes a reply that comes before its ack).
+                Task { [hub] in
+                    do { try await hub.notify(ConnectInboxNotice(requestID: ack.requestID, notice: .ack)) } catch {
+                        hub.logger.warning("announcing a connect ack failed", metadata: ["request": "\(ack.requestID)", "error": "\(error)"])
+                    }
+                }
             case .workerRequestExtendLease:
                 let extend = try Connect_V1_WorkerRequestExtendLeaseData(serializedBytes: message.payload)
                 guard let current = ULID(extend.leaseID) else {
@@ -182,7 +188,7 @@ final class ConnectSession: Sendable {
                 try await socket.send(ConnectMessages.message(.workerRequestExtendLeaseAck, ack))
             case .workerReply:
                 let reply = try Connect_V1_SDKResponse(serializedBytes: message.payload)
-                try await hub.state.accept(reply: Array(message.payload), requestID: reply.requestID, settings: hub.settings)
+                try await hub.notify(ConnectInboxNotice(requestID: reply.requestID, notice: .reply, reply: Array(message.payload)))
                 var ack = Connect_V1_WorkerReplyAckData()
                 ack.requestID = reply.requestID
                 try await socket.send(ConnectMessages.message(.workerReplyAck, ack))

@@ -35,13 +35,19 @@ public final class ConnectTransport: SDKTransport, Service {
     let ids = ULIDSource()
     /// How often waiting calls look at their deadlines, leases and the reply buffer.
     let tick: Duration
+    /// Gateways in this process, reached without Redis.
+    let exchange: ConnectLocalExchange?
 
     enum Event: Sendable {
         case notice(ConnectInboxNotice)
         case tick
     }
 
-    public init(state: any ConnectState, clock: any WallClock, settings: ConnectSettings, logger: Logger, tick: Duration = .seconds(1)) {
+    public init(
+        state: any ConnectState, clock: any WallClock, settings: ConnectSettings, logger: Logger, tick: Duration = .seconds(1),
+        exchange: ConnectLocalExchange? = nil
+    ) {
+        self.exchange = exchange
         self.state = state
         self.clock = clock
         self.settings = settings
@@ -78,6 +84,11 @@ public final class ConnectTransport: SDKTransport, Service {
         }
     }
 
+    /// Hands a notice from a gateway in this process to the call waiting for it.
+    func receive(_ notice: ConnectInboxNotice) {
+        waiters.withLock { $0[notice.requestID]?.yield(.notice(notice)) }
+    }
+
     // MARK: A call
 
     public func send(_ request: SDKRequest) async throws -> SDKReply {
@@ -88,6 +99,7 @@ public final class ConnectTransport: SDKTransport, Service {
         let (events, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .unbounded)
         waiters.withLock { $0[requestID] = continuation }
         defer {
+            exchange?.forget(requestID)
             _ = waiters.withLock { $0.removeValue(forKey: requestID) }
             continuation.finish()
         }
@@ -161,7 +173,16 @@ public final class ConnectTransport: SDKTransport, Service {
                     instanceID: worker.instanceID)
                 let forward = ConnectForward(
                     gatewayID: worker.gatewayID, connectionID: worker.connectionID, request: try message(request, target: target, worker: worker, lease: lease))
-                if try await state.assign(lease, limit: worker.maxConcurrency, now: now, forward: forward) { return lease }
+                // A gateway in this process takes the request directly; another, through its inbox.
+                guard let local = exchange?.gateway(worker.gatewayID) else {
+                    if try await state.assign(lease, limit: worker.maxConcurrency, now: now, forward: forward) { return lease }
+                    continue
+                }
+                if try await state.assign(lease, limit: worker.maxConcurrency, now: now, forward: nil) {
+                    exchange?.expect(requestID, by: self)
+                    await local.deliver(forward.request, to: forward.connectionID)
+                    return lease
+                }
             }
             if clock.now >= giveUp {
                 let why = candidates.isEmpty ? "no connected worker serves it" : "every connected worker serving it is at its maximum concurrency"

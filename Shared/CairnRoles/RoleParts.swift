@@ -27,6 +27,9 @@ public struct RoleDependencies: Sendable {
         PrometheusMetricsFactory(registry: metricsRegistry)
     }
 
+    /// Hand-offs between a gateway and executors in this process, skipping Redis inboxes.
+    let connectExchange = ConnectLocalExchange()
+
     /// Connect's shared state (registry, leases, inboxes) in Redis.
     func connectState() -> RedisConnectState {
         RedisConnectState(client: redis, prefix: configuration.streamPrefix)

@@ -21,7 +21,8 @@ enum ExecutorRole {
             reclaimIdle: settings.leaseDuration)
         let ingest = dependencies.eventIngest()
         let connect = ConnectTransport(
-            state: dependencies.connectState(), clock: dependencies.clock, settings: dependencies.configuration.connect, logger: dependencies.logger)
+            state: dependencies.connectState(), clock: dependencies.clock, settings: dependencies.configuration.connect, logger: dependencies.logger,
+            exchange: dependencies.connectExchange)
         let executor = RunExecutor(
             store: store, events: ingest.ingestor, eventLog: PostgresEventLog(database: dependencies.postgres, logger: dependencies.logger),
             work: dependencies.workQueue(), sdk: SchemeRoutingTransport(http: HTTPSDKTransport(), connect: connect),

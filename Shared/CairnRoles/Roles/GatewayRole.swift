@@ -13,7 +13,8 @@ enum GatewayRole {
             keys: configuration.signingKeys, clock: dependencies.clock, logger: dependencies.logger)
         let hub = ConnectGatewayHub(
             state: dependencies.connectState(), sync: sync, keys: configuration.signingKeys, clock: dependencies.clock,
-            settings: configuration.connect, url: configuration.gatewayURL, metrics: dependencies.metricsFactory, logger: dependencies.logger)
+            settings: configuration.connect, url: configuration.gatewayURL, metrics: dependencies.metricsFactory, logger: dependencies.logger,
+            exchange: dependencies.connectExchange)
         return RoleParts(gateway: hub)
     }
 }
