@@ -110,6 +110,10 @@ public struct CairnConfiguration: Sendable {
     /// `CAIRN_BULK_PAGE_SIZE` — how many runs a bulk job handles between two records of its
     /// progress. Default 200, 1…10000.
     public var bulkPageSize: Int
+    /// `CAIRN_METRICS_INNGEST_NAMES` — `1` also exports the run lifecycle and SDK request
+    /// counters under Inngest's names (`inngest_function_run_*`, `inngest_sdk_req_*`), for
+    /// dashboards and autoscalers built for Inngest. Default 0.
+    public var metricsInngestNames: Bool
 
     /// Dev mode: asked for with `CAIRN_DEV=1` and no signing key configured, so SDK calls are
     /// accepted unsigned, requests to SDKs go unsigned, and (with no `INNGEST_EVENT_KEY`) any
@@ -158,14 +162,18 @@ public struct CairnConfiguration: Sendable {
         let redisPoolSize = integer("CAIRN_REDIS_POOL_SIZE", default: 8, range: 1...256)
         let postgresTimeoutSeconds = integer("CAIRN_POSTGRES_TIMEOUT_SECONDS", default: 30, range: 1...3_600)
         let redisTimeoutSeconds = integer("CAIRN_REDIS_TIMEOUT_SECONDS", default: 10, range: 1...3_600)
-        var devModeRequested = false
-        if let raw = value("CAIRN_DEV") {
+        func flag(_ name: String, meaning: String) -> Bool {
+            guard let raw = value(name) else { return false }
             switch raw.lowercased() {
-            case "1", "true", "yes": devModeRequested = true
-            case "0", "false", "no": devModeRequested = false
-            default: problems.append(.init(variable: "CAIRN_DEV", rule: "must be 1 (dev mode) or 0, got \"\(raw)\""))
+            case "1", "true", "yes": return true
+            case "0", "false", "no": return false
+            default:
+                problems.append(.init(variable: name, rule: "must be 1 (\(meaning)) or 0, got \"\(raw)\""))
+                return false
             }
         }
+        let devModeRequested = flag("CAIRN_DEV", meaning: "dev mode")
+        let metricsInngestNames = flag("CAIRN_METRICS_INNGEST_NAMES", meaning: "export Inngest's metric names too")
         let port: Int? = value("CAIRN_PORT") == nil ? nil : integer("CAIRN_PORT", default: 0, range: 0...65535)
         let gatewayPort = integer("CAIRN_GATEWAY_PORT", default: 8289, range: 0...65535)
         let streamPrefix = value("CAIRN_STREAM_PREFIX") ?? "cairn:"
@@ -274,6 +282,7 @@ public struct CairnConfiguration: Sendable {
         self.bulkWorkers = bulkWorkers
         self.bulkLease = .seconds(bulkLeaseSeconds)
         self.bulkPageSize = bulkPageSize
+        self.metricsInngestNames = metricsInngestNames
     }
 
     /// The HTTP port a process playing only `role` listens on: `CAIRN_PORT`, else the role's

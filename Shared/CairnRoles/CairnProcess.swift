@@ -4,6 +4,7 @@ import CairnHTTP
 import CairnPostgres
 import CairnRedis
 import Hummingbird
+import Metrics
 import NIOCore
 import Prometheus
 public import Logging
@@ -109,6 +110,10 @@ public struct CairnProcess: Sendable {
         let dependencies = RoleDependencies(
             configuration: configuration, postgres: postgres, redis: redis.client, clock: clock, logger: logger,
             metricsRegistry: PrometheusCollectorRegistry())
+        for role in roles {
+            Gauge(label: "cairn_build_info", dimensions: [("version", CairnBuild.version), ("role", role.rawValue), ("commit", CairnBuild.commit)],
+                  factory: dependencies.metricsFactory).record(1)
+        }
         return (postgres, redis, dependencies, Dictionary(uniqueKeysWithValues: roles.map { ($0, $0.parts(dependencies)) }))
     }
 
@@ -118,6 +123,7 @@ public struct CairnProcess: Sendable {
         serving listenerRoles: [Role], parts: [Role: RoleParts], readiness: Readiness, metrics: PrometheusCollectorRegistry
     ) -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: HTTPMetricsMiddleware(factory: PrometheusMetricsFactory(registry: metrics)))
         let unserved = UnservedRoutes<BasicRequestContext>()
         router.add(middleware: unserved)
         HealthRoutes(roles: roles, readiness: readiness).register(on: router)

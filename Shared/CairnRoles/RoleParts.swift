@@ -27,6 +27,11 @@ public struct RoleDependencies: Sendable {
         PrometheusMetricsFactory(registry: metricsRegistry)
     }
 
+    /// Run lifecycle and SDK request metrics on this process's registry.
+    var runMetrics: RunMetrics {
+        RunMetrics(factory: metricsFactory, inngestNames: configuration.metricsInngestNames)
+    }
+
     /// Hand-offs between a gateway and executors in this process, skipping Redis inboxes.
     let connectExchange = ConnectLocalExchange()
 

@@ -30,15 +30,24 @@ import Testing
             try await appGet("/counts")
         }
 
-        /// Returns once Cairn's `/metrics` holds every line of `lines`, within 30 s.
+        /// What Cairn's `/metrics` shows now.
+        func metricsText() async throws -> String {
+            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(api.origin)/metrics"), timeout: .seconds(10))
+            return String(buffer: try await response.body.collect(upTo: 1 << 22))
+        }
+
+        /// Returns once Cairn's `/metrics` holds every line of `lines`, within 30 s; otherwise
+        /// fails naming the lines it never showed.
         func waitForMetrics(_ lines: [String]) async throws {
             let deadline = ContinuousClock.now + .seconds(30)
             while true {
-                let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(api.origin)/metrics"), timeout: .seconds(10))
-                let text = String(buffer: try await response.body.collect(upTo: 1 << 22))
-                let shown = Set(text.split(separator: "\n").map(String.init))
-                if lines.allSatisfy(shown.contains) { return }
-                guard ContinuousClock.now < deadline else { throw LocalProcessError(description: "/metrics never showed \(lines)") }
+                let shown = Set(try await metricsText().split(separator: "\n").map(String.init))
+                let missing = lines.filter { !shown.contains($0) }
+                if missing.isEmpty { return }
+                guard ContinuousClock.now < deadline else {
+                    let related = shown.filter { line in missing.contains { $0.split(separator: "{").first.map { line.hasPrefix($0) } ?? false } }
+                    throw LocalProcessError(description: "/metrics never showed \(missing); it shows \(related.sorted())")
+                }
                 try await Task.sleep(for: .milliseconds(200))
             }
         }

@@ -29,9 +29,12 @@ public struct PauseMatcher: Sendable {
 
     /// A matcher over `store`'s pauses (cancels go through `store` too, resumes through its
     /// outbox), looking back in `eventLog` and publishing resumes on `work`.
-    public init(store: any RunStore, events: any EventSink, eventLog: any EventLog, work: any WorkQueue, clock: any WallClock, logger: Logger) {
+    public init(
+        store: any RunStore, events: any EventSink, eventLog: any EventLog, work: any WorkQueue, clock: any WallClock,
+        metrics: RunMetrics = RunMetrics(), logger: Logger
+    ) {
         self.pauses = store
-        self.cancellation = RunCancellation(store: store, events: events, clock: clock)
+        self.cancellation = RunCancellation(store: store, events: events, clock: clock, metrics: metrics)
         self.eventLog = eventLog
         self.work = work
         self.outbox = store

@@ -1,5 +1,6 @@
 public import CairnCore
 public import Foundation
+import Synchronization
 
 /// Cancelling a run: from the API, or by a `cancelOn` event. In one transaction the run ends
 /// as Cancelled (its lease token moves on, so an executor in the middle of a call records
@@ -10,8 +11,10 @@ public struct RunCancellation: Sendable {
     let events: any EventSink
     let stamper: EventStamper
     let clock: any WallClock
+    let metrics: RunMetrics
 
-    public init(store: any RunLog, events: any EventSink, clock: any WallClock) {
+    public init(store: any RunLog, events: any EventSink, clock: any WallClock, metrics: RunMetrics = RunMetrics()) {
+        self.metrics = metrics
         self.store = store
         self.events = events
         self.stamper = EventStamper()
@@ -29,8 +32,14 @@ public struct RunCancellation: Sendable {
     /// Cancels `runID`; false when it had already ended.
     public func cancel(_ runID: ULID) async throws -> Bool {
         let now = clock.now
-        let stored = try await store.cancel(runID, now: now, emitting: Self.emitter(now: now, stamper: stamper))
+        let emit = Self.emitter(now: now, stamper: stamper)
+        let cancelled = Mutex<CancelledRun?>(nil)
+        let stored = try await store.cancel(runID, now: now) { run in
+            cancelled.withLock { $0 = run }
+            return emit(run)
+        }
         guard let stored else { return false }
+        if let run = cancelled.withLock({ $0 }) { metrics.ended(function: run.functionSlug, runID: run.runID, status: "cancelled", now: now) }
         await events.announce(stored)
         return true
     }

@@ -16,6 +16,8 @@ public struct ExecutorSettings: Sendable {
     public var backoffScale: Double = 1
     /// The executor's name in leases; unique per process.
     public var owner = "executor-" + UUID().uuidString.lowercased()
+    /// Run lifecycle and SDK call metrics.
+    public var metrics = RunMetrics()
 
     public init() {}
 }
@@ -65,7 +67,7 @@ public final class RunExecutor: Service {
         self.events = events
         self.sdk = sdk
         self.source = source
-        self.matcher = PauseMatcher(store: store, events: events, eventLog: eventLog, work: work, clock: clock, logger: logger)
+        self.matcher = PauseMatcher(store: store, events: events, eventLog: eventLog, work: work, clock: clock, metrics: settings.metrics, logger: logger)
         self.work = work
         self.clock = clock
         self.keys = keys
@@ -183,6 +185,9 @@ public final class RunExecutor: Service {
         var snapshot = snapshot
         let metadata: Logger.Metadata = ["run": "\(item.runID)", "function": "\(snapshot.function.id)"]
         var call = item.call
+        if item.reason == .start && snapshot.stack.isEmpty {
+            settings.metrics.started(function: snapshot.function.id, runID: lease.runID, now: clock.now)
+        }
         // `timeouts.finish` counts from the first request: its timer is set when the run is
         // first driven (once; a drive of the start item again changes nothing).
         if let finish = snapshot.function.timeouts?.finish, item.reason == .start || item.reason == .recover,
@@ -563,7 +568,9 @@ public final class RunExecutor: Service {
         let emitted = stamper.accept(
             SystemEvents.forEnd(functionSlug: snapshot.function.id, runID: snapshot.runID, events: snapshot.events, end: end), now: now)
         switch try await store.finish(lease, end, steps: snapshot.stack.count, emitting: emitted, now: now) {
-        case .finished: await events.announce(emitted)
+        case .finished:
+            settings.metrics.ended(function: snapshot.function.id, runID: lease.runID, status: end.metricStatus, now: now)
+            await events.announce(emitted)
         case .leaseLost: throw LeaseLost(runID: lease.runID)
         case .stepsChanged: throw StepsChanged()
         }
@@ -604,11 +611,16 @@ public final class RunExecutor: Service {
             snapshot: snapshot, call: call, maxAttempts: maxAttempts, version: version, keys: keys, now: clock.now,
             timeout: settings.callTimeout, disableImmediateExecution: disableImmediateExecution)
         let reply: SDKReply
+        let sent = ContinuousClock.now
         do {
             reply = try await sdk.send(request)
+            settings.metrics.sdkRequest(
+                function: snapshot.function.id, outcome: SDKOutcome.metricOutcome(status: reply.status, headers: reply.headers),
+                seconds: (ContinuousClock.now - sent).timeInterval)
         } catch is CancellationError {
             throw CancellationError()
         } catch {
+            settings.metrics.sdkRequest(function: snapshot.function.id, outcome: "transport_error", seconds: (ContinuousClock.now - sent).timeInterval)
             // The URL may hold credentials: the stored error, its events and logs show it redacted.
             let message = "calling the app at \(URLRedaction.redact(request.url)) failed: \(URLRedaction.redactingURLs(in: "\(error)"))"
             return .failed(.cairn(name: "Error", message: message), retry: RetryDirective(notDelivered: error is SDKCallNotDelivered))

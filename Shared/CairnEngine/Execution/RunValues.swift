@@ -137,6 +137,8 @@ public struct NewRun: Sendable, Hashable {
     /// When set and later than its admission, the run waits until then to start: its start
     /// item is a timer rather than outbox work (a cron tick committed ahead of its time).
     public var notBefore: Date?
+    /// The function's slug, for metrics and logs (the id is what is stored).
+    public var functionSlug = ""
     /// The run this one reruns (docs/operations.md).
     public var originalRunID: ULID?
     /// The bulk replay that starts it.

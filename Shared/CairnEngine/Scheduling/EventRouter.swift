@@ -31,6 +31,7 @@ public final class EventRouter: Service {
     let planner: RunPlanner
     let effects: AdmissionEffects
     let stamper = EventStamper()
+    let metrics: RunMetrics
     let batchSize = 256
     /// Open pauses read at once.
     let pausePageSize: Int
@@ -38,13 +39,14 @@ public final class EventRouter: Service {
     public init(
         source: any StreamSource, catalog: FunctionCatalog, store: any RunStore, eventLog: any EventLog, work: any WorkQueue,
         timers: any TimerIndex, events: any EventSink, clock: any WallClock, idempotencyWindow: TimeInterval = 86_400,
-        pausePageSize: Int = 1_000, logger: Logger
+        pausePageSize: Int = 1_000, metrics: RunMetrics = RunMetrics(), logger: Logger
     ) {
+        self.metrics = metrics
         self.pausePageSize = pausePageSize
         self.timers = timers
         self.events = events
         self.eventLog = eventLog
-        let matcher = PauseMatcher(store: store, events: events, eventLog: eventLog, work: work, clock: clock, logger: logger)
+        let matcher = PauseMatcher(store: store, events: events, eventLog: eventLog, work: work, clock: clock, metrics: metrics, logger: logger)
         self.matcher = matcher
         self.planner = RunPlanner(idempotencyWindow: idempotencyWindow)
         self.effects = AdmissionEffects(store: store, work: work, index: timers, events: events, matcher: matcher)
@@ -111,6 +113,7 @@ public final class EventRouter: Service {
         }
         for name in names { resumed += try await matchPauses(byName[name] ?? [], name: name, now: now) }
         let admitted = try await store.admit(arrivals, now: now, cancelling: RunCancellation.emitter(now: now, stamper: stamper))
+        metrics.admitted(arrivals, admitted.outcomes)
         try await effects.apply(admitted, now: now, more: resumed)
         try await answerSkippedInvokes(arrivals, admitted.outcomes, invokes, now: now)
         try await eventLog.markRouted(routed)

@@ -106,6 +106,7 @@ public final class RunPlanner: Sendable {
         var run = NewRun(
             id: runID, functionID: function.id, functionVersion: function.version, eventIDs: events.map(\.id), idempotencyKey: key,
             idempotentUntil: now.addingTimeInterval(idempotencyWindow))
+        run.functionSlug = function.slug
         let trigger = events.first?.event ?? .null
         // cancelOn: only events newer than the run cancel it (docs/protocol.md §8).
         run.pauses = function.config.cancel.enumerated().map { index, cancel in

@@ -29,7 +29,7 @@ enum APIRole {
         let rerun = RunRerun(
             store: store, catalog: FunctionCatalog(registry: registry, clock: dependencies.clock), eventLog: log,
             work: dependencies.workQueue(), clock: dependencies.clock)
-        let cancellation = RunCancellation(store: store, events: ingest.ingestor, clock: dependencies.clock)
+        let cancellation = RunCancellation(store: store, events: ingest.ingestor, clock: dependencies.clock, metrics: dependencies.runMetrics)
         let runs = RunRoutes(runs: store, cancellation: cancellation, rerun: rerun, clock: dependencies.clock, authorization: authorization)
         let jobs = PostgresBulkStore(database: dependencies.postgres, logger: dependencies.logger)
         let operations = OperationRoutes(

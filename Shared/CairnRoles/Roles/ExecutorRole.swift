@@ -15,6 +15,7 @@ enum ExecutorRole {
         settings.backoffScale = dependencies.configuration.retryBackoffScale
         settings.leaseDuration = dependencies.configuration.executorLease
         settings.concurrency = dependencies.configuration.executorConcurrency
+        settings.metrics = dependencies.runMetrics
         let store = PostgresRunStore(database: dependencies.postgres, logger: dependencies.logger)
         let source = RedisStreamSource(
             client: dependencies.redis, stream: dependencies.streamKey("work"), group: "executor", consumer: settings.owner,

@@ -25,7 +25,8 @@ enum SchedulerRole {
         let catalog = FunctionCatalog(registry: registry, clock: dependencies.clock)
         let router = EventRouter(
             source: events, catalog: catalog, store: store, eventLog: eventLog,
-            work: work, timers: index, events: ingest.ingestor, clock: dependencies.clock, logger: dependencies.logger)
+            work: work, timers: index, events: ingest.ingestor, clock: dependencies.clock, metrics: dependencies.runMetrics,
+            logger: dependencies.logger)
         let flow = FlowScheduler(
             store: store, catalog: catalog, eventLog: eventLog, work: work, events: ingest.ingestor, index: index,
             clock: dependencies.clock, logger: dependencies.logger)

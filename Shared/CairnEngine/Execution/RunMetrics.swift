@@ -1,0 +1,101 @@
+public import CairnCore
+public import Foundation
+public import Metrics
+
+/// Run lifecycle and SDK call metrics (docs/operations.md, "Metrics"), labelled by function
+/// slug, so their cardinality is the number of deployed functions.
+///
+/// - `cairn_function_runs_scheduled_total{function}`: runs an event started (admitted);
+/// - `cairn_function_runs_started_total{function}`: runs driven for the first time;
+/// - `cairn_function_runs_ended_total{function,status}`: `completed`, `failed`, `cancelled`,
+///   `skipped` (an event a function's options or a pause kept from starting a run);
+/// - `cairn_function_run_duration_seconds{function,status}`: creation to end;
+/// - `cairn_run_schedule_to_start_seconds{function}`: creation to first drive;
+/// - `cairn_sdk_requests_total{function,outcome}` and `cairn_sdk_request_duration_seconds{function}`:
+///   every call to an app; `outcome` is `done` (the function returned), `steps` (it reported
+///   steps), `error` (a failed attempt), `non_retriable`, or `transport_error` (no answer).
+///
+/// With `inngestNames`, the lifecycle and SDK counters are also exported under Inngest's
+/// names (`inngest_function_run_{scheduled,started,ended}_total{fn,status}`,
+/// `inngest_sdk_req_{started,ended}_total{fn,status}`), so dashboards and autoscalers built
+/// for Inngest keep working.
+public struct RunMetrics: Sendable {
+    let factory: any MetricsFactory
+    let inngestNames: Bool
+
+    public init(factory: any MetricsFactory = NOOPMetricsHandler.instance, inngestNames: Bool = false) {
+        self.factory = factory
+        self.inngestNames = inngestNames
+    }
+
+    func count(_ label: String, _ dimensions: [(String, String)], inngest: (String, [(String, String)])? = nil) {
+        Counter(label: label, dimensions: dimensions, factory: factory).increment()
+        if inngestNames, let (name, labels) = inngest { Counter(label: name, dimensions: labels, factory: factory).increment() }
+    }
+
+    /// The time since `runID` was created (its ULID holds the moment).
+    func age(of runID: ULID, now: Date) -> TimeInterval {
+        max(0, now.timeIntervalSince1970 - Double(runID.milliseconds) / 1_000)
+    }
+
+    /// Counts what admitting `arrivals` gave: runs scheduled, and events skipped.
+    public func admitted(_ arrivals: [Arrival], _ outcomes: [Admission]) {
+        for (arrival, outcome) in zip(arrivals, outcomes) {
+            let function = arrival.run.functionSlug
+            switch outcome {
+            case .started:
+                count("cairn_function_runs_scheduled_total", [("function", function)], inngest: ("inngest_function_run_scheduled_total", [("fn", function)]))
+            case .skipped:
+                count(
+                    "cairn_function_runs_ended_total", [("function", function), ("status", "skipped")],
+                    inngest: ("inngest_function_run_ended_total", [("fn", function), ("status", "skipped")]))
+            default:
+                break
+            }
+        }
+    }
+
+    /// A run is driven for the first time.
+    public func started(function: String, runID: ULID, now: Date) {
+        count("cairn_function_runs_started_total", [("function", function)], inngest: ("inngest_function_run_started_total", [("fn", function)]))
+        Metrics.Timer(label: "cairn_run_schedule_to_start_seconds", dimensions: [("function", function)], factory: factory)
+            .recordSeconds(age(of: runID, now: now))
+    }
+
+    /// A run ended: `completed`, `failed` or `cancelled`.
+    public func ended(function: String, runID: ULID, status: String, now: Date) {
+        count(
+            "cairn_function_runs_ended_total", [("function", function), ("status", status)],
+            inngest: ("inngest_function_run_ended_total", [("fn", function), ("status", status)]))
+        Metrics.Timer(label: "cairn_function_run_duration_seconds", dimensions: [("function", function), ("status", status)], factory: factory)
+            .recordSeconds(age(of: runID, now: now))
+    }
+
+    /// One call to an app, its outcome and how long it took.
+    public func sdkRequest(function: String, outcome: String, seconds: TimeInterval) {
+        count("cairn_sdk_requests_total", [("function", function), ("outcome", outcome)], inngest: ("inngest_sdk_req_ended_total", [("fn", function), ("status", outcome)]))
+        Metrics.Timer(label: "cairn_sdk_request_duration_seconds", dimensions: [("function", function)], factory: factory).recordSeconds(seconds)
+    }
+}
+
+extension RunEnd {
+    /// The `status` label of a run that ended so.
+    var metricStatus: String {
+        switch self {
+        case .completed: "completed"
+        case .failed: "failed"
+        case .cancelled: "cancelled"
+        }
+    }
+}
+
+extension SDKOutcome {
+    /// The `outcome` label of a reply: `done`, `steps`, `non_retriable` or `error`.
+    static func metricOutcome(status: Int, headers: [String: String]) -> String {
+        switch status {
+        case 200: "done"
+        case 206: "steps"
+        default: headers["x-inngest-no-retry"] == "true" ? "non_retriable" : "error"
+        }
+    }
+}
