@@ -73,8 +73,8 @@ func jsonObject(_ text: String, option: String) throws -> JSONObject {
 
 /// The fields a bulk cancel or replay selects runs with.
 struct Selection: ParsableArguments {
-    @Option(name: .customLong("function"), help: "The function's slug (its id as Cairn shows it).")
-    var function: String
+    @Option(name: .customLong("function"), help: "Bulk: the function's slug (its id as Cairn shows it).")
+    var function: String?
 
     @Option(help: "Only runs created at or after this RFC 3339 time.")
     var from: String?
@@ -88,8 +88,11 @@ struct Selection: ParsableArguments {
     @Option(help: "A key that makes asking twice start one job.")
     var idempotencyKey: String?
 
+    /// Whether any field other than `--function` is given.
+    var narrows: Bool { from != nil || until != nil || condition != nil || idempotencyKey != nil }
+
     var body: [(String, JSONValue)] {
-        var members: [(String, JSONValue)] = [("function_id", .string(function))]
+        var members: [(String, JSONValue)] = [("function_id", .string(function ?? ""))]
         if let from { members.append(("from", .string(from))) }
         if let until { members.append(("until", .string(until))) }
         if let condition { members.append(("if", .string(condition))) }

@@ -143,17 +143,7 @@ struct Cancel: AsyncParsableCommand {
     @Argument(help: "The run to cancel; leave out with --function.")
     var id: String?
 
-    @Option(name: .customLong("function"), help: "Cancel in bulk: the function's slug.")
-    var function: String?
-
-    @Option(help: "Bulk: only runs created at or after this RFC 3339 time.")
-    var from: String?
-
-    @Option(help: "Bulk: only runs created before this RFC 3339 time.")
-    var until: String?
-
-    @Option(name: .customLong("if"), help: "Bulk: only runs whose trigger event this expression is true for.")
-    var condition: String?
+    @OptionGroup var selection: Selection
 
     @Flag(help: "Bulk: return once the job is recorded, without following it.")
     var detach = false
@@ -161,9 +151,9 @@ struct Cancel: AsyncParsableCommand {
     @OptionGroup var options: APIOptions
 
     func validate() throws {
-        guard (id == nil) != (function == nil) else { throw ValidationError("give either a run id or --function, not both or neither") }
-        if id != nil && (from != nil || until != nil || condition != nil) {
-            throw ValidationError("--from, --until and --if select runs for a bulk cancel: use them with --function")
+        guard (id == nil) != (selection.function == nil) else { throw ValidationError("give either a run id or --function, not both or neither") }
+        if id != nil && selection.narrows {
+            throw ValidationError("--from, --until, --if and --idempotency-key select runs for a bulk cancel: use them with --function")
         }
     }
 
@@ -173,9 +163,6 @@ struct Cancel: AsyncParsableCommand {
             options.print(reply) { say("cancelled \(id)") }
             return
         }
-        let selection = try Selection.parse(
-            ["--function", function ?? ""] + (from.map { ["--from", $0] } ?? []) + (until.map { ["--until", $0] } ?? [])
-                + (condition.map { ["--if", $0] } ?? []))
         let reply = try await options.call("POST", "/v1/cancellations", body: .object(JSONObject(members: selection.body)))
         try await started(reply, detach: detach, options: options)
     }
@@ -228,6 +215,10 @@ struct Replay: AsyncParsableCommand {
     var detach = false
 
     @OptionGroup var options: APIOptions
+
+    func validate() throws {
+        guard selection.function != nil else { throw ValidationError("--function: is required, the slug of the function whose runs to replay") }
+    }
 
     func run() async throws {
         var body = selection.body

@@ -140,7 +140,15 @@ import Testing
             let resumed = try await Self.cli(["resume", "cairn-e2e-three-steps", "--replay"], origin: origin)
             #expect(resumed.status == 0 && resumed.output.contains("Completed: 0 matched, 0 replayed"), "\(resumed.output)")
 
+            // A bulk cancel followed to its end: no run of the function is unfinished.
+            let bulk = try await Self.cli(["cancel", "--function", "cairn-e2e-three-steps", "--json"], origin: origin)
+            #expect(bulk.status == 0, "\(bulk.output)")
+            let job = try JSONValue(parsing: Array(bulk.output.utf8))
+            #expect(job["status"] == "Completed" && job["kind"] == "cancel" && job["done"] == 0, "\(bulk.output)")
+
             // Bad input: a clear error naming the option or field, exit status 1 or 64.
+            let noFunction = try await Self.cli(["replay"], origin: origin)
+            #expect(noFunction.status != 0 && noFunction.output.contains("--function: is required"), "\(noFunction.output)")
             let badData = try await Self.cli(["rerun", runID, "--data", "[1]"], origin: origin)
             #expect(badData.status != 0 && badData.output.contains("--data: must be a JSON object"), "\(badData.output)")
             let badID = try await Self.cli(["run", "nope"], origin: origin)
