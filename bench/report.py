@@ -2,8 +2,8 @@
 
 Usage: report.py LOG OUT_DIR — every figure with its unit, the conditions it was measured
 under, and where it has one, its ratio to the reference measured in the same run. The chaos,
-retention, flow-control, queue and connect sections of an existing RESULTS.md (written by
-`make chaos`, bench/retention.sh, bench/flow.sh, bench/queue.sh and bench/connect.sh) are kept."""
+retention, flow-control, queue, connect and bulk sections of an existing RESULTS.md (written by
+`make chaos`, bench/retention.sh, bench/flow.sh, bench/queue.sh, bench/connect.sh and bench/bulk.sh) are kept."""
 
 import datetime
 import json
@@ -60,6 +60,9 @@ FIGURES = {
     "connect_idle_workers": ("Idle connect workers held by one gateway", "workers", "bench/connect_idle.py, heartbeats every 10 s"),
     "connect_idle_gateway_rss_mb": ("RSS of cairn-gateway holding them", "MB", "own process, every worker connected"),
     "connect_idle_gateway_cpu_percent": ("CPU of cairn-gateway on their heartbeats", "% of a core", "60 s window, user + system time"),
+    "bulk_runs": ("Runs in the bulk cancel and replay figures", "runs", "bench/bulk.sh: sleeping runs of the Python app on cairn dev"),
+    "bulk_cancel_seconds": ("Bulk cancel of them all", "s", "from the request to the job's end"),
+    "bulk_replay_seconds": ("Bulk replay of them all", "s", "from the request to the job's end (replays created and queued)"),
 }
 
 
@@ -138,7 +141,7 @@ def main():
         reference = f"{figure['ratio']:.2f} {figure['ratio_to']}" if "ratio" in figure else ""
         rows.append(f"| {figure['what']} | {shown} | {figure['unit']} | {figure['conditions']} | {reference} |")
     path = os.path.join(out, "RESULTS.md")
-    kept = [section for name in ("retention", "flow", "queue", "connect", "chaos") if (section := kept_section(path, name))]
+    kept = [section for name in ("retention", "flow", "queue", "connect", "bulk", "chaos") if (section := kept_section(path, name))]
     with open(path, "w") as file:
         file.write(f"# Cairn benchmark results\n\nMeasured {stamp} on {machine}, all in one run of `make bench`: "
                    "the machine's limits first, then Cairn against them. No figure is asserted anywhere.\n\n")

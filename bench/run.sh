@@ -52,6 +52,9 @@ measure bench/python-steps.sh
 echo "== Connect: overhead per step against HTTP, idle workers on one gateway"
 measure bench/connect.sh
 
+echo "== Bulk cancel and replay (cairn dev, Python SDK)"
+measure bench/bulk.sh
+
 echo "== Throughput: 3-step workflows/s with one and two executors (roles in separate processes)"
 measure bench/throughput.sh
 
