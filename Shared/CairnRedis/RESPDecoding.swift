@@ -148,15 +148,37 @@ enum RESPDecoding {
     }
 
     /// `XINFO CONSUMERS`: one flat `[field, value, ...]` array per consumer (RESP2).
+    /// An `XINFO` entry: a flat array of field names and values.
+    static func fields(_ element: RESPValue, command: String) throws(RedisError) -> [String: RESPValue] {
+        let fields = try array(element, command: command)
+        var values: [String: RESPValue] = [:]
+        for index in stride(from: 0, to: fields.count - 1, by: 2) {
+            values[try text(fields[index], command: command)] = fields[index + 1]
+        }
+        return values
+    }
+
+    static func groups(_ reply: RESPValue) throws(RedisError) -> [RedisGroupInfo] {
+        let command = "XINFO GROUPS"
+        var groups: [RedisGroupInfo] = []
+        for element in try array(reply, command: command) {
+            let values = try fields(element, command: command)
+            guard let name = values["name"], let pending = values["pending"] else {
+                throw .unexpected(element, expected: "[name, …, pending, …]", command: command)
+            }
+            // `lag` is null when Redis cannot tell (entries deleted past the group's position).
+            var lag: Int64?
+            if let value = values["lag"], case .integer(let count) = value { lag = count }
+            groups.append(RedisGroupInfo(name: try text(name, command: command), pending: try int(pending, command: command), lag: lag))
+        }
+        return groups
+    }
+
     static func consumers(_ reply: RESPValue) throws(RedisError) -> [RedisConsumerInfo] {
         let command = "XINFO CONSUMERS"
         var consumers: [RedisConsumerInfo] = []
         for element in try array(reply, command: command) {
-            let fields = try array(element, command: command)
-            var values: [String: RESPValue] = [:]
-            for index in stride(from: 0, to: fields.count - 1, by: 2) {
-                values[try text(fields[index], command: command)] = fields[index + 1]
-            }
+            let values = try fields(element, command: command)
             guard let name = values["name"], let pending = values["pending"], let idle = values["idle"] else {
                 throw .unexpected(element, expected: "[name, …, pending, …, idle, …]", command: command)
             }

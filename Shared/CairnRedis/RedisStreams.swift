@@ -83,6 +83,21 @@ public struct RedisConsumerInfo: Sendable, Equatable {
     }
 }
 
+/// One consumer group, as `XINFO GROUPS` reports it.
+public struct RedisGroupInfo: Sendable, Equatable {
+    public var name: String
+    /// Entries delivered to the group and not yet acknowledged.
+    public var pending: Int
+    /// Entries in the stream not yet delivered to the group; nil when Redis cannot tell.
+    public var lag: Int64?
+
+    public init(name: String, pending: Int, lag: Int64?) {
+        self.name = name
+        self.pending = pending
+        self.lag = lag
+    }
+}
+
 /// The summary form of `XPENDING stream group`.
 public struct RedisPendingSummary: Sendable, Equatable {
     /// Entries delivered to the group and not yet acknowledged.
@@ -285,6 +300,11 @@ extension RedisClient {
         } catch let error as RedisError where ignoreExisting && error.serverErrorPrefix == "BUSYGROUP" {
             return false
         }
+    }
+
+    /// `XINFO GROUPS stream`: the stream's consumer groups.
+    public func xinfoGroups(_ stream: String) async throws -> [RedisGroupInfo] {
+        try RESPDecoding.groups(try await send(["XINFO", "GROUPS", .string(stream)]))
     }
 
     /// `XINFO CONSUMERS stream group`: the group's consumers.

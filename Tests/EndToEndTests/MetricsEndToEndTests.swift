@@ -39,6 +39,10 @@ import Testing
                 #"cairn_function_runs_ended_total{function="cairn-e2e-napper",status="cancelled"} 1"#,
                 #"cairn_http_requests_total{route="/v1/runs/{id}",method="DELETE",status="200"} 1"#,
                 #"cairn_http_requests_total{route="/v1/functions/{function}/pause",method="POST",status="200"} 1"#,
+                // Every work item and event handled and acknowledged.
+                #"cairn_redis_stream_pending{stream="work",group="executor"} 0.0"#,
+                #"cairn_redis_stream_lag{stream="work",group="executor"} 0.0"#,
+                #"cairn_redis_stream_pending{stream="events",group="scheduler"} 0.0"#,
                 #"cairn_build_info{version="0.1.0",role="api",commit="unknown"} 1.0"#,
                 #"cairn_build_info{version="0.1.0",role="executor",commit="unknown"} 1.0"#,
             ])

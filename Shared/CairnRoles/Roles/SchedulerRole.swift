@@ -44,6 +44,9 @@ enum SchedulerRole {
         let gauges = QueueGauges(
             report: QueueReport(registry: registry, store: store, clock: dependencies.clock), clock: dependencies.clock,
             logger: dependencies.logger, metrics: dependencies.metricsFactory)
-        return RoleParts(services: ingest.services + [router, timers, reconciler, retention, gauges])
+        let streams = StreamGauges(
+            redis: dependencies.redis, streams: ["events", "work"].map { ($0, dependencies.streamKey($0)) },
+            factory: dependencies.metricsFactory, clock: dependencies.clock, logger: dependencies.logger)
+        return RoleParts(services: ingest.services + [router, timers, reconciler, retention, gauges, streams])
     }
 }
