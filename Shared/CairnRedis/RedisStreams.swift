@@ -96,6 +96,14 @@ public struct RedisGroupInfo: Sendable, Equatable {
         self.pending = pending
         self.lag = lag
     }
+
+    /// Entries not yet delivered to the group: `lag` when Redis can tell; otherwise, for a
+    /// stream whose only group deletes what it acknowledges (Cairn's `events` and `work`), its
+    /// length less what is pending. (Redis cannot tell once an entry behind the group's
+    /// position was deleted, which acknowledging here always does.)
+    public func undelivered(streamLength: Int) -> Int64 {
+        lag ?? Int64(max(0, streamLength - pending))
+    }
 }
 
 /// The summary form of `XPENDING stream group`.

@@ -7,8 +7,7 @@ import ServiceLifecycle
 
 /// `cairn_redis_stream_pending{stream,group}` (entries delivered to the group and not yet
 /// acknowledged) and `cairn_redis_stream_lag{stream,group}` (entries not yet delivered to it)
-/// for the `events` and `work` streams, sampled every `interval` by the scheduler. A group
-/// whose lag Redis cannot tell is left at its last value.
+/// for the `events` and `work` streams, sampled every `interval` by the scheduler.
 final class StreamGauges: Service {
     let redis: RedisClient
     let streams: [(name: String, key: String)]
@@ -38,10 +37,11 @@ final class StreamGauges: Service {
         for stream in streams {
             // A stream not created yet (no entry so far) has no group to report.
             guard let groups = try? await redis.xinfoGroups(stream.key) else { continue }
+            let length = try await redis.xlen(stream.key)
             for group in groups {
                 let dimensions = [("stream", stream.name), ("group", group.name)]
                 Gauge(label: "cairn_redis_stream_pending", dimensions: dimensions, factory: factory).record(group.pending)
-                if let lag = group.lag { Gauge(label: "cairn_redis_stream_lag", dimensions: dimensions, factory: factory).record(lag) }
+                Gauge(label: "cairn_redis_stream_lag", dimensions: dimensions, factory: factory).record(group.undelivered(streamLength: length))
             }
         }
     }

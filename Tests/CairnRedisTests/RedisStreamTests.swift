@@ -241,6 +241,28 @@ import Testing
         }
     }
 
+    /// What the stream gauges read: per group, entries delivered and not acknowledged
+    /// (pending) and entries not delivered yet (lag).
+    @Test func groupsReportTheirPendingAndLag() async throws {
+        try await TestRedis.withClient { client, prefix in
+            let stream = prefix + "work"
+            let queue = RedisWorkQueue(client: client, stream: stream)
+            let source = RedisStreamSource(client: client, stream: stream, group: "executor", consumer: "a", block: .milliseconds(10))
+            let items = (0..<5).map { WorkItem(runID: ULID(milliseconds: 1, entropy: [UInt8](repeating: 1, count: 10)), reason: .retry, call: SDKCall(stepID: "s\($0)", attempt: 1)) }
+            try await queue.publish(Array(items.prefix(1)))
+            _ = try await source.read(maximum: 1)
+            try await queue.publish(Array(items.dropFirst()))
+            let read = try await source.read(maximum: 2)
+            try await source.acknowledge([try #require(read.last).entryID])
+            // Delivered: 3, acknowledged (and so deleted): 1, not delivered: 2. Redis cannot tell
+            // the lag past a deleted entry; the stream's length less what is pending does.
+            let groups = try await client.xinfoGroups(stream)
+            #expect(groups == [RedisGroupInfo(name: "executor", pending: 2, lag: nil)], "\(groups)")
+            #expect(try #require(groups.first).undelivered(streamLength: try await client.xlen(stream)) == 2)
+            #expect(RedisGroupInfo(name: "g", pending: 1, lag: 7).undelivered(streamLength: 100) == 7)
+        }
+    }
+
     /// Acknowledged entries are deleted, and nothing else: the stream holds exactly what is not
     /// handled yet, however long it gets, so no pending entry is ever trimmed away.
     @Test func acknowledgingDeletesAndNothingPendingIsTrimmed() async throws {
