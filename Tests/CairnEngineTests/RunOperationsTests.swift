@@ -16,9 +16,10 @@ import Testing
 
         init(_ engine: EngineHarness) {
             self.engine = engine
-            operations = FunctionOperations(registry: engine.registry, runs: engine.store, jobs: jobs, clock: engine.clock)
+            let catalog = FunctionCatalog(registry: engine.registry, clock: engine.clock)
+            operations = FunctionOperations(registry: engine.registry, catalog: catalog, runs: engine.store, jobs: jobs, clock: engine.clock)
             rerun = RunRerun(
-                store: engine.store, catalog: FunctionCatalog(registry: engine.registry, clock: engine.clock), eventLog: engine.eventLog,
+                store: engine.store, catalog: catalog, eventLog: engine.eventLog,
                 work: engine.work, clock: engine.clock)
         }
 

@@ -21,13 +21,16 @@ public struct OperationRefusal: Error, Sendable, CustomStringConvertible {
 /// and pausing. The API, the CLI and the dashboard all come through here.
 public struct FunctionOperations: Sendable {
     let registry: any AppRegistry
+    /// Finds functions by slug without loading every function per request.
+    let catalog: FunctionCatalog
     let runs: any RunQueries
     let jobs: any BulkStore
     let clock: any WallClock
     private let ids = EventStamper()
 
-    public init(registry: any AppRegistry, runs: any RunQueries, jobs: any BulkStore, clock: any WallClock) {
+    public init(registry: any AppRegistry, catalog: FunctionCatalog, runs: any RunQueries, jobs: any BulkStore, clock: any WallClock) {
         self.registry = registry
+        self.catalog = catalog
         self.runs = runs
         self.jobs = jobs
         self.clock = clock
@@ -38,7 +41,7 @@ public struct FunctionOperations: Sendable {
 
     /// The live function with slug `slug`.
     public func function(slug: String) async throws -> FunctionRecord {
-        guard let function = try await registry.liveFunctions().first(where: { $0.slug == slug }) else {
+        guard let function = try await catalog.function(slug: slug) else {
             throw OperationRefusal(kind: .notFound, field: "function_id", rule: "must name a synced function, got \"\(slug)\"")
         }
         return function
@@ -117,7 +120,8 @@ public struct FunctionOperations: Sendable {
     /// Resumes the function; with `replay`, also starts a bulk replay of the runs it skipped
     /// while paused, and returns it.
     public func resume(_ function: FunctionRecord, replay: Bool) async throws -> BulkJob? {
-        guard let pausedAt = try await registry.setPaused(functionID: function.id, at: nil) ?? function.pausedAt else {
+        // The registry's answer, not the catalog's copy, which may be a second old.
+        guard let pausedAt = try await registry.setPaused(functionID: function.id, at: nil) else {
             throw OperationRefusal(kind: .conflict, field: "function_id", rule: "must name a paused function; \(function.slug) is running")
         }
         guard replay else { return nil }

@@ -26,14 +26,15 @@ enum APIRole {
         let apps = AppRoutes(sync: sync, registry: registry, clock: dependencies.clock, authorization: authorization)
         let store = PostgresRunStore(database: dependencies.postgres, logger: dependencies.logger)
         let ingest = dependencies.eventIngest()
+        let catalog = FunctionCatalog(registry: registry, clock: dependencies.clock)
         let rerun = RunRerun(
-            store: store, catalog: FunctionCatalog(registry: registry, clock: dependencies.clock), eventLog: log,
+            store: store, catalog: catalog, eventLog: log,
             work: dependencies.workQueue(), clock: dependencies.clock)
         let cancellation = RunCancellation(store: store, events: ingest.ingestor, clock: dependencies.clock, metrics: dependencies.runMetrics)
         let runs = RunRoutes(runs: store, cancellation: cancellation, rerun: rerun, clock: dependencies.clock, authorization: authorization)
         let jobs = PostgresBulkStore(database: dependencies.postgres, logger: dependencies.logger)
         let operations = OperationRoutes(
-            runs: store, operations: FunctionOperations(registry: registry, runs: store, jobs: jobs, clock: dependencies.clock), jobs: jobs,
+            runs: store, operations: FunctionOperations(registry: registry, catalog: catalog, runs: store, jobs: jobs, clock: dependencies.clock), jobs: jobs,
             clock: dependencies.clock, authorization: authorization)
         let bulk: [any Service] = (0..<configuration.bulkWorkers).map { _ in
             BulkOperator(
