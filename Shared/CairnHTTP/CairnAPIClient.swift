@@ -35,13 +35,13 @@ public struct CairnAPIClient: Sendable {
         try await send("GET", path, body: nil)
     }
 
-    /// `method path` with an optional JSON body.
-    public func send(_ method: String, _ path: String, body: [UInt8]? = nil) async throws -> Reply {
+    /// `method path` with an optional body, JSON unless `contentType` says otherwise.
+    public func send(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String = "application/json") async throws -> Reply {
         var request = HTTPClientRequest(url: origin + path)
         request.method = HTTPMethod(rawValue: method)
         if let key { request.headers.add(name: "authorization", value: "Bearer \(key.hashed)") }
         if let body {
-            request.headers.add(name: "content-type", value: "application/json")
+            request.headers.add(name: "content-type", value: contentType)
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         let response = try await client.execute(request, timeout: .seconds(60))

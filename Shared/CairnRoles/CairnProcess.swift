@@ -3,6 +3,7 @@ import CairnConnect
 import CairnHTTP
 import CairnPostgres
 import CairnRedis
+import Foundation
 import Hummingbird
 import Metrics
 import NIOCore
@@ -96,7 +97,7 @@ public struct CairnProcess: Sendable {
             }
         }
         services += drainedBeforeListeners
-        return [postgres, redis.service] + services.map { AfterDatabase(database: postgres, service: $0) }
+        return [postgres, redis.service] + (dependencies.traces.map { [$0] } ?? []) + services.map { AfterDatabase(database: postgres, service: $0) }
     }
 
     /// The clients and each role's parts; nothing connects until the services run.
@@ -107,14 +108,30 @@ public struct CairnProcess: Sendable {
         let postgres = CairnPostgresDatabase(settings: configuration.postgres, logger: logger)
         let redis = RedisWiring.makeClient(
             url: configuration.redisURL, poolSize: configuration.redisPoolSize, commandTimeout: configuration.redisTimeout, logger: logger)
+        let registry = PrometheusCollectorRegistry()
         let dependencies = RoleDependencies(
             configuration: configuration, postgres: postgres, redis: redis.client, clock: clock, logger: logger,
-            metricsRegistry: PrometheusCollectorRegistry())
+            metricsRegistry: registry, traces: traceExporter(registry: registry))
         for role in roles {
             Gauge(label: "cairn_build_info", dimensions: [("version", CairnBuild.version), ("role", role.rawValue), ("commit", CairnBuild.commit)],
                   factory: dependencies.metricsFactory).record(1)
         }
         return (postgres, redis, dependencies, Dictionary(uniqueKeysWithValues: roles.map { ($0, $0.parts(dependencies)) }))
+    }
+
+    /// The trace exporter, when traces are configured. Its service is named after the roles
+    /// (`cairn-executor`; `cairn-dev` for every role) unless `OTEL_SERVICE_NAME` says otherwise.
+    func traceExporter(registry: PrometheusCollectorRegistry) -> OTLPTraceExporter? {
+        guard let settings = configuration.otlp else { return nil }
+        let name = roles.count == Role.allCases.count ? "cairn-dev" : roles.map { "cairn-" + $0.rawValue }.joined(separator: "+")
+        let dropped = Counter(label: "cairn_trace_spans_dropped_total", factory: PrometheusMetricsFactory(registry: registry))
+        return OTLPTraceExporter(
+            settings: settings,
+            resource: [
+                "service.name": settings.serviceName ?? name, "service.version": CairnBuild.version,
+                "service.instance.id": UUID().uuidString.lowercased(),
+            ],
+            logger: logger, onDrop: { dropped.increment(by: $0) })
     }
 
     /// The router of a listener serving `listenerRoles`: health, metrics and the API contract,

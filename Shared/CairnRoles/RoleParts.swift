@@ -1,5 +1,8 @@
 import CairnConnect
+import Foundation
+import Metrics
 public import CairnEngine
+public import CairnHTTP
 public import CairnPostgres
 public import CairnRedis
 import Hummingbird
@@ -27,9 +30,13 @@ public struct RoleDependencies: Sendable {
         PrometheusMetricsFactory(registry: metricsRegistry)
     }
 
-    /// Run lifecycle and SDK request metrics on this process's registry.
+    /// The process's trace exporter, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (a `Service`
+    /// started before every role, so it sends their last spans when they stop).
+    public let traces: OTLPTraceExporter?
+
+    /// Run lifecycle and SDK request metrics on this process's registry, and run traces.
     var runMetrics: RunMetrics {
-        RunMetrics(factory: metricsFactory, inngestNames: configuration.metricsInngestNames)
+        RunMetrics(factory: metricsFactory, inngestNames: configuration.metricsInngestNames, tracing: RunTracing(sink: traces))
     }
 
     /// Hand-offs between a gateway and executors in this process, skipping Redis inboxes.

@@ -1,7 +1,7 @@
 public import CairnEngine
 public import CairnRoles
 import AsyncHTTPClient
-import Foundation
+public import Foundation
 import Logging
 import ServiceLifecycle
 
@@ -164,9 +164,12 @@ public struct PythonApp: Sendable {
     }
 
     /// Tests/EndToEndTests/PythonApp/app.py in this checkout.
-    static var script: URL {
+    static var script: URL { script("app.py") }
+
+    /// A script of Tests/EndToEndTests/PythonApp in this checkout.
+    public static func script(_ name: String) -> URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Tests/EndToEndTests/PythonApp/app.py")
+            .appendingPathComponent("Tests/EndToEndTests/PythonApp/\(name)")
     }
 }
 
@@ -179,25 +182,41 @@ public func withPythonApp<Result: Sendable>(
     environment extra: [String: String] = [:],
     _ body: @Sendable (PythonApp) async throws -> Result
 ) async throws -> Result {
-    let port = try port ?? TestEnvironment.freePort()
     var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("INNGEST_") }
-    environment["APP_PORT"] = String(port)
     environment["INNGEST_BASE_URL"] = cairn.origin
-    environment["PYTHONUNBUFFERED"] = "1"
     if extra["INNGEST_SIGNING_KEY"] == nil { environment["INNGEST_DEV"] = "1" }
     environment.merge(extra) { $1 }
+    return try await withPythonScript(PythonApp.script, port: port, environment: environment, readyPath: "/api/inngest") { port in
+        try await body(PythonApp(port: port))
+    }
+}
 
-    let log = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-python-app-\(port).log")
+/// Runs `body` while a script of Tests/EndToEndTests/PythonApp runs on the test venv's
+/// interpreter, told its port (default: a free one) in `APP_PORT`, with `environment`, once
+/// it answers a GET of `readyPath`. The process is stopped afterwards; its output is attached
+/// to any failure.
+public func withPythonScript<Result: Sendable>(
+    _ script: URL,
+    port: Int? = nil,
+    environment: [String: String] = ProcessInfo.processInfo.environment,
+    readyPath: String = "/",
+    _ body: @Sendable (Int) async throws -> Result
+) async throws -> Result {
+    let port = try port ?? TestEnvironment.freePort()
+    var environment = environment
+    environment["APP_PORT"] = String(port)
+    environment["PYTHONUNBUFFERED"] = "1"
+
+    let log = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-python-\(script.deletingPathExtension().lastPathComponent)-\(port).log")
     FileManager.default.createFile(atPath: log.path, contents: nil)
     let output = try FileHandle(forWritingTo: log)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try PythonApp.interpreter())
-    process.arguments = [PythonApp.script.path]
+    process.arguments = [script.path]
     process.environment = environment
     process.standardOutput = output
     process.standardError = output
     try process.run()
-    let app = PythonApp(port: port)
     func stop() async {
         if process.isRunning { process.terminate() }
         for _ in 0..<100 where process.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
@@ -206,22 +225,22 @@ public func withPythonApp<Result: Sendable>(
     }
     func withOutput(_ error: any Error) -> any Error {
         let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        return LocalProcessError(description: "\(error)\n--- python app output ---\n\(text.suffix(4_000))")
+        return LocalProcessError(description: "\(error)\n--- \(script.lastPathComponent) output ---\n\(text.suffix(4_000))")
     }
     do {
         let deadline = ContinuousClock.now + .seconds(30)
         while true {
-            guard process.isRunning else { throw LocalProcessError(description: "the Python app exited at start") }
-            var request = HTTPClientRequest(url: app.serveURL)
+            guard process.isRunning else { throw LocalProcessError(description: "\(script.lastPathComponent) exited at start") }
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(readyPath)")
             request.method = .GET
             if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(2)) {
                 _ = try? await response.body.collect(upTo: 1 << 20)
                 break
             }
-            guard ContinuousClock.now < deadline else { throw LocalProcessError(description: "the Python app did not answer within 30 s") }
+            guard ContinuousClock.now < deadline else { throw LocalProcessError(description: "\(script.lastPathComponent) did not answer within 30 s") }
             try await Task.sleep(for: .milliseconds(100))
         }
-        let result = try await body(app)
+        let result = try await body(port)
         await stop()
         return result
     } catch {

@@ -114,9 +114,10 @@ import Testing
     /// Cairn with every role, the Python app synced to it; with `signingKey`, both run signed
     /// (the SDK in cloud mode).
     func withHarness(
-        signingKey: String? = nil, transport: AppTransport = .http, _ body: @Sendable (Harness) async throws -> Void
+        signingKey: String? = nil, transport: AppTransport = .http, environment extra: [String: String] = [:],
+        _ body: @Sendable (Harness) async throws -> Void
     ) async throws {
-        var environment = Self.environment
+        var environment = Self.environment.merging(extra) { $1 }
         var appEnvironment: [String: String] = transport == .connect ? ["APP_MODE": "connect"] : [:]
         if let signingKey {
             // Outside dev mode events need a key too.

@@ -16,7 +16,7 @@ public struct ExecutorSettings: Sendable {
     public var backoffScale: Double = 1
     /// The executor's name in leases; unique per process.
     public var owner = "executor-" + UUID().uuidString.lowercased()
-    /// Run lifecycle and SDK call metrics.
+    /// Run lifecycle and SDK call metrics, and run traces.
     public var metrics = RunMetrics()
 
     public init() {}
@@ -112,7 +112,7 @@ public final class RunExecutor: Service {
             return
         }
         do {
-            if try await drive(item) {
+            if try await drive(item, queuedAt: delivery.published) {
                 try await source.acknowledge([delivery.entryID])
             }
         } catch {
@@ -123,7 +123,9 @@ public final class RunExecutor: Service {
     /// Drives `item`'s run as far as it can go now. Returns false when the item should be
     /// delivered again (another executor holds the run, or this one lost its lease), true when
     /// it was handled or needs nothing more.
-    public func drive(_ item: WorkItem) async throws -> Bool {
+    ///
+    /// - Parameter queuedAt: when the item was published, for its queue wait (metric and span).
+    public func drive(_ item: WorkItem, queuedAt: Date? = nil) async throws -> Bool {
         guard driving.withLock({ $0.insert(item.runID).inserted }) else { return false }
         defer { driving.withLock { _ = $0.remove(item.runID) } }
         let lease: RunLease
@@ -133,7 +135,7 @@ public final class RunExecutor: Service {
         case .ended, .stale: return true
         }
         do {
-            try await withLeaseRenewed(lease) { try await self.drive(item, holding: lease) }
+            try await withLeaseRenewed(lease) { try await self.drive(item, holding: lease, queuedAt: queuedAt) }
             return true
         } catch let lost as LeaseLost {
             logger.notice("lost the lease on a run; another executor has it", metadata: ["run": "\(lost.runID)"])
@@ -146,8 +148,14 @@ public final class RunExecutor: Service {
     /// waits in its backlog instead, off the stream, and the drive ends. Otherwise ends with a
     /// write that retires the item, or throws; either way its slots are then freed and the
     /// work waiting for them published.
-    func drive(_ item: WorkItem, holding lease: RunLease) async throws {
+    func drive(_ item: WorkItem, holding lease: RunLease, queuedAt: Date?) async throws {
         let snapshot = try await store.snapshot(item.runID)
+        if let queuedAt {
+            let taken = clock.now
+            settings.metrics.queueDelay(function: snapshot.function.id, seconds: max(0, taken.timeIntervalSince(queuedAt)))
+            settings.metrics.tracing.queueWait(
+                lease.runID, function: snapshot.function.id, call: item.call, reason: item.reason.rawValue, from: queuedAt, to: taken)
+        }
         let trigger = snapshot.events.first ?? .null
         let now = clock.now.unixMilliseconds
         let counters = ConcurrencySlot.of(
@@ -241,7 +249,7 @@ public final class RunExecutor: Service {
                 if let exceeded = RunLimits.exceeded(by: snapshot) {
                     return try await end(lease, snapshot, .failed(RunLimits.failure(exceeded)))
                 }
-                let outcome = try await callSDK(
+                let (outcome, sent) = try await callSDK(
                     lease, snapshot: snapshot, call: call, maxAttempts: maxAttempts, version: &version,
                     disableImmediateExecution: snapshot.forceStepPlan)
                 var actions = RunDecision.decide(
@@ -253,14 +261,14 @@ public final class RunExecutor: Service {
                     switch action {
                     case .recordStep(let id, let name, let op, let result):
                         // The SDK runs a step on the call that reports it, at that call's attempt.
-                        guard try await record(lease, &snapshot, stepID: id, name: name, op: op, result: result, attempts: call.attempt + 1) else {
+                        guard try await record(lease, &snapshot, stepID: id, name: name, op: op, result: result, attempts: call.attempt + 1, since: sent) else {
                             return
                         }
                     case .call(let nextCall):
                         next = nextCall
                         if nextCall.isDiscovery, try await !continueGroup(lease, &snapshot) { return }
                     case .group(let members, let race):
-                        switch try await runGroup(lease, &snapshot, members: members, race: race, maxAttempts: maxAttempts) {
+                        switch try await runGroup(lease, &snapshot, members: members, race: race, maxAttempts: maxAttempts, since: sent) {
                         case .discovery: next = .discovery
                         case .stopped: return
                         case .then(let more): actions = more + actions
@@ -310,7 +318,7 @@ public final class RunExecutor: Service {
 
     /// A member of a group that finished in this drive.
     enum FinishedMember: Sendable {
-        case call(SDKCall, SDKOutcome)
+        case call(SDKCall, SDKOutcome, sent: Date)
         case request(OutboundStep, OutboundStep.Response)
     }
 
@@ -326,7 +334,14 @@ public final class RunExecutor: Service {
     /// slot, each further one a free slot of the process, taken without waiting (so groups can
     /// never deadlock each other) and given back when it finishes. A member that finds none
     /// waits for one of its group's to finish.
-    func runGroup(_ lease: RunLease, _ snapshot: inout RunSnapshot, members: [RunAction], race: Bool, maxAttempts: Int) async throws -> GroupResult {
+    ///
+    /// `since` is when the call that reported the group was sent; a step it carried already
+    /// run is traced from there, a member's own call from when that call was sent.
+    func runGroup(
+        _ lease: RunLease, _ snapshot: inout RunSnapshot, members: [RunAction], race: Bool, maxAttempts: Int, since: Date
+    ) async throws -> GroupResult {
+        // When the call whose reply is being handled was sent.
+        var since = since
         var working = snapshot
         defer { snapshot = working }
         var extraSlots = 0
@@ -366,7 +381,7 @@ public final class RunExecutor: Service {
                     case .recordStep(let id, let name, let op, let result):
                         join(id)
                         guard working.steps[id] == nil else { continue }
-                        guard try await record(lease, &working, stepID: id, name: name, op: op, result: result, attempts: 1) else {
+                        guard try await record(lease, &working, stepID: id, name: name, op: op, result: result, attempts: 1, since: since) else {
                             tasks.cancelAll()
                             return .stopped
                         }
@@ -385,8 +400,9 @@ public final class RunExecutor: Service {
                         progressed = true
                         tasks.addTask {
                             var version = -1
-                            return .call(targeted, try await self.callSDK(
-                                lease, snapshot: frozen, call: targeted, maxAttempts: maxAttempts, version: &version, disableImmediateExecution: true))
+                            let (outcome, sent) = try await self.callSDK(
+                                lease, snapshot: frozen, call: targeted, maxAttempts: maxAttempts, version: &version, disableImmediateExecution: true)
+                            return .call(targeted, outcome, sent: sent)
                         }
                     case .request(let step):
                         join(step.stepID)
@@ -421,8 +437,9 @@ public final class RunExecutor: Service {
                     // Race: a member finished; the function may go on now.
                     discoverNow = false
                     var version = -1
-                    let outcome = try await callSDK(
+                    let (outcome, sent) = try await callSDK(
                         lease, snapshot: working, call: .discovery, maxAttempts: maxAttempts, version: &version, disableImmediateExecution: true)
+                    since = sent
                     let decided = RunDecision.decide(
                         outcome: outcome, call: .discovery, maxAttempts: maxAttempts, now: clock.now, jitter: Double.random(in: 0...1),
                         backoffScale: settings.backoffScale)
@@ -443,13 +460,15 @@ public final class RunExecutor: Service {
                 queue += waitingForSlot
                 waitingForSlot = []
                 switch finished {
-                case .call(let targeted, let outcome):
+                case .call(let targeted, let outcome, let sent):
                     inFlight.remove(targeted.stepID)
+                    since = sent
                     queue += RunDecision.decide(
                         outcome: outcome, call: targeted, maxAttempts: maxAttempts, now: clock.now, jitter: Double.random(in: 0...1),
                         backoffScale: settings.backoffScale)
                 case .request(let step, let response):
                     inFlight.remove(step.stepID)
+                    since = clock.now
                     queue += RunDecision.decide(
                         request: step, response: response, call: SDKCall(stepID: step.stepID, attempt: 0), maxAttempts: maxAttempts,
                         now: clock.now, jitter: Double.random(in: 0...1), backoffScale: settings.backoffScale)
@@ -493,7 +512,11 @@ public final class RunExecutor: Service {
         switch action {
         case .retry(let retryCall, let at, _):
             parking.timers.append((WorkItem(runID: lease.runID, reason: .retry, call: retryCall, generation: lease.token), at))
-        case .sleep(let stepID, _, let until):
+        case .sleep(let stepID, let name, let until):
+            if settings.metrics.tracing.isEnabled {
+                parking.sleepSpans.append(RunTracing.stepSpan(
+                    lease.runID, function: snapshot.function.id, stepID: stepID, name: name, op: "Sleep", attempts: 1, start: clock.now, end: until))
+            }
             parking.timers.append((WorkItem(runID: lease.runID, reason: .wake, call: SDKCall(stepID: stepID, attempt: 0), generation: lease.token), until))
         case .waitForEvent(let stepID, _, let event, let expression, let until):
             let pause = Pause(
@@ -539,6 +562,7 @@ public final class RunExecutor: Service {
     /// each new wait look back for an event that arrived while it was being written.
     func park(_ lease: RunLease, _ parking: Parking) async throws {
         guard try await store.park(lease, parking, now: clock.now) else { throw LeaseLost(runID: lease.runID) }
+        settings.metrics.tracing.emit(parking.sleepSpans)
         await events.announce(parking.events)
         await index(parking.timers.map { ($0.item.entryID, $0.due) } + parking.pauses.map { ($0.timeout.entryID, $0.pause.expiresAt) })
         do { try await matcher.lookBack(parking.pauses.map(\.pause)) } catch {
@@ -569,7 +593,7 @@ public final class RunExecutor: Service {
             SystemEvents.forEnd(functionSlug: snapshot.function.id, runID: snapshot.runID, events: snapshot.events, end: end), now: now)
         switch try await store.finish(lease, end, steps: snapshot.stack.count, emitting: emitted, now: now) {
         case .finished:
-            settings.metrics.ended(function: snapshot.function.id, runID: lease.runID, status: end.metricStatus, now: now)
+            settings.metrics.ended(function: snapshot.function.id, runID: lease.runID, status: end.metricStatus, error: end.errorMessage, now: now)
             await events.announce(emitted)
         case .leaseLost: throw LeaseLost(runID: lease.runID)
         case .stepsChanged: throw StepsChanged()
@@ -578,8 +602,12 @@ public final class RunExecutor: Service {
 
     /// Records a step and keeps the snapshot in step. False when driving must stop because the
     /// result broke the step output limit (the run is then failed); throws `LeaseLost` when the
-    /// lease is gone.
-    func record(_ lease: RunLease, _ snapshot: inout RunSnapshot, stepID: String, name: String, op: String, result: JSONValue, attempts: Int) async throws -> Bool {
+    /// lease is gone. `since` is when the attempt that ran the step was sent: its step span
+    /// starts there (a sleep's span is emitted when it is planned, so its record has none).
+    func record(
+        _ lease: RunLease, _ snapshot: inout RunSnapshot, stepID: String, name: String, op: String, result: JSONValue, attempts: Int,
+        since: Date? = nil
+    ) async throws -> Bool {
         // One serialization serves the limit, the state size and the store.
         let serialized = result.jsonString
         if let failure = RunLimits.outputFailure("step \"\(name)\"", bytes: serialized.utf8.count) {
@@ -590,6 +618,10 @@ public final class RunExecutor: Service {
         switch try await store.recordStep(lease, step, now: clock.now) {
         case .recorded:
             snapshot.record(step, value: result)
+            if let since {
+                settings.metrics.tracing.step(
+                    lease.runID, function: snapshot.function.id, stepID: stepID, name: name, op: op, attempts: attempts, start: since, end: clock.now)
+            }
         case .alreadyRecorded:
             // First write wins: continue from what is stored, not from this result.
             logger.notice("step already recorded; continuing from the stored result", metadata: ["run": "\(lease.runID)", "step": "\(stepID)"])
@@ -603,15 +635,24 @@ public final class RunExecutor: Service {
     }
 
     /// One call request. Transport failures and replies the server cannot read count as a
-    /// failed attempt of the function.
+    /// failed attempt of the function. Returns the outcome and when the request was sent.
     func callSDK(
         _ lease: RunLease, snapshot: RunSnapshot, call: SDKCall, maxAttempts: Int, version: inout Int, disableImmediateExecution: Bool
-    ) async throws -> SDKOutcome {
-        let request = try SDKCallRequest.make(
+    ) async throws -> (outcome: SDKOutcome, sent: Date) {
+        var request = try SDKCallRequest.make(
             snapshot: snapshot, call: call, maxAttempts: maxAttempts, version: version, keys: keys, now: clock.now,
             timeout: settings.callTimeout, disableImmediateExecution: disableImmediateExecution)
+        let tracing = settings.metrics.tracing
+        let spanID = tracing.isEnabled ? RunTracing.newSpanID() : 0
+        if tracing.isEnabled { request.headers.append(("traceparent", RunTracing.traceparent(runID: lease.runID, spanID: spanID))) }
         let reply: SDKReply
+        let sentAt = clock.now
         let sent = ContinuousClock.now
+        func traced(_ outcome: SDKOutcome?, status: Int?, error: String? = nil) {
+            tracing.request(
+                lease.runID, function: snapshot.function.id, call: call, spanID: spanID, url: URLRedaction.redact(request.url), status: status,
+                outcome: outcome, error: error, start: sentAt, end: clock.now)
+        }
         do {
             reply = try await sdk.send(request)
             settings.metrics.sdkRequest(
@@ -623,9 +664,11 @@ public final class RunExecutor: Service {
             settings.metrics.sdkRequest(function: snapshot.function.id, outcome: "transport_error", seconds: (ContinuousClock.now - sent).timeInterval)
             // The URL may hold credentials: the stored error, its events and logs show it redacted.
             let message = "calling the app at \(URLRedaction.redact(request.url)) failed: \(URLRedaction.redactingURLs(in: "\(error)"))"
-            return .failed(.cairn(name: "Error", message: message), retry: RetryDirective(notDelivered: error is SDKCallNotDelivered))
+            traced(nil, status: nil, error: message)
+            return (.failed(.cairn(name: "Error", message: message), retry: RetryDirective(notDelivered: error is SDKCallNotDelivered)), sentAt)
         }
         if let returned = reply.headers["x-inngest-req-version"].flatMap(Int.init) { version = returned }
+        let outcome: SDKOutcome
         do {
             if (200..<300).contains(reply.status), reply.headers["x-inngest-sdk"] == nil {
                 throw SDKResponseError(reason: "the reply (HTTP \(reply.status)) did not come from an Inngest SDK (no x-inngest-sdk header)")
@@ -640,10 +683,12 @@ public final class RunExecutor: Service {
                     throw SDKResponseError(reason: "the reply's x-inngest-signature is \(check); is the app using Cairn's signing key?")
                 }
             }
-            return try SDKOutcome.classify(status: reply.status, headers: reply.headers, body: reply.body, now: clock.now)
+            outcome = try SDKOutcome.classify(status: reply.status, headers: reply.headers, body: reply.body, now: clock.now)
         } catch {
-            return .failed(.cairn(name: "Error", message: "\(error)"), retry: RetryDirective())
+            outcome = .failed(.cairn(name: "Error", message: "\(error)"), retry: RetryDirective())
         }
+        traced(outcome, status: reply.status)
+        return (outcome, sentAt)
     }
 
     /// Runs `body` while renewing `lease` every third of the lease duration, so that a run whose

@@ -11,6 +11,8 @@ public import Metrics
 ///   `skipped` (an event a function's options or a pause kept from starting a run);
 /// - `cairn_function_run_duration_seconds{function,status}`: creation to end;
 /// - `cairn_run_schedule_to_start_seconds{function}`: creation to first drive;
+/// - `cairn_step_queue_delay_seconds{function}`: a work item's publication to an executor
+///   taking it up (a retry's or a wake-up's item is published when it is due);
 /// - `cairn_sdk_requests_total{function,outcome}` and `cairn_sdk_request_duration_seconds{function}`:
 ///   every call to an app; `outcome` is `done` (the function returned), `steps` (it reported
 ///   steps), `error` (a failed attempt), `non_retriable`, or `transport_error` (no answer).
@@ -19,13 +21,19 @@ public import Metrics
 /// names (`inngest_function_run_{scheduled,started,ended}_total{fn,status}`,
 /// `inngest_sdk_req_{started,ended}_total{fn,status}`), so dashboards and autoscalers built
 /// for Inngest keep working.
+///
+/// It also carries the run tracing, whose root span marks the same moment as the `ended`
+/// counter: every path that ends a run reports it here once.
 public struct RunMetrics: Sendable {
     let factory: any MetricsFactory
     let inngestNames: Bool
+    /// Run traces (docs/operations.md, "Traces"); off unless given a sink.
+    public let tracing: RunTracing
 
-    public init(factory: any MetricsFactory = NOOPMetricsHandler.instance, inngestNames: Bool = false) {
+    public init(factory: any MetricsFactory = NOOPMetricsHandler.instance, inngestNames: Bool = false, tracing: RunTracing = RunTracing()) {
         self.factory = factory
         self.inngestNames = inngestNames
+        self.tracing = tracing
     }
 
     func count(_ label: String, _ dimensions: [(String, String)], inngest: (String, [(String, String)])? = nil) {
@@ -45,6 +53,7 @@ public struct RunMetrics: Sendable {
             switch outcome {
             case .started:
                 count("cairn_function_runs_scheduled_total", [("function", function)], inngest: ("inngest_function_run_scheduled_total", [("fn", function)]))
+                if let event = arrival.run.eventIDs.first { tracing.scheduled(arrival.run.id, function: function, eventID: event) }
             case .skipped:
                 count(
                     "cairn_function_runs_ended_total", [("function", function), ("status", "skipped")],
@@ -62,13 +71,21 @@ public struct RunMetrics: Sendable {
             .recordSeconds(age(of: runID, now: now))
     }
 
-    /// A run ended: `completed`, `failed` or `cancelled`.
-    public func ended(function: String, runID: ULID, status: String, now: Date) {
+    /// A run ended: `completed`, `failed` (with `error`) or `cancelled`. Its trace's root span
+    /// is emitted here.
+    public func ended(function: String, runID: ULID, status: String, error: String? = nil, now: Date) {
+        tracing.run(runID, function: function, status: status, error: error, end: now)
         count(
             "cairn_function_runs_ended_total", [("function", function), ("status", status)],
             inngest: ("inngest_function_run_ended_total", [("fn", function), ("status", status)]))
         Metrics.Timer(label: "cairn_function_run_duration_seconds", dimensions: [("function", function), ("status", status)], factory: factory)
             .recordSeconds(age(of: runID, now: now))
+    }
+
+    /// A work item of `function` waited `seconds` between its publication and an executor
+    /// taking it up.
+    public func queueDelay(function: String, seconds: TimeInterval) {
+        Metrics.Timer(label: "cairn_step_queue_delay_seconds", dimensions: [("function", function)], factory: factory).recordSeconds(seconds)
     }
 
     /// One call to an app, its outcome and how long it took.
@@ -79,6 +96,12 @@ public struct RunMetrics: Sendable {
 }
 
 extension RunEnd {
+    /// The message of a failure, for the run's span.
+    var errorMessage: String? {
+        guard case .failed(let failure) = self else { return nil }
+        return failure.body["message"]?.stringValue ?? "the run failed"
+    }
+
     /// The `status` label of a run that ended so.
     var metricStatus: String {
         switch self {

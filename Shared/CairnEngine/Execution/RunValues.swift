@@ -220,6 +220,8 @@ public struct Parking: Sendable {
     public var events: [AcceptedEvent]
     /// The group's members; nil when the drive parks outside a group.
     public var pendingSteps: [String]?
+    /// The spans of the sleeps planned, emitted once the park commits; not stored.
+    public var sleepSpans: [TraceSpan] = []
 
     public init(
         timers: [(item: WorkItem, due: Date)] = [], pauses: [(pause: Pause, timeout: WorkItem)] = [], events: [AcceptedEvent] = [],

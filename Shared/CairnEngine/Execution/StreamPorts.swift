@@ -1,3 +1,4 @@
+public import Foundation
 /// One entry delivered from a stream consumer group.
 public struct StreamDelivery: Sendable {
     /// The stream's entry id, for acknowledging.
@@ -8,6 +9,13 @@ public struct StreamDelivery: Sendable {
     public init(entryID: String, fields: [String: [UInt8]]) {
         self.entryID = entryID
         self.fields = fields
+    }
+
+    /// When the entry was added, read from a Redis stream id (`<milliseconds>-<sequence>`);
+    /// nil for ids of another form.
+    public var published: Date? {
+        guard let dash = entryID.firstIndex(of: "-"), let milliseconds = UInt64(entryID[..<dash]) else { return nil }
+        return Date(timeIntervalSince1970: Double(milliseconds) / 1_000)
     }
 }
 

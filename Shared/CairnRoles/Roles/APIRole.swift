@@ -12,7 +12,7 @@ import ServiceLifecycle
 /// `GET /v1/apps/{app}/functions`, `GET /v1/events/{id}`, `GET /v1/events`, `GET /v1/runs/{id}`,
 /// `GET /v1/runs`, `DELETE /v1/runs/{id}`, `POST /v1/runs/{id}/rerun`, `POST /v1/cancellations`, `POST /v1/replays`,
 /// `GET /v1/bulk/{id}`, `POST /v1/functions/{id}/pause|resume`, `GET /v1/events/{id}/runs`, `GET /v1/queues`, and connect's `POST /v0/connect/start`,
-/// `POST /v0/connect/flush` and `GET /v1/apps/{app}/workers`.
+/// `POST /v0/connect/flush` and `GET /v1/apps/{app}/workers`, and `POST /v1/traces/userland`.
 enum APIRole {
     static func parts(_ dependencies: RoleDependencies) -> RoleParts {
         let configuration = dependencies.configuration
@@ -54,7 +54,7 @@ enum APIRole {
             services: ingest.services + bulk,
             routes: [
                 events.register(on:), apps.register(on:), runs.register(on:), operations.register(on:), queues.register(on:),
-                connect.register(on:),
+                connect.register(on:), TraceRoutes(exporter: dependencies.traces, authorization: authorization).register(on:),
             ])
     }
 }

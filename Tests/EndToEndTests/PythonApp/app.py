@@ -582,9 +582,17 @@ if mode == "http":
 timings: dict[str, float] = {}
 
 
+# The W3C traceparent header of every call Cairn made, by run (x-run-id), in order.
+traceparents: dict[str, list] = collections.defaultdict(list)
+
+
 @app.before_request
 def start_timer() -> None:
     flask.g.started = time.perf_counter()
+    run_id = flask.request.headers.get("x-run-id")
+    if run_id and flask.request.method == "POST":
+        with counts_lock:
+            traceparents[run_id].append(flask.request.headers.get("traceparent"))
 
 
 @app.after_request
@@ -621,6 +629,12 @@ def get_provider_requests() -> list:
 def get_race_order() -> dict:
     with counts_lock:
         return dict(race_order)
+
+
+@app.get("/traceparents")
+def get_traceparents() -> dict:
+    with counts_lock:
+        return dict(traceparents)
 
 
 @app.get("/counts")
