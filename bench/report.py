@@ -2,8 +2,9 @@
 
 Usage: report.py LOG OUT_DIR — every figure with its unit, the conditions it was measured
 under, and where it has one, its ratio to the reference measured in the same run. The chaos,
-retention, flow-control, queue, connect and bulk sections of an existing RESULTS.md (written by
-`make chaos`, bench/retention.sh, bench/flow.sh, bench/queue.sh, bench/connect.sh and bench/bulk.sh) are kept."""
+retention, flow-control, queue, tracing, connect and bulk sections of an existing RESULTS.md (written
+by `make chaos`, bench/retention.sh, bench/flow.sh, bench/queue.sh, bench/tracing.sh, bench/connect.sh
+and bench/bulk.sh) are kept."""
 
 import datetime
 import json
@@ -52,6 +53,14 @@ FIGURES = {
     "peer_dbos_workflows_per_second": ("DBOS: 3-step workflows completed", "workflows/s", "same Postgres, 2000 workflows, 32 at a time"),
     "peer_dbos_step_p50_ms": ("DBOS: time per step, p50", "ms", "3 no-op steps, one workflow at a time, workflow wall time / 3"),
     "peer_dbos_step_p99_ms": ("DBOS: time per step, p99", "ms", "same"),
+    "tracing_off_overhead_per_step_p50_ms": ("Engine overhead per step, tracing off, p50", "ms", "bench/tracing.sh: cairn dev, Swift SDK stub, 10 no-op steps per run, median of the rounds"),
+    "tracing_on_overhead_per_step_p50_ms": ("Engine overhead per step, tracing on, p50", "ms", "the same, spans exported over OTLP/HTTP to a sink on loopback, rounds alternating with tracing off"),
+    "tracing_off_overhead_per_step_p99_ms": ("Engine overhead per step, tracing off, p99", "ms", "same"),
+    "tracing_on_overhead_per_step_p99_ms": ("Engine overhead per step, tracing on, p99", "ms", "same"),
+    "tracing_spans_received": ("Spans received by the OTLP sink", "spans", "every traced round"),
+    "tracing_spans_dropped": ("Spans dropped by the exporter", "spans", "cairn_trace_spans_dropped_total, every traced round"),
+    "tracing_off_cpu_ms_per_step": ("CPU of cairn dev per step, tracing off", "ms", "user + system during the runs"),
+    "tracing_on_cpu_ms_per_step": ("CPU of cairn dev per step, tracing on", "ms", "same"),
     "python_overhead_per_step_p50_ms": ("Engine overhead per step on the Python SDK, p50", "ms", "official SDK 0.5.19 on Flask's dev server, 10 no-op steps"),
     "python_overhead_per_step_p99_ms": ("Engine overhead per step on the Python SDK, p99", "ms", "same"),
     "python_http_overhead_per_step_p50_ms": ("Engine overhead per step on the Python SDK over HTTP, by the SDK's own clock, p50", "ms", "bench/connect.sh: cairn dev, the SDK's time per request (a middleware) subtracted"),
@@ -85,6 +94,12 @@ def ratio(name, values):
         return values[name] / values["steps_overhead_per_step_p50_ms"], "x Cairn's engine overhead per step (p50)"
     if name == "python_connect_overhead_per_step_p50_ms" and values.get("python_http_overhead_per_step_p50_ms"):
         return values[name] / values["python_http_overhead_per_step_p50_ms"], "x over HTTP in the same run (goal <= 1)"
+    if name == "tracing_on_overhead_per_step_p50_ms" and values.get("tracing_off_overhead_per_step_p50_ms"):
+        return values[name] / values["tracing_off_overhead_per_step_p50_ms"], "x tracing off in the same run (goal <= 1.1)"
+    if name == "tracing_on_overhead_per_step_p99_ms" and values.get("tracing_off_overhead_per_step_p99_ms"):
+        return values[name] / values["tracing_off_overhead_per_step_p99_ms"], "x tracing off in the same run"
+    if name == "tracing_on_cpu_ms_per_step" and values.get("tracing_off_cpu_ms_per_step"):
+        return values[name] / values["tracing_off_cpu_ms_per_step"], "x tracing off in the same run"
     if name == "connect_idle_gateway_rss_mb":
         return values[name] / 150, "x the 150 MB goal for 1,000 workers (goal <= 1)"
     if name == "connect_idle_gateway_cpu_percent":
@@ -97,7 +112,8 @@ def ratio(name, values):
 
 def kept_section(path, name):
     """A section another harness writes into RESULTS.md between its markers (`make chaos`:
-    chaos; bench/retention.sh: retention; bench/flow.sh: flow; bench/queue.sh: queue), to write
+    chaos; bench/retention.sh: retention; bench/flow.sh: flow; bench/queue.sh: queue;
+    bench/tracing.sh: tracing; bench/connect.sh: connect; bench/bulk.sh: bulk), to write
     back as is."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     try:
@@ -141,7 +157,7 @@ def main():
         reference = f"{figure['ratio']:.2f} {figure['ratio_to']}" if "ratio" in figure else ""
         rows.append(f"| {figure['what']} | {shown} | {figure['unit']} | {figure['conditions']} | {reference} |")
     path = os.path.join(out, "RESULTS.md")
-    kept = [section for name in ("retention", "flow", "queue", "connect", "bulk", "chaos") if (section := kept_section(path, name))]
+    kept = [section for name in ("retention", "flow", "queue", "tracing", "connect", "bulk", "chaos") if (section := kept_section(path, name))]
     with open(path, "w") as file:
         file.write(f"# Cairn benchmark results\n\nMeasured {stamp} on {machine}, all in one run of `make bench`: "
                    "the machine's limits first, then Cairn against them. No figure is asserted anywhere.\n\n")

@@ -1,7 +1,7 @@
 """Writes one harness's section of bench/RESULTS.md, between its markers
 (`<!-- NAME:begin -->` … `<!-- NAME:end -->`), replacing the section if present and appending
-it otherwise. Used by bench/retention.sh, bench/flow.sh, bench/queue.sh, bench/connect.sh and bench/bulk.sh; bench/report.py keeps
-the sections."""
+it otherwise. Used by bench/retention.sh, bench/flow.sh, bench/queue.sh, bench/tracing.sh, bench/connect.sh and bench/bulk.sh;
+bench/report.py keeps the sections."""
 
 import datetime
 import os

@@ -45,6 +45,9 @@ measure bench/flow.sh
 echo "== Work queue: another function behind a concurrency backlog, the maximum in flight, overhead without limits"
 measure bench/queue.sh
 
+echo "== Tracing: engine overhead per step with run traces exported over OTLP/HTTP vs none (cairn dev, SDK stub)"
+measure bench/tracing.sh
+
 echo "== Engine: overhead per step on the official Python SDK app"
 make --no-print-directory venv >/dev/null
 measure bench/python-steps.sh

@@ -45,11 +45,14 @@ public final class ConnectGatewayHub: Service {
     let slotsGauge: Gauge
     /// Executors in this process, reached without Redis.
     let exchange: ConnectLocalExchange?
+    /// Spans of the calls handed to workers.
+    let tracing: RunTracing
 
     public init(
         state: any ConnectState, sync: AppSync, keys: SigningKeys?, clock: any WallClock, settings: ConnectSettings, url: String?,
-        metrics: any MetricsFactory, logger: Logger, exchange: ConnectLocalExchange? = nil
+        metrics: any MetricsFactory, logger: Logger, exchange: ConnectLocalExchange? = nil, tracing: RunTracing = RunTracing()
     ) {
+        self.tracing = tracing
         self.gatewayID = ULIDSource().next(at: Date()).description
         self.exchange = exchange
         self.state = state
@@ -145,7 +148,14 @@ public final class ConnectGatewayHub: Service {
         let session = sessions.withLock { $0[connectionID] }
         if let session, session.isRoutable {
             do {
+                let start = clock.now
                 try await session.socket.send(ConnectMessages.message(.gatewayExecutorRequest, payload: bytes))
+                if tracing.isEnabled, let request = try? Connect_V1_GatewayExecutorRequestData(serializedBytes: bytes) {
+                    let context = try? JSONValue(parsing: Array(request.systemTraceCtx))
+                    tracing.gatewayForward(
+                        runID: request.runID, traceparent: context?["traceparent"]?.stringValue, gatewayID: gatewayID, connectionID: connectionID,
+                        function: request.functionSlug, start: start, end: clock.now)
+                }
                 return
             } catch {
                 logger.notice("sending a request to a connect worker failed", metadata: ["connection": "\(connectionID)", "error": "\(error)"])

@@ -201,7 +201,9 @@ public final class ConnectTransport: SDKTransport, Service {
         data.functionSlug = target.function
         data.stepID = target.step
         data.requestPayload = Data(request.body)
-        data.systemTraceCtx = Data([UInt8]("{}".utf8))
+        // The call's span, so the worker's own spans join the run's trace (docs/operations.md).
+        let traceparent = request.headers.first { $0.0 == "traceparent" }?.1
+        data.systemTraceCtx = Data(JSONValue.object(traceparent.map { ["traceparent": .string($0)] } ?? [:]).serialized())
         data.userTraceCtx = Data([UInt8]("{}".utf8))
         data.runID = request.headers.first { $0.0 == "x-run-id" }?.1 ?? ""
         data.leaseID = lease.leaseID.description

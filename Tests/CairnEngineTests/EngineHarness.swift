@@ -25,6 +25,10 @@ final class EngineHarness: Sendable {
     let timers: TimerService
     let reconciler: Reconciler
     let executors: [RunExecutor]
+    /// The spans of every run's trace, as the executors and the router emitted them.
+    let spans = CollectedSpans()
+    /// Run metrics and tracing into `spans`.
+    let metrics: RunMetrics
     static let leaseDuration: Duration = .seconds(60)
 
     /// An engine with `count` executors; `step.ai.infer` and `step.fetch` requests go to
@@ -37,11 +41,13 @@ final class EngineHarness: Sendable {
         var logger = Logger(label: "cairn.test.engine")
         logger.logLevel = .critical
         store = InMemoryRunStore(registry: registry, eventLog: eventLog, clock: clock)
+        let metrics = RunMetrics(tracing: RunTracing(sink: spans))
+        self.metrics = metrics
         sink = InMemoryEventSink(log: eventLog, stream: events, clock: clock)
         let catalog = FunctionCatalog(registry: registry, clock: clock)
         router = EventRouter(
             source: events, catalog: catalog, store: store, eventLog: eventLog,
-            work: work, timers: index, events: sink, clock: clock, pausePageSize: pausePageSize, logger: logger)
+            work: work, timers: index, events: sink, clock: clock, pausePageSize: pausePageSize, metrics: metrics, logger: logger)
         flow = FlowScheduler(
             store: store, catalog: catalog, eventLog: eventLog, work: work, events: sink, index: index, clock: clock, logger: logger)
         timers = TimerService(
@@ -57,6 +63,7 @@ final class EngineHarness: Sendable {
             settings.backoffScale = 0.001
             settings.concurrency = concurrency
             settings.owner = "executor-\(n)"
+            settings.metrics = metrics
             return RunExecutor(
                 store: store, events: sink, eventLog: eventLog, work: work, sdk: calls, outbound: provider, source: work, timers: index,
                 clock: clock, keys: nil, settings: settings, logger: logger)
@@ -137,7 +144,7 @@ final class EngineHarness: Sendable {
             for delivery in deliveries {
                 total += 1
                 let item = try #require(delivery.fields["item"].flatMap { try? JSONValue(parsing: $0) }.flatMap(WorkItem.init(json:)))
-                if (try? await executors[n].drive(item)) == true { try await work.acknowledge([delivery.entryID]) }
+                if (try? await executors[n].drive(item, queuedAt: clock.now)) == true { try await work.acknowledge([delivery.entryID]) }
             }
         }
     }

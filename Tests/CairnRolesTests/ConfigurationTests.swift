@@ -61,6 +61,8 @@ import Testing
         ("INNGEST_SIGNING_KEY", "abc", "INNGEST_SIGNING_KEY: must be an even-length hex string"),
         ("CAIRN_SHUTDOWN_GRACE_SECONDS", "-1", "CAIRN_SHUTDOWN_GRACE_SECONDS: must be an integer from 0 to 3600"),
         ("CAIRN_EXECUTOR_CONCURRENCY", "0", "CAIRN_EXECUTOR_CONCURRENCY: must be an integer from 1 to 10000, got \"0\""),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318", "OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:// or https:// URL, got \"collector:4318/v1/traces\""),
+        ("OTEL_TRACES_EXPORTER", "jaeger", "OTEL_TRACES_EXPORTER: must be otlp or none, got \"jaeger\""),
     ])
     func rejects(variable: String, value: String, message: String) {
         var env = minimal
@@ -69,6 +71,37 @@ import Testing
             try CairnConfiguration(environment: env)
         } throws: { error in
             (error as? ConfigurationError)?.description.contains(message) == true
+        }
+    }
+
+    @Test func tracesAreOffUntilAnEndpointIsSetAndReadTheOpenTelemetryVariables() throws {
+        #expect(try CairnConfiguration(environment: minimal).otlp == nil)
+        var env = minimal
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://collector:4318/"
+        env["OTEL_EXPORTER_OTLP_HEADERS"] = "api-key=s%3Dcret, tenant = a"
+        env["OTEL_SERVICE_NAME"] = "cairn-prod"
+        env["OTEL_RESOURCE_ATTRIBUTES"] = "deployment.environment=prod"
+        env["OTEL_BSP_SCHEDULE_DELAY"] = "250"
+        env["OTEL_BSP_MAX_QUEUE_SIZE"] = "100"
+        let otlp = try #require(try CairnConfiguration(environment: env).otlp)
+        #expect(otlp.tracesURL == "http://collector:4318/v1/traces")
+        #expect(otlp.headers == ["api-key": "s=cret", "tenant": "a"])
+        #expect(otlp.serviceName == "cairn-prod")
+        #expect(otlp.resourceAttributes == ["deployment.environment": "prod"])
+        #expect(otlp.scheduleDelay == .milliseconds(250))
+        #expect(otlp.maximumQueueSize == 100)
+        #expect(otlp.maximumBatchSize == 100, "a batch is never larger than the queue")
+        env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = "https://traces.example/otlp"
+        #expect(try CairnConfiguration(environment: env).otlp?.tracesURL == "https://traces.example/otlp")
+        env["OTEL_TRACES_EXPORTER"] = "none"
+        #expect(try CairnConfiguration(environment: env).otlp == nil)
+        env["OTEL_TRACES_EXPORTER"] = nil
+        env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
+        #expect {
+            try CairnConfiguration(environment: env)
+        } throws: { error in
+            (error as? ConfigurationError)?.problems.map(\.description)
+                == ["OTEL_EXPORTER_OTLP_PROTOCOL: must be http/json, the protocol Cairn exports with, got \"grpc\""]
         }
     }
 

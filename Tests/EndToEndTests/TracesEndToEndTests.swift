@@ -128,4 +128,25 @@ import Testing
             }
         }
     }
+
+    @Test func overConnectTheGatewaysForwardOfEachCallJoinsTheTrace() async throws {
+        try await withPythonScript(PythonApp.script("otlp_receiver.py")) { receiver in
+            let environment = ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(receiver)", "OTEL_BSP_SCHEDULE_DELAY": "50"]
+            try await ExecutionEndToEndTests().withHarness(transport: .connect, environment: environment) { harness in
+                let ids = try await harness.send([["name": "test/three", "data": ["key": "trace-connect"]]])
+                let run = try await harness.endedRun(of: try #require(ids.first))
+                #expect(run["status"] == "Completed")
+                let runText = try #require(run["run_id"]?.stringValue)
+                let runID = try #require(ULID(runText))
+                let spans = try await Self.trace(RunTracing.hex(RunTracing.traceID(of: runID), digits: 32), receiver: receiver)
+                let requests = spans.filter { $0.name == "cairn.sdk.request" }
+                #expect(requests.count == 4)
+                #expect(requests.allSatisfy { $0.attribute("url.full")?.stringValue?.hasPrefix("wss://connect") == true })
+                // Each call crossed the gateway once, under its own span.
+                let forwards = spans.filter { $0.name == "cairn.gateway.forward" }
+                #expect(forwards.map(\.parentID).sorted() == requests.map(\.spanID).sorted())
+                #expect(forwards.allSatisfy { $0.json["kind"] == 2 && $0.attribute("cairn.gateway.id") != nil })
+            }
+        }
+    }
 }

@@ -85,6 +85,8 @@ public protocol SpanSink: Sendable {
 ///   (received at `POST /v1/traces/userland`) sit under it.
 /// - `cairn.queue.wait`: from a work item's publication to the executor taking it up.
 /// - `cairn.schedule`: from an event's arrival to the run it started being created.
+/// - `cairn.gateway.forward` (server): a connect gateway handing a call to a worker, under the
+///   call's span.
 public struct RunTracing: Sendable {
     let sink: (any SpanSink)?
 
@@ -222,6 +224,25 @@ public struct RunTracing: Sendable {
             traceID: Self.traceID(of: runID), spanID: Self.newSpanID(), parentID: Self.runSpanID(of: runID), name: "cairn.schedule",
             start: eventID.date, end: runID.date,
             attributes: Self.base(runID: runID, function: function) + [.init("cairn.event.id", .string(eventID.description))])])
+    }
+}
+
+extension RunTracing {
+    /// A connect gateway handed a call to a worker's connection: a span under the call's own
+    /// (`traceparent`, as the executor sent it), from the gateway taking the request to the
+    /// frame written.
+    public func gatewayForward(
+        runID: String, traceparent: String?, gatewayID: String, connectionID: String, function: String, start: Date, end: Date
+    ) {
+        guard isEnabled, let run = ULID(runID), let traceparent else { return }
+        let parts = traceparent.split(separator: "-")
+        guard parts.count == 4, let parent = UInt64(parts[2], radix: 16) else { return }
+        emit([TraceSpan(
+            traceID: Self.traceID(of: run), spanID: Self.newSpanID(), parentID: parent, name: "cairn.gateway.forward", kind: .server,
+            start: start, end: end,
+            attributes: Self.base(runID: run, function: function) + [
+                .init("cairn.gateway.id", .string(gatewayID)), .init("cairn.connect.connection_id", .string(connectionID)),
+            ])])
     }
 }
 

@@ -14,7 +14,7 @@ enum GatewayRole {
         let hub = ConnectGatewayHub(
             state: dependencies.connectState(), sync: sync, keys: configuration.signingKeys, clock: dependencies.clock,
             settings: configuration.connect, url: configuration.gatewayURL, metrics: dependencies.metricsFactory, logger: dependencies.logger,
-            exchange: dependencies.connectExchange)
+            exchange: dependencies.connectExchange, tracing: dependencies.runMetrics.tracing)
         return RoleParts(gateway: hub)
     }
 }
