@@ -266,15 +266,16 @@ extension PostgresRunStore {
             UPDATE batches b SET closed_at = \(now) FROM functions f
             WHERE b.id = \(batchID) AND b.closed_at IS NULL AND f.id = b.function_id
             RETURNING b.function_id, f.version, f.archived_at IS NULL,
-                (SELECT array_agg(event_id ORDER BY position) FROM batch_events WHERE batch_id = b.id)
+                (SELECT array_agg(event_id ORDER BY position) FROM batch_events WHERE batch_id = b.id), f.slug
             """, logger: logger)
-        var found: (UUID, Int32, Bool, [String]?)?
-        for try await row in rows.decode((UUID, Int32, Bool, [String]?).self) { found = row }
-        guard let (functionID, version, live, eventIDs) = found, live, let eventIDs, !eventIDs.isEmpty else { return }
+        var found: (UUID, Int32, Bool, [String]?, String)?
+        for try await row in rows.decode((UUID, Int32, Bool, [String]?, String).self) { found = row }
+        guard let (functionID, version, live, eventIDs, slug) = found, live, let eventIDs, !eventIDs.isEmpty else { return }
         var run = NewRun(
             id: runID, functionID: functionID, functionVersion: Int(version), eventIDs: eventIDs.compactMap(ULID.init),
             idempotencyKey: "batch:" + batchID, idempotentUntil: now.addingTimeInterval(86_400))
         run.batchID = batchID
+        run.functionSlug = slug
         guard try await claim(run, now: now, connection: connection), try await insertRun(run, now: now, connection: connection) else { return }
         result.started.append(run)
         result.work.append(WorkItem(runID: run.id, reason: .start, call: .discovery))

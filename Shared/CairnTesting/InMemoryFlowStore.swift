@@ -198,6 +198,7 @@ extension InMemoryRunStore {
             id: batch.runID, functionID: batch.functionID, functionVersion: version, eventIDs: batch.events, idempotencyKey: "batch:" + id,
             idempotentUntil: now.addingTimeInterval(86_400))
         run.batchID = id
+        run.functionSlug = registry.storedVersion(id: batch.functionID, version: version)?.id ?? ""
         guard Self.claim(run, now: now, &state), try insertRun(run, now: now, into: &state) else { return }
         result.started.append(run)
         result.work.append(WorkItem(runID: run.id, reason: .start, call: .discovery))

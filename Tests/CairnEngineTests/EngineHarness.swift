@@ -49,7 +49,8 @@ final class EngineHarness: Sendable {
             source: events, catalog: catalog, store: store, eventLog: eventLog,
             work: work, timers: index, events: sink, clock: clock, pausePageSize: pausePageSize, metrics: metrics, logger: logger)
         flow = FlowScheduler(
-            store: store, catalog: catalog, eventLog: eventLog, work: work, events: sink, index: index, clock: clock, logger: logger)
+            store: store, catalog: catalog, eventLog: eventLog, work: work, events: sink, index: index, clock: clock, metrics: metrics,
+            logger: logger)
         timers = TimerService(
             store: store, work: work, eventLog: eventLog, eventStream: events, index: index, flow: flow, clock: clock, logger: logger)
         reconciler = Reconciler(

@@ -112,6 +112,49 @@ import Testing
         #expect(roots.first?.end == engine.clock.now)
     }
 
+    static let sleepy = FakeSDKApp.Function([.sleep("nap", duration: "1h"), .run("a", output: 1)], output: { $0["a"] ?? .null })
+
+    /// The roots of runs that ended, by run, as `status`.
+    static func roots(_ engine: EngineHarness) -> [ULID: String] {
+        var roots: [ULID: String] = [:]
+        for span in engine.spans.all where span.name == "cairn.run" {
+            if case .string(let status)? = span["cairn.run.status"] { roots[ULID(rawValue: span.traceID)] = status }
+        }
+        return roots
+    }
+
+    @Test func runsEndedByATimeoutOrASingletonAndRunsADebounceStartedAreTracedToo() async throws {
+        let engine = EngineHarness()
+        try await engine.sync(configs: [
+            ("t", #""triggers":[{"event":"shop/go"}],"timeouts":{"start":"1m","finish":"30m"}"#, Self.sleepy),
+            ("s", #""triggers":[{"event":"shop/sync"}],"singleton":{"mode":"cancel"}"#, Self.sleepy),
+            ("d", #""triggers":[{"event":"shop/typed"}],"debounce":{"period":"10s"}"#, Self.sleepy),
+        ])
+        let timedOut = try await engine.send("shop/go")
+        let first = try await engine.send("shop/sync")
+        try await engine.settle()
+        let second = try await engine.send("shop/sync")
+        let debounced = try await engine.send("shop/typed")
+        try await engine.settle()
+        try await engine.advance(10)
+        try await engine.advance(31 * 60)
+
+        let timedOutRun = try await engine.run(of: timedOut).id
+        let firstRun = try await engine.run(of: first).id
+        #expect(Self.roots(engine) == [timedOutRun: "cancelled", firstRun: "cancelled"])
+        // Each run created, whatever created it, traced from its event to its creation.
+        let scheduled = Dictionary(grouping: engine.spans.all.filter { $0.name == "cairn.schedule" }) { ULID(rawValue: $0.traceID) }
+        let runs = [timedOutRun, firstRun, try await engine.run(of: second).id, try await engine.run(of: debounced).id]
+        #expect(Set(scheduled.keys) == Set(runs))
+        #expect(scheduled.values.allSatisfy { $0.count == 1 })
+        let debounceRun = try #require(runs.last)
+        #expect(scheduled[debounceRun]?.first?.start == debounced.date)
+        // The debounce created its run when its period ended.
+        let created = try #require(scheduled[debounceRun]?.first?.end)
+        #expect(created >= debounced.date.addingTimeInterval(10))
+        #expect(created < debounced.date.addingTimeInterval(11))
+    }
+
     @Test func idsAreStableAndTraceparentIsW3C() throws {
         let runID = try ULID(parsing: "01ARZ3NDEKTSV4RRFFQ69G5FAV")
         #expect(RunTracing.runSpanID(of: runID) == RunTracing.runSpanID(of: runID))

@@ -1,6 +1,5 @@
 public import CairnCore
 public import Foundation
-import Synchronization
 
 /// Cancelling a run: from the API, or by a `cancelOn` event. In one transaction the run ends
 /// as Cancelled (its lease token moves on, so an executor in the middle of a call records
@@ -32,14 +31,9 @@ public struct RunCancellation: Sendable {
     /// Cancels `runID`; false when it had already ended.
     public func cancel(_ runID: ULID) async throws -> Bool {
         let now = clock.now
-        let emit = Self.emitter(now: now, stamper: stamper)
-        let cancelled = Mutex<CancelledRun?>(nil)
-        let stored = try await store.cancel(runID, now: now) { run in
-            cancelled.withLock { $0 = run }
-            return emit(run)
-        }
-        guard let stored else { return false }
-        if let run = cancelled.withLock({ $0 }) { metrics.ended(function: run.functionSlug, runID: run.runID, status: "cancelled", now: now) }
+        let counted = metrics.counting(Self.emitter(now: now, stamper: stamper), now: now)
+        guard let stored = try await store.cancel(runID, now: now, emitting: counted.emit) else { return false }
+        counted.report()
         await events.announce(stored)
         return true
     }

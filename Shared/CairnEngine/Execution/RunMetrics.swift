@@ -1,6 +1,7 @@
 public import CairnCore
 public import Foundation
 public import Metrics
+import Synchronization
 
 /// Run lifecycle and SDK call metrics (docs/operations.md, "Metrics"), labelled by function
 /// slug, so their cardinality is the number of deployed functions.
@@ -46,22 +47,45 @@ public struct RunMetrics: Sendable {
         max(0, now.timeIntervalSince1970 - Double(runID.milliseconds) / 1_000)
     }
 
-    /// Counts what admitting `arrivals` gave: runs scheduled, and events skipped.
-    public func admitted(_ arrivals: [Arrival], _ outcomes: [Admission]) {
-        for (arrival, outcome) in zip(arrivals, outcomes) {
+    /// Counts what admitting `arrivals` gave: the runs created (however they were created:
+    /// by an event, a batch, a debounce, a cron tick), and the events skipped.
+    public func admitted(_ arrivals: [Arrival], _ result: AdmissionResult, now: Date) {
+        created(result.started, now: now)
+        for (arrival, outcome) in zip(arrivals, result.outcomes) {
+            guard case .skipped = outcome else { continue }
             let function = arrival.run.functionSlug
-            switch outcome {
-            case .started:
-                count("cairn_function_runs_scheduled_total", [("function", function)], inngest: ("inngest_function_run_scheduled_total", [("fn", function)]))
-                if let event = arrival.run.eventIDs.first { tracing.scheduled(arrival.run.id, function: function, eventID: event) }
-            case .skipped:
-                count(
-                    "cairn_function_runs_ended_total", [("function", function), ("status", "skipped")],
-                    inngest: ("inngest_function_run_ended_total", [("fn", function), ("status", "skipped")]))
-            default:
-                break
-            }
+            count(
+                "cairn_function_runs_ended_total", [("function", function), ("status", "skipped")],
+                inngest: ("inngest_function_run_ended_total", [("fn", function), ("status", "skipped")]))
         }
+    }
+
+    /// Counts runs created at `now`, and traces the time from their first event to then.
+    public func created(_ runs: [NewRun], now: Date) {
+        for run in runs {
+            let function = run.functionSlug
+            count("cairn_function_runs_scheduled_total", [("function", function)], inngest: ("inngest_function_run_scheduled_total", [("fn", function)]))
+            if let event = run.eventIDs.first { tracing.scheduled(run.id, function: function, eventID: event, created: now) }
+        }
+    }
+
+    /// Wraps a store's cancellation emitter (`RunCancellation.emitter`) so that the runs it
+    /// cancels are counted as ended, and their traces' roots emitted: call `report` once the
+    /// store call that cancelled them has returned (its transaction committed).
+    public func counting(
+        _ emit: @escaping @Sendable (CancelledRun) -> [AcceptedEvent], now: Date
+    ) -> (emit: @Sendable (CancelledRun) -> [AcceptedEvent], report: @Sendable () -> Void) {
+        // By run: a transaction tried again calls the emitter again for the same runs.
+        let cancelled = Mutex<[ULID: String]>([:])
+        return (
+            { run in
+                cancelled.withLock { $0[run.runID] = run.functionSlug }
+                return emit(run)
+            },
+            {
+                for (runID, function) in cancelled.withLock({ $0 }) { ended(function: function, runID: runID, status: "cancelled", now: now) }
+            }
+        )
     }
 
     /// A run is driven for the first time.

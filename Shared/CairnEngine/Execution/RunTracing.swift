@@ -217,12 +217,12 @@ public struct RunTracing: Sendable {
     }
 
     /// The time from an event's arrival (its id holds the moment it was accepted) to the
-    /// creation of the run it started.
-    func scheduled(_ runID: ULID, function: String, eventID: ULID) {
+    /// creation of the run it started (later than the run's id for a debounce or a batch).
+    func scheduled(_ runID: ULID, function: String, eventID: ULID, created: Date) {
         guard isEnabled else { return }
         emit([TraceSpan(
             traceID: Self.traceID(of: runID), spanID: Self.newSpanID(), parentID: Self.runSpanID(of: runID), name: "cairn.schedule",
-            start: eventID.date, end: runID.date,
+            start: eventID.date, end: created,
             attributes: Self.base(runID: runID, function: function) + [.init("cairn.event.id", .string(eventID.description))])])
     }
 }

@@ -112,8 +112,10 @@ public final class EventRouter: Service {
             byName[name, default: []].append((event, eventID))
         }
         for name in names { resumed += try await matchPauses(byName[name] ?? [], name: name, now: now) }
-        let admitted = try await store.admit(arrivals, now: now, cancelling: RunCancellation.emitter(now: now, stamper: stamper))
-        metrics.admitted(arrivals, admitted.outcomes)
+        let cancelling = metrics.counting(RunCancellation.emitter(now: now, stamper: stamper), now: now)
+        let admitted = try await store.admit(arrivals, now: now, cancelling: cancelling.emit)
+        metrics.admitted(arrivals, admitted, now: now)
+        cancelling.report()
         try await effects.apply(admitted, now: now, more: resumed)
         try await answerSkippedInvokes(arrivals, admitted.outcomes, invokes, now: now)
         try await eventLog.markRouted(routed)

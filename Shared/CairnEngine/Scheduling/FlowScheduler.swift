@@ -19,6 +19,7 @@ public final class FlowScheduler: Sendable {
     let stamper = EventStamper()
     let clock: any WallClock
     let logger: Logger
+    let metrics: RunMetrics
     let batchSize = 500
     /// The live function versions the cron chains were last synced for, and when.
     private let synced = Mutex<(versions: [UUID: Int], at: Date)?>(nil)
@@ -32,8 +33,9 @@ public final class FlowScheduler: Sendable {
 
     public init(
         store: any RunStore, catalog: FunctionCatalog, eventLog: any EventLog, work: any WorkQueue, events: any EventSink,
-        index: any TimerIndex, clock: any WallClock, logger: Logger
+        index: any TimerIndex, clock: any WallClock, metrics: RunMetrics = RunMetrics(), logger: Logger
     ) {
+        self.metrics = metrics
         self.store = store
         self.catalog = catalog
         self.eventLog = eventLog
@@ -53,10 +55,16 @@ public final class FlowScheduler: Sendable {
     public func fireDue(sweep: Bool = false) async throws -> Int {
         let now = clock.now
         try await syncCrons(now: now)
-        let cancelling = RunCancellation.emitter(now: now, stamper: stamper)
-        let fired = try await store.fireDue(now: now, cronLead: Self.cronLead, limit: batchSize, plan: { [self] firing in try await plan(firing, now: now) }, cancelling: cancelling)
+        let singletons = metrics.counting(RunCancellation.emitter(now: now, stamper: stamper), now: now)
+        let fired = try await store.fireDue(
+            now: now, cronLead: Self.cronLead, limit: batchSize, plan: { [self] firing in try await plan(firing, now: now) },
+            cancelling: singletons.emit)
+        metrics.created(fired.started, now: now)
+        singletons.report()
         try await effects.apply(fired, now: now)
-        let cancelled = try await store.fireTimeouts(now: now, limit: batchSize, cancelling: cancelling)
+        let timeouts = metrics.counting(RunCancellation.emitter(now: now, stamper: stamper), now: now)
+        let cancelled = try await store.fireTimeouts(now: now, limit: batchSize, cancelling: timeouts.emit)
+        timeouts.report()
         if !cancelled.isEmpty { await events.announce(cancelled) }
         if sweep { try await indexNextDeadline() }
         return fired.outcomes.count + cancelled.count

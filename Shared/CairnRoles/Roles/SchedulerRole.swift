@@ -29,7 +29,7 @@ enum SchedulerRole {
             logger: dependencies.logger)
         let flow = FlowScheduler(
             store: store, catalog: catalog, eventLog: eventLog, work: work, events: ingest.ingestor, index: index,
-            clock: dependencies.clock, logger: dependencies.logger)
+            clock: dependencies.clock, metrics: dependencies.runMetrics, logger: dependencies.logger)
         let timers = TimerService(
             store: store, work: work, eventLog: eventLog, eventStream: eventStream, index: index, flow: flow, clock: dependencies.clock,
             logger: dependencies.logger)
