@@ -16,10 +16,13 @@ public final class CairnPostgresDatabase: Service, Sendable {
     /// The PostgresNIO pool; queries go through it.
     public let client: PostgresClient
     let logger: Logger
+    /// Told how long each store call took (`BoundedPostgresClient`).
+    let observe: PostgresObserver?
     private let started = Mutex<(done: Bool, waiters: [UInt64: CheckedContinuation<Void, Never>], next: UInt64)>((false, [:], 0))
 
     /// Creates the pool; no connection is opened until `run()` starts and a query asks for one.
-    public init(settings: PostgresSettings, logger: Logger) {
+    public init(settings: PostgresSettings, logger: Logger, observe: PostgresObserver? = nil) {
+        self.observe = observe
         self.settings = settings
         self.client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: logger)
         self.logger = logger
@@ -79,7 +82,7 @@ public final class CairnPostgresDatabase: Service, Sendable {
     }
 
     /// The pool with every call bounded by `settings.callDeadline`, as the stores use it.
-    public var bounded: BoundedPostgresClient { BoundedPostgresClient(client, deadline: settings.callDeadline) }
+    public var bounded: BoundedPostgresClient { BoundedPostgresClient(client, deadline: settings.callDeadline, observe: observe) }
 
     /// A readiness probe that runs `SELECT 1`.
     public var readinessProbe: any ReadinessProbe { PostgresReadinessProbe(client: client) }

@@ -35,6 +35,8 @@ public final class RedisClient: Sendable {
     private let nextSlot = Atomic<UInt>(0)
     private let blocking: BlockingConnectionPool
     private let isShutDown = Atomic<Bool>(false)
+    /// Told the name and duration of every pooled command (blocking ones wait by design).
+    let observe: RedisObserver?
 
     static let shutDownError = RedisError(code: .clientShutdown, message: "the Redis client has been shut down")
 
@@ -45,7 +47,12 @@ public final class RedisClient: Sendable {
     ///     `MultiThreadedEventLoopGroup.singleton`. The client does not own or shut down the group.
     ///   - logger: receives debug/trace messages about connects, reconnects and failures.
     /// - Precondition: `configuration.poolSize >= 1`, `configuration.maxIdleBlockingConnections >= 0`.
-    public init(configuration: RedisConfiguration, eventLoopGroup: (any EventLoopGroup)? = nil, logger: Logger) {
+    ///   - observe: told the name (`XADD`; `PIPELINE XADD` for a pipeline of them) and duration
+    ///     of every command and pipeline sent on the pool, failed or not.
+    public init(
+        configuration: RedisConfiguration, eventLoopGroup: (any EventLoopGroup)? = nil, logger: Logger, observe: RedisObserver? = nil
+    ) {
+        self.observe = observe
         precondition(configuration.poolSize >= 1, "RedisConfiguration.poolSize must be at least 1")
         precondition(
             configuration.maxIdleBlockingConnections >= 0,
@@ -99,8 +106,26 @@ public final class RedisClient: Sendable {
     /// - Throws: `RedisError`: `.server` with Redis's text for an error reply, or a
     ///   connection-level code.
     public func send(_ arguments: [RedisArgument]) async throws -> RESPValue {
+        let started = ContinuousClock.now
+        defer { observe?(Self.name(of: arguments), ContinuousClock.now - started) }
         let connection = try await pooledConnection()
         return try await connection.send(arguments)
+    }
+
+    /// A command's name, upper-cased: its first argument.
+    static func name(of command: [RedisArgument]) -> String {
+        switch command.first {
+        case .string(let text)?: text.uppercased()
+        case .bytes(let bytes)?: String(decoding: bytes, as: UTF8.self).uppercased()
+        default: "?"
+        }
+    }
+
+    /// A pipeline's name: `PIPELINE XADD` when every command in it is an `XADD`, else
+    /// `PIPELINE`.
+    static func name(ofPipeline commands: [[RedisArgument]]) -> String {
+        let names = Set(commands.map(name(of:)))
+        return names.count == 1 ? "PIPELINE " + names.first! : "PIPELINE"
     }
 
     /// Variadic form of `send(_:)`: `try await client.send("INCR", "counter")`.
@@ -118,6 +143,8 @@ public final class RedisClient: Sendable {
     ///   `.clientShutdown`).
     public func pipeline(_ commands: [[RedisArgument]]) async throws -> [Result<RESPValue, RedisError>] {
         if commands.isEmpty { return [] }
+        let started = ContinuousClock.now
+        defer { if let observe { observe(Self.name(ofPipeline: commands), ContinuousClock.now - started) } }
         let connection = try await pooledConnection()
         return await connection.pipeline(commands)
     }
@@ -176,3 +203,6 @@ extension RedisClient: Service {
         await shutdown()
     }
 }
+
+/// Told the command name and duration of every pooled command a `RedisClient` sends.
+public typealias RedisObserver = @Sendable (_ command: String, _ duration: Duration) -> Void

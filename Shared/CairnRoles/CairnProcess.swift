@@ -105,10 +105,16 @@ public struct CairnProcess: Sendable {
         postgres: CairnPostgresDatabase, redis: (service: any Service, readinessProbe: any ReadinessProbe, client: RedisClient),
         dependencies: RoleDependencies, parts: [Role: RoleParts]
     ) {
-        let postgres = CairnPostgresDatabase(settings: configuration.postgres, logger: logger)
-        let redis = RedisWiring.makeClient(
-            url: configuration.redisURL, poolSize: configuration.redisPoolSize, commandTimeout: configuration.redisTimeout, logger: logger)
         let registry = PrometheusCollectorRegistry()
+        let factory = RoleDependencies.metricsFactory(registry)
+        let postgres = CairnPostgresDatabase(settings: configuration.postgres, logger: logger) { operation, duration in
+            Metrics.Timer(label: "cairn_postgres_query_duration_seconds", dimensions: [("op", operation)], factory: factory).recordSeconds(duration.timeInterval)
+        }
+        let redis = RedisWiring.makeClient(
+            url: configuration.redisURL, poolSize: configuration.redisPoolSize, commandTimeout: configuration.redisTimeout, logger: logger
+        ) { command, duration in
+            Metrics.Timer(label: "cairn_redis_command_duration_seconds", dimensions: [("command", command)], factory: factory).recordSeconds(duration.timeInterval)
+        }
         let dependencies = RoleDependencies(
             configuration: configuration, postgres: postgres, redis: redis.client, clock: clock, logger: logger,
             metricsRegistry: registry, traces: traceExporter(registry: registry))
@@ -124,7 +130,7 @@ public struct CairnProcess: Sendable {
     func traceExporter(registry: PrometheusCollectorRegistry) -> OTLPTraceExporter? {
         guard let settings = configuration.otlp else { return nil }
         let name = roles.count == Role.allCases.count ? "cairn-dev" : roles.map { "cairn-" + $0.rawValue }.joined(separator: "+")
-        let dropped = Counter(label: "cairn_trace_spans_dropped_total", factory: PrometheusMetricsFactory(registry: registry))
+        let dropped = Counter(label: "cairn_trace_spans_dropped_total", factory: RoleDependencies.metricsFactory(registry))
         return OTLPTraceExporter(
             settings: settings,
             resource: [
@@ -140,7 +146,7 @@ public struct CairnProcess: Sendable {
         serving listenerRoles: [Role], parts: [Role: RoleParts], readiness: Readiness, metrics: PrometheusCollectorRegistry
     ) -> Router<BasicRequestContext> {
         let router = Router()
-        router.add(middleware: HTTPMetricsMiddleware(factory: PrometheusMetricsFactory(registry: metrics)))
+        router.add(middleware: HTTPMetricsMiddleware(factory: RoleDependencies.metricsFactory(metrics)))
         let unserved = UnservedRoutes<BasicRequestContext>()
         router.add(middleware: unserved)
         HealthRoutes(roles: roles, readiness: readiness).register(on: router)

@@ -17,12 +17,12 @@ enum RedisWiring {
 
     /// The client as a service (started before the roles, stopped after them) and its probe.
     static func makeClient(
-        url: String, poolSize: Int, commandTimeout: Duration, logger: Logger
+        url: String, poolSize: Int, commandTimeout: Duration, logger: Logger, observe: RedisObserver? = nil
     ) -> (service: any Service, readinessProbe: any ReadinessProbe, client: RedisClient) {
         // `validate(url:)` ran when the configuration was read.
         var configuration = try! RedisConfiguration(url: url, poolSize: poolSize, clientName: "cairn")
         configuration.commandTimeout = commandTimeout
-        let client = RedisClient(configuration: configuration, logger: logger)
+        let client = RedisClient(configuration: configuration, logger: logger, observe: observe)
         return (client, RedisReadinessProbe(client: client), client)
     }
 }

@@ -29,6 +29,8 @@ import Testing
                 #"cairn_function_runs_ended_total{\#(three),status="completed"} 3"#,
                 #"cairn_function_runs_ended_total{\#(three),status="skipped"} 1"#,
                 "cairn_run_schedule_to_start_seconds_count{\(three)} 3",
+                // One work item per run: its steps ran on the drive that started it.
+                "cairn_step_queue_delay_seconds_count{\(three)} 3",
                 #"cairn_function_run_duration_seconds_count{\#(three),status="completed"} 3"#,
                 // Three steps, each reported in a call of its own, then the call that returns.
                 #"cairn_sdk_requests_total{\#(three),outcome="steps"} 9"#,
@@ -48,6 +50,22 @@ import Testing
             ])
             // No run id, event id or raw path becomes a label.
             let text = try await harness.metricsText()
+            // Store calls, by the store method that made them; Redis commands, by name.
+            func counts(_ name: String, _ label: String) -> [String: Double] {
+                var result: [String: Double] = [:]
+                for line in text.split(separator: "\n") where line.hasPrefix(name + "_count{" + label + "=\"") {
+                    let key = line.dropFirst(name.count + label.count + 9).prefix { $0 != "\"" }
+                    result[String(key)] = Double(line.split(separator: " ").last ?? "")
+                }
+                return result
+            }
+            let queries = counts("cairn_postgres_query_duration_seconds", "op")
+            #expect((queries["PostgresRunStore.recordStep"] ?? 0) >= 9, "\(queries)")
+            #expect(queries.keys.allSatisfy { $0.wholeMatch(of: /Postgres\w+\.\w+/) != nil }, "\(queries.keys.sorted())")
+            let commands = counts("cairn_redis_command_duration_seconds", "command")
+            // Work items are published in pipelines of XADDs.
+            #expect((commands["PIPELINE XADD"] ?? 0) >= 3, "\(commands)")
+            #expect(commands.keys.allSatisfy { $0.wholeMatch(of: /(PIPELINE )?[A-Z]+/) != nil }, "\(commands.keys.sorted())")
             for id in ids { #expect(!text.contains(id)) }
             #expect(!text.contains(#"route="/v1/runs/0"#))
         }
