@@ -252,7 +252,61 @@ public struct CairnConfiguration: Sendable {
             }
         }
 
-        let otlp = Self.otlp(value: value, problems: &problems)
+        /// The trace exporter's settings, from the OpenTelemetry variables. Only OTLP/HTTP with
+        /// JSON is sent; asking for another protocol is an error rather than silence.
+        func otlpSettings() -> OTLPSettings? {
+            if value("OTEL_SDK_DISABLED")?.lowercased() == "true" { return nil }
+            if let exporter = value("OTEL_TRACES_EXPORTER")?.lowercased() {
+                if exporter == "none" { return nil }
+                if exporter != "otlp" {
+                    problems.append(.init(variable: "OTEL_TRACES_EXPORTER", rule: "must be otlp or none, got \"\(exporter)\""))
+                    return nil
+                }
+            }
+            var url: String
+            var variable: String
+            if let traces = value("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+                (url, variable) = (traces, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            } else if let base = value("OTEL_EXPORTER_OTLP_ENDPOINT") {
+                (url, variable) = ((base.hasSuffix("/") ? String(base.dropLast()) : base) + "/v1/traces", "OTEL_EXPORTER_OTLP_ENDPOINT")
+            } else {
+                return nil
+            }
+            guard (url.hasPrefix("http://") || url.hasPrefix("https://")) && url.count > "https://".count else {
+                problems.append(.init(variable: variable, rule: "must be an http:// or https:// URL, got \"\(url)\""))
+                return nil
+            }
+            for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+                if let proto = value(name), proto != "http/json" {
+                    problems.append(.init(variable: name, rule: "must be http/json, the protocol Cairn exports with, got \"\(proto)\""))
+                }
+            }
+            var settings = OTLPSettings(tracesURL: url)
+            func pairs(_ name: String) -> [String: String] {
+                guard let raw = value(name) else { return [:] }
+                var result: [String: String] = [:]
+                for pair in raw.split(separator: ",") {
+                    let parts = pair.split(separator: "=", maxSplits: 1)
+                    let key = parts.first.map { String($0).trimmingWhitespace().removingPercentEncoding ?? "" } ?? ""
+                    guard parts.count == 2, !key.isEmpty else {
+                        problems.append(.init(variable: name, rule: "must be a list of key=value pairs separated by commas, got \"\(pair)\""))
+                        continue
+                    }
+                    let text = String(parts[1]).trimmingWhitespace()
+                    result[key] = text.removingPercentEncoding ?? text
+                }
+                return result
+            }
+            settings.headers = pairs("OTEL_EXPORTER_OTLP_HEADERS").merging(pairs("OTEL_EXPORTER_OTLP_TRACES_HEADERS")) { $1 }
+            settings.resourceAttributes = pairs("OTEL_RESOURCE_ATTRIBUTES")
+            settings.serviceName = value("OTEL_SERVICE_NAME")
+            settings.timeout = .milliseconds(integer("OTEL_EXPORTER_OTLP_TIMEOUT", default: 10_000, range: 1...600_000))
+            settings.scheduleDelay = .milliseconds(integer("OTEL_BSP_SCHEDULE_DELAY", default: 5_000, range: 1...600_000))
+            settings.maximumQueueSize = integer("OTEL_BSP_MAX_QUEUE_SIZE", default: 8_192, range: 1...1_000_000)
+            settings.maximumBatchSize = min(settings.maximumQueueSize, integer("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", default: 512, range: 1...100_000))
+            return settings
+        }
+        let otlp = otlpSettings()
 
         guard problems.isEmpty, var postgresSettings = postgres else {
             throw ConfigurationError(problems: problems)
@@ -291,69 +345,6 @@ public struct CairnConfiguration: Sendable {
         self.bulkPageSize = bulkPageSize
         self.metricsInngestNames = metricsInngestNames
         self.otlp = otlp
-    }
-
-    /// The trace exporter's settings, from the OpenTelemetry variables. Only OTLP/HTTP with
-    /// JSON is sent; asking for another protocol is an error rather than silence.
-    static func otlp(value: (String) -> String?, problems: inout [ConfigurationError.Problem]) -> OTLPSettings? {
-        func integer(_ name: String, _ fallback: Int, _ range: ClosedRange<Int>) -> Int {
-            guard let raw = value(name) else { return fallback }
-            guard let parsed = Int(raw), range.contains(parsed) else {
-                problems.append(.init(variable: name, rule: "must be an integer from \(range.lowerBound) to \(range.upperBound), got \"\(raw)\""))
-                return fallback
-            }
-            return parsed
-        }
-        if value("OTEL_SDK_DISABLED")?.lowercased() == "true" { return nil }
-        if let exporter = value("OTEL_TRACES_EXPORTER")?.lowercased() {
-            if exporter == "none" { return nil }
-            if exporter != "otlp" {
-                problems.append(.init(variable: "OTEL_TRACES_EXPORTER", rule: "must be otlp or none, got \"\(exporter)\""))
-                return nil
-            }
-        }
-        var url: String
-        var variable: String
-        if let traces = value("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-            (url, variable) = (traces, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        } else if let base = value("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            (url, variable) = ((base.hasSuffix("/") ? String(base.dropLast()) : base) + "/v1/traces", "OTEL_EXPORTER_OTLP_ENDPOINT")
-        } else {
-            return nil
-        }
-        guard (url.hasPrefix("http://") || url.hasPrefix("https://")) && url.count > "https://".count else {
-            problems.append(.init(variable: variable, rule: "must be an http:// or https:// URL, got \"\(url)\""))
-            return nil
-        }
-        for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
-            if let proto = value(name), proto != "http/json" {
-                problems.append(.init(variable: name, rule: "must be http/json, the protocol Cairn exports with, got \"\(proto)\""))
-            }
-        }
-        var settings = OTLPSettings(tracesURL: url)
-        func pairs(_ name: String) -> [String: String] {
-            guard let raw = value(name) else { return [:] }
-            var result: [String: String] = [:]
-            for pair in raw.split(separator: ",") {
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                let key = parts.first.map { String($0).trimmingWhitespace().removingPercentEncoding ?? "" } ?? ""
-                guard parts.count == 2, !key.isEmpty else {
-                    problems.append(.init(variable: name, rule: "must be a list of key=value pairs separated by commas, got \"\(pair)\""))
-                    continue
-                }
-                let text = String(parts[1]).trimmingWhitespace()
-                result[key] = text.removingPercentEncoding ?? text
-            }
-            return result
-        }
-        settings.headers = pairs("OTEL_EXPORTER_OTLP_HEADERS").merging(pairs("OTEL_EXPORTER_OTLP_TRACES_HEADERS")) { $1 }
-        settings.resourceAttributes = pairs("OTEL_RESOURCE_ATTRIBUTES")
-        settings.serviceName = value("OTEL_SERVICE_NAME")
-        settings.timeout = .milliseconds(integer("OTEL_EXPORTER_OTLP_TIMEOUT", 10_000, 1...600_000))
-        settings.scheduleDelay = .milliseconds(integer("OTEL_BSP_SCHEDULE_DELAY", 5_000, 1...600_000))
-        settings.maximumQueueSize = integer("OTEL_BSP_MAX_QUEUE_SIZE", 8_192, 1...1_000_000)
-        settings.maximumBatchSize = min(settings.maximumQueueSize, integer("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, 1...100_000))
-        return settings
     }
 
     /// The HTTP port a process playing only `role` listens on: `CAIRN_PORT`, else the role's
