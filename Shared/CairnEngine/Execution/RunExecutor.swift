@@ -319,7 +319,7 @@ public final class RunExecutor: Service {
     /// A member of a group that finished in this drive.
     enum FinishedMember: Sendable {
         case call(SDKCall, SDKOutcome, sent: Date)
-        case request(OutboundStep, OutboundStep.Response)
+        case request(OutboundStep, OutboundStep.Response, sent: Date)
     }
 
     /// Runs a parallel group on this lease. Results the reply carried are recorded; planned
@@ -413,7 +413,10 @@ public final class RunExecutor: Service {
                         }
                         inFlight.insert(step.stepID)
                         progressed = true
-                        tasks.addTask { .request(step, try await self.send(step)) }
+                        tasks.addTask {
+                            let sent = self.clock.now
+                            return .request(step, try await self.send(step), sent: sent)
+                        }
                     case .retry(let retryCall, _, _):
                         join(retryCall.stepID)
                         add(action, to: &parking, lease, working)
@@ -466,9 +469,9 @@ public final class RunExecutor: Service {
                     queue += RunDecision.decide(
                         outcome: outcome, call: targeted, maxAttempts: maxAttempts, now: clock.now, jitter: Double.random(in: 0...1),
                         backoffScale: settings.backoffScale)
-                case .request(let step, let response):
+                case .request(let step, let response, let sent):
                     inFlight.remove(step.stepID)
-                    since = clock.now
+                    since = sent
                     queue += RunDecision.decide(
                         request: step, response: response, call: SDKCall(stepID: step.stepID, attempt: 0), maxAttempts: maxAttempts,
                         now: clock.now, jitter: Double.random(in: 0...1), backoffScale: settings.backoffScale)
@@ -649,6 +652,7 @@ public final class RunExecutor: Service {
         let sentAt = clock.now
         let sent = ContinuousClock.now
         func traced(_ outcome: SDKOutcome?, status: Int?, error: String? = nil) {
+            guard tracing.isEnabled else { return }
             tracing.request(
                 lease.runID, function: snapshot.function.id, call: call, spanID: spanID, url: URLRedaction.redact(request.url), status: status,
                 outcome: outcome, error: error, start: sentAt, end: clock.now)
