@@ -135,7 +135,7 @@ import Testing
             try await withThrowingTaskGroup(of: [RedisStreamEntries].self) { group in
                 group.addTask {
                     let result = try await client.xreadgroup(
-                        group: "g", consumer: "blocker", streams: [(stream, ">")], count: 1, block: .seconds(2))
+                        group: "g", consumer: "blocker", streams: [(stream, ">")], count: 1, block: .seconds(60))
                     readFinished.set()
                     return result
                 }
