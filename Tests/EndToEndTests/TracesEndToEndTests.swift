@@ -75,9 +75,13 @@ import Testing
                 #expect(steps.allSatisfy { $0.parentID == root.spanID })
 
                 // Every call to the app: each step failed once and was retried, then the function
-                // returned. A call belongs to the step it ran, the last one to the run.
+                // returned. A call hangs under the step its reply recorded, else under the run.
                 let requests = spans.filter { $0.name == "cairn.sdk.request" }.sorted { $0.start < $1.start }
-                #expect(requests.map(\.parentID) == [stepA, stepA, stepB, stepB, root.spanID])
+                #expect(requests.map(\.parentID) == [root.spanID, stepA, root.spanID, stepB, root.spanID])
+                #expect(requests.map { $0.attribute("cairn.step.id")?.stringValue } == [StepID.hashed("a"), StepID.hashed("a"), StepID.hashed("b"), StepID.hashed("b"), nil])
+                // No span names a parent that was never emitted.
+                let emitted = Set(spans.map(\.spanID))
+                #expect(spans.filter { !$0.parentID.isEmpty && !emitted.contains($0.parentID) }.map(\.name) == [])
                 #expect(requests.map(\.failed) == [true, false, true, false, false])
                 #expect(requests.allSatisfy { $0.json["kind"] == 3 && $0.attribute("http.response.status_code") != nil })
 

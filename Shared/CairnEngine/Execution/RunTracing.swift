@@ -80,9 +80,10 @@ public protocol SpanSink: Sendable {
 /// - `cairn.run` (root): creation to end, with the function, the status and the error.
 /// - `cairn.step`: one per recorded step, from its attempt's request to its record; a sleep
 ///   from the moment it is planned to its wake-up time.
-/// - `cairn.sdk.request` (client): one per call to the app, under the step it ran, else under
-///   the run. Its id goes to the app in the `traceparent` header, so the SDK's own spans
-///   (received at `POST /v1/traces/userland`) sit under it.
+/// - `cairn.sdk.request` (client): one per call to the app, under the step its reply recorded,
+///   else under the run (a failed attempt, planning, the function's return). Its id goes to the
+///   app in the `traceparent` header, so the SDK's own spans (received at
+///   `POST /v1/traces/userland`) sit under it.
 /// - `cairn.queue.wait`: from a work item's publication to the executor taking it up.
 /// - `cairn.schedule`: from an event's arrival to the run it started being created.
 /// - `cairn.gateway.forward` (server): a connect gateway handing a call to a worker, under the
@@ -170,14 +171,23 @@ public struct RunTracing: Sendable {
             ])
     }
 
-    /// The parent of a call's span: the step the call ran, else the run.
-    static func parent(of call: SDKCall, outcome: SDKOutcome?, runID: ULID) -> UInt64 {
-        if !call.isDiscovery { return stepSpanID(of: runID, step: call.stepID) }
+    /// The step a call's reply records now (a result, or a final failure), whose span is
+    /// emitted as it is recorded: the parent of the call's span. A call whose step failed and
+    /// will be retried (or never is: the run may be cancelled first) hangs under the run, so
+    /// that no span ever names a parent nobody emits.
+    static func recordedStep(by outcome: SDKOutcome?) -> String? {
+        guard case .ops(let ops, _)? = outcome else { return nil }
+        let recorded = ops.filter { [.stepRun, .step, .stepFailed].contains($0.kind) }
+        return recorded.count == 1 ? recorded[0].id : nil
+    }
+
+    /// The step a call ran or was sent for, for its span's `cairn.step.id`.
+    static func step(of call: SDKCall, outcome: SDKOutcome?) -> String? {
         if case .ops(let ops, _)? = outcome {
             let ran = ops.filter { [.stepRun, .step, .stepError, .stepFailed].contains($0.kind) }
-            if ran.count == 1 { return stepSpanID(of: runID, step: ran[0].id) }
+            if ran.count == 1 { return ran[0].id }
         }
-        return runSpanID(of: runID)
+        return call.isDiscovery ? nil : call.stepID
     }
 
     /// One call to the app: `spanID` is the id sent in its `traceparent`.
@@ -187,9 +197,9 @@ public struct RunTracing: Sendable {
     ) {
         guard isEnabled else { return }
         var attributes = Self.base(runID: runID, function: function) + [
-            .init("cairn.step.id", .string(call.stepID)), .init("cairn.step.attempt", .int(Int64(call.attempt))),
-            .init("url.full", .string(url)),
+            .init("cairn.step.attempt", .int(Int64(call.attempt))), .init("url.full", .string(url)),
         ]
+        if let step = Self.step(of: call, outcome: outcome) { attributes.append(.init("cairn.step.id", .string(step))) }
         if let status { attributes.append(.init("http.response.status_code", .int(Int64(status)))) }
         var failure = error
         switch outcome {
@@ -203,17 +213,20 @@ public struct RunTracing: Sendable {
             break
         }
         emit([TraceSpan(
-            traceID: Self.traceID(of: runID), spanID: spanID, parentID: Self.parent(of: call, outcome: outcome, runID: runID),
+            traceID: Self.traceID(of: runID), spanID: spanID,
+            parentID: Self.recordedStep(by: outcome).map { Self.stepSpanID(of: runID, step: $0) } ?? Self.runSpanID(of: runID),
             name: "cairn.sdk.request", kind: .client, start: start, end: end, attributes: attributes, error: failure)])
     }
 
     /// The time a work item waited in the queue before an executor took it up.
+    /// (Under the run: the step an item is for may never be recorded.)
     func queueWait(_ runID: ULID, function: String, call: SDKCall, reason: String, from start: Date, to end: Date) {
         guard isEnabled else { return }
-        let parent = call.isDiscovery ? Self.runSpanID(of: runID) : Self.stepSpanID(of: runID, step: call.stepID)
+        var attributes = Self.base(runID: runID, function: function) + [.init("cairn.queue.reason", .string(reason))]
+        if !call.isDiscovery { attributes.append(.init("cairn.step.id", .string(call.stepID))) }
         emit([TraceSpan(
-            traceID: Self.traceID(of: runID), spanID: Self.newSpanID(), parentID: parent, name: "cairn.queue.wait", start: start, end: end,
-            attributes: Self.base(runID: runID, function: function) + [.init("cairn.queue.reason", .string(reason))])])
+            traceID: Self.traceID(of: runID), spanID: Self.newSpanID(), parentID: Self.runSpanID(of: runID), name: "cairn.queue.wait",
+            start: start, end: end, attributes: attributes)])
     }
 
     /// The time from an event's arrival (its id holds the moment it was accepted) to the
