@@ -50,7 +50,7 @@ extension JSONValue {
     }
 
     /// Appends `string` as a quoted JSON string with minimal escaping.
-    static func writeString(_ string: String, to output: inout [UInt8]) {
+    public static func writeString(_ string: String, to output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
         let written: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
             writeEscaped(utf8, to: &output)

@@ -112,6 +112,14 @@ public struct PostgresEventLog: EventLog {
             """).first
     }
 
+    public func events(ids: [ULID]) async throws -> [AcceptedEvent] {
+        if ids.isEmpty { return [] }
+        return try await select("""
+            SELECT id, name, external_id, ts, payload::text, (extract(epoch FROM received_at) * 1000)::int8
+            FROM events WHERE id = ANY(\(ids.map(\.description)))
+            """)
+    }
+
     public func events(name: String?, before: ULID?, limit: Int) async throws -> [AcceptedEvent] {
         let name = name ?? ""
         let before = before?.description ?? ""

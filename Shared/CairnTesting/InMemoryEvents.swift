@@ -73,6 +73,10 @@ public final class InMemoryEventLog: EventLog {
         state.withLock { $0.events[id] }
     }
 
+    public func events(ids: [ULID]) async throws -> [AcceptedEvent] {
+        state.withLock { state in ids.compactMap { state.events[$0] } }
+    }
+
     public func events(named name: String, after: ULID, limit: Int) async throws -> [AcceptedEvent] {
         state.withLock { state in
             Array(state.events.values.filter { $0.name == name && $0.id > after }.sorted { $0.id < $1.id }.prefix(limit))

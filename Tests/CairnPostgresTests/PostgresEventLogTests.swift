@@ -98,6 +98,12 @@ import Testing
             #expect(page2.map(\.id) == [events[1].id, events[0].id])
             #expect(try await log.events(name: "even", before: nil, limit: 10).map(\.id) == [events[4].id, events[2].id, events[0].id])
             #expect(try await log.events(name: "none", before: nil, limit: 10).isEmpty)
+            // By ids, in one read: the stored ones only.
+            let missing = ids.next(milliseconds: 1)
+            let found = try await log.events(ids: [events[3].id, missing, events[0].id])
+            #expect(Set(found.map(\.id)) == [events[3].id, events[0].id])
+            #expect(found.first { $0.id == events[3].id }?.payload == events[3].payload)
+            #expect(try await log.events(ids: []).isEmpty)
         }
     }
 }

@@ -162,7 +162,12 @@ public final class BulkOperator: Service {
     func page(_ job: inout BulkJob, expression: CairnCore.Expression?) async throws {
         let runs = try await store.runs(job.filter, after: job.cursor, ascending: true, limit: pageSize)
         let now = clock.now
-        let (matched, done) = try await handle(runs, kind: job.kind, bulkID: job.id, expression: expression, now: now)
+        // The page's trigger events in one read, for the expression.
+        var events: [ULID: JSONValue] = [:]
+        if expression != nil {
+            for event in try await eventLog.events(ids: runs.compactMap(\.eventID)) { events[event.id] = event.payload }
+        }
+        let (matched, done) = try await handle(runs, events: events, kind: job.kind, bulkID: job.id, expression: expression, now: now)
         job.matched += matched
         job.done += done
         job.cursor = runs.last?.id ?? job.cursor
@@ -173,19 +178,23 @@ public final class BulkOperator: Service {
         }
     }
 
-    /// Handles `runs` in batches of `parallelism`; returns how many matched and how many were
-    /// cancelled or replayed. (Batches of tasks, not a task group: a task group here crashed
-    /// the Swift 6.3 runtime in the tests, with a null call.) A run whose task fails leaves the
-    /// page to be handled again, which does nothing twice.
-    func handle(_ runs: [RunRecord], kind: BulkJob.Kind, bulkID: ULID, expression: CairnCore.Expression?, now: Date) async throws
-        -> (matched: Int, done: Int)
-    {
+    /// Handles `runs` (their trigger events in `events`) in batches of `parallelism`; returns
+    /// how many matched and how many were cancelled or replayed. A run whose task fails leaves
+    /// the page to be handled again, which does nothing twice.
+    ///
+    /// Batches of tasks, not a task group: on Swift 6.3 a task group here crashed the test
+    /// process with a null call, and so did a `map` closure that computed a value before
+    /// creating its task (at random places, as memory corruption does). Keep the closure the
+    /// one expression it is.
+    func handle(
+        _ runs: [RunRecord], events: [ULID: JSONValue], kind: BulkJob.Kind, bulkID: ULID, expression: CairnCore.Expression?, now: Date
+    ) async throws -> (matched: Int, done: Int) {
         var matched = 0, done = 0
         var start = runs.startIndex
         while start < runs.endIndex {
             let slice = runs[start..<min(start + parallelism, runs.endIndex)]
             start = slice.endIndex
-            let tasks = slice.map { run in Task { try await self.handle(run, kind: kind, bulkID: bulkID, expression: expression, now: now) } }
+            let tasks = slice.map { run in Task { try await self.handle(run, events: events, kind: kind, bulkID: bulkID, expression: expression, now: now) } }
             for task in tasks {
                 let outcome = try await task.value
                 if outcome != .unmatched { matched += 1 }
@@ -205,11 +214,12 @@ public final class BulkOperator: Service {
         case done
     }
 
-    /// Cancels or replays one run if the expression matches its trigger event.
-    func handle(_ run: RunRecord, kind: BulkJob.Kind, bulkID: ULID, expression: CairnCore.Expression?, now: Date) async throws -> Outcome {
+    /// Cancels or replays one run if the expression matches its trigger event (in `events`).
+    func handle(
+        _ run: RunRecord, events: [ULID: JSONValue], kind: BulkJob.Kind, bulkID: ULID, expression: CairnCore.Expression?, now: Date
+    ) async throws -> Outcome {
         if let expression {
-            var event: JSONValue = .object([:])
-            if let id = run.eventID, let stored = try await eventLog.event(id: id) { event = stored.payload }
+            let event = run.eventID.flatMap { events[$0] } ?? .object([:])
             let activation = ExpressionActivation(event: event, nowMilliseconds: now.unixMilliseconds)
             // An expression that cannot be evaluated on a run's event does not match it.
             guard (try? expression.evaluateBool(activation)) == true else { return .unmatched }

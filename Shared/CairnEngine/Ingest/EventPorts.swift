@@ -28,6 +28,9 @@ public protocol EventLog: Sendable {
     /// The event with internal id `id`, if stored.
     func event(id: ULID) async throws -> AcceptedEvent?
 
+    /// The stored events among `ids`, in one read, in no particular order.
+    func events(ids: [ULID]) async throws -> [AcceptedEvent]
+
     /// Stored events, newest first: those named `name` (any name when nil) with an id below
     /// `before` (from the newest when nil), at most `limit`.
     func events(name: String?, before: ULID?, limit: Int) async throws -> [AcceptedEvent]
