@@ -41,7 +41,8 @@ public struct OTLPSettings: Sendable, Equatable {
 /// view of the runs, whose record is Postgres.
 public final class OTLPTraceExporter: SpanSink, Service {
     let settings: OTLPSettings
-    let resource: JSONValue
+    /// The resource, encoded once.
+    let resource: [UInt8]
     let transport: any SDKTransport
     let logger: Logger
     private let queue = Mutex(Queue())
@@ -63,8 +64,7 @@ public final class OTLPTraceExporter: SpanSink, Service {
         onDrop: @escaping @Sendable (Int) -> Void = { _ in }
     ) {
         self.settings = settings
-        let attributes = resource.merging(settings.resourceAttributes) { $1 }
-        self.resource = .object(["attributes": .array(attributes.sorted { $0.key < $1.key }.map { Self.attribute($0.key, .string($0.value)) })])
+        self.resource = Self.encodeResource(resource.merging(settings.resourceAttributes) { $1 })
         self.transport = transport
         self.logger = logger
         self.onDrop = onDrop
@@ -145,43 +145,88 @@ public final class OTLPTraceExporter: SpanSink, Service {
 
     // MARK: Encoding (OTLP/JSON: ids in hex, 64-bit integers as strings)
 
-    static func encode(_ spans: [TraceSpan], resource: JSONValue) -> [UInt8] {
-        let encoded: [JSONValue] = spans.map { span in
-            var members: [(String, JSONValue)] = [
-                ("traceId", .string(RunTracing.hex(span.traceID, digits: 32))), ("spanId", .string(RunTracing.hex(span.spanID, digits: 16))),
-            ]
-            if let parent = span.parentID { members.append(("parentSpanId", .string(RunTracing.hex(parent, digits: 16)))) }
-            members += [
-                ("name", .string(span.name)), ("kind", .number(JSONNumber(span.kind.rawValue))),
-                ("startTimeUnixNano", .string(nanoseconds(span.start))), ("endTimeUnixNano", .string(nanoseconds(span.end))),
-                ("attributes", .array(span.attributes.map { attribute($0.key, $0.value) })),
-            ]
-            if let error = span.error {
-                members.append(("status", .object(["code": 2, "message": .string(error)])))
-            } else {
-                members.append(("status", .object(["code": 1])))
+    /// An `ExportTraceServiceRequest` holding `spans`, written straight to bytes rather than
+    /// through a `JSONValue` tree, which allocates for every member of every span.
+    static func encode(_ spans: [TraceSpan], resource: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(resource.count + 128 + spans.count * 512)
+        out += #"{"resourceSpans":[{"resource":"#.utf8
+        out += resource
+        out += #","scopeSpans":[{"scope":{"name":"cairn"},"spans":["#.utf8
+        for (index, span) in spans.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out += #"{"traceId":""#.utf8
+            writeHex(span.traceID, digits: 32, to: &out)
+            out += #"","spanId":""#.utf8
+            writeHex(span.spanID, digits: 16, to: &out)
+            out.append(UInt8(ascii: "\""))
+            if let parent = span.parentID {
+                out += #","parentSpanId":""#.utf8
+                writeHex(parent, digits: 16, to: &out)
+                out.append(UInt8(ascii: "\""))
             }
-            return .object(JSONObject(members: members))
+            out += #","name":"#.utf8
+            JSONValue.writeString(span.name, to: &out)
+            out += #","kind":"#.utf8
+            out += String(span.kind.rawValue).utf8
+            out += #","startTimeUnixNano":""#.utf8
+            out += nanoseconds(span.start).utf8
+            out += #"","endTimeUnixNano":""#.utf8
+            out += nanoseconds(span.end).utf8
+            out += #"","attributes":["#.utf8
+            for (offset, attribute) in span.attributes.enumerated() {
+                if offset > 0 { out.append(UInt8(ascii: ",")) }
+                writeAttribute(attribute.key, attribute.value, to: &out)
+            }
+            if let error = span.error {
+                out += #"],"status":{"code":2,"message":"#.utf8
+                JSONValue.writeString(error, to: &out)
+                out += "}}".utf8
+            } else {
+                out += #"],"status":{"code":1}}"#.utf8
+            }
         }
-        let request: JSONValue = .object([
-            "resourceSpans": .array([
-                .object([
-                    "resource": resource,
-                    "scopeSpans": .array([.object(["scope": .object(["name": "cairn"]), "spans": .array(encoded)])]),
-                ])
-            ])
-        ])
-        return request.serialized()
+        out += "]}]}]}".utf8
+        return out
     }
 
-    static func attribute(_ key: String, _ value: TraceSpan.Value) -> JSONValue {
-        let encoded: JSONValue
-        switch value {
-        case .string(let text): encoded = .object(["stringValue": .string(text)])
-        case .int(let number): encoded = .object(["intValue": .string(String(number))])
-        case .bool(let flag): encoded = .object(["boolValue": .bool(flag)])
+    /// A resource of string attributes, encoded once.
+    static func encodeResource(_ attributes: [String: String]) -> [UInt8] {
+        var out: [UInt8] = Array(#"{"attributes":["#.utf8)
+        for (offset, (key, value)) in attributes.sorted(by: { $0.key < $1.key }).enumerated() {
+            if offset > 0 { out.append(UInt8(ascii: ",")) }
+            writeAttribute(key, .string(value), to: &out)
         }
-        return .object(["key": .string(key), "value": encoded])
+        out += "]}".utf8
+        return out
+    }
+
+    static func writeAttribute(_ key: String, _ value: TraceSpan.Value, to out: inout [UInt8]) {
+        out += #"{"key":"#.utf8
+        JSONValue.writeString(key, to: &out)
+        switch value {
+        case .string(let text):
+            out += #","value":{"stringValue":"#.utf8
+            JSONValue.writeString(text, to: &out)
+            out += "}}".utf8
+        case .int(let number):
+            out += #","value":{"intValue":""#.utf8
+            out += String(number).utf8
+            out += #""}}"#.utf8
+        case .bool(let flag):
+            out += #","value":{"boolValue":"#.utf8
+            out += (flag ? "true" : "false").utf8
+            out += "}}".utf8
+        }
+    }
+
+    /// Lower-case hex of `value`, zero-padded to `digits`.
+    static func writeHex<T: FixedWidthInteger & UnsignedInteger>(_ value: T, digits: Int, to out: inout [UInt8]) {
+        let alphabet: StaticString = "0123456789abcdef"
+        for index in stride(from: digits - 1, through: 0, by: -1) {
+            let nibble = Int(truncatingIfNeeded: (value >> (index * 4)) & 0xf)
+            out.append(alphabet.withUTF8Buffer { $0[nibble] })
+        }
     }
 
     static func nanoseconds(_ date: Date) -> String {
