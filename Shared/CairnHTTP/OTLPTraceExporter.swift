@@ -46,7 +46,9 @@ public final class OTLPTraceExporter: SpanSink, Service {
     let transport: any SDKTransport
     let logger: Logger
     private let queue = Mutex(Queue())
-    private let (doorbell, ring) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    /// Rung with `false` when a batch is full (send full batches), `true` every
+    /// `scheduleDelay` (send everything).
+    private let (doorbell, ring) = AsyncStream<Bool>.makeStream(bufferingPolicy: .bufferingNewest(1))
     /// Spans dropped because the queue was full, or their batch could not be sent.
     private let dropped = Atomic<Int>(0)
     private let onDrop: @Sendable (Int) -> Void
@@ -77,7 +79,7 @@ public final class OTLPTraceExporter: SpanSink, Service {
             return (spans.count - min(room, spans.count), queue.spans.count >= settings.maximumBatchSize)
         }
         if lost > 0 { drop(lost) }
-        if full { ring.yield() }
+        if full { ring.yield(false) }
     }
 
     func drop(_ count: Int) {
@@ -95,10 +97,10 @@ public final class OTLPTraceExporter: SpanSink, Service {
                 group.addTask {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: self.settings.scheduleDelay)
-                        self.ring.yield()
+                        self.ring.yield(true)
                     }
                 }
-                for await _ in self.doorbell { await self.flush() }
+                for await everything in self.doorbell { await self.flush(all: everything) }
                 group.cancelAll()
             }
         } onGracefulShutdown: {
@@ -108,10 +110,13 @@ public final class OTLPTraceExporter: SpanSink, Service {
         await flush()
     }
 
-    /// Sends every queued span, a batch at a time.
-    public func flush() async {
+    /// Sends the queued spans a batch at a time: all of them, or (`all` false) only full
+    /// batches, so that spans arriving while one is sent wait for the next rather than go in
+    /// a request of their own.
+    public func flush(all: Bool = true) async {
         while true {
             let batch = queue.withLock { queue -> [TraceSpan] in
+                if !all && queue.spans.count < settings.maximumBatchSize { return [] }
                 let count = min(queue.spans.count, settings.maximumBatchSize)
                 defer { queue.spans.removeFirst(count) }
                 return Array(queue.spans.prefix(count))
@@ -156,13 +161,13 @@ public final class OTLPTraceExporter: SpanSink, Service {
         for (index, span) in spans.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             out += #"{"traceId":""#.utf8
-            writeHex(span.traceID, digits: 32, to: &out)
+            RunTracing.writeHex(span.traceID, digits: 32, to: &out)
             out += #"","spanId":""#.utf8
-            writeHex(span.spanID, digits: 16, to: &out)
+            RunTracing.writeHex(span.spanID, digits: 16, to: &out)
             out.append(UInt8(ascii: "\""))
             if let parent = span.parentID {
                 out += #","parentSpanId":""#.utf8
-                writeHex(parent, digits: 16, to: &out)
+                RunTracing.writeHex(parent, digits: 16, to: &out)
                 out.append(UInt8(ascii: "\""))
             }
             out += #","name":"#.utf8
@@ -217,15 +222,6 @@ public final class OTLPTraceExporter: SpanSink, Service {
             out += #","value":{"boolValue":"#.utf8
             out += (flag ? "true" : "false").utf8
             out += "}}".utf8
-        }
-    }
-
-    /// Lower-case hex of `value`, zero-padded to `digits`.
-    static func writeHex<T: FixedWidthInteger & UnsignedInteger>(_ value: T, digits: Int, to out: inout [UInt8]) {
-        let alphabet: StaticString = "0123456789abcdef"
-        for index in stride(from: digits - 1, through: 0, by: -1) {
-            let nibble = Int(truncatingIfNeeded: (value >> (index * 4)) & 0xf)
-            out.append(alphabet.withUTF8Buffer { $0[nibble] })
         }
     }
 

@@ -69,6 +69,9 @@ import Testing
         let exporter = Self.exporter(transport, queue: 25, batch: 10)
         exporter.export((0..<30).map { Self.span("s\($0)") })
         #expect(exporter.droppedSpans == 5)
+        // A full batch rings: only full batches go.
+        await exporter.flush(all: false)
+        #expect(transport.sent.withLock { $0.count } == 2)
         await exporter.flush()
         let sent = transport.sent.withLock { $0 }
         #expect(sent.count == 3)

@@ -114,13 +114,28 @@ public struct RunTracing: Sendable {
 
     /// The W3C `traceparent` header naming `spanID` of `runID`'s trace as the parent, sampled.
     public static func traceparent(runID: ULID, spanID: UInt64) -> String {
-        "00-\(hex(traceID(of: runID), digits: 32))-\(hex(spanID, digits: 16))-01"
+        var bytes: [UInt8] = Array("00-".utf8)
+        bytes.reserveCapacity(55)
+        writeHex(traceID(of: runID), digits: 32, to: &bytes)
+        bytes.append(UInt8(ascii: "-"))
+        writeHex(spanID, digits: 16, to: &bytes)
+        bytes += "-01".utf8
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Lower-case hex of `value`, zero-padded to `digits`.
-    public static func hex<T: BinaryInteger>(_ value: T, digits: Int) -> String {
-        let text = String(value, radix: 16)
-        return String(repeating: "0", count: max(0, digits - text.count)) + text
+    public static func hex<T: FixedWidthInteger & UnsignedInteger>(_ value: T, digits: Int) -> String {
+        var bytes: [UInt8] = []
+        writeHex(value, digits: digits, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the lower-case hex of `value`'s low `digits` nibbles to `out`.
+    public static func writeHex<T: FixedWidthInteger & UnsignedInteger>(_ value: T, digits: Int, to out: inout [UInt8]) {
+        for index in stride(from: digits - 1, through: 0, by: -1) {
+            let nibble = UInt8(truncatingIfNeeded: (value >> (index * 4)) & 0xf)
+            out.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10)
+        }
     }
 
     /// FNV-1a (64 bit) of the run id's bytes and `name`: stable across processes and releases.
