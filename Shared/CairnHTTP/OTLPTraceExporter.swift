@@ -45,17 +45,14 @@ public final class OTLPTraceExporter: SpanSink, Service {
     let resource: [UInt8]
     let transport: any SDKTransport
     let logger: Logger
-    private let queue = Mutex(Queue())
+    /// Spans waiting to be sent, oldest first.
+    private let queue = Mutex<[TraceSpan]>([])
     /// Rung with `false` when a batch is full (send full batches), `true` every
     /// `scheduleDelay` (send everything).
     private let (doorbell, ring) = AsyncStream<Bool>.makeStream(bufferingPolicy: .bufferingNewest(1))
     /// Spans dropped because the queue was full, or their batch could not be sent.
     private let dropped = Atomic<Int>(0)
     private let onDrop: @Sendable (Int) -> Void
-
-    struct Queue {
-        var spans: [TraceSpan] = []
-    }
 
     /// - Parameters:
     ///   - resource: the resource attributes of this process (`service.name`, `service.version`,
@@ -74,9 +71,9 @@ public final class OTLPTraceExporter: SpanSink, Service {
 
     public func export(_ spans: [TraceSpan]) {
         let (lost, full) = queue.withLock { queue -> (Int, Bool) in
-            let room = max(0, settings.maximumQueueSize - queue.spans.count)
-            queue.spans.append(contentsOf: spans.prefix(room))
-            return (spans.count - min(room, spans.count), queue.spans.count >= settings.maximumBatchSize)
+            let room = max(0, settings.maximumQueueSize - queue.count)
+            queue.append(contentsOf: spans.prefix(room))
+            return (spans.count - min(room, spans.count), queue.count >= settings.maximumBatchSize)
         }
         if lost > 0 { drop(lost) }
         if full { ring.yield(false) }
@@ -116,10 +113,10 @@ public final class OTLPTraceExporter: SpanSink, Service {
     public func flush(all: Bool = true) async {
         while true {
             let batch = queue.withLock { queue -> [TraceSpan] in
-                if !all && queue.spans.count < settings.maximumBatchSize { return [] }
-                let count = min(queue.spans.count, settings.maximumBatchSize)
-                defer { queue.spans.removeFirst(count) }
-                return Array(queue.spans.prefix(count))
+                if !all && queue.count < settings.maximumBatchSize { return [] }
+                let count = min(queue.count, settings.maximumBatchSize)
+                defer { queue.removeFirst(count) }
+                return Array(queue.prefix(count))
             }
             if batch.isEmpty { return }
             await send(body: Self.encode(batch, resource: resource), contentType: "application/json", spans: batch.count)
