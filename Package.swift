@@ -68,8 +68,10 @@ let package = Package(
         .target(
             name: "CairnCore",
             dependencies: [
-                // Pure computation only: SHA-256 and HMAC for request signing and checksums.
+                // Pure computation only: SHA-256 and HMAC for request signing and checksums,
+                // PBKDF2 for password hashes.
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
             path: "Shared/CairnCore",
             swiftSettings: swiftSettings

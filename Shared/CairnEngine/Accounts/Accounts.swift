@@ -1,0 +1,382 @@
+public import CairnCore
+import Dispatch
+public import Foundation
+import Synchronization
+
+/// A request about accounts that was refused: what kind of refusal (for the status code), the
+/// field at fault and the rule it broke. `description` reads `<field>: <rule>` and never holds a
+/// password or a token.
+public struct AccountRefusal: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Who must act, and how an HTTP layer answers.
+    public enum Kind: Sendable, Hashable {
+        /// The input breaks a rule (400).
+        case invalid
+        /// The caller is not signed in, or its credentials do not match (401).
+        case unauthorized
+        /// The caller is signed in but its role does not allow this (403).
+        case forbidden
+        /// The thing to create exists already, or changed meanwhile (409).
+        case conflict
+        /// The thing named does not exist (404).
+        case notFound
+    }
+
+    public var kind: Kind
+    public var field: String
+    public var rule: String
+    public var description: String { "\(field): \(rule)" }
+
+    public init(kind: Kind, field: String, rule: String) {
+        self.kind = kind
+        self.field = field
+        self.rule = rule
+    }
+
+    /// What a sign-in with an unknown email and one with a wrong password are both told, so
+    /// that the answer does not reveal which emails have accounts.
+    public static let signInRefused = AccountRefusal(
+        kind: .unauthorized, field: "email and password", rule: "do not match an account; check both and try again")
+}
+
+/// Who is making a request: a signed-in account, an API token, or the local developer.
+public struct Principal: Sendable, Hashable {
+    /// The signed-in account; nil for an API token and for `local`.
+    public var accountID: UUID?
+    /// The name audit entries give it: the account's email, `token:<name>`, or `local`.
+    public var actor: String
+    /// What it may do.
+    public var role: AccountRole
+    /// The session's CSRF token, which a form it posts must carry; nil for an API token and
+    /// for `local` (neither signs in with a cookie).
+    public var csrfToken: String?
+    /// Whether the account must choose a new password before anything else.
+    public var mustChangePassword: Bool
+
+    public init(accountID: UUID?, actor: String, role: AccountRole, csrfToken: String? = nil, mustChangePassword: Bool = false) {
+        self.accountID = accountID
+        self.actor = actor
+        self.role = role
+        self.csrfToken = csrfToken
+        self.mustChangePassword = mustChangePassword
+    }
+
+    /// The developer running `cairn dev`: an admin, signed in without a password.
+    public static let local = Principal(accountID: nil, actor: "local", role: .admin)
+
+    /// Whether this principal may do what `needed` may.
+    public func allows(_ needed: AccountRole) -> Bool {
+        role.allows(needed)
+    }
+}
+
+/// How `Accounts` signs people in.
+public struct AccountSettings: Sendable {
+    /// How long a session signs its account in after sign-in; default 12 hours.
+    public var sessionLifetime: Duration
+    /// The PBKDF2 rounds new password hashes are made with; default `PasswordHash.defaultRounds`
+    /// (600,000). Existing hashes keep the rounds they were made with. Tests use a few hundred.
+    public var passwordRounds: Int
+
+    public init(sessionLifetime: Duration = .seconds(12 * 3600), passwordRounds: Int = PasswordHash.defaultRounds) {
+        self.sessionLifetime = sessionLifetime
+        self.passwordRounds = passwordRounds
+    }
+}
+
+/// Accounts, sign-in and API tokens for the dashboard and the API (docs/architecture.md): the
+/// routes decide who is asking with `principal(sessionToken:)` or `principal(bearer:)`, then
+/// come here to act on accounts and tokens, and call `audit` for what they do to runs and
+/// functions.
+///
+/// The operations on accounts and tokens record their own audit entries (`account.create`,
+/// `account.password`, `token.create`, `token.revoke`, `session.signin`); a caller does not
+/// record those again.
+///
+/// Secrets: passwords are stored as `PasswordHash` encodings, session and API tokens as their
+/// SHA-256 digests; the plaintext of a one-time password or an API token is returned once and
+/// kept nowhere. Password hashing is slow on purpose and runs on a Dispatch thread, not the
+/// caller's (an event loop in a role process). Safe to use concurrently.
+public struct Accounts: Sendable {
+    /// Where accounts, sessions, tokens and the audit log are kept (for the list pages).
+    public let store: any AccountStore
+    let clock: any WallClock
+    /// The settings it was made with.
+    public let settings: AccountSettings
+    private let auditIDs = AuditIDs()
+
+    /// The fewest characters a password may have.
+    public static let minimumPasswordLength = 12
+    /// The most UTF-8 bytes a password may have.
+    public static let maximumPasswordBytes = 1024
+    /// The prefix of every API token's text.
+    public static let tokenPrefix = "cairn_"
+    /// How stale an API token's `lastUsedAt` may get before a use writes it again, in seconds;
+    /// so that a busy token does not cost a write per request.
+    public static let tokenTouchInterval: TimeInterval = 60
+
+    public init(store: any AccountStore, clock: any WallClock, settings: AccountSettings = AccountSettings()) {
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+    }
+
+    // MARK: Signing in
+
+    /// Creates the first account, an admin with a random one-time password it must change at
+    /// first sign-in, when there is no account yet. Returns that password (32 URL-safe
+    /// characters) for the caller to show once; nil when an account exists.
+    ///
+    /// Safe when several processes start at once with the same email: the store refuses all but
+    /// one creation, and those refused get nil.
+    ///
+    /// - Throws: `AccountRefusal` `.invalid` when `adminEmail` is not an address.
+    public func bootstrap(adminEmail: String) async throws -> String? {
+        let email = try Self.validEmail(adminEmail)
+        guard try await store.accountCount() == 0 else { return nil }
+        let password = AccountToken.text(Self.randomBytes(24))
+        let hash = await hashPassword(password)
+        let account = Account(id: UUID(), email: email, role: .admin, passwordHash: hash, mustChangePassword: true, createdAt: clock.now)
+        do {
+            try await store.createAccount(account)
+        } catch let refusal as AccountRefusal where refusal.kind == .conflict {
+            return nil
+        }
+        return password
+    }
+
+    /// Signs in with an email and a password: starts a session and returns the token for its
+    /// cookie (43 base64url characters), the session and the account.
+    ///
+    /// An unknown email costs the same password verification as a known one, and both it and a
+    /// wrong password get `AccountRefusal.signInRefused`.
+    public func signIn(email: String, password: String) async throws -> (token: String, session: AccountSession, account: Account) {
+        let found = try await store.account(email: email)
+        let encoded = found?.passwordHash ?? PasswordHash.placeholder(rounds: settings.passwordRounds)
+        let matches = await Self.offloaded { PasswordHash.verify(password: password, encoded: encoded) }
+        guard let account = found, matches else { throw AccountRefusal.signInRefused }
+        let now = clock.now
+        let token = AccountToken.text(Self.randomBytes(32))
+        let session = AccountSession(
+            tokenHash: AccountToken.digest(token), accountID: account.id, csrfToken: AccountToken.text(Self.randomBytes(32)), createdAt: now,
+            expiresAt: now.addingTimeInterval(settings.sessionLifetime.timeInterval))
+        try await store.createSession(session)
+        try await record(actor: account.email, action: "session.signin", target: account.email, detail: [:], at: now)
+        return (token, session, account)
+    }
+
+    /// The principal a session cookie's token signs in; nil when the token names no session
+    /// or its session has expired (an expired session is deleted).
+    public func principal(sessionToken: String) async throws -> Principal? {
+        guard !sessionToken.isEmpty, sessionToken.utf8.count <= 256 else { return nil }
+        guard let (session, account) = try await store.session(tokenHash: AccountToken.digest(sessionToken)) else { return nil }
+        guard session.expiresAt > clock.now else {
+            try await store.deleteSession(tokenHash: session.tokenHash)
+            return nil
+        }
+        return Principal(
+            accountID: account.id, actor: account.email, role: account.role, csrfToken: session.csrfToken, mustChangePassword: account.mustChangePassword)
+    }
+
+    /// The principal an API token (the text after `Bearer `) signs in, acting as
+    /// `token:<name>` with the token's role; nil when it names no live token. Notes the use in
+    /// the token's `lastUsedAt` (at most once per `tokenTouchInterval`).
+    public func principal(bearer: String) async throws -> Principal? {
+        guard bearer.hasPrefix(Self.tokenPrefix), bearer.utf8.count <= 256 else { return nil }
+        guard let token = try await store.token(hash: AccountToken.digest(bearer)) else { return nil }
+        let now = clock.now
+        if token.lastUsedAt.map({ now.timeIntervalSince($0) >= Self.tokenTouchInterval }) ?? true {
+            try await store.touchToken(id: token.id, now: now)
+        }
+        return Principal(accountID: nil, actor: "token:\(token.name)", role: token.role)
+    }
+
+    /// Ends the session a cookie's token names; ending one that does not exist does nothing.
+    public func signOut(sessionToken: String) async throws {
+        try await store.deleteSession(tokenHash: AccountToken.digest(sessionToken))
+    }
+
+    /// Deletes the sessions that have expired by now. Returns how many.
+    @discardableResult
+    public func deleteExpiredSessions() async throws -> Int {
+        try await store.deleteExpiredSessions(now: clock.now)
+    }
+
+    // MARK: Managing accounts
+
+    /// Replaces an account's password, given its current one, and clears its must-change flag.
+    ///
+    /// - Throws: `AccountRefusal`: `.invalid` on `new_password` when it is shorter than
+    ///   `minimumPasswordLength` characters, longer than `maximumPasswordBytes` bytes, or equal
+    ///   to the current one; `.unauthorized` on `current_password` when it does not match;
+    ///   `.notFound` on `account_id`.
+    public func changePassword(accountID: UUID, current: String, new: String) async throws {
+        guard let account = try await store.account(id: accountID) else {
+            throw AccountRefusal(kind: .notFound, field: "account_id", rule: "must name an account, got \(accountID)")
+        }
+        try Self.checkPassword(new, field: "new_password")
+        let matches = await Self.offloaded { PasswordHash.verify(password: current, encoded: account.passwordHash) }
+        guard matches else {
+            throw AccountRefusal(kind: .unauthorized, field: "current_password", rule: "does not match the account's password")
+        }
+        guard new != current else {
+            throw AccountRefusal(kind: .invalid, field: "new_password", rule: "must differ from the current password")
+        }
+        let hash = await hashPassword(new)
+        guard try await store.updatePassword(id: accountID, hash: hash, mustChange: false) else {
+            throw AccountRefusal(kind: .notFound, field: "account_id", rule: "must name an account, got \(accountID)")
+        }
+        try await record(actor: account.email, action: "account.password", target: account.email, detail: [:], at: clock.now)
+    }
+
+    /// Creates an account with a password an admin chose; by default its owner must change it
+    /// at first sign-in.
+    ///
+    /// - Throws: `AccountRefusal`: `.forbidden` on `role` unless `principal` is an admin;
+    ///   `.invalid` on `email` or `password`; `.conflict` on `email` when it is taken.
+    public func createAccount(by principal: Principal, email: String, role: AccountRole, password: String, mustChangePassword: Bool = true)
+        async throws -> Account
+    {
+        guard principal.allows(.admin) else {
+            throw AccountRefusal(
+                kind: .forbidden, field: "role", rule: "creating an account needs the admin role; \(principal.actor) is \(principal.role)")
+        }
+        let email = try Self.validEmail(email)
+        try Self.checkPassword(password, field: "password")
+        let hash = await hashPassword(password)
+        let now = clock.now
+        let account = Account(id: UUID(), email: email, role: role, passwordHash: hash, mustChangePassword: mustChangePassword, createdAt: now)
+        try await store.createAccount(account)
+        try await record(actor: principal.actor, action: "account.create", target: account.email, detail: ["role": .string(role.rawValue)], at: now)
+        return account
+    }
+
+    // MARK: API tokens
+
+    /// Creates an API token named `name` with `role`, on behalf of `principal`. Returns its
+    /// text (`cairn_` + 43 base64url characters), to be shown once, and its record.
+    ///
+    /// - Throws: `AccountRefusal`: `.invalid` on `name` unless it is 1 to 64 letters, digits,
+    ///   `.`, `_` or `-`; `.forbidden` on `role` when it exceeds `principal`'s; `.conflict` on
+    ///   `name` when a live token has it.
+    public func createToken(by principal: Principal, name: String, role: AccountRole) async throws -> (token: String, record: APIToken) {
+        guard (1...64).contains(name.utf8.count), name.utf8.allSatisfy(Self.isTokenNameByte) else {
+            throw AccountRefusal(
+                kind: .invalid, field: "name", rule: "must be 1 to 64 letters, digits, '.', '_' or '-', got \(JSONValue.string(name).jsonString)")
+        }
+        guard principal.allows(role) else {
+            throw AccountRefusal(kind: .forbidden, field: "role", rule: "must not exceed the creator's role (\(principal.role)), got \(role)")
+        }
+        let text = Self.tokenPrefix + AccountToken.text(Self.randomBytes(32))
+        let now = clock.now
+        let token = APIToken(id: UUID(), name: name, role: role, tokenHash: AccountToken.digest(text), createdBy: principal.actor, createdAt: now)
+        try await store.createToken(token)
+        try await record(
+            actor: principal.actor, action: "token.create", target: name, detail: ["id": .string(token.id.uuidString), "role": .string(role.rawValue)], at: now)
+        return (text, token)
+    }
+
+    /// Revokes the API token `id`; an admin may revoke any token, anyone else the tokens they
+    /// made. Returns the token as it was before.
+    ///
+    /// - Throws: `AccountRefusal`: `.notFound` on `id` when no token has it; `.forbidden` on
+    ///   `id` when `principal` is neither an admin nor the token's creator; `.conflict` on `id`
+    ///   when it is already revoked.
+    @discardableResult
+    public func revokeToken(by principal: Principal, id: UUID) async throws -> APIToken {
+        guard let token = try await store.tokens().first(where: { $0.id == id }) else {
+            throw AccountRefusal(kind: .notFound, field: "id", rule: "must name an API token, got \(id)")
+        }
+        guard principal.allows(.admin) || token.createdBy == principal.actor else {
+            throw AccountRefusal(
+                kind: .forbidden, field: "id", rule: "revoking a token made by someone else needs the admin role; \(principal.actor) is \(principal.role)")
+        }
+        let now = clock.now
+        guard token.revokedAt == nil, try await store.revokeToken(id: id, now: now) else {
+            throw AccountRefusal(kind: .conflict, field: "id", rule: "token \(JSONValue.string(token.name).jsonString) is already revoked")
+        }
+        try await record(actor: principal.actor, action: "token.revoke", target: token.name, detail: ["id": .string(id.uuidString)], at: now)
+        return token
+    }
+
+    // MARK: Audit
+
+    /// Records that `principal` did `action` (`run.cancel`, `function.pause`, …; see
+    /// `AuditEntry.action`) to `target`, now. Returns the entry.
+    @discardableResult
+    public func audit(_ principal: Principal, action: String, target: String, detail: JSONValue = [:]) async throws -> AuditEntry {
+        try await record(actor: principal.actor, action: action, target: target, detail: detail, at: clock.now)
+    }
+
+    @discardableResult
+    func record(actor: String, action: String, target: String, detail: JSONValue, at now: Date) async throws -> AuditEntry {
+        let entry = AuditEntry(id: auditIDs.next(now: now), at: now, actor: actor, action: action, target: target, detail: detail)
+        try await store.record(entry)
+        return entry
+    }
+
+    // MARK: Rules
+
+    /// `email` normalized, if it is an address: 3 to 254 bytes, one `@` with text either side,
+    /// no white space or control characters.
+    static func validEmail(_ email: String) throws(AccountRefusal) -> String {
+        let normalized = Account.normalizedEmail(email)
+        let parts = normalized.split(separator: "@", omittingEmptySubsequences: false)
+        guard (3...254).contains(normalized.utf8.count), parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty,
+            !normalized.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.properties.generalCategory == .control })
+        else {
+            throw AccountRefusal(kind: .invalid, field: "email", rule: "must be an address such as ops@example.com, got \(JSONValue.string(email).jsonString)")
+        }
+        return normalized
+    }
+
+    /// Checks a new password's length (the password itself is never quoted in a message).
+    static func checkPassword(_ password: String, field: String) throws(AccountRefusal) {
+        guard password.count >= minimumPasswordLength else {
+            throw AccountRefusal(
+                kind: .invalid, field: field, rule: "must be at least \(minimumPasswordLength) characters, got \(password.count)")
+        }
+        guard password.utf8.count <= maximumPasswordBytes else {
+            throw AccountRefusal(kind: .invalid, field: field, rule: "must be at most \(maximumPasswordBytes) bytes, got \(password.utf8.count)")
+        }
+    }
+
+    static func isTokenNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        case UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"): true
+        default: false
+        }
+    }
+
+    // MARK: Secrets
+
+    func hashPassword(_ password: String) async -> String {
+        let salt = Self.randomBytes(PasswordHash.saltByteCount)
+        let rounds = settings.passwordRounds
+        return await Self.offloaded { PasswordHash.encode(password: password, salt: salt, rounds: rounds) }
+    }
+
+    /// `count` bytes from the system's cryptographically secure generator (`getrandom` on
+    /// Linux, `arc4random` on Darwin).
+    static func randomBytes(_ count: Int) -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+    }
+
+    /// Runs `work` (a password hash: CPU for a fraction of a second) on a Dispatch thread, so
+    /// that it never holds the caller's thread, which may be an event loop.
+    static func offloaded<Result: Sendable>(_ work: @escaping @Sendable () -> Result) async -> Result {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global(qos: .userInitiated).async { continuation.resume(returning: work()) }
+        }
+    }
+}
+
+/// The ids of audit entries: ULIDs, monotonic within the process.
+private final class AuditIDs: Sendable {
+    private let generator = Mutex(ULIDGenerator())
+
+    func next(now: Date) -> ULID {
+        generator.withLock { $0.next(now: now) }
+    }
+}

@@ -1,0 +1,241 @@
+public import CairnCore
+public import CairnEngine
+public import Foundation
+public import Logging
+import PostgresNIO
+
+/// `AccountStore` on Postgres (migration 0012): the tables `accounts`, `account_sessions`,
+/// `api_tokens` and `audit_log`. Uniqueness (an email in lower case, a live token's name, a
+/// token's digest) is kept by unique indexes, so concurrent creations from several processes
+/// are decided by the database: inserts use `ON CONFLICT DO NOTHING`, and a missing row is
+/// turned into the `AccountRefusal` the port promises.
+public struct PostgresAccountStore: AccountStore {
+    let client: BoundedPostgresClient
+    let logger: Logger
+
+    public init(database: CairnPostgresDatabase, logger: Logger) {
+        self.client = database.bounded
+        self.logger = logger
+    }
+
+    static let accountColumns = "id, email, role, password_hash, must_change_password, created_at"
+    static let tokenColumns = "id, name, role, token_hash, created_by, created_at, last_used_at, revoked_at"
+
+    // MARK: Accounts
+
+    public func createAccount(_ account: Account) async throws {
+        let rows = try await client.query("""
+            INSERT INTO accounts (id, email, role, password_hash, must_change_password, created_at, updated_at)
+            VALUES (\(account.id), \(account.email), \(account.role.rawValue), \(account.passwordHash), \(account.mustChangePassword),
+                    \(account.createdAt), \(account.createdAt))
+            ON CONFLICT DO NOTHING
+            RETURNING 1
+            """, logger: logger)
+        guard try await rows.hasRows() else {
+            if try await self.account(email: account.email) != nil {
+                throw AccountRefusal(kind: .conflict, field: "email", rule: "an account with \(account.email) exists")
+            }
+            throw AccountRefusal(kind: .conflict, field: "id", rule: "an account with id \(account.id) exists")
+        }
+    }
+
+    public func account(email: String) async throws -> Account? {
+        let rows = try await client.query("""
+            SELECT \(unescaped: Self.accountColumns) FROM accounts WHERE lower(email) = lower(\(Account.normalizedEmail(email)))
+            """, logger: logger)
+        return try await Self.decodeAccounts(rows).first
+    }
+
+    public func account(id: UUID) async throws -> Account? {
+        let rows = try await client.query("SELECT \(unescaped: Self.accountColumns) FROM accounts WHERE id = \(id)", logger: logger)
+        return try await Self.decodeAccounts(rows).first
+    }
+
+    public func accounts() async throws -> [Account] {
+        let rows = try await client.query("SELECT \(unescaped: Self.accountColumns) FROM accounts ORDER BY email COLLATE \"C\"", logger: logger)
+        return try await Self.decodeAccounts(rows)
+    }
+
+    public func accountCount() async throws -> Int {
+        let rows = try await client.query("SELECT count(*) FROM accounts", logger: logger)
+        var count: Int64 = 0
+        for try await (value) in rows.decode(Int64.self) { count = value }
+        return Int(count)
+    }
+
+    public func updatePassword(id: UUID, hash: String, mustChange: Bool) async throws -> Bool {
+        let rows = try await client.query("""
+            UPDATE accounts SET password_hash = \(hash), must_change_password = \(mustChange), updated_at = now()
+            WHERE id = \(id)
+            RETURNING 1
+            """, logger: logger)
+        return try await rows.hasRows()
+    }
+
+    public func updateRole(id: UUID, role: AccountRole) async throws -> Bool {
+        let rows = try await client.query(
+            "UPDATE accounts SET role = \(role.rawValue), updated_at = now() WHERE id = \(id) RETURNING 1", logger: logger)
+        return try await rows.hasRows()
+    }
+
+    static func decodeAccounts(_ rows: PostgresRowSequence) async throws -> [Account] {
+        var accounts: [Account] = []
+        for try await (id, email, role, hash, mustChange, createdAt) in rows.decode((UUID, String, String, String, Bool, Date).self) {
+            accounts.append(try account(id: id, email: email, role: role, hash: hash, mustChange: mustChange, createdAt: createdAt))
+        }
+        return accounts
+    }
+
+    static func account(id: UUID, email: String, role: String, hash: String, mustChange: Bool, createdAt: Date) throws -> Account {
+        guard let role = AccountRole(rawValue: role) else {
+            throw PostgresAccountStoreError(detail: "accounts holds a row \(id) with the unknown role \(JSONValue.string(role).jsonString)")
+        }
+        return Account(id: id, email: email, role: role, passwordHash: hash, mustChangePassword: mustChange, createdAt: createdAt)
+    }
+
+    // MARK: Sessions
+
+    public func createSession(_ session: AccountSession) async throws {
+        let rows = try await client.query("""
+            INSERT INTO account_sessions (token_hash, account_id, csrf_token, created_at, expires_at)
+            SELECT \(Data(session.tokenHash)), \(session.accountID), \(session.csrfToken), \(session.createdAt), \(session.expiresAt)
+            WHERE EXISTS (SELECT 1 FROM accounts WHERE id = \(session.accountID))
+            ON CONFLICT DO NOTHING
+            RETURNING 1
+            """, logger: logger)
+        guard try await rows.hasRows() else {
+            guard try await account(id: session.accountID) != nil else {
+                throw AccountRefusal(kind: .notFound, field: "account_id", rule: "must name an account, got \(session.accountID)")
+            }
+            throw AccountRefusal(kind: .conflict, field: "token_hash", rule: "a session with this token hash exists")
+        }
+    }
+
+    public func session(tokenHash: [UInt8]) async throws -> (session: AccountSession, account: Account)? {
+        let rows = try await client.query("""
+            SELECT s.csrf_token, s.created_at, s.expires_at, a.id, a.email, a.role, a.password_hash, a.must_change_password, a.created_at
+            FROM account_sessions s JOIN accounts a ON a.id = s.account_id
+            WHERE s.token_hash = \(Data(tokenHash))
+            """, logger: logger)
+        var found: (session: AccountSession, account: Account)?
+        for try await (csrf, createdAt, expiresAt, id, email, role, hash, mustChange, accountCreatedAt)
+            in rows.decode((String, Date, Date, UUID, String, String, String, Bool, Date).self)
+        {
+            let account = try Self.account(id: id, email: email, role: role, hash: hash, mustChange: mustChange, createdAt: accountCreatedAt)
+            found = (AccountSession(tokenHash: tokenHash, accountID: id, csrfToken: csrf, createdAt: createdAt, expiresAt: expiresAt), account)
+        }
+        return found
+    }
+
+    public func deleteSession(tokenHash: [UInt8]) async throws {
+        _ = try await client.query("DELETE FROM account_sessions WHERE token_hash = \(Data(tokenHash)) RETURNING 1", logger: logger).hasRows()
+    }
+
+    public func deleteExpiredSessions(now: Date) async throws -> Int {
+        let rows = try await client.query("""
+            WITH deleted AS (DELETE FROM account_sessions WHERE expires_at <= \(now) RETURNING 1)
+            SELECT count(*) FROM deleted
+            """, logger: logger)
+        var count: Int64 = 0
+        for try await (value) in rows.decode(Int64.self) { count = value }
+        return Int(count)
+    }
+
+    // MARK: API tokens
+
+    public func createToken(_ token: APIToken) async throws {
+        let rows = try await client.query("""
+            INSERT INTO api_tokens (\(unescaped: Self.tokenColumns))
+            VALUES (\(token.id), \(token.name), \(token.role.rawValue), \(Data(token.tokenHash)), \(token.createdBy), \(token.createdAt),
+                    \(token.lastUsedAt), \(token.revokedAt))
+            ON CONFLICT DO NOTHING
+            RETURNING 1
+            """, logger: logger)
+        guard try await rows.hasRows() else {
+            let live = try await client.query(
+                "SELECT 1 FROM api_tokens WHERE name = \(token.name) AND revoked_at IS NULL", logger: logger)
+            if token.revokedAt == nil, try await live.hasRows() {
+                throw AccountRefusal(kind: .conflict, field: "name", rule: "a live API token is named \(JSONValue.string(token.name).jsonString)")
+            }
+            let sameHash = try await client.query("SELECT 1 FROM api_tokens WHERE token_hash = \(Data(token.tokenHash))", logger: logger)
+            if try await sameHash.hasRows() {
+                throw AccountRefusal(kind: .conflict, field: "token_hash", rule: "a token with this hash exists")
+            }
+            throw AccountRefusal(kind: .conflict, field: "id", rule: "a token with id \(token.id) exists")
+        }
+    }
+
+    public func token(hash: [UInt8]) async throws -> APIToken? {
+        let rows = try await client.query("""
+            SELECT \(unescaped: Self.tokenColumns) FROM api_tokens WHERE token_hash = \(Data(hash)) AND revoked_at IS NULL
+            """, logger: logger)
+        return try await Self.decodeTokens(rows).first
+    }
+
+    public func tokens() async throws -> [APIToken] {
+        let rows = try await client.query(
+            "SELECT \(unescaped: Self.tokenColumns) FROM api_tokens ORDER BY created_at DESC, id DESC", logger: logger)
+        return try await Self.decodeTokens(rows)
+    }
+
+    public func revokeToken(id: UUID, now: Date) async throws -> Bool {
+        let rows = try await client.query(
+            "UPDATE api_tokens SET revoked_at = \(now) WHERE id = \(id) AND revoked_at IS NULL RETURNING 1", logger: logger)
+        return try await rows.hasRows()
+    }
+
+    public func touchToken(id: UUID, now: Date) async throws {
+        _ = try await client.query("UPDATE api_tokens SET last_used_at = \(now) WHERE id = \(id) RETURNING 1", logger: logger).hasRows()
+    }
+
+    static func decodeTokens(_ rows: PostgresRowSequence) async throws -> [APIToken] {
+        var tokens: [APIToken] = []
+        for try await (id, name, role, hash, createdBy, createdAt, lastUsedAt, revokedAt)
+            in rows.decode((UUID, String, String, Data, String, Date, Date?, Date?).self)
+        {
+            guard let role = AccountRole(rawValue: role) else {
+                throw PostgresAccountStoreError(detail: "api_tokens holds a row \(id) with the unknown role \(JSONValue.string(role).jsonString)")
+            }
+            tokens.append(APIToken(
+                id: id, name: name, role: role, tokenHash: Array(hash), createdBy: createdBy, createdAt: createdAt, lastUsedAt: lastUsedAt,
+                revokedAt: revokedAt))
+        }
+        return tokens
+    }
+
+    // MARK: Audit log
+
+    public func record(_ entry: AuditEntry) async throws {
+        _ = try await client.query("""
+            INSERT INTO audit_log (id, at, actor, action, target, detail)
+            VALUES (\(entry.id.description), \(entry.at), \(entry.actor), \(entry.action), \(entry.target), \(entry.detail.jsonString)::json)
+            ON CONFLICT (id) DO NOTHING
+            RETURNING 1
+            """, logger: logger).hasRows()
+    }
+
+    public func audit(before: ULID?, limit: Int) async throws -> [AuditEntry] {
+        let limit = Int64(max(1, limit))
+        let rows: PostgresRowSequence
+        if let before {
+            rows = try await client.query("""
+                SELECT id, at, actor, action, target, detail::text FROM audit_log WHERE id < \(before.description) ORDER BY id DESC LIMIT \(limit)
+                """, logger: logger)
+        } else {
+            rows = try await client.query(
+                "SELECT id, at, actor, action, target, detail::text FROM audit_log ORDER BY id DESC LIMIT \(limit)", logger: logger)
+        }
+        var entries: [AuditEntry] = []
+        for try await (id, at, actor, action, target, detail) in rows.decode((String, Date, String, String, String, String).self) {
+            guard let entryID = ULID(id) else { throw PostgresAccountStoreError(detail: "audit_log holds a malformed id \(id)") }
+            entries.append(AuditEntry(id: entryID, at: at, actor: actor, action: action, target: target, detail: try JSONValue(parsing: detail)))
+        }
+        return entries
+    }
+}
+
+/// The account tables hold a row the store cannot read (written by something else).
+struct PostgresAccountStoreError: Error, CustomStringConvertible {
+    var detail: String
+    var description: String { "account store: \(detail)" }
+}
