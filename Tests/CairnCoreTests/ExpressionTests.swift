@@ -375,7 +375,7 @@ struct ExpressionErrorTests {
         let afterUnicode = try #require(ExpressionFixture.compileError("'éé' == x"))
         #expect(afterUnicode.position == 10)
         #expect(afterUnicode.column == 9)
-        #expect(afterUnicode.description == "expression: column 9: undeclared reference to 'x' (expected event, async or vars)")
+        #expect(afterUnicode.description == "expression: column 9: undeclared reference to 'x' (expected event, async, vars or output)")
         let division = try #require(ExpressionFixture.evaluationError("1 + (2 / 0)"))
         #expect(division.description == "expression: column 8: division by zero in '/'")
     }
@@ -570,5 +570,16 @@ struct ExpressionContextTests {
         let expression = try Expression(compiling: "event.data.plan == 'pro'")
         #expect(expression.source == "event.data.plan == 'pro'")
         #expect("\(expression)" == "event.data.plan == 'pro'")
+    }
+
+    @Test("output reads a run's output, for searching runs; null where none is given")
+    func output() throws {
+        let expression = try Expression(compiling: #"output.total > 100 && event.data.user == "u-42""#)
+        var activation = ExpressionActivation(event: ["data": ["user": "u-42"]], nowMilliseconds: 0)
+        #expect(try expression.evaluateBool(activation) == false)
+        activation.output = ["total": 150]
+        #expect(try expression.evaluateBool(activation) == true)
+        activation.output = ["total": 50]
+        #expect(try expression.evaluateBool(activation) == false)
     }
 }

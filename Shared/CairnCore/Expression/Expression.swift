@@ -113,6 +113,8 @@ public struct ExpressionActivation: Sendable {
     public var async: JSONValue
     /// `vars`: extra variables.
     public var vars: JSONValue
+    /// `output`: a run's output, for searching runs (docs/dashboard.md); null elsewhere.
+    public var output: JSONValue = .null
     /// The instant `now()` returns.
     public var now: ExpressionTimestamp
 
@@ -159,6 +161,7 @@ struct ExpressionEvaluator {
         case .event: current = activation.event
         case .async: current = activation.async
         case .vars: current = activation.vars
+        case .output: current = activation.output
         }
         for key in keys {
             guard case .object(let object) = current, let member = object[key] else { return .null }

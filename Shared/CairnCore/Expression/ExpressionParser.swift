@@ -453,9 +453,10 @@ struct ExpressionParser {
         case "event": return Parsed(node: .path(.event, []), depth: 1)
         case "async": return Parsed(node: .path(.async, []), depth: 1)
         case "vars": return Parsed(node: .path(.vars, []), depth: 1)
+        case "output": return Parsed(node: .path(.output, []), depth: 1)
         default:
             throw lexer.error(
-                .undeclaredReference, at: at, "undeclared reference to '\(name)' (expected event, async or vars)")
+                .undeclaredReference, at: at, "undeclared reference to '\(name)' (expected event, async, vars or output)")
         }
     }
 

@@ -29,7 +29,7 @@ indirect enum ExpressionNode: Sendable {
 
 /// The variables an expression can read.
 enum ExpressionRoot: Sendable {
-    case event, async, vars
+    case event, async, vars, output
 }
 
 enum ExpressionBinaryOperator: String, Sendable {
