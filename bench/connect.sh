@@ -3,7 +3,7 @@
 #
 # 1. Engine overhead per step over connect against HTTP, in the same run: one `cairn dev`, the
 #    end-to-end app on the official Python SDK (venv from `make venv`) served over HTTP, then run
-#    as a connect worker, alternating for 4 rounds of 25 runs of a 10-step no-op function each
+#    as a connect worker, alternating for 8 rounds of 25 runs of a 10-step no-op function each
 #    (BENCH_SMOKE=1: 1 round of 3). Per run: (wall time - the SDK's own time on each request,
 #    measured by a middleware the same way in both modes) / 10. Goal: connect no slower.
 # 2. Idle workers on one gateway: cairn-api and one cairn-gateway, each its own process;
@@ -17,7 +17,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
-rounds=4 runs=25 workers=1000 window=60
+rounds=8 runs=25 workers=1000 window=60
 [ -z "${BENCH_SMOKE:-}" ] || { rounds=1 runs=3 workers=20 window=10; }
 
 source "$root/bench/lib.sh"
