@@ -6,8 +6,10 @@ public import Hummingbird
 /// Runs over REST (docs/protocol.md §7).
 ///
 /// - `GET /v1/runs/{id}` — status, output, error, timestamps, the steps with their recorded
-///   result (`output` or `error`) and attempts, and `waiting_for`: the sleep, wait or invoke
-///   the run waits on (`{kind, step_id, event?, until}`).
+///   result (`output` or `error`), attempts and final attempt's `queued_at` and `started_at`,
+///   `failed_attempts` (`{step_id, attempt, queued_at, started_at, ended_at, error}`, oldest
+///   first), and `waiting_for`: the sleep, wait or invoke the run waits on
+///   (`{kind, step_id, event?, until}`).
 /// - `GET /v1/events/{id}/runs` — the runs an event started or joined (a batch), and the runs
 ///   it did not start (status `Skipped`, with `skip: {reason, run_id}`):
 ///   `{run_id, run_started_at, function_id, function_version, event_id, status, ended_at,
@@ -42,7 +44,7 @@ public struct RunRoutes: Sendable {
 
     public func register<Context: RequestContext>(on router: Router<Context>) {
         router.get("/v1/runs/:id") { request, context -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             let text = context.parameters.get("id") ?? ""
             guard let id = ULID(text) else {
                 return RESTResponses.error(.badRequest, "id: must be a run id (ULID), got \(JSONText.quoted(text))")
@@ -50,11 +52,12 @@ public struct RunRoutes: Sendable {
             guard let run = try await self.runs.run(id) else { return RESTResponses.error(.notFound, "id: must name an existing run, got \(id)") }
             var data = Self.summary(run)
             data.setValue(.array(run.steps.map(Self.step)), forKey: "steps")
+            data.setValue(.array(run.failedAttempts.map(Self.failedAttempt)), forKey: "failed_attempts")
             data.setValue(.array(run.waitingFor.map(Self.waiting)), forKey: "waiting_for")
             return self.responses.envelope(data: data)
         }
         router.delete("/v1/runs/:id") { request, context -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             let text = context.parameters.get("id") ?? ""
             guard let id = ULID(text) else {
                 return RESTResponses.error(.badRequest, "id: must be a run id (ULID), got \(JSONText.quoted(text))")
@@ -66,7 +69,7 @@ public struct RunRoutes: Sendable {
             return RESTResponses.error(.conflict, "id: must name a run that has not ended, got \(id) (\(run.status))")
         }
         router.post("/v1/runs/:id/rerun") { request, context -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             let text = context.parameters.get("id") ?? ""
             guard let id = ULID(text) else {
                 return RESTResponses.error(.badRequest, "id: must be a run id (ULID), got \(JSONText.quoted(text))")
@@ -90,14 +93,14 @@ public struct RunRoutes: Sendable {
         // The SDK's own callbacks when a call came with use_api: the run's events, and its step
         // results keyed by hashed step id.
         router.get("/v0/runs/:id/batch") { request, context -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             switch try await self.state(context.parameters.get("id") ?? "") {
             case .failure(let failure): return failure.response
             case .success(let snapshot): return JSONText.response(status: .ok, body: JSONValue.array(snapshot.events).jsonString)
             }
         }
         router.get("/v0/runs/:id/actions") { request, context -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             switch try await self.state(context.parameters.get("id") ?? "") {
             case .failure(let failure): return failure.response
             case .success(let snapshot):
@@ -106,7 +109,7 @@ public struct RunRoutes: Sendable {
             }
         }
         router.get("/v1/events/:id/runs") { request, context -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             let text = context.parameters.get("id") ?? ""
             guard let id = ULID(text) else {
                 return RESTResponses.error(.badRequest, "id: must be an event's internal ULID, got \(JSONText.quoted(text))")
@@ -186,10 +189,20 @@ public struct RunRoutes: Sendable {
         return .object(JSONObject(members: members))
     }
 
+    static func failedAttempt(_ attempt: RunRecord.FailedAttempt) -> JSONValue {
+        .object(JSONObject(members: [
+            ("step_id", attempt.stepID.map { .string($0) } ?? .null), ("attempt", .number(JSONNumber(attempt.attempt))),
+            ("queued_at", attempt.queuedAt.map(RESTResponses.render) ?? .null),
+            ("started_at", attempt.startedAt.map(RESTResponses.render) ?? .null), ("ended_at", RESTResponses.render(attempt.endedAt)),
+            ("error", attempt.error),
+        ]))
+    }
+
     static func step(_ step: RunRecord.Step) -> JSONValue {
         var members: [(String, JSONValue)] = [
             ("id", .string(step.id)), ("name", .string(step.name)), ("op", .string(step.op)),
             ("attempts", .number(JSONNumber(step.attempts))), ("recorded_at", RESTResponses.render(step.recordedAt)),
+            ("queued_at", step.queuedAt.map(RESTResponses.render) ?? .null), ("started_at", step.startedAt.map(RESTResponses.render) ?? .null),
         ]
         if let error = step.result["error"], step.op == "StepFailed" {
             members.append(("error", error))

@@ -5,7 +5,7 @@ public import Logging
 public import PostgresNIO
 
 /// `RunStore` on Postgres: tables `runs`, `run_idempotency`, `steps`, `timers`, `pauses`,
-/// `outbox`, `function_versions` and `transport_epoch` (migrations 0001–0005).
+/// `outbox`, `function_versions`, `transport_epoch` and `run_history` (failed attempts).
 ///
 /// Every write under a lease is conditioned on `runs.fencing_token` with the run's row locked
 /// (an `UPDATE` of the row, or `FOR SHARE` when only a step is inserted), so a takeover and a
@@ -79,9 +79,9 @@ public struct PostgresRunStore: RunStore {
         guard try await inserted.hasRows() else { return false }
         for step in run.memoized {
             try await connection.query("""
-                INSERT INTO steps (run_id, step_id, position, name, op, result, attempts, recorded_at)
+                INSERT INTO steps (run_id, step_id, position, name, op, result, attempts, recorded_at, queued_at, started_at)
                 VALUES (\(run.id.description), \(step.stepID), \(Int32(step.position)), \(step.name), \(step.op), \(step.result)::json,
-                        \(Int32(step.attempts)), \(now))
+                        \(Int32(step.attempts)), \(now), \(step.queuedAt), \(step.startedAt))
                 """, logger: logger)
         }
         for pause in run.pauses { try await insertPause(pause, timeoutTimer: nil, now: now, connection: connection) }
@@ -212,7 +212,8 @@ public struct PostgresRunStore: RunStore {
         let inserted = try await client.execute(
             RecordStep(
                 runID: lease.runID.description, token: lease.token, stepID: step.stepID, position: Int32(step.position), name: step.name,
-                op: step.op, result: step.result, attempts: Int32(max(1, step.attempts)), recordedAt: now),
+                op: step.op, result: step.result, attempts: Int32(max(1, step.attempts)), recordedAt: now, queuedAt: step.queuedAt,
+                startedAt: step.startedAt),
             logger: logger)
         if !inserted.isEmpty { return .recorded }
         // Nothing written: the lease is gone, the step was already recorded, or the log does
@@ -253,10 +254,14 @@ public struct PostgresRunStore: RunStore {
         return true
     }
 
-    public func finish(_ lease: RunLease, _ end: RunEnd, steps: Int, emitting events: [AcceptedEvent], now: Date) async throws -> FinishOutcome {
+    public func finish(
+        _ lease: RunLease, _ end: RunEnd, steps: Int, failedAttempts: [RunRecord.FailedAttempt], emitting events: [AcceptedEvent], now: Date
+    ) async throws -> FinishOutcome {
         var columns = EventColumns()
         for event in events { columns.append(event) }
-        let statement = FinishRun(runID: lease.runID.description, token: lease.token, steps: Int32(steps), end: end, events: columns, now: now)
+        let statement = FinishRun(
+            runID: lease.runID.description, token: lease.token, steps: Int32(steps), end: end, events: columns,
+            failed: FailedAttemptColumns(failedAttempts), now: now)
         // In a transaction: its COMMIT answers only once committed, and the executor
         // acknowledges the work item right after.
         let outcome: FinishOutcome? = try await client.withTransaction(logger: logger) { connection in
@@ -305,6 +310,10 @@ public struct PostgresRunStore: RunStore {
                 try await insertTimer(timeout, due: pause.expiresAt, now: now, connection: connection)
             }
             try await insertEvents(parking.events, connection: connection)
+            if !parking.failedAttempts.isEmpty {
+                let statement = InsertFailedAttempts(runID: lease.runID.description, failed: FailedAttemptColumns(parking.failedAttempts))
+                for try await _ in try await connection.execute(statement, logger: logger) {}
+            }
             return true
         }
     }
@@ -642,6 +651,8 @@ struct FinishRun: PostgresPreparedStatement {
             RETURNING 1
         ), emitted AS (
             \(EventColumns.insert(from: 7, when: "EXISTS (SELECT 1 FROM ended)"))
+        ), failed AS (
+            \(FailedAttemptColumns.insert(runID: 1, from: 14, when: "EXISTS (SELECT 1 FROM ended)"))
         )
         SELECT count(*)::int8 FROM ended
         """
@@ -652,6 +663,7 @@ struct FinishRun: PostgresPreparedStatement {
     var steps: Int32
     var end: RunEnd
     var events: EventColumns
+    var failed: FailedAttemptColumns
     var now: Date
 
     func makeBindings() throws -> PostgresBindings {
@@ -665,7 +677,7 @@ struct FinishRun: PostgresPreparedStatement {
             error = failure.body.jsonString
         case .cancelled: status = "Cancelled"
         }
-        var bindings = PostgresBindings(capacity: 13)
+        var bindings = PostgresBindings(capacity: 17)
         bindings.append(runID)
         bindings.append(token)
         bindings.append(status)
@@ -674,6 +686,7 @@ struct FinishRun: PostgresPreparedStatement {
         bindings.append(now)
         events.bind(to: &bindings)
         bindings.append(steps)
+        failed.bind(to: &bindings)
         return bindings
     }
 
@@ -745,8 +758,8 @@ struct StartRun: PostgresPreparedStatement {
 /// and then finds the token changed.
 struct RecordStep: PostgresPreparedStatement {
     static let sql = """
-        INSERT INTO steps (run_id, step_id, position, name, op, result, attempts, recorded_at)
-        SELECT $1, $3, $4, $5, $6, $7::json, $8, $9
+        INSERT INTO steps (run_id, step_id, position, name, op, result, attempts, recorded_at, queued_at, started_at)
+        SELECT $1, $3, $4, $5, $6, $7::json, $8, $9, $10, $11
         WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND fencing_token = $2 AND status = 'Running' FOR SHARE)
           AND (SELECT count(*) FROM steps WHERE run_id = $1) = $4
         ON CONFLICT ON CONSTRAINT steps_once DO NOTHING
@@ -763,9 +776,11 @@ struct RecordStep: PostgresPreparedStatement {
     var result: String
     var attempts: Int32
     var recordedAt: Date
+    var queuedAt: Date?
+    var startedAt: Date?
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 9)
+        var bindings = PostgresBindings(capacity: 11)
         bindings.append(runID)
         bindings.append(token)
         bindings.append(stepID)
@@ -775,6 +790,86 @@ struct RecordStep: PostgresPreparedStatement {
         bindings.append(result)
         bindings.append(attempts)
         bindings.append(recordedAt)
+        bindings.append(queuedAt)
+        bindings.append(startedAt)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Int32 {
+        try row.decode(Int32.self)
+    }
+}
+
+/// Failed attempts as the columns of `run_history` rows (kind `attempt_failed`), bound as four
+/// arrays so that any number of them is one statement.
+struct FailedAttemptColumns: Sendable {
+    /// Step ids; '' for none (a step id is never empty).
+    var stepIDs: [String] = []
+    var attempts: [Int32] = []
+    /// `{"error", "queued_at", "started_at"}`, the times RFC 3339 with milliseconds or null.
+    var details: [String] = []
+    var endedAt: [Date] = []
+
+    init(_ failed: [RunRecord.FailedAttempt]) {
+        for attempt in failed {
+            stepIDs.append(attempt.stepID ?? "")
+            attempts.append(Int32(attempt.attempt))
+            details.append(Self.detail(attempt).jsonString)
+            endedAt.append(attempt.endedAt)
+        }
+    }
+
+    static func detail(_ attempt: RunRecord.FailedAttempt) -> JSONValue {
+        func time(_ date: Date?) -> JSONValue { date.map { .string(RFC3339.format(milliseconds: $0.unixMilliseconds)) } ?? .null }
+        return .object(JSONObject(members: [("error", attempt.error), ("queued_at", time(attempt.queuedAt)), ("started_at", time(attempt.startedAt))]))
+    }
+
+    /// Reads a row back; nil for a detail that is not of `detail`'s form.
+    static func attempt(stepID: String?, attempt: Int32?, detail: String?, at: Date) -> RunRecord.FailedAttempt? {
+        guard let detail, let value = try? JSONValue(parsing: detail) else { return nil }
+        func time(_ name: String) -> Date? {
+            value[name]?.stringValue.flatMap(RFC3339.parseMilliseconds).map(Date.init(unixMilliseconds:))
+        }
+        return RunRecord.FailedAttempt(
+            stepID: stepID, attempt: Int(attempt ?? 0), queuedAt: time("queued_at"), startedAt: time("started_at"), endedAt: at,
+            error: value["error"] ?? .null)
+    }
+
+    /// The insert of the attempts bound from parameter `$first` on (see `bind`) for the run
+    /// `$runID`, in their order, only `when` that condition holds.
+    static func insert(runID: Int, from first: Int, when condition: String? = nil) -> String {
+        let arrays = zip(first..<(first + 4), ["text", "int4", "text", "timestamptz"]).map { "$\($0)::\($1)[]" }
+        return """
+            INSERT INTO run_history (run_id, kind, step_id, attempt, detail, at)
+            SELECT $\(runID), 'attempt_failed', NULLIF(step_id, ''), attempt, detail::json, at
+            FROM unnest(\(arrays.joined(separator: ", "))) WITH ORDINALITY AS t(step_id, attempt, detail, at, n)
+            \(condition.map { "WHERE \($0)" } ?? "")
+            ORDER BY n
+            RETURNING 1
+            """
+    }
+
+    /// Appends the four arrays, in the order `unnest` reads them.
+    func bind(to bindings: inout PostgresBindings) {
+        bindings.append(stepIDs)
+        bindings.append(attempts)
+        bindings.append(details)
+        bindings.append(endedAt)
+    }
+}
+
+/// Stores a park's failed attempts in the run's history, within the park's transaction.
+struct InsertFailedAttempts: PostgresPreparedStatement {
+    static let sql = FailedAttemptColumns.insert(runID: 1, from: 2)
+    typealias Row = Int32
+
+    var runID: String
+    var failed: FailedAttemptColumns
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 5)
+        bindings.append(runID)
+        failed.bind(to: &bindings)
         return bindings
     }
 
@@ -797,13 +892,25 @@ extension PostgresRunStore: RunQueries {
             """, logger: logger)
         guard var run = try await Self.decodeRuns(rows).first else { return nil }
         let steps = try await client.query("""
-            SELECT step_id, name, op, result::text, attempts, recorded_at FROM steps
+            SELECT step_id, name, op, result::text, attempts, recorded_at, queued_at, started_at FROM steps
             WHERE run_id = \(id.description) ORDER BY position
             """, logger: logger)
-        for try await (stepID, name, op, result, attempts, recordedAt) in steps.decode((String, String, String, String?, Int32, Date).self) {
+        for try await (stepID, name, op, result, attempts, recordedAt, queuedAt, startedAt)
+            in steps.decode((String, String, String, String?, Int32, Date, Date?, Date?).self)
+        {
             run.steps.append(RunRecord.Step(
                 id: stepID, name: name, op: op, result: try result.map { try JSONValue(parsing: $0) } ?? .null,
-                attempts: Int(attempts), recordedAt: recordedAt))
+                attempts: Int(attempts), recordedAt: recordedAt, queuedAt: queuedAt, startedAt: startedAt))
+        }
+        let failed = try await client.query("""
+            SELECT step_id, attempt, detail::text, at FROM run_history
+            WHERE run_id = \(id.description) AND kind = 'attempt_failed' ORDER BY seq
+            """, logger: logger)
+        for try await (stepID, attempt, detail, at) in failed.decode((String?, Int32?, String?, Date).self) {
+            guard let attempt = FailedAttemptColumns.attempt(stepID: stepID, attempt: attempt, detail: detail, at: at) else {
+                throw PostgresRunStoreError(detail: "run_history holds an unreadable attempt of run \(id)")
+            }
+            run.failedAttempts.append(attempt)
         }
         let waits = try await client.query("""
             SELECT kind, step_id, event_name, expires_at FROM pauses

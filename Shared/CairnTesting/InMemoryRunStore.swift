@@ -98,6 +98,8 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         var runs: [ULID: RunRow] = [:]
         var idempotency: [String: (run: ULID, expires: Date)] = [:]
         var steps: [ULID: [StepRow]] = [:]
+        /// Each run's failed attempts (`run_history`, kind `attempt_failed`), oldest first.
+        var failedAttempts: [ULID: [RunRecord.FailedAttempt]] = [:]
         var timers: [String: TimerRow] = [:]
         var pauses: [String: PauseRow] = [:]
         var outbox: [String: OutboxRow] = [:]
@@ -310,7 +312,9 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         return true
     }
 
-    public func finish(_ lease: RunLease, _ end: RunEnd, steps: Int, emitting events: [AcceptedEvent], now: Date) async throws -> FinishOutcome {
+    public func finish(
+        _ lease: RunLease, _ end: RunEnd, steps: Int, failedAttempts: [RunRecord.FailedAttempt], emitting events: [AcceptedEvent], now: Date
+    ) async throws -> FinishOutcome {
         try await perform(.finish) { state in
             guard Self.holds(lease, state), var run = state.runs[lease.runID] else { return .leaseLost }
             guard (state.steps[lease.runID] ?? []).count == steps else { return .stepsChanged }
@@ -329,6 +333,7 @@ public final class InMemoryRunStore: RunStore, RunQueries {
             run.leaseExpires = nil
             state.runs[lease.runID] = run
             Self.retireEverything(of: lease.runID, &state)
+            state.failedAttempts[lease.runID, default: []] += failedAttempts
             eventLog.storeCommitted(events)
             return .finished
         }
@@ -375,6 +380,7 @@ public final class InMemoryRunStore: RunStore, RunQueries {
                 try insertPause(pause, timeoutTimer: timeout.entryID, now: now, into: &copy)
                 try Self.insertTimer(timeout, due: pause.expiresAt, into: &copy)
             }
+            copy.failedAttempts[lease.runID, default: []] += parking.failedAttempts
             state = copy
             eventLog.storeCommitted(parking.events)
             return true
@@ -559,16 +565,21 @@ public final class InMemoryRunStore: RunStore, RunQueries {
             (state.steps[id] ?? []).sorted { $0.step.position < $1.step.position }.map { row in
                 RunRecord.Step(
                     id: row.step.stepID, name: row.step.name, op: row.step.op, result: (try? JSONValue(parsing: row.step.result)) ?? .null,
-                    attempts: row.step.attempts, recordedAt: row.recordedAt)
+                    attempts: row.step.attempts, recordedAt: row.recordedAt, queuedAt: row.step.queuedAt, startedAt: row.step.startedAt)
             }
         }
+        record.failedAttempts = state.withLock { $0.failedAttempts[id] ?? [] }
         record.waitingFor = state.withLock { state in
             let waits = state.pauses.values.filter { $0.pause.runID == id && !$0.consumed && $0.pause.kind != .cancel }.map {
                 RunRecord.Waiting(kind: $0.pause.kind.rawValue, stepID: $0.pause.stepID, event: $0.pause.eventName, until: $0.pause.expiresAt)
             }
-            let sleeps = state.timers.values.filter { $0.runID == id && !$0.fired && $0.item?.reason == .wake }.compactMap { timer in
-                timer.item.map { RunRecord.Waiting(kind: "sleep", stepID: $0.call.stepID, event: nil, until: timer.due) }
-            }
+            // As Postgres: sleeps, and retries waiting for their time.
+            let sleeps = state.timers.values.filter { $0.runID == id && !$0.fired && ($0.item?.reason == .wake || $0.item?.reason == .retry) }
+                .compactMap { timer in
+                    timer.item.map {
+                        RunRecord.Waiting(kind: $0.reason == .wake ? "sleep" : "retry", stepID: $0.call.stepID, event: nil, until: timer.due)
+                    }
+                }
             return (waits + sleeps).sorted { $0.until < $1.until }
         }
         return record

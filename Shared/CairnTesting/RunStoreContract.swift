@@ -106,10 +106,93 @@ public enum RunStoreContract {
         ("pauses with a lower bound look back once", pausesLookBack),
         ("the transport record round-trips", transportRecord),
         ("a rerun starts with its memoized steps and its event kept as a record", rerunWithStepsAndRecords),
+        ("a step keeps the queue and send times of its final attempt", stepTiming),
+        ("failed attempts are kept by the park that retries them and the finish that ends the run, oldest first", failedAttemptsKept),
+        ("a park or finish that is refused keeps no failed attempt", refusedWritesKeepNoFailedAttempt),
     ] + FlowStoreContract.checks + [
         ("a full concurrency counter puts work in line, and a freed slot lets the first in line go", concurrencySlots),
         ("a run-level slot stays with its run between drives and goes when the run ends", runLevelSlots),
     ]
+
+    static func stepTiming(_ f: RunStoreFixture) async throws {
+        let lease = try await f.startedRun()
+        var timed = f.step("a", position: 0)
+        timed.queuedAt = f.t0.addingTimeInterval(1)
+        timed.startedAt = f.t0.addingTimeInterval(3)
+        #expect(try await f.store.recordStep(lease, timed, now: f.t0.addingTimeInterval(4)) == .recorded)
+        #expect(try await f.store.recordStep(lease, f.step("b", position: 1), now: f.t0.addingTimeInterval(5)) == .recorded)
+        let run = try #require(try await f.store.run(lease.runID))
+        try #require(run.steps.count == 2)
+        #expect(run.steps[0].queuedAt == f.t0.addingTimeInterval(1))
+        #expect(run.steps[0].startedAt == f.t0.addingTimeInterval(3))
+        #expect(run.steps[0].recordedAt == f.t0.addingTimeInterval(4))
+        // A step no SDK call produced has no attempt times.
+        #expect(run.steps[1].queuedAt == nil)
+        #expect(run.steps[1].startedAt == nil)
+        #expect(run.failedAttempts.isEmpty)
+    }
+
+    /// A failed attempt at `seconds` after t0: queued then, sent a second later, handled two
+    /// seconds later.
+    static func failedAttempt(_ f: RunStoreFixture, step: String?, attempt: Int, at seconds: TimeInterval, error: JSONValue) -> RunRecord.FailedAttempt {
+        RunRecord.FailedAttempt(
+            stepID: step, attempt: attempt, queuedAt: f.t0.addingTimeInterval(seconds), startedAt: f.t0.addingTimeInterval(seconds + 1),
+            endedAt: f.t0.addingTimeInterval(seconds + 3), error: error)
+    }
+
+    static func failedAttemptsKept(_ f: RunStoreFixture) async throws {
+        // The error is kept as the SDK sent it: member order and a number's literal text.
+        let error = try JSONValue(parsing: #"{"name":"Error","message":"a failed","stack":"at a","code":12345678901234567890123}"#)
+        let first = try await f.startedRun()
+        let one = failedAttempt(f, step: "a", attempt: 1, at: 0, error: error)
+        var two = failedAttempt(f, step: nil, attempt: 1, at: 1, error: ["name": "Error", "message": "outside any step"])
+        two.queuedAt = nil
+        let retry = WorkItem(runID: first.runID, reason: .retry, call: SDKCall(stepID: "step", attempt: 1), generation: first.token)
+        var parking = Parking(timers: [(retry, f.t0.addingTimeInterval(10))])
+        parking.failedAttempts = [one, two]
+        #expect(try await f.store.park(first, parking, now: f.t0.addingTimeInterval(4)))
+        #expect(try await f.store.run(first.runID)?.failedAttempts == [one, two])
+
+        #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(10), limit: 10) == [retry])
+        let second = try await f.lease(retry, owner: "one")
+        let three = failedAttempt(f, step: "a", attempt: 2, at: 10, error: ["message": "a failed again"])
+        let again = WorkItem(runID: first.runID, reason: .retry, call: SDKCall(stepID: "step", attempt: 2), generation: second.token)
+        parking = Parking(timers: [(again, f.t0.addingTimeInterval(20))])
+        parking.failedAttempts = [three]
+        #expect(try await f.store.park(second, parking, now: f.t0.addingTimeInterval(13)))
+
+        #expect(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(20), limit: 10) == [again])
+        let third = try await f.lease(again, owner: "one")
+        let four = failedAttempt(f, step: "a", attempt: 3, at: 20, error: ["message": "a failed for good"])
+        let failure = RunFailure.cairn(name: "Error", message: "a failed for good")
+        #expect(try await f.store.finish(third, .failed(failure), steps: 0, failedAttempts: [four], emitting: [], now: f.t0.addingTimeInterval(23)) == .finished)
+        let run = try #require(try await f.store.run(first.runID))
+        #expect(run.failedAttempts == [one, two, three, four])
+        #expect(run.failedAttempts.first?.error.jsonString == error.jsonString)
+        // Listings leave them out, as they leave out steps.
+        #expect(try await f.store.runs(eventID: f.eventID).first { $0.id == first.runID }?.failedAttempts == [])
+    }
+
+    static func refusedWritesKeepNoFailedAttempt(_ f: RunStoreFixture) async throws {
+        // A lease of no duration has lapsed at once: a takeover fences the first holder out.
+        let first = try await f.startedRun(owner: "one", duration: .zero)
+        let start = WorkItem(runID: first.runID, reason: .start, call: .discovery)
+        let second = try await f.lease(start, owner: "two")
+        let lost = failedAttempt(f, step: "a", attempt: 1, at: 0, error: ["message": "stale"])
+        var parking = Parking(timers: [(WorkItem(runID: first.runID, reason: .retry, call: .discovery, generation: first.token), f.t0)])
+        parking.failedAttempts = [lost]
+        #expect(try await !f.store.park(first, parking, now: f.t0))
+        #expect(try await f.store.finish(first, .failed(.cairn(name: "Error", message: "stale")), steps: 0, failedAttempts: [lost], emitting: [], now: f.t0) == .leaseLost)
+        // A park whose timer cannot be stored fails whole: its failed attempts go with it.
+        let taken = WorkItem(runID: first.runID, reason: .retry, call: SDKCall(stepID: "step", attempt: 1), generation: second.token)
+        #expect(try await f.store.park(second, Parking(timers: [(taken, f.t0.addingTimeInterval(60))]), now: f.t0))
+        let third = try await f.lease(try #require(try await f.store.fireDueTimers(now: f.t0.addingTimeInterval(60), limit: 10).first), owner: "two")
+        var colliding = Parking(timers: [(taken, f.t0.addingTimeInterval(90))])
+        colliding.failedAttempts = [lost]
+        await #expect(throws: (any Error).self) { _ = try await f.store.park(third, colliding, now: f.t0) }
+        #expect(try await f.store.run(first.runID)?.failedAttempts == [])
+        #expect(try await f.store.run(first.runID)?.status == "Running")
+    }
 
     static func concurrencySlots(_ f: RunStoreFixture) async throws {
         let counter = [ConcurrencySlot(key: "f:test:k", limit: 1)]

@@ -135,9 +135,10 @@ final class EngineHarness: Sendable {
 
     /// Drives every work item on the stream with executor `n`, acknowledging what it
     /// handled; returns how many deliveries it drove. A drive that throws (an injected fault)
-    /// leaves its delivery pending, as a crash would.
+    /// leaves its delivery pending, as a crash would. Items count as published at `queuedAt`
+    /// (default: now).
     @discardableResult
-    func drive(with n: Int = 0) async throws -> Int {
+    func drive(with n: Int = 0, queuedAt: Date? = nil) async throws -> Int {
         var total = 0
         while true {
             let deliveries = try await work.read(maximum: 64)
@@ -145,7 +146,7 @@ final class EngineHarness: Sendable {
             for delivery in deliveries {
                 total += 1
                 let item = try #require(delivery.fields["item"].flatMap { try? JSONValue(parsing: $0) }.flatMap(WorkItem.init(json:)))
-                if (try? await executors[n].drive(item, queuedAt: clock.now)) == true { try await work.acknowledge([delivery.entryID]) }
+                if (try? await executors[n].drive(item, queuedAt: queuedAt ?? clock.now)) == true { try await work.acknowledge([delivery.entryID]) }
             }
         }
     }

@@ -169,6 +169,17 @@ import Testing
             #expect(run["output"] == "finally")
             #expect(run["steps"]?[0]?["attempts"] == 3)
             #expect(try await harness.counts()["kf:unreliable"] == 3)
+            // The waterfall: two failed attempts with the SDK's error, then the step's final
+            // attempt, each queued, then sent, then ended (fixed-width times compare as text).
+            let failed = try #require(run["failed_attempts"]?.arrayValue)
+            #expect(failed.map { $0["attempt"] } == [1, 2])
+            #expect(failed.allSatisfy { $0["step_id"]?.stringValue == StepID.hashed("unreliable") })
+            #expect(failed.allSatisfy { $0["error"]?["message"]?.stringValue?.contains("not yet") == true })
+            let step = try #require(run["steps"]?[0])
+            let times = failed.flatMap { [$0["queued_at"], $0["started_at"], $0["ended_at"]] } + [step["queued_at"], step["started_at"], step["recorded_at"]]
+            let texts = times.compactMap { $0?.stringValue }
+            #expect(texts.count == 9)
+            #expect(texts == texts.sorted())
         }
     }
 

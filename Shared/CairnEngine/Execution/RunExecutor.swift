@@ -160,7 +160,7 @@ public final class RunExecutor: Service {
         let now = clock.now.unixMilliseconds
         let counters = ConcurrencySlot.of(
             snapshot.function.concurrency, functionID: snapshot.functionID, event: trigger, nowMilliseconds: now, compile: expressions.compiled)
-        if counters.isEmpty { return try await drive(item, holding: lease, snapshot) }
+        if counters.isEmpty { return try await drive(item, holding: lease, snapshot, queuedAt: queuedAt) }
         let score = RunPriority.score(
             createdMilliseconds: Int64(lease.runID.milliseconds),
             factor: RunPriority.factor(snapshot.function.priority?.run, event: trigger, nowMilliseconds: now, compile: expressions.compiled))
@@ -170,7 +170,7 @@ public final class RunExecutor: Service {
         case .leaseLost: throw LeaseLost(runID: lease.runID)
         }
         do {
-            try await drive(item, holding: lease, snapshot)
+            try await drive(item, holding: lease, snapshot, queuedAt: queuedAt)
         } catch {
             await freeSlots(of: lease.runID)
             throw error
@@ -189,7 +189,9 @@ public final class RunExecutor: Service {
         }
     }
 
-    func drive(_ item: WorkItem, holding lease: RunLease, _ snapshot: RunSnapshot) async throws {
+    /// Drives the run under `lease`. `queuedAt` is when `item` was published: the first call
+    /// of the drive was queued then; each later one when the drive decided to make it.
+    func drive(_ item: WorkItem, holding lease: RunLease, _ snapshot: RunSnapshot, queuedAt: Date?) async throws {
         var snapshot = snapshot
         let metadata: Logger.Metadata = ["run": "\(item.runID)", "function": "\(snapshot.function.id)"]
         var call = item.call
@@ -244,6 +246,8 @@ public final class RunExecutor: Service {
         }
         let maxAttempts = snapshot.function.retries + 1
         var version = -1
+        // When `call` became ready to send, for its step's or failed attempt's timing.
+        var queued = queuedAt
         while true {
             do {
                 if let exceeded = RunLimits.exceeded(by: snapshot) {
@@ -255,55 +259,92 @@ public final class RunExecutor: Service {
                 var actions = RunDecision.decide(
                     outcome: outcome, call: call, maxAttempts: maxAttempts, now: clock.now, jitter: Double.random(in: 0...1),
                     backoffScale: settings.backoffScale)
+                // The attempts of this pass that failed, kept by the write that ends the drive.
+                var failed = Self.failedAttempt(
+                    call, stepID: RunTracing.step(of: call, outcome: outcome), outcome: outcome, actions: actions, queuedAt: queued, startedAt: sent,
+                    now: clock.now).map { [$0] } ?? []
                 var next: SDKCall?
                 while !actions.isEmpty {
                     let action = actions.removeFirst()
                     switch action {
                     case .recordStep(let id, let name, let op, let result):
                         // The SDK runs a step on the call that reports it, at that call's attempt.
-                        guard try await record(lease, &snapshot, stepID: id, name: name, op: op, result: result, attempts: call.attempt + 1, since: sent) else {
+                        guard try await record(
+                            lease, &snapshot, stepID: id, name: name, op: op, result: result, attempts: call.attempt + 1, queued: queued, since: sent)
+                        else {
                             return
                         }
                     case .call(let nextCall):
                         next = nextCall
                         if nextCall.isDiscovery, try await !continueGroup(lease, &snapshot) { return }
                     case .group(let members, let race):
-                        switch try await runGroup(lease, &snapshot, members: members, race: race, maxAttempts: maxAttempts, since: sent) {
+                        switch try await runGroup(
+                            lease, &snapshot, members: members, race: race, maxAttempts: maxAttempts, queued: queued, since: sent, failed: &failed)
+                        {
                         case .discovery: next = .discovery
                         case .stopped: return
                         case .then(let more): actions = more + actions
                         }
                     case .request(let step):
-                        actions = RunDecision.decide(
+                        let decided = RunDecision.decide(
                             request: step, response: try await send(step), call: call, maxAttempts: maxAttempts, now: clock.now,
-                            jitter: Double.random(in: 0...1), backoffScale: settings.backoffScale) + actions
+                            jitter: Double.random(in: 0...1), backoffScale: settings.backoffScale)
+                        if let attempt = Self.failedAttempt(
+                            call, stepID: step.stepID, outcome: nil, actions: decided, queuedAt: queued, startedAt: sent, now: clock.now)
+                        {
+                            failed.append(attempt)
+                        }
+                        actions = decided + actions
                     case .retry, .sleep, .waitForEvent, .invoke:
                         if case .retry(_, let at, let error) = action {
                             logger.info("attempt failed; retrying", metadata: metadata.merging(["call": "\(call)", "at": "\(at)", "error": "\(error["message"] ?? error)"]) { $1 })
                         }
                         var parking = Parking()
                         add(action, to: &parking, lease, snapshot)
+                        parking.failedAttempts = failed
                         return try await park(lease, parking)
                     case .complete(let output):
-                        try await end(lease, snapshot, .completed(output: output))
+                        try await end(lease, snapshot, .completed(output: output), failedAttempts: failed)
                         logger.debug("run completed", metadata: metadata)
                         return
                     case .fail(let failure):
-                        try await end(lease, snapshot, .failed(failure))
+                        try await end(lease, snapshot, .failed(failure), failedAttempts: failed)
                         logger.info("run failed", metadata: metadata.merging(["error": "\(failure.body["message"] ?? failure.body)"]) { $1 })
                         return
                     }
                 }
                 guard let next else { return try await release(lease) }
                 call = next
+                queued = clock.now
             } catch is StepsChanged {
                 // A step this drive recorded was lost to a database crash before its commit:
                 // continue from what is stored; the app runs that step again.
                 logger.warning("a recorded step was lost before its commit; reloading the run", metadata: metadata)
                 snapshot = try await store.snapshot(item.runID)
                 call = .discovery
+                queued = clock.now
             }
         }
+    }
+
+    /// The attempt `call` made, as the run's history keeps it, when `actions` (decided on its
+    /// reply) retry it, or fail the run on the error it returned (`outcome` `.failed`): `stepID`
+    /// is the step it ran, if any. Nil when the attempt did not fail, when it failed a step for
+    /// good (that error is recorded as the step, whose timing is that attempt's), and when the
+    /// call reached no app: it spent no attempt, and is tried again for as long as the run
+    /// lives (docs/connect.md), so keeping each try would grow the history without bound.
+    static func failedAttempt(
+        _ call: SDKCall, stepID: String?, outcome: SDKOutcome?, actions: [RunAction], queuedAt: Date?, startedAt: Date?, now: Date
+    ) -> RunRecord.FailedAttempt? {
+        var error: JSONValue?
+        for action in actions {
+            if case .retry(let next, _, let retried) = action, next.attempt > call.attempt { error = retried }
+        }
+        if error == nil, case .failed(let failure, _)? = outcome, actions.contains(where: { if case .fail = $0 { true } else { false } }) {
+            error = failure.body
+        }
+        guard let error else { return nil }
+        return RunRecord.FailedAttempt(stepID: stepID, attempt: call.attempt + 1, queuedAt: queuedAt, startedAt: startedAt, endedAt: now, error: error)
     }
 
     /// How a parallel group's drive goes on.
@@ -335,13 +376,19 @@ public final class RunExecutor: Service {
     /// never deadlock each other) and given back when it finishes. A member that finds none
     /// waits for one of its group's to finish.
     ///
-    /// `since` is when the call that reported the group was sent; a step it carried already
-    /// run is traced from there, a member's own call from when that call was sent.
+    /// `since` is when the call that reported the group was sent and `queued` when it became
+    /// ready; a step it carried already run is traced and timed from there, a member's own
+    /// call from when it joined the group (queued) and was sent. The members' failed attempts
+    /// join `failed`, which the park or end of the group keeps (or, for `.then`, the caller's).
     func runGroup(
-        _ lease: RunLease, _ snapshot: inout RunSnapshot, members: [RunAction], race: Bool, maxAttempts: Int, since: Date
+        _ lease: RunLease, _ snapshot: inout RunSnapshot, members: [RunAction], race: Bool, maxAttempts: Int, queued: Date?, since: Date,
+        failed: inout [RunRecord.FailedAttempt]
     ) async throws -> GroupResult {
-        // When the call whose reply is being handled was sent.
+        // When the call whose reply is being handled became ready, and when it was sent.
+        var queued = queued
         var since = since
+        // When each member's own call or request joined the group, ready to go.
+        var ready: [String: Date] = [:]
         var working = snapshot
         defer { snapshot = working }
         var extraSlots = 0
@@ -381,7 +428,8 @@ public final class RunExecutor: Service {
                     case .recordStep(let id, let name, let op, let result):
                         join(id)
                         guard working.steps[id] == nil else { continue }
-                        guard try await record(lease, &working, stepID: id, name: name, op: op, result: result, attempts: 1, since: since) else {
+                        guard try await record(lease, &working, stepID: id, name: name, op: op, result: result, attempts: 1, queued: queued, since: since)
+                        else {
                             tasks.cancelAll()
                             return .stopped
                         }
@@ -391,6 +439,7 @@ public final class RunExecutor: Service {
                         guard !targeted.isDiscovery else { continue }
                         join(targeted.stepID)
                         guard working.steps[targeted.stepID] == nil, !waiting(on: targeted.stepID), !inFlight.contains(targeted.stepID) else { continue }
+                        if ready[targeted.stepID] == nil { ready[targeted.stepID] = clock.now }
                         guard await admit() else {
                             waitingForSlot.append(action)
                             continue
@@ -407,6 +456,7 @@ public final class RunExecutor: Service {
                     case .request(let step):
                         join(step.stepID)
                         guard working.steps[step.stepID] == nil, !waiting(on: step.stepID), !inFlight.contains(step.stepID) else { continue }
+                        if ready[step.stepID] == nil { ready[step.stepID] = clock.now }
                         guard await admit() else {
                             waitingForSlot.append(action)
                             continue
@@ -428,11 +478,11 @@ public final class RunExecutor: Service {
                         queue += more
                     case .fail(let failure):
                         tasks.cancelAll()
-                        try await end(lease, working, .failed(failure))
+                        try await end(lease, working, .failed(failure), failedAttempts: failed)
                         return .stopped
                     case .complete(let output):
                         tasks.cancelAll()
-                        try await end(lease, working, .completed(output: output))
+                        try await end(lease, working, .completed(output: output), failedAttempts: failed)
                         return .stopped
                     }
                 }
@@ -440,12 +490,20 @@ public final class RunExecutor: Service {
                     // Race: a member finished; the function may go on now.
                     discoverNow = false
                     var version = -1
+                    let discovery = clock.now
                     let (outcome, sent) = try await callSDK(
                         lease, snapshot: working, call: .discovery, maxAttempts: maxAttempts, version: &version, disableImmediateExecution: true)
+                    queued = discovery
                     since = sent
                     let decided = RunDecision.decide(
                         outcome: outcome, call: .discovery, maxAttempts: maxAttempts, now: clock.now, jitter: Double.random(in: 0...1),
                         backoffScale: settings.backoffScale)
+                    if let attempt = Self.failedAttempt(
+                        .discovery, stepID: RunTracing.step(of: .discovery, outcome: outcome), outcome: outcome, actions: decided, queuedAt: discovery,
+                        startedAt: sent, now: clock.now)
+                    {
+                        failed.append(attempt)
+                    }
                     if decided.allSatisfy({ if case .group = $0 { true } else if case .call(let c) = $0 { !c.isDiscovery } else { false } }) {
                         queue += decided
                     } else {
@@ -465,20 +523,37 @@ public final class RunExecutor: Service {
                 switch finished {
                 case .call(let targeted, let outcome, let sent):
                     inFlight.remove(targeted.stepID)
+                    queued = ready[targeted.stepID]
                     since = sent
-                    queue += RunDecision.decide(
+                    let decided = RunDecision.decide(
                         outcome: outcome, call: targeted, maxAttempts: maxAttempts, now: clock.now, jitter: Double.random(in: 0...1),
                         backoffScale: settings.backoffScale)
+                    if let attempt = Self.failedAttempt(
+                        targeted, stepID: RunTracing.step(of: targeted, outcome: outcome), outcome: outcome, actions: decided, queuedAt: queued,
+                        startedAt: sent, now: clock.now)
+                    {
+                        failed.append(attempt)
+                    }
+                    queue += decided
                 case .request(let step, let response, let sent):
                     inFlight.remove(step.stepID)
+                    queued = ready[step.stepID]
                     since = sent
-                    queue += RunDecision.decide(
-                        request: step, response: response, call: SDKCall(stepID: step.stepID, attempt: 0), maxAttempts: maxAttempts,
+                    let member = SDKCall(stepID: step.stepID, attempt: 0)
+                    let decided = RunDecision.decide(
+                        request: step, response: response, call: member, maxAttempts: maxAttempts,
                         now: clock.now, jitter: Double.random(in: 0...1), backoffScale: settings.backoffScale)
+                    if let attempt = Self.failedAttempt(
+                        member, stepID: step.stepID, outcome: nil, actions: decided, queuedAt: queued, startedAt: sent, now: clock.now)
+                    {
+                        failed.append(attempt)
+                    }
+                    queue += decided
                 }
             }
             if !parking.isEmpty {
                 parking.pendingSteps = memberIDs
+                parking.failedAttempts = failed
                 try await park(lease, parking)
                 return .stopped
             }
@@ -586,15 +661,16 @@ public final class RunExecutor: Service {
         }
     }
 
-    /// Ends the run with its system events in one transaction, then announces the events.
-    func end(_ lease: RunLease, _ snapshot: RunSnapshot, _ end: RunEnd) async throws {
+    /// Ends the run with its system events and the drive's failed attempts in one transaction,
+    /// then announces the events.
+    func end(_ lease: RunLease, _ snapshot: RunSnapshot, _ end: RunEnd, failedAttempts: [RunRecord.FailedAttempt] = []) async throws {
         if case .completed(let output) = end, let failure = RunLimits.outputFailure("the function", bytes: output.serialized().count) {
-            return try await self.end(lease, snapshot, .failed(failure))
+            return try await self.end(lease, snapshot, .failed(failure), failedAttempts: failedAttempts)
         }
         let now = clock.now
         let emitted = stamper.accept(
             SystemEvents.forEnd(functionSlug: snapshot.function.id, runID: snapshot.runID, events: snapshot.events, end: end), now: now)
-        switch try await store.finish(lease, end, steps: snapshot.stack.count, emitting: emitted, now: now) {
+        switch try await store.finish(lease, end, steps: snapshot.stack.count, failedAttempts: failedAttempts, emitting: emitted, now: now) {
         case .finished:
             settings.metrics.ended(function: snapshot.function.id, runID: lease.runID, status: end.metricStatus, error: end.errorMessage, now: now)
             await events.announce(emitted)
@@ -606,10 +682,11 @@ public final class RunExecutor: Service {
     /// Records a step and keeps the snapshot in step. False when driving must stop because the
     /// result broke the step output limit (the run is then failed); throws `LeaseLost` when the
     /// lease is gone. `since` is when the attempt that ran the step was sent: its step span
-    /// starts there (a sleep's span is emitted when it is planned, so its record has none).
+    /// starts there (a sleep's span is emitted when it is planned, so its record has none);
+    /// `queued` is when that attempt became ready. Both are stored with the step.
     func record(
         _ lease: RunLease, _ snapshot: inout RunSnapshot, stepID: String, name: String, op: String, result: JSONValue, attempts: Int,
-        since: Date? = nil
+        queued: Date? = nil, since: Date? = nil
     ) async throws -> Bool {
         // One serialization serves the limit, the state size and the store.
         let serialized = result.jsonString
@@ -617,7 +694,9 @@ public final class RunExecutor: Service {
             try await end(lease, snapshot, .failed(failure))
             return false
         }
-        let step = StepRecord(stepID: stepID, position: snapshot.stack.count, name: name, op: op, result: serialized, attempts: attempts)
+        let step = StepRecord(
+            stepID: stepID, position: snapshot.stack.count, name: name, op: op, result: serialized, attempts: attempts,
+            queuedAt: since == nil ? nil : queued, startedAt: since)
         switch try await store.recordStep(lease, step, now: clock.now) {
         case .recorded:
             snapshot.record(step, value: result)

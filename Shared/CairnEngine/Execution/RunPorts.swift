@@ -49,24 +49,34 @@ public protocol RunLog: Sendable {
     /// Hands the run back until what it waits for comes, in one transaction: the timers (each
     /// item due at its date), the pauses with their timeout timers (due at the pause's expiry),
     /// the events stored unpublished (an invoke's trigger, so the callee starts only once its
-    /// caller's pause exists), the group's pending steps when given, the lease released and its
-    /// item retired. False, with nothing written, when the lease was lost.
+    /// caller's pause exists), the group's pending steps when given, the failed attempts in the
+    /// run's history, the lease released and its item retired. False, with nothing written,
+    /// when the lease was lost.
     ///
     /// - Throws: when a timer or pause id is already taken (then nothing was written): a timer
     ///   that was not inserted must never count as scheduled.
     func park(_ lease: RunLease, _ parking: Parking, now: Date) async throws -> Bool
 
     /// Ends the run, in one transaction committed before it returns: its status and result,
-    /// its lease, its outbox items, timers and pauses retired, and `events` (its system events)
-    /// stored unpublished for the caller to announce; only if the run holds exactly `steps`
-    /// recorded steps.
-    func finish(_ lease: RunLease, _ end: RunEnd, steps: Int, emitting events: [AcceptedEvent], now: Date) async throws -> FinishOutcome
+    /// its lease, its outbox items, timers and pauses retired, `failedAttempts` (oldest first)
+    /// in its history, and `events` (its system events) stored unpublished for the caller to
+    /// announce; only if the run holds exactly `steps` recorded steps.
+    func finish(
+        _ lease: RunLease, _ end: RunEnd, steps: Int, failedAttempts: [RunRecord.FailedAttempt], emitting events: [AcceptedEvent], now: Date
+    ) async throws -> FinishOutcome
 
     /// Cancels an unfinished run in one transaction: ends it, revokes any lease (the token
     /// moves on), consumes its pauses, disarms its timers, retires its outbox items, and stores
     /// the events `emitting` makes from it, unpublished. Returns those events for the caller
     /// to announce; nil when the run had already ended (or does not exist).
     func cancel(_ runID: ULID, now: Date, emitting: @escaping @Sendable (CancelledRun) -> [AcceptedEvent]) async throws -> [AcceptedEvent]?
+}
+
+extension RunLog {
+    /// Ends the run with no failed attempt to keep (see `finish(_:_:steps:failedAttempts:emitting:now:)`).
+    public func finish(_ lease: RunLease, _ end: RunEnd, steps: Int, emitting events: [AcceptedEvent], now: Date) async throws -> FinishOutcome {
+        try await finish(lease, end, steps: steps, failedAttempts: [], emitting: events, now: now)
+    }
 }
 
 /// Durable timers: sleeps, retry backoffs and pause timeouts, set by `RunLog.park`. A timer's
@@ -226,7 +236,8 @@ public protocol WorkQueue: Sendable {
 
 /// Read access to runs for the API.
 public protocol RunQueries: Sendable {
-    /// The run with its steps, in the order recorded, and what it waits for; nil when unknown.
+    /// The run with its steps, in the order recorded, what it waits for, and its failed
+    /// attempts, oldest first; nil when unknown.
     func run(_ id: ULID) async throws -> RunRecord?
     /// The runs an event started, oldest first (without steps).
     func runs(eventID: ULID) async throws -> [RunRecord]

@@ -200,14 +200,26 @@ public struct StepRecord: Sendable, Hashable {
     /// The memo value, serialized JSON.
     public var result: String
     public var attempts: Int
+    /// When the attempt that produced the result became ready to send: the publication of the
+    /// work item its drive took up (where `cairn.queue.wait` starts), or, for a later call of
+    /// the same drive, the moment the drive decided to make it. Nil when unknown, and for
+    /// steps no SDK call produced (a sleep's wake-up, a matched event, a timeout).
+    public var queuedAt: Date?
+    /// When the request of that attempt was sent to the SDK (where its `cairn.step` span
+    /// starts); nil as for `queuedAt`.
+    public var startedAt: Date?
 
-    public init(stepID: String, position: Int, name: String, op: String, result: String, attempts: Int) {
+    public init(
+        stepID: String, position: Int, name: String, op: String, result: String, attempts: Int, queuedAt: Date? = nil, startedAt: Date? = nil
+    ) {
         self.stepID = stepID
         self.position = position
         self.name = name
         self.op = op
         self.result = result
         self.attempts = attempts
+        self.queuedAt = queuedAt
+        self.startedAt = startedAt
     }
 }
 
@@ -222,6 +234,10 @@ public struct Parking: Sendable {
     public var pendingSteps: [String]?
     /// The spans of the sleeps planned, emitted once the park commits; not stored.
     public var sleepSpans: [TraceSpan] = []
+    /// The attempts whose failure this park waits to retry, oldest first: stored in the run's
+    /// history (`attempt_failed`) by the park's own transaction, so a park and its failures
+    /// are kept or lost together.
+    public var failedAttempts: [RunRecord.FailedAttempt] = []
 
     public init(
         timers: [(item: WorkItem, due: Date)] = [], pauses: [(pause: Pause, timeout: WorkItem)] = [], events: [AcceptedEvent] = [],
@@ -334,14 +350,50 @@ public struct RunRecord: Sendable {
         public var result: JSONValue
         public var attempts: Int
         public var recordedAt: Date
+        /// When the final attempt, the one that produced the result, became ready to send
+        /// (`StepRecord.queuedAt`); nil when unknown or when no SDK call produced the step.
+        public var queuedAt: Date?
+        /// When that attempt's request was sent to the SDK; nil as for `queuedAt`.
+        public var startedAt: Date?
 
-        public init(id: String, name: String, op: String, result: JSONValue, attempts: Int, recordedAt: Date) {
+        public init(
+            id: String, name: String, op: String, result: JSONValue, attempts: Int, recordedAt: Date, queuedAt: Date? = nil,
+            startedAt: Date? = nil
+        ) {
             self.id = id
             self.name = name
             self.op = op
             self.result = result
             self.attempts = attempts
             self.recordedAt = recordedAt
+            self.queuedAt = queuedAt
+            self.startedAt = startedAt
+        }
+    }
+
+    /// An attempt that failed: an SDK call whose error was retried, or that failed the run.
+    /// (A step's last attempt, whose error is recorded as the step, is the step itself.)
+    public struct FailedAttempt: Sendable, Hashable {
+        /// The step the attempt ran; nil when the function failed outside any step.
+        public var stepID: String?
+        /// The attempt's number, from 1 (the SDK's `ctx.attempt` + 1).
+        public var attempt: Int
+        /// When the attempt became ready to send (as `StepRecord.queuedAt`); nil when unknown.
+        public var queuedAt: Date?
+        /// When its request was sent; nil when unknown.
+        public var startedAt: Date?
+        /// When its failure was handled.
+        public var endedAt: Date
+        /// The error, as the SDK reported it (or as Cairn described a failed call).
+        public var error: JSONValue
+
+        public init(stepID: String?, attempt: Int, queuedAt: Date?, startedAt: Date?, endedAt: Date, error: JSONValue) {
+            self.stepID = stepID
+            self.attempt = attempt
+            self.queuedAt = queuedAt
+            self.startedAt = startedAt
+            self.endedAt = endedAt
+            self.error = error
         }
     }
 
@@ -371,6 +423,8 @@ public struct RunRecord: Sendable {
     public var status: String
     /// Set by `RunQueries.run(_:)` only.
     public var waitingFor: [Waiting] = []
+    /// The run's failed attempts, oldest first. Set by `RunQueries.run(_:)` only.
+    public var failedAttempts: [FailedAttempt] = []
     public var output: JSONValue?
     public var error: JSONValue?
     public var createdAt: Date
