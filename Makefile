@@ -4,7 +4,7 @@ SWIFT ?= swift
 # Fail the build when a target imports a module it does not declare: the manifest is the
 # architecture, and this keeps it honest.
 SWIFT_BUILD_FLAGS ?= --explicit-target-dependency-import-check error
-DEBIAN_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config postgresql python3-venv wrk
+DEBIAN_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config postgresql python3-venv wrk chromium chromium-driver fonts-liberation
 SERVERS := deploy/local/servers.sh
 DATA_DIR ?= .data/dev
 # The end-to-end tests drive an app on the official Inngest Python SDK, installed here.

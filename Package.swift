@@ -6,7 +6,9 @@
 //   CairnEngine    use cases and services written against ports (protocols)
 //   CairnPostgres  ┐
 //   CairnRedis     ├ adapters: implement Engine ports on a concrete client; never import each other
-//   CairnHTTP      ┘
+//   CairnHTTP      ┤
+//   CairnDashboard ┘ the operator's web pages: server-rendered templates over the same engine
+//                  queries and operations as the REST API
 //   CairnConnect   the connect protocol: wire messages generated from proto/connect.proto, the
 //                  gateway's per-worker session and the executor's connect transport, on ports
 //   CairnRoles     composition roots: configuration + wiring of each role, shared by the role
@@ -51,6 +53,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.0.0"),
     ],
     targets: [
         // MARK: System libraries
@@ -140,6 +143,23 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "CairnDashboard",
+            dependencies: [
+                "CairnCore",
+                "CairnEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/CairnDashboard",
+            // Templates, the stylesheet and the script: written here, served from the binary.
+            resources: [.copy("Resources")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "CairnConnect",
             dependencies: [
                 "CairnCore",
@@ -161,6 +181,7 @@ let package = Package(
                 "CairnPostgres",
                 "CairnRedis",
                 "CairnHTTP",
+                "CairnDashboard",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -320,6 +341,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "CairnDashboardTests",
+            dependencies: [
+                "CairnCore", "CairnEngine", "CairnDashboard", "CairnTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Tests/CairnDashboardTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "CairnRolesTests",
             dependencies: ["CairnCore", "CairnEngine", "CairnHTTP", "CairnPostgres", "CairnRoles"],
             path: "Tests/CairnRolesTests",
@@ -336,9 +369,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/EndToEndTests",
-            // The app on the official Python SDK that the tests run; `make test` installs its
-            // requirements into a venv.
-            exclude: ["PythonApp"],
+            // The app on the official Python SDK that the tests run (`make test` installs its
+            // requirements into a venv), and the headless-Chromium checker of the dashboard.
+            exclude: ["PythonApp", "Dashboard"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -46,7 +46,7 @@ public struct AppRoutes: Sendable {
             return Self.response(reply)
         }
         router.post("/v1/apps/sync") { request, _ -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             guard let body = try await RESTResponses.collectBody(request, upTo: 64 * 1024) else {
                 return RESTResponses.error(.contentTooLarge, "body: must be at most 65536 bytes")
             }
@@ -56,12 +56,12 @@ public struct AppRoutes: Sendable {
             return Self.response(await self.sync.requestSync(url: url))
         }
         router.get("/v1/apps") { request, _ -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             let apps = try await self.registry.apps()
             return self.responses.envelope(data: .array(apps.map(Self.render)))
         }
         router.get("/v1/apps/:app/functions") { request, context -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             let name = context.parameters.get("app") ?? ""
             guard let functions = try await self.registry.functions(appName: name) else {
                 return RESTResponses.error(.notFound, "app: must name a synced app, got \(JSONText.quoted(name))")

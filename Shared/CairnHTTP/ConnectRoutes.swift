@@ -46,7 +46,7 @@ public struct ConnectRoutes: Sendable {
             return Self.response(await self.api.flush(body: Array(buffer: body), authorization: request.headers[.authorization]))
         }
         router.get("/v1/apps/:app/workers") { request, context -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             let app = context.parameters.get("app") ?? ""
             let workers = try await self.api.workers(app: app).sorted { $0.connectedAt < $1.connectedAt }
             let disconnects = try await self.state.disconnects(app: app)

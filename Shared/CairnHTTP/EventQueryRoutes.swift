@@ -25,7 +25,7 @@ public struct EventQueryRoutes: Sendable {
     /// Registers both routes on `router`.
     public func register<Context: RequestContext>(on router: Router<Context>) {
         router.get("/v1/events/:id") { request, context in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             let text = context.parameters.get("id") ?? ""
             guard let id = ULID(text) else {
                 return RESTResponses.error(.badRequest, "id: must be an event's internal ULID, got \(JSONText.quoted(text))")
@@ -36,7 +36,7 @@ public struct EventQueryRoutes: Sendable {
             return self.responses.envelope(data: Self.render(event), extra: [])
         }
         router.get("/v1/events") { request, _ in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             let query = request.uri.queryParameters
             var limit = 20
             if let raw = query["limit"] {

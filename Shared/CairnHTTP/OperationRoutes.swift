@@ -39,19 +39,19 @@ public struct OperationRoutes: Sendable {
 
     public func register<Context: RequestContext>(on router: Router<Context>) {
         router.get("/v1/runs") { request, _ -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             return try await self.answer { try await self.list(request.uri.queryParameters) }
         }
         router.post("/v1/cancellations") { request, _ -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             return try await self.answer { try await self.bulk(.cancel, try await Self.body(request)) }
         }
         router.post("/v1/replays") { request, _ -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             return try await self.answer { try await self.bulk(.replay, try await Self.body(request)) }
         }
         router.get("/v1/bulk/:id") { request, context -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             return try await self.answer {
                 let text = context.parameters.get("id") ?? ""
                 guard let id = ULID(text) else { throw OperationRefusal(kind: .invalid, field: "id", rule: "must be a bulk job id (ULID), got \(JSONText.quoted(text))") }
@@ -60,7 +60,7 @@ public struct OperationRoutes: Sendable {
             }
         }
         router.post("/v1/functions/:function/pause") { request, context -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             return try await self.answer {
                 let function = try await self.operations.function(slug: context.parameters.get("function") ?? "")
                 let pausedAt = try await self.operations.pause(function)
@@ -68,7 +68,7 @@ public struct OperationRoutes: Sendable {
             }
         }
         router.post("/v1/functions/:function/resume") { request, context -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             return try await self.answer {
                 let body = try await Self.body(request, allowing: ["replay"])
                 var replay = false

@@ -21,7 +21,7 @@ public struct QueueRoutes: Sendable {
 
     public func register<Context: RequestContext>(on router: Router<Context>) {
         router.get("/v1/queues") { request, _ -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             return self.responses.envelope(data: .array(try await self.report.lines().map(Self.render)))
         }
     }

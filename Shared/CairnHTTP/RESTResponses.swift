@@ -53,21 +53,49 @@ struct RESTResponses: Sendable {
     }
 }
 
-/// Who may call the control plane (`/v1/*`) and the SDK's callbacks: outside dev mode, callers
-/// present `Authorization: Bearer <signing key or its hash>` (docs/protocol.md §5), as SDKs do; in
-/// dev mode anyone may.
+/// Who may call the control plane (`/v1/*`) and the SDK's callbacks (docs/dashboard.md#api-tokens):
+/// outside dev mode, callers present one of
+/// - `Authorization: Bearer <signing key or its hash>` (docs/protocol.md §5), as SDKs and the
+///   CLI do: everything;
+/// - `Authorization: Bearer cairn_…`, an API token: what its role allows, reading for a viewer,
+///   everything for an operator or admin;
+/// - the dashboard's session cookie: reading only (a change made from a browser goes through
+///   the dashboard's forms, which carry a CSRF token).
+///
+/// In dev mode anyone may.
 public struct APIAuthorization: Sendable {
     let keys: SigningKeys?
+    let accounts: Accounts?
 
-    /// Requires `keys` when given; `nil` is dev mode.
-    public init(keys: SigningKeys?) {
+    /// Requires `keys` (or an account's token or session) when given; `nil` is dev mode.
+    public init(keys: SigningKeys?, accounts: Accounts? = nil) {
         self.keys = keys
+        self.accounts = accounts
     }
 
-    /// A 401 response when `request` is not authorized, else nil.
-    func refusal(_ request: Request) -> Response? {
+    /// A 401 (or, for a token whose role does not allow the method, 403) response when
+    /// `request` is not authorized, else nil.
+    func refusal(_ request: Request) async -> Response? {
         guard let keys else { return nil }
-        if keys.authorizes(authorization: request.headers[.authorization]) { return nil }
-        return RESTResponses.error(.unauthorized, "authorization: must be Bearer <signing key or its hash>")
+        let header = request.headers[.authorization]
+        if keys.authorizes(authorization: header) { return nil }
+        let reads = request.method == .get || request.method == .head
+        if let accounts {
+            do {
+                if let header, header.hasPrefix("Bearer " + Accounts.tokenPrefix) {
+                    if let principal = try await accounts.principal(bearer: String(header.dropFirst("Bearer ".count))) {
+                        if reads || principal.role.allows(.operator) { return nil }
+                        return RESTResponses.error(
+                            .forbidden, "authorization: the token's role \(principal.role.rawValue) may only read; this needs operator or admin")
+                    }
+                } else if let token = CookieHeader.value(CookieHeader.session, in: request.headers[values: .cookie]), try await accounts.principal(sessionToken: token) != nil {
+                    if reads { return nil }
+                    return RESTResponses.error(.forbidden, "authorization: a browser session may only read the API; change things from the dashboard, or use an API token")
+                }
+            } catch {
+                return RESTResponses.error(.serviceUnavailable, "authorization: could not be checked now; retry")
+            }
+        }
+        return RESTResponses.error(.unauthorized, "authorization: must be Bearer <signing key or its hash> or Bearer <API token>")
     }
 }

@@ -24,7 +24,7 @@ public struct TraceRoutes: Sendable {
 
     public func register<Context: RequestContext>(on router: Router<Context>) {
         router.post("/v1/traces/userland") { request, _ -> Response in
-            if let refusal = self.authorization.refusal(request) { return refusal }
+            if let refusal = await self.authorization.refusal(request) { return refusal }
             let contentType = (request.headers[.contentType] ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
             guard contentType == "application/x-protobuf" || contentType == "application/json" else {
                 return RESTResponses.error(

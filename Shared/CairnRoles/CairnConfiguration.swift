@@ -115,6 +115,13 @@ public struct CairnConfiguration: Sendable {
     /// counters under Inngest's names (`inngest_function_run_*`, `inngest_sdk_req_*`), for
     /// dashboards and autoscalers built for Inngest. Default 0.
     public var metricsInngestNames: Bool
+    /// `CAIRN_ADMIN_EMAIL` — the dashboard's first account, created as an admin with a
+    /// one-time password printed once, on the first start against an empty database
+    /// (docs/dashboard.md). Default `admin@localhost`.
+    public var adminEmail: String
+    /// `CAIRN_SECURE_COOKIES` — `1` marks the dashboard's session cookie `Secure`: set it when
+    /// browsers reach Cairn over HTTPS (a TLS-terminating proxy). Default 0.
+    public var secureCookies: Bool
     /// Run traces over OTLP/HTTP (docs/operations.md, "Traces"), or nil when
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is not set, or
     /// `OTEL_TRACES_EXPORTER=none`, or `OTEL_SDK_DISABLED=true`.
@@ -179,6 +186,11 @@ public struct CairnConfiguration: Sendable {
         }
         let devModeRequested = flag("CAIRN_DEV", meaning: "dev mode")
         let metricsInngestNames = flag("CAIRN_METRICS_INNGEST_NAMES", meaning: "export Inngest's metric names too")
+        let secureCookies = flag("CAIRN_SECURE_COOKIES", meaning: "mark the dashboard's session cookie Secure")
+        let adminEmail = (value("CAIRN_ADMIN_EMAIL") ?? "admin@localhost").trimmingCharacters(in: .whitespaces)
+        if !adminEmail.contains("@") || adminEmail.count > 254 || adminEmail.contains(where: { $0 == " " || $0 == "\n" }) {
+            problems.append(.init(variable: "CAIRN_ADMIN_EMAIL", rule: "must be an email address such as ops@example.com, got \"\(adminEmail)\""))
+        }
         let port: Int? = value("CAIRN_PORT") == nil ? nil : integer("CAIRN_PORT", default: 0, range: 0...65535)
         let gatewayPort = integer("CAIRN_GATEWAY_PORT", default: 8289, range: 0...65535)
         let streamPrefix = value("CAIRN_STREAM_PREFIX") ?? "cairn:"
@@ -344,6 +356,8 @@ public struct CairnConfiguration: Sendable {
         self.bulkLease = .seconds(bulkLeaseSeconds)
         self.bulkPageSize = bulkPageSize
         self.metricsInngestNames = metricsInngestNames
+        self.adminEmail = adminEmail
+        self.secureCookies = secureCookies
         self.otlp = otlp
     }
 

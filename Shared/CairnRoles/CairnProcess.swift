@@ -143,7 +143,7 @@ public struct CairnProcess: Sendable {
     /// The router of a listener serving `listenerRoles`: health, metrics and the API contract,
     /// then each role's routes.
     func makeRouter(
-        serving listenerRoles: [Role], parts: [Role: RoleParts], readiness: Readiness, metrics: PrometheusCollectorRegistry
+        serving listenerRoles: [Role], parts: [Role: RoleParts], readiness: Readiness, metrics: PrometheusCollectorRegistry, pages: Bool = true
     ) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: HTTPMetricsMiddleware(factory: RoleDependencies.metricsFactory(metrics)))
@@ -154,19 +154,20 @@ public struct CairnProcess: Sendable {
         OpenAPIRoute().register(on: router)
         for role in listenerRoles {
             for register in parts[role]!.routes { register(router) }
+            if pages { for register in parts[role]!.pages { register(router) } }
         }
         unserved.serve(router)
         return router
     }
 
-    /// Every route the process's listeners serve, as `METHOD /path/{parameter}`, sorted. Builds
-    /// the roles' wiring without connecting anything.
-    public func routes() -> [String] {
+    /// Every API route the process's listeners serve (`pages`: also the dashboard's pages), as
+    /// `METHOD /path/{parameter}`, sorted. Builds the roles' wiring without connecting anything.
+    public func routes(pages: Bool = false) -> [String] {
         let (_, _, dependencies, parts) = wiring()
         let readiness = Readiness(probes: [])
         var routes: Set<String> = []
         for (listenerRoles, _) in listeners() {
-            let router = makeRouter(serving: listenerRoles, parts: parts, readiness: readiness, metrics: dependencies.metricsRegistry)
+            let router = makeRouter(serving: listenerRoles, parts: parts, readiness: readiness, metrics: dependencies.metricsRegistry, pages: pages)
             for route in router.routes {
                 let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
                 routes.insert("\(route.method.rawValue) /" + path.joined(separator: "/"))

@@ -96,6 +96,9 @@ struct RoleParts {
     var services: [any Service] = []
     /// Registers the role's HTTP routes; called once per listener that serves the role.
     var routes: [(Router<BasicRequestContext>) -> Void] = []
+    /// Registers the role's web pages (the dashboard): served beside the routes, but not API,
+    /// so not in the OpenAPI document.
+    var pages: [(Router<BasicRequestContext>) -> Void] = []
     /// The connect gateway, when the role is one: its listener upgrades `/v0/connect` to
     /// WebSockets, and it runs as a service started after the listener, so that on shutdown it
     /// drains its workers before the listener closes their connections.
