@@ -4,6 +4,7 @@ import Crypto
 import Foundation
 public import Hummingbird
 import HTTPTypes
+import Synchronization
 
 /// Who is looking at the dashboard, and what they may do (docs/dashboard.md#signing-in).
 ///
@@ -48,7 +49,16 @@ public struct DashboardAccess: Sendable {
         case failure(String)
     }
 
+    /// Sign-ins hashing a password at once, at most: each costs a PBKDF2 hash (600,000 rounds),
+    /// so a flood of attempts must not take every core.
+    static let maximumConcurrentSignIns = 4
+    let signingIn = SignInGate()
+
     func signIn(email: String, password: String) async throws -> SignInOutcome {
+        guard signingIn.enter(limit: Self.maximumConcurrentSignIns) else {
+            return .failure("Too many sign-ins at once: try again in a moment.")
+        }
+        defer { signingIn.leave() }
         do {
             let grant = try await accounts.signIn(email: email, password: password)
             let lifetime = Int(grant.session.expiresAt.timeIntervalSince(grant.session.createdAt))
@@ -79,6 +89,24 @@ public struct DashboardAccess: Sendable {
         let key = SymmetricKey(size: .bits256)
         return key.withUnsafeBytes { Data($0) }.base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+}
+
+/// Counts sign-ins in progress.
+final class SignInGate: Sendable {
+    private let inProgress = Mutex(0)
+
+    /// Takes a place if fewer than `limit` are taken.
+    func enter(limit: Int) -> Bool {
+        inProgress.withLock { count in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func leave() {
+        inProgress.withLock { $0 -= 1 }
     }
 }
 

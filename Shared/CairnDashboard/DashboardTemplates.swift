@@ -92,13 +92,9 @@ struct DashboardTemplates: Sendable {
     /// Mustache would print a nil as "nil" and take it as true. A key left out instead is
     /// absent and false.
     static func withoutNils(_ value: Any) -> Any? {
-        let mirror = Mirror(reflecting: value)
-        if mirror.displayStyle == .optional {
-            guard let wrapped = mirror.children.first?.value else { return nil }
-            return withoutNils(wrapped)
-        }
         if let dictionary = value as? [String: Any] { return dictionary.compactMapValues(withoutNils) }
         if let array = value as? [Any] { return array.compactMap(withoutNils) }
+        if let optional = value as? any OptionalValue { return optional.wrapped.flatMap(withoutNils) }
         return value
     }
 
@@ -114,6 +110,15 @@ struct DashboardTemplates: Sendable {
             status: .ok, headers: [.contentType: asset.type, .cacheControl: "public, max-age=300", HTTPField.Name("X-Content-Type-Options")!: "nosniff"],
             body: ResponseBody(byteBuffer: asset.body))
     }
+}
+
+/// An optional seen through `Any`, so `withoutNils` can unwrap it without reflection.
+protocol OptionalValue {
+    var wrapped: Any? { get }
+}
+
+extension Optional: OptionalValue {
+    var wrapped: Any? { self.map { $0 as Any } }
 }
 
 /// An `application/x-www-form-urlencoded` body: each name with its values in order.

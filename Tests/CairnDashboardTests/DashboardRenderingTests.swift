@@ -104,6 +104,14 @@ import Testing
         #expect((cleaned?["b"] as? [Any])?.count == 1)
     }
 
+    @Test func atMostFourSignInsHashAtOnce() {
+        let gate = SignInGate()
+        #expect((0..<DashboardAccess.maximumConcurrentSignIns).allSatisfy { _ in gate.enter(limit: DashboardAccess.maximumConcurrentSignIns) })
+        #expect(!gate.enter(limit: DashboardAccess.maximumConcurrentSignIns))
+        gate.leave()
+        #expect(gate.enter(limit: DashboardAccess.maximumConcurrentSignIns))
+    }
+
     @Test func formsDecodeLikeBrowsersEncodeThem() {
         let form = FormBody.parse(ByteBuffer(string: "csrf=a%2Bb&run=1&run=2&q=event.data.x+%3D%3D+%22y%22&empty="))
         #expect(form["csrf"] == ["a+b"])
