@@ -2,9 +2,9 @@
 
 Usage: report.py LOG OUT_DIR — every figure with its unit, the conditions it was measured
 under, and where it has one, its ratio to the reference measured in the same run. The chaos,
-retention, flow-control, queue, tracing, connect and bulk sections of an existing RESULTS.md (written
-by `make chaos`, bench/retention.sh, bench/flow.sh, bench/queue.sh, bench/tracing.sh, bench/connect.sh
-and bench/bulk.sh) are kept."""
+retention, flow-control, queue, tracing, connect, bulk and dashboard sections of an existing RESULTS.md
+(written by `make chaos`, bench/retention.sh, bench/flow.sh, bench/queue.sh, bench/tracing.sh,
+bench/connect.sh, bench/bulk.sh and bench/dashboard.sh) are kept."""
 
 import datetime
 import json
@@ -72,6 +72,12 @@ FIGURES = {
     "bulk_runs": ("Runs in the bulk cancel and replay figures", "runs", "bench/bulk.sh: sleeping runs of the Python app on cairn dev"),
     "bulk_cancel_seconds": ("Bulk cancel of them all", "s", "from the request to the job's end"),
     "bulk_replay_seconds": ("Bulk replay of them all", "s", "from the request to the job's end (replays created and queued)"),
+    "dashboard_runs_first_rows_ms": ("Dashboard runs page, navigation to first rows", "ms", "bench/dashboard.sh: headless Chromium, 1,000,000 runs (goal < 500)"),
+    "dashboard_failed_filter_ms": ("Dashboard runs filtered by status=Failed, last 24 h", "ms", "same"),
+    "dashboard_failed_count_exact": ("Dashboard filtered count equals the fixture's", "1 = yes", "same"),
+    "dashboard_search_matches": ("Dashboard expression search: matches found of 17", "runs", "event.data.userId == \"u-42\", every page followed, at most 120 s"),
+    "dashboard_search_ms": ("Dashboard expression search: time to the last match", "ms", "same (goal < 1,000)"),
+    "dashboard_big_run_ms": ("Dashboard run of 1,000 steps, navigation to its waterfall", "ms", "same (goal < 1,000)"),
 }
 
 
@@ -113,7 +119,8 @@ def ratio(name, values):
 def kept_section(path, name):
     """A section another harness writes into RESULTS.md between its markers (`make chaos`:
     chaos; bench/retention.sh: retention; bench/flow.sh: flow; bench/queue.sh: queue;
-    bench/tracing.sh: tracing; bench/connect.sh: connect; bench/bulk.sh: bulk), to write
+    bench/tracing.sh: tracing; bench/connect.sh: connect; bench/bulk.sh: bulk; bench/dashboard.sh:
+    dashboard), to write
     back as is."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     try:
@@ -157,7 +164,7 @@ def main():
         reference = f"{figure['ratio']:.2f} {figure['ratio_to']}" if "ratio" in figure else ""
         rows.append(f"| {figure['what']} | {shown} | {figure['unit']} | {figure['conditions']} | {reference} |")
     path = os.path.join(out, "RESULTS.md")
-    kept = [section for name in ("retention", "flow", "queue", "tracing", "connect", "bulk", "chaos") if (section := kept_section(path, name))]
+    kept = [section for name in ("retention", "flow", "queue", "tracing", "connect", "bulk", "dashboard", "chaos") if (section := kept_section(path, name))]
     with open(path, "w") as file:
         file.write(f"# Cairn benchmark results\n\nMeasured {stamp} on {machine}, all in one run of `make bench`: "
                    "the machine's limits first, then Cairn against them. No figure is asserted anywhere.\n\n")

@@ -58,6 +58,9 @@ measure bench/connect.sh
 echo "== Bulk cancel and replay (cairn dev, Python SDK)"
 measure bench/bulk.sh
 
+echo "== Dashboard: runs page, filtered count, expression search and a 1,000-step run over 1,000,000 runs (headless Chromium)"
+measure bench/dashboard.sh
+
 echo "== Throughput: 3-step workflows/s with one and two executors (roles in separate processes)"
 measure bench/throughput.sh
 
