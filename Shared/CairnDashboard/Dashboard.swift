@@ -104,6 +104,7 @@ public struct Dashboard: Sendable {
             Route(method: .post, path: "/runs/:id/cancel", need: .operatorForm) { try await actions.cancelRun($1) },
             Route(method: .post, path: "/runs/:id/rerun", need: .operatorForm) { try await actions.rerun($1) },
             Route(method: .post, path: "/runs/cancel", need: .operatorForm) { try await actions.cancelSelected($1) },
+            Route(method: .post, path: "/runs/rerun", need: .operatorForm) { try await actions.rerunSelected($1) },
             Route(method: .post, path: "/runs/bulk", need: .operatorForm) { try await actions.bulk($1) },
             Route(method: .post, path: "/functions/:slug/pause", need: .operatorForm) { try await actions.pause($1) },
             Route(method: .post, path: "/functions/:slug/resume", need: .operatorForm) { try await actions.resume($1) },

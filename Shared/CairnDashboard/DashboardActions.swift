@@ -34,22 +34,44 @@ struct DashboardActions: Sendable {
         return Self.back(to: "/runs/\(newID)", notice: "Rerun of \(id) started" + (rerun.fromStep.map { " from step \($0)" } ?? "") + ".")
     }
 
-    /// Cancels the runs ticked in the list (at most a page of them).
+    /// Cancels the runs ticked in the list.
     func cancelSelected(_ request: DashboardRequest) async throws -> Response {
-        let texts = request.form["run"] ?? []
-        guard !texts.isEmpty else { throw DashboardPageError.invalid("run: tick at least one run to cancel") }
-        guard texts.count <= 500 else { throw DashboardPageError.invalid("run: at most 500 runs at once; cancel more with a filter") }
-        var ids: [ULID] = []
-        for text in texts {
-            guard let id = ULID(text) else { throw DashboardPageError.invalid("run: must be run ids (ULID), got \"\(text)\"") }
-            ids.append(id)
-        }
+        let ids = try Self.ticked(request, verb: "cancel")
         var cancelled = 0
         for id in ids where try await sources.cancellation.cancel(id) { cancelled += 1 }
         try await access.audit(
             request.viewer, "runs.cancel", target: "\(ids.count) runs",
             detail: ["runs": .array(ids.map { .string($0.description) }), "cancelled": .number(JSONNumber(cancelled))])
         return Self.back(to: request.field("back") ?? "/runs", notice: "Cancelled \(cancelled) of \(ids.count) runs (the others had ended).")
+    }
+
+    /// Runs each ticked run again from its start, as a rerun that records its original.
+    func rerunSelected(_ request: DashboardRequest) async throws -> Response {
+        let ids = try Self.ticked(request, verb: "rerun")
+        var started: [JSONValue] = []
+        var refused: [String] = []
+        for id in ids {
+            do {
+                started.append(.string(try await sources.rerun.rerun(RunRerun.Request(runID: id)).description))
+            } catch let refusal as OperationRefusal {
+                refused.append("\(id): \(refusal.rule)")
+            }
+        }
+        try await access.audit(
+            request.viewer, "runs.rerun", target: "\(ids.count) runs", detail: ["runs": .array(ids.map { .string($0.description) }), "started": .array(started)])
+        let notice = "Started \(started.count) reruns of \(ids.count) runs." + (refused.isEmpty ? "" : " Not rerun: " + refused.joined(separator: "; "))
+        return Self.back(to: request.field("back") ?? "/runs", notice: notice)
+    }
+
+    /// The run ids ticked in the list's form (at most 500).
+    static func ticked(_ request: DashboardRequest, verb: String) throws -> [ULID] {
+        let texts = request.form["run"] ?? []
+        guard !texts.isEmpty else { throw DashboardPageError.invalid("run: tick at least one run to \(verb)") }
+        guard texts.count <= 500 else { throw DashboardPageError.invalid("run: at most 500 runs at once; \(verb) more with a filter") }
+        return try texts.map { text in
+            guard let id = ULID(text) else { throw DashboardPageError.invalid("run: must be run ids (ULID), got \"\(text)\"") }
+            return id
+        }
     }
 
     /// Cancels or replays everything the list's filter matches, as a bulk job.

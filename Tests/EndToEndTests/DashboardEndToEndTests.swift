@@ -124,7 +124,10 @@ import Testing
             let five = try await harness.endedRun(of: events[0])
             let twice = try await harness.endedRun(of: events[1])
             #expect(twice["status"] == "Completed")
+            let failed = try await harness.endedRun(of: events[2])
+            #expect(failed["status"] == "Failed")
             let fiveID = try #require(five["run_id"]?.stringValue), twiceID = try #require(twice["run_id"]?.stringValue)
+            let failedID = try #require(failed["run_id"]?.stringValue)
             try await harness.waitUntilCounted("dn:first")
             let napper = try #require(try await harness.api.get("/v1/events/\(events[3])/runs").body["data"]?.arrayValue?.first?["run_id"]?.stringValue)
 
@@ -172,6 +175,14 @@ import Testing
                 Step.capture("[data-testid=run-facts] .mono", as: "rerun", regex: "([0-9A-Z]{26})"),
                 Step.fetch("/v1/runs/${rerun}", path: "data.original_run_id", equals: .string(fiveID), retry: 10),
                 Step.fetch("/v1/runs/${rerun}", path: "data.status", equals: "Completed", retry: 30),
+            ]
+            // Tick a failed run in the list and rerun it.
+            steps += [
+                Step.visit("/runs?function=cairn-e2e-fails-with-handler", wait: "[data-testid=run-row]"),
+                Step.op("click", ["selector": "[data-testid=run-row] input[name=run]"]),
+                Step.click("[data-testid=rerun-selected]", wait: "[data-testid=notice]", confirming: true),
+                Step.text("[data-testid=notice]", "Started 1 reruns of 1 runs."),
+                Step.fetch("/v1/runs?function_id=cairn-e2e-fails-with-handler", path: "data.0.original_run_id", equals: .string(failedID), retry: 10),
             ]
             // Replay everything a filter matches: a bulk job, whose page shows its progress, and
             // whose runs the API lists by its id.
