@@ -172,6 +172,8 @@ public struct Dashboard: Sendable {
                 case .notFound: .notFound
                 case .conflict: .conflict
                 case .invalid: .badRequest
+                case .unauthorized: .unauthorized
+                case .forbidden: .forbidden
                 }
             return templates.errorPage(status: status, message: refusal.description, viewer: viewer)
         } catch {

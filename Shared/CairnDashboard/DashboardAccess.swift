@@ -63,7 +63,7 @@ public struct DashboardAccess: Sendable {
             let grant = try await accounts.signIn(email: email, password: password)
             let lifetime = Int(grant.session.expiresAt.timeIntervalSince(grant.session.createdAt))
             return .success(cookie: cookie(value: grant.token, maxAge: lifetime))
-        } catch let refusal as AccountRefusal {
+        } catch let refusal as OperationRefusal {
             return .failure(refusal.description)
         }
     }

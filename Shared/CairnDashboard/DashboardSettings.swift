@@ -65,7 +65,7 @@ struct DashboardSettings: Sendable {
         }
         do {
             try await accounts.changePassword(accountID: accountID, current: request.field("current_password") ?? "", new: new)
-        } catch let refusal as AccountRefusal {
+        } catch let refusal as OperationRefusal {
             return try await page(request, failure: refusal.description)
         }
         return DashboardActions.back(to: "/settings", notice: "Password changed.")
@@ -81,7 +81,7 @@ struct DashboardSettings: Sendable {
         do {
             let (text, _) = try await accounts.createToken(by: viewer.principal, name: name, role: role)
             return try await page(request, newToken: (name, text))
-        } catch let refusal as AccountRefusal {
+        } catch let refusal as OperationRefusal {
             return try await page(request, failure: refusal.description)
         }
     }
@@ -92,7 +92,7 @@ struct DashboardSettings: Sendable {
         do {
             let token = try await accounts.revokeToken(by: viewer.principal, id: id)
             return DashboardActions.back(to: "/settings", notice: "Token \(token.name) revoked.")
-        } catch let refusal as AccountRefusal {
+        } catch let refusal as OperationRefusal {
             return try await page(request, failure: refusal.description)
         }
     }
@@ -105,7 +105,7 @@ struct DashboardSettings: Sendable {
         do {
             let account = try await accounts.createAccount(by: viewer.principal, email: request.field("email") ?? "", role: role, password: request.field("password") ?? "")
             return DashboardActions.back(to: "/settings", notice: "Account \(account.email) (\(role.rawValue)) created; its owner sets a new password at first sign-in.")
-        } catch let refusal as AccountRefusal {
+        } catch let refusal as OperationRefusal {
             return try await page(request, failure: refusal.description)
         }
     }

@@ -44,6 +44,8 @@ struct RESTResponses: Sendable {
             case .notFound: .notFound
             case .conflict: .conflict
             case .invalid: .badRequest
+            case .unauthorized: .unauthorized
+            case .forbidden: .forbidden
             }
         return error(status, refusal.description)
     }

@@ -8,7 +8,7 @@ import PostgresNIO
 /// `api_tokens` and `audit_log`. Uniqueness (an email in lower case, a live token's name, a
 /// token's digest) is kept by unique indexes, so concurrent creations from several processes
 /// are decided by the database: inserts use `ON CONFLICT DO NOTHING`, and a missing row is
-/// turned into the `AccountRefusal` the port promises.
+/// turned into the `OperationRefusal` the port promises.
 public struct PostgresAccountStore: AccountStore {
     let client: BoundedPostgresClient
     let logger: Logger
@@ -33,9 +33,9 @@ public struct PostgresAccountStore: AccountStore {
             """, logger: logger)
         guard try await rows.hasRows() else {
             if try await self.account(email: account.email) != nil {
-                throw AccountRefusal(kind: .conflict, field: "email", rule: "an account with \(account.email) exists")
+                throw OperationRefusal(kind: .conflict, field: "email", rule: "an account with \(account.email) exists")
             }
-            throw AccountRefusal(kind: .conflict, field: "id", rule: "an account with id \(account.id) exists")
+            throw OperationRefusal(kind: .conflict, field: "id", rule: "an account with id \(account.id) exists")
         }
     }
 
@@ -105,9 +105,9 @@ public struct PostgresAccountStore: AccountStore {
             """, logger: logger)
         guard try await rows.hasRows() else {
             guard try await account(id: session.accountID) != nil else {
-                throw AccountRefusal(kind: .notFound, field: "account_id", rule: "must name an account, got \(session.accountID)")
+                throw OperationRefusal(kind: .notFound, field: "account_id", rule: "must name an account, got \(session.accountID)")
             }
-            throw AccountRefusal(kind: .conflict, field: "token_hash", rule: "a session with this token hash exists")
+            throw OperationRefusal(kind: .conflict, field: "token_hash", rule: "a session with this token hash exists")
         }
     }
 
@@ -155,13 +155,13 @@ public struct PostgresAccountStore: AccountStore {
             let live = try await client.query(
                 "SELECT 1 FROM api_tokens WHERE name = \(token.name) AND revoked_at IS NULL", logger: logger)
             if token.revokedAt == nil, try await live.hasRows() {
-                throw AccountRefusal(kind: .conflict, field: "name", rule: "a live API token is named \(JSONValue.string(token.name).jsonString)")
+                throw OperationRefusal(kind: .conflict, field: "name", rule: "a live API token is named \(JSONValue.string(token.name).jsonString)")
             }
             let sameHash = try await client.query("SELECT 1 FROM api_tokens WHERE token_hash = \(Data(token.tokenHash))", logger: logger)
             if try await sameHash.hasRows() {
-                throw AccountRefusal(kind: .conflict, field: "token_hash", rule: "a token with this hash exists")
+                throw OperationRefusal(kind: .conflict, field: "token_hash", rule: "a token with this hash exists")
             }
-            throw AccountRefusal(kind: .conflict, field: "id", rule: "a token with id \(token.id) exists")
+            throw OperationRefusal(kind: .conflict, field: "id", rule: "a token with id \(token.id) exists")
         }
     }
 

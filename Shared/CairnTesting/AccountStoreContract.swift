@@ -28,13 +28,13 @@ public enum AccountStoreContract {
         [UInt8](repeating: byte, count: 32)
     }
 
-    static func refusal(_ body: () async throws -> Void) async throws -> AccountRefusal {
+    static func refusal(_ body: () async throws -> Void) async throws -> OperationRefusal {
         do {
             try await body()
-        } catch let refusal as AccountRefusal {
+        } catch let refusal as OperationRefusal {
             return refusal
         }
-        Issue.record("expected an AccountRefusal, but the call succeeded")
+        Issue.record("expected an OperationRefusal, but the call succeeded")
         throw ContractFailure()
     }
 
@@ -60,7 +60,7 @@ public enum AccountStoreContract {
                     do {
                         try await store.createAccount(account(n.isMultiple(of: 2) ? "dev@example.com" : "DEV@example.com"))
                         return true
-                    } catch let refusal as AccountRefusal where refusal.kind == .conflict {
+                    } catch let refusal as OperationRefusal where refusal.kind == .conflict {
                         return false
                     }
                 }

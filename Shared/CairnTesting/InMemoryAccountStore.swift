@@ -19,12 +19,12 @@ public final class InMemoryAccountStore: AccountStore {
     public init() {}
 
     public func createAccount(_ account: Account) async throws {
-        try state.withLock { state throws(AccountRefusal) in
+        try state.withLock { state throws(OperationRefusal) in
             guard !state.accounts.values.contains(where: { $0.email == account.email }) else {
-                throw AccountRefusal(kind: .conflict, field: "email", rule: "an account with \(account.email) exists")
+                throw OperationRefusal(kind: .conflict, field: "email", rule: "an account with \(account.email) exists")
             }
             guard state.accounts[account.id] == nil else {
-                throw AccountRefusal(kind: .conflict, field: "id", rule: "an account with id \(account.id) exists")
+                throw OperationRefusal(kind: .conflict, field: "id", rule: "an account with id \(account.id) exists")
             }
             state.accounts[account.id] = account
         }
@@ -65,12 +65,12 @@ public final class InMemoryAccountStore: AccountStore {
     }
 
     public func createSession(_ session: AccountSession) async throws {
-        try state.withLock { state throws(AccountRefusal) in
+        try state.withLock { state throws(OperationRefusal) in
             guard state.accounts[session.accountID] != nil else {
-                throw AccountRefusal(kind: .notFound, field: "account_id", rule: "must name an account, got \(session.accountID)")
+                throw OperationRefusal(kind: .notFound, field: "account_id", rule: "must name an account, got \(session.accountID)")
             }
             guard state.sessions[session.tokenHash] == nil else {
-                throw AccountRefusal(kind: .conflict, field: "token_hash", rule: "a session with this token hash exists")
+                throw OperationRefusal(kind: .conflict, field: "token_hash", rule: "a session with this token hash exists")
             }
             state.sessions[session.tokenHash] = session
         }
@@ -96,15 +96,15 @@ public final class InMemoryAccountStore: AccountStore {
     }
 
     public func createToken(_ token: APIToken) async throws {
-        try state.withLock { state throws(AccountRefusal) in
+        try state.withLock { state throws(OperationRefusal) in
             guard !state.tokens.values.contains(where: { $0.name == token.name && $0.revokedAt == nil }) || token.revokedAt != nil else {
-                throw AccountRefusal(kind: .conflict, field: "name", rule: "a live API token is named \(JSONValue.string(token.name).jsonString)")
+                throw OperationRefusal(kind: .conflict, field: "name", rule: "a live API token is named \(JSONValue.string(token.name).jsonString)")
             }
             guard !state.tokens.values.contains(where: { $0.tokenHash == token.tokenHash }) else {
-                throw AccountRefusal(kind: .conflict, field: "token_hash", rule: "a token with this hash exists")
+                throw OperationRefusal(kind: .conflict, field: "token_hash", rule: "a token with this hash exists")
             }
             guard state.tokens[token.id] == nil else {
-                throw AccountRefusal(kind: .conflict, field: "id", rule: "a token with id \(token.id) exists")
+                throw OperationRefusal(kind: .conflict, field: "id", rule: "a token with id \(token.id) exists")
             }
             state.tokens[token.id] = token
         }

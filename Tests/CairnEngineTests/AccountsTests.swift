@@ -71,7 +71,7 @@ import Testing
     }
 
     @Test func bootstrapRefusesAnEmailThatIsNotAnAddress() async throws {
-        let refusal = try await #require(throws: AccountRefusal.self) { try await accounts.bootstrap(adminEmail: "admin") }
+        let refusal = try await #require(throws: OperationRefusal.self) { try await accounts.bootstrap(adminEmail: "admin") }
         #expect(refusal.kind == .invalid)
         #expect(refusal.description == #"email: must be an address such as ops@example.com, got "admin""#)
         #expect(try await store.accountCount() == 0)
@@ -81,10 +81,10 @@ import Testing
 
     @Test func anUnknownEmailAndAWrongPasswordGetTheSameRefusal() async throws {
         _ = try await account("ann@example.com", role: .viewer, password: "the right password")
-        let unknown = try await #require(throws: AccountRefusal.self) {
+        let unknown = try await #require(throws: OperationRefusal.self) {
             try await accounts.signIn(email: "bob@example.com", password: "the right password")
         }
-        let wrong = try await #require(throws: AccountRefusal.self) {
+        let wrong = try await #require(throws: OperationRefusal.self) {
             try await accounts.signIn(email: "ann@example.com", password: "the wrong password")
         }
         #expect(unknown == wrong)
@@ -150,17 +150,17 @@ import Testing
 
     @Test func changingThePasswordClearsMustChangeAndReplacesTheOldOne() async throws {
         let ann = try await account("ann@example.com", role: .viewer, password: "one-time password", mustChange: true)
-        let short = try await #require(throws: AccountRefusal.self) {
+        let short = try await #require(throws: OperationRefusal.self) {
             try await accounts.changePassword(accountID: ann.id, current: "one-time password", new: "short")
         }
         #expect(short.kind == .invalid)
         #expect(short.description == "new_password: must be at least 12 characters, got 5")
-        let wrong = try await #require(throws: AccountRefusal.self) {
+        let wrong = try await #require(throws: OperationRefusal.self) {
             try await accounts.changePassword(accountID: ann.id, current: "not the password", new: "a brand new password")
         }
         #expect(wrong.kind == .unauthorized)
         #expect(wrong.description == "current_password: does not match the account's password")
-        let same = try await #require(throws: AccountRefusal.self) {
+        let same = try await #require(throws: OperationRefusal.self) {
             try await accounts.changePassword(accountID: ann.id, current: "one-time password", new: "one-time password")
         }
         #expect(same.description == "new_password: must differ from the current password")
@@ -169,11 +169,11 @@ import Testing
         try await accounts.changePassword(accountID: ann.id, current: "one-time password", new: "a brand new password")
         let changed = try #require(try await store.account(id: ann.id))
         #expect(!changed.mustChangePassword)
-        await #expect(throws: AccountRefusal.signInRefused) { try await accounts.signIn(email: "ann@example.com", password: "one-time password") }
+        await #expect(throws: OperationRefusal.signInRefused) { try await accounts.signIn(email: "ann@example.com", password: "one-time password") }
         #expect(try await accounts.signIn(email: "ann@example.com", password: "a brand new password").account.id == ann.id)
         #expect(try await store.audit(before: nil, limit: 10).map(\.action).contains("account.password"))
 
-        let unknown = try await #require(throws: AccountRefusal.self) {
+        let unknown = try await #require(throws: OperationRefusal.self) {
             try await accounts.changePassword(accountID: UUID(), current: "x", new: "a brand new password")
         }
         #expect(unknown.kind == .notFound)
@@ -181,7 +181,7 @@ import Testing
 
     @Test func onlyAnAdminCreatesAccountsAndAnEmailIsTakenOnce() async throws {
         let ops = try await account("ops@example.com", role: .operator)
-        let forbidden = try await #require(throws: AccountRefusal.self) {
+        let forbidden = try await #require(throws: OperationRefusal.self) {
             try await accounts.createAccount(by: principal(ops), email: "new@example.com", role: .viewer, password: "a long enough password")
         }
         #expect(forbidden.kind == .forbidden)
@@ -193,16 +193,16 @@ import Testing
         #expect(created.mustChangePassword)
         #expect(try await store.account(email: "new@example.com") == created)
 
-        let taken = try await #require(throws: AccountRefusal.self) {
+        let taken = try await #require(throws: OperationRefusal.self) {
             try await accounts.createAccount(by: admin, email: "NEW@example.com", role: .admin, password: "another long password")
         }
         #expect(taken.kind == .conflict)
         #expect(taken.description == "email: an account with new@example.com exists")
-        let badEmail = try await #require(throws: AccountRefusal.self) {
+        let badEmail = try await #require(throws: OperationRefusal.self) {
             try await accounts.createAccount(by: .local, email: "new@", role: .viewer, password: "a long enough password")
         }
         #expect(badEmail.field == "email")
-        let shortPassword = try await #require(throws: AccountRefusal.self) {
+        let shortPassword = try await #require(throws: OperationRefusal.self) {
             try await accounts.createAccount(by: .local, email: "x@example.com", role: .viewer, password: "too short")
         }
         #expect(shortPassword.description == "password: must be at least 12 characters, got 9")
@@ -216,7 +216,7 @@ import Testing
 
     @Test func aTokensRoleCannotExceedItsCreators() async throws {
         let ops = principal(try await account("ops@example.com", role: .operator))
-        let refusal = try await #require(throws: AccountRefusal.self) { try await accounts.createToken(by: ops, name: "ci", role: .admin) }
+        let refusal = try await #require(throws: OperationRefusal.self) { try await accounts.createToken(by: ops, name: "ci", role: .admin) }
         #expect(refusal.kind == .forbidden)
         #expect(refusal.description == "role: must not exceed the creator's role (operator), got admin")
         #expect(try await store.tokens().isEmpty)
@@ -228,9 +228,9 @@ import Testing
         #expect(record.createdBy == "ops@example.com")
         _ = try await accounts.createToken(by: ops, name: "dashboards", role: .viewer)
 
-        let badName = try await #require(throws: AccountRefusal.self) { try await accounts.createToken(by: ops, name: "two words", role: .viewer) }
+        let badName = try await #require(throws: OperationRefusal.self) { try await accounts.createToken(by: ops, name: "two words", role: .viewer) }
         #expect(badName.description == #"name: must be 1 to 64 letters, digits, '.', '_' or '-', got "two words""#)
-        let taken = try await #require(throws: AccountRefusal.self) { try await accounts.createToken(by: ops, name: "ci", role: .viewer) }
+        let taken = try await #require(throws: OperationRefusal.self) { try await accounts.createToken(by: ops, name: "ci", role: .viewer) }
         #expect(taken.kind == .conflict)
     }
 
@@ -258,7 +258,7 @@ import Testing
         let viewer = principal(try await account("viewer@example.com", role: .viewer))
         let (text, record) = try await accounts.createToken(by: ops, name: "ci", role: .operator)
 
-        let notTheirs = try await #require(throws: AccountRefusal.self) { try await accounts.revokeToken(by: viewer, id: record.id) }
+        let notTheirs = try await #require(throws: OperationRefusal.self) { try await accounts.revokeToken(by: viewer, id: record.id) }
         #expect(notTheirs.kind == .forbidden)
         #expect(try await accounts.principal(bearer: text) != nil)
 
@@ -267,10 +267,10 @@ import Testing
         #expect(try await accounts.principal(bearer: text) == nil)
         #expect(try await store.tokens().first?.revokedAt == clock.now)
 
-        let again = try await #require(throws: AccountRefusal.self) { try await accounts.revokeToken(by: .local, id: record.id) }
+        let again = try await #require(throws: OperationRefusal.self) { try await accounts.revokeToken(by: .local, id: record.id) }
         #expect(again.kind == .conflict)
         #expect(again.description == #"id: token "ci" is already revoked"#)
-        let unknown = try await #require(throws: AccountRefusal.self) { try await accounts.revokeToken(by: .local, id: UUID()) }
+        let unknown = try await #require(throws: OperationRefusal.self) { try await accounts.revokeToken(by: .local, id: UUID()) }
         #expect(unknown.kind == .notFound)
 
         // An admin revokes anyone's token.

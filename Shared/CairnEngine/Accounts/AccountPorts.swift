@@ -125,7 +125,7 @@ public struct AuditEntry: Sendable, Hashable {
 /// Accounts, their sessions, API tokens and the audit log, as the engine stores them.
 ///
 /// Every method may throw an infrastructure error (the database is unreachable); the
-/// refusals below are `AccountRefusal`s and leave the store unchanged. Each write is atomic.
+/// refusals below are `OperationRefusal`s and leave the store unchanged. Each write is atomic.
 /// Safe to call concurrently, from any number of processes sharing the store.
 /// `AccountStoreContract` in CairnTesting holds every implementation to this.
 public protocol AccountStore: Sendable {
@@ -133,7 +133,7 @@ public protocol AccountStore: Sendable {
 
     /// Stores a new account.
     ///
-    /// - Throws: `AccountRefusal` `.conflict` on the field `email` when an account with the same
+    /// - Throws: `OperationRefusal` `.conflict` on the field `email` when an account with the same
     ///   normalized email exists (also when another caller creates it at the same moment: one
     ///   of them wins, the other is refused).
     func createAccount(_ account: Account) async throws
@@ -163,7 +163,7 @@ public protocol AccountStore: Sendable {
 
     /// Stores a session.
     ///
-    /// - Throws: `AccountRefusal` `.notFound` on `account_id` when its account does not exist;
+    /// - Throws: `OperationRefusal` `.notFound` on `account_id` when its account does not exist;
     ///   `.conflict` on `token_hash` when a session with the same token hash exists.
     func createSession(_ session: AccountSession) async throws
 
@@ -182,7 +182,7 @@ public protocol AccountStore: Sendable {
 
     /// Stores an API token.
     ///
-    /// - Throws: `AccountRefusal` `.conflict` on `name` when a live (unrevoked) token has the
+    /// - Throws: `OperationRefusal` `.conflict` on `name` when a live (unrevoked) token has the
     ///   same name, or on `token_hash` when any token has the same hash.
     func createToken(_ token: APIToken) async throws
 

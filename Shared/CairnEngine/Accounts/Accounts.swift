@@ -3,38 +3,10 @@ import Dispatch
 public import Foundation
 import Synchronization
 
-/// A request about accounts that was refused: what kind of refusal (for the status code), the
-/// field at fault and the rule it broke. `description` reads `<field>: <rule>` and never holds a
-/// password or a token.
-public struct AccountRefusal: Error, Sendable, Hashable, CustomStringConvertible {
-    /// Who must act, and how an HTTP layer answers.
-    public enum Kind: Sendable, Hashable {
-        /// The input breaks a rule (400).
-        case invalid
-        /// The caller is not signed in, or its credentials do not match (401).
-        case unauthorized
-        /// The caller is signed in but its role does not allow this (403).
-        case forbidden
-        /// The thing to create exists already, or changed meanwhile (409).
-        case conflict
-        /// The thing named does not exist (404).
-        case notFound
-    }
-
-    public var kind: Kind
-    public var field: String
-    public var rule: String
-    public var description: String { "\(field): \(rule)" }
-
-    public init(kind: Kind, field: String, rule: String) {
-        self.kind = kind
-        self.field = field
-        self.rule = rule
-    }
-
+extension OperationRefusal {
     /// What a sign-in with an unknown email and one with a wrong password are both told, so
     /// that the answer does not reveal which emails have accounts.
-    public static let signInRefused = AccountRefusal(
+    public static let signInRefused = OperationRefusal(
         kind: .unauthorized, field: "email and password", rule: "do not match an account; check both and try again")
 }
 
@@ -129,7 +101,7 @@ public struct Accounts: Sendable {
     /// Safe when several processes start at once with the same email: the store refuses all but
     /// one creation, and those refused get nil.
     ///
-    /// - Throws: `AccountRefusal` `.invalid` when `adminEmail` is not an address.
+    /// - Throws: `OperationRefusal` `.invalid` when `adminEmail` is not an address.
     public func bootstrap(adminEmail: String) async throws -> String? {
         let email = try Self.validEmail(adminEmail)
         guard try await store.accountCount() == 0 else { return nil }
@@ -138,7 +110,7 @@ public struct Accounts: Sendable {
         let account = Account(id: UUID(), email: email, role: .admin, passwordHash: hash, mustChangePassword: true, createdAt: clock.now)
         do {
             try await store.createAccount(account)
-        } catch let refusal as AccountRefusal where refusal.kind == .conflict {
+        } catch let refusal as OperationRefusal where refusal.kind == .conflict {
             return nil
         }
         return password
@@ -148,12 +120,12 @@ public struct Accounts: Sendable {
     /// cookie (43 base64url characters), the session and the account.
     ///
     /// An unknown email costs the same password verification as a known one, and both it and a
-    /// wrong password get `AccountRefusal.signInRefused`.
+    /// wrong password get `OperationRefusal.signInRefused`.
     public func signIn(email: String, password: String) async throws -> (token: String, session: AccountSession, account: Account) {
         let found = try await store.account(email: email)
         let encoded = found?.passwordHash ?? PasswordHash.placeholder(rounds: settings.passwordRounds)
         let matches = await Self.offloaded { PasswordHash.verify(password: password, encoded: encoded) }
-        guard let account = found, matches else { throw AccountRefusal.signInRefused }
+        guard let account = found, matches else { throw OperationRefusal.signInRefused }
         let now = clock.now
         let token = AccountToken.text(Self.randomBytes(32))
         let session = AccountSession(
@@ -205,25 +177,25 @@ public struct Accounts: Sendable {
 
     /// Replaces an account's password, given its current one, and clears its must-change flag.
     ///
-    /// - Throws: `AccountRefusal`: `.invalid` on `new_password` when it is shorter than
+    /// - Throws: `OperationRefusal`: `.invalid` on `new_password` when it is shorter than
     ///   `minimumPasswordLength` characters, longer than `maximumPasswordBytes` bytes, or equal
     ///   to the current one; `.unauthorized` on `current_password` when it does not match;
     ///   `.notFound` on `account_id`.
     public func changePassword(accountID: UUID, current: String, new: String) async throws {
         guard let account = try await store.account(id: accountID) else {
-            throw AccountRefusal(kind: .notFound, field: "account_id", rule: "must name an account, got \(accountID)")
+            throw OperationRefusal(kind: .notFound, field: "account_id", rule: "must name an account, got \(accountID)")
         }
         try Self.checkPassword(new, field: "new_password")
         let matches = await Self.offloaded { PasswordHash.verify(password: current, encoded: account.passwordHash) }
         guard matches else {
-            throw AccountRefusal(kind: .unauthorized, field: "current_password", rule: "does not match the account's password")
+            throw OperationRefusal(kind: .unauthorized, field: "current_password", rule: "does not match the account's password")
         }
         guard new != current else {
-            throw AccountRefusal(kind: .invalid, field: "new_password", rule: "must differ from the current password")
+            throw OperationRefusal(kind: .invalid, field: "new_password", rule: "must differ from the current password")
         }
         let hash = await hashPassword(new)
         guard try await store.updatePassword(id: accountID, hash: hash, mustChange: false) else {
-            throw AccountRefusal(kind: .notFound, field: "account_id", rule: "must name an account, got \(accountID)")
+            throw OperationRefusal(kind: .notFound, field: "account_id", rule: "must name an account, got \(accountID)")
         }
         try await record(actor: account.email, action: "account.password", target: account.email, detail: [:], at: clock.now)
     }
@@ -231,13 +203,13 @@ public struct Accounts: Sendable {
     /// Creates an account with a password an admin chose; by default its owner must change it
     /// at first sign-in.
     ///
-    /// - Throws: `AccountRefusal`: `.forbidden` on `role` unless `principal` is an admin;
+    /// - Throws: `OperationRefusal`: `.forbidden` on `role` unless `principal` is an admin;
     ///   `.invalid` on `email` or `password`; `.conflict` on `email` when it is taken.
     public func createAccount(by principal: Principal, email: String, role: AccountRole, password: String, mustChangePassword: Bool = true)
         async throws -> Account
     {
         guard principal.allows(.admin) else {
-            throw AccountRefusal(
+            throw OperationRefusal(
                 kind: .forbidden, field: "role", rule: "creating an account needs the admin role; \(principal.actor) is \(principal.role)")
         }
         let email = try Self.validEmail(email)
@@ -255,16 +227,16 @@ public struct Accounts: Sendable {
     /// Creates an API token named `name` with `role`, on behalf of `principal`. Returns its
     /// text (`cairn_` + 43 base64url characters), to be shown once, and its record.
     ///
-    /// - Throws: `AccountRefusal`: `.invalid` on `name` unless it is 1 to 64 letters, digits,
+    /// - Throws: `OperationRefusal`: `.invalid` on `name` unless it is 1 to 64 letters, digits,
     ///   `.`, `_` or `-`; `.forbidden` on `role` when it exceeds `principal`'s; `.conflict` on
     ///   `name` when a live token has it.
     public func createToken(by principal: Principal, name: String, role: AccountRole) async throws -> (token: String, record: APIToken) {
         guard (1...64).contains(name.utf8.count), name.utf8.allSatisfy(Self.isTokenNameByte) else {
-            throw AccountRefusal(
+            throw OperationRefusal(
                 kind: .invalid, field: "name", rule: "must be 1 to 64 letters, digits, '.', '_' or '-', got \(JSONValue.string(name).jsonString)")
         }
         guard principal.allows(role) else {
-            throw AccountRefusal(kind: .forbidden, field: "role", rule: "must not exceed the creator's role (\(principal.role)), got \(role)")
+            throw OperationRefusal(kind: .forbidden, field: "role", rule: "must not exceed the creator's role (\(principal.role)), got \(role)")
         }
         let text = Self.tokenPrefix + AccountToken.text(Self.randomBytes(32))
         let now = clock.now
@@ -278,21 +250,21 @@ public struct Accounts: Sendable {
     /// Revokes the API token `id`; an admin may revoke any token, anyone else the tokens they
     /// made. Returns the token as it was before.
     ///
-    /// - Throws: `AccountRefusal`: `.notFound` on `id` when no token has it; `.forbidden` on
+    /// - Throws: `OperationRefusal`: `.notFound` on `id` when no token has it; `.forbidden` on
     ///   `id` when `principal` is neither an admin nor the token's creator; `.conflict` on `id`
     ///   when it is already revoked.
     @discardableResult
     public func revokeToken(by principal: Principal, id: UUID) async throws -> APIToken {
         guard let token = try await store.tokens().first(where: { $0.id == id }) else {
-            throw AccountRefusal(kind: .notFound, field: "id", rule: "must name an API token, got \(id)")
+            throw OperationRefusal(kind: .notFound, field: "id", rule: "must name an API token, got \(id)")
         }
         guard principal.allows(.admin) || token.createdBy == principal.actor else {
-            throw AccountRefusal(
+            throw OperationRefusal(
                 kind: .forbidden, field: "id", rule: "revoking a token made by someone else needs the admin role; \(principal.actor) is \(principal.role)")
         }
         let now = clock.now
         guard token.revokedAt == nil, try await store.revokeToken(id: id, now: now) else {
-            throw AccountRefusal(kind: .conflict, field: "id", rule: "token \(JSONValue.string(token.name).jsonString) is already revoked")
+            throw OperationRefusal(kind: .conflict, field: "id", rule: "token \(JSONValue.string(token.name).jsonString) is already revoked")
         }
         try await record(actor: principal.actor, action: "token.revoke", target: token.name, detail: ["id": .string(id.uuidString)], at: now)
         return token
@@ -318,25 +290,25 @@ public struct Accounts: Sendable {
 
     /// `email` normalized, if it is an address: 3 to 254 bytes, one `@` with text either side,
     /// no white space or control characters.
-    static func validEmail(_ email: String) throws(AccountRefusal) -> String {
+    static func validEmail(_ email: String) throws(OperationRefusal) -> String {
         let normalized = Account.normalizedEmail(email)
         let parts = normalized.split(separator: "@", omittingEmptySubsequences: false)
         guard (3...254).contains(normalized.utf8.count), parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty,
             !normalized.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.properties.generalCategory == .control })
         else {
-            throw AccountRefusal(kind: .invalid, field: "email", rule: "must be an address such as ops@example.com, got \(JSONValue.string(email).jsonString)")
+            throw OperationRefusal(kind: .invalid, field: "email", rule: "must be an address such as ops@example.com, got \(JSONValue.string(email).jsonString)")
         }
         return normalized
     }
 
     /// Checks a new password's length (the password itself is never quoted in a message).
-    static func checkPassword(_ password: String, field: String) throws(AccountRefusal) {
+    static func checkPassword(_ password: String, field: String) throws(OperationRefusal) {
         guard password.count >= minimumPasswordLength else {
-            throw AccountRefusal(
+            throw OperationRefusal(
                 kind: .invalid, field: field, rule: "must be at least \(minimumPasswordLength) characters, got \(password.count)")
         }
         guard password.utf8.count <= maximumPasswordBytes else {
-            throw AccountRefusal(kind: .invalid, field: field, rule: "must be at most \(maximumPasswordBytes) bytes, got \(password.utf8.count)")
+            throw OperationRefusal(kind: .invalid, field: field, rule: "must be at most \(maximumPasswordBytes) bytes, got \(password.utf8.count)")
         }
     }
 

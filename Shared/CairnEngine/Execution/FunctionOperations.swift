@@ -1,10 +1,23 @@
 public import CairnCore
 public import Foundation
 
-/// Why an operation on runs or functions was refused; `field` names the request field at
-/// fault and `rule` what it must be.
-public struct OperationRefusal: Error, Sendable, CustomStringConvertible {
-    public enum Kind: Sendable { case notFound, conflict, invalid }
+/// Why an operation (on runs, functions or accounts) was refused; `field` names the request
+/// field at fault and `rule` what it must be. `description` reads `<field>: <rule>` and never
+/// holds a password or a token.
+public struct OperationRefusal: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Who must act, and how an HTTP layer answers.
+    public enum Kind: Sendable, Hashable {
+        /// The input breaks a rule (400).
+        case invalid
+        /// The caller is not signed in, or its credentials do not match (401).
+        case unauthorized
+        /// The caller is signed in but its role does not allow this (403).
+        case forbidden
+        /// The thing to create exists already, or changed meanwhile (409).
+        case conflict
+        /// The thing named does not exist (404).
+        case notFound
+    }
     public var kind: Kind
     public var field: String
     public var rule: String
