@@ -945,17 +945,20 @@ extension PostgresRunStore: RunQueries {
     }
 
     public func count(_ filter: RunFilter) async throws -> Int {
-        let rows = try await client.query(Self.filtered("count(*)", filter, after: nil, order: "", limit: nil), logger: logger)
+        // Without the functions join, which only names the rows: over a million runs, the join
+        // cost more than the count itself.
+        let rows = try await client.query(Self.filtered("count(*)", filter, after: nil, order: "", limit: nil, named: false), logger: logger)
         for try await count in rows.decode(Int64.self) { return Int(count) }
         return 0
     }
 
     /// `SELECT select` over the runs `filter` matches (after the id `after`, in the direction
-    /// `order` names). Both the function index and the id order serve it.
-    static func filtered(_ select: String, _ filter: RunFilter, after: ULID?, order: String, limit: Int?) -> PostgresQuery {
+    /// `order` names); `named` joins each run's function as `f`. Both the function index and the
+    /// id order serve it.
+    static func filtered(_ select: String, _ filter: RunFilter, after: ULID?, order: String, limit: Int?, named: Bool = true) -> PostgresQuery {
         """
         SELECT \(unescaped: select)
-        FROM runs r JOIN functions f ON f.id = r.function_id
+        FROM runs r \(unescaped: named ? "JOIN functions f ON f.id = r.function_id" : "")
         WHERE (\(filter.functionID)::uuid IS NULL OR r.function_id = \(filter.functionID))
           AND (cardinality(\(filter.statuses)::text[]) = 0 OR r.status = ANY(\(filter.statuses)))
           AND (\(filter.createdFrom)::timestamptz IS NULL OR r.created_at >= \(filter.createdFrom))
