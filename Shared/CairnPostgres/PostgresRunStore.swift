@@ -945,8 +945,7 @@ extension PostgresRunStore: RunQueries {
     }
 
     public func count(_ filter: RunFilter) async throws -> Int {
-        // Without the functions join, which only names the rows: over a million runs, the join
-        // cost more than the count itself.
+        // Without the functions join, which only names the rows.
         let rows = try await client.query(Self.filtered("count(*)", filter, after: nil, order: "", limit: nil, named: false), logger: logger)
         for try await count in rows.decode(Int64.self) { return Int(count) }
         return 0
