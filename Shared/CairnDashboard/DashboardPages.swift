@@ -177,12 +177,20 @@ struct DashboardPages: Sendable {
         var shown: [RunRecord] = []
         var next: ULID?
         var scanned = 0
+        var narrowed = false
         if let expression = query.expression {
             // Every match, page by page: the search has no cap, only a bound per request.
             var after = query.cursor
+            // Postgres first keeps the runs whose event and output have what the expression's
+            // equalities compare (a sound pre-filter: each run read is still evaluated), so a
+            // selective search reads little more than its matches.
+            var candidates = query.filter
+            candidates.eventContains = expression.eventPrefilter
+            candidates.outputContains = expression.outputPrefilter
+            narrowed = candidates != query.filter
             let now = sources.clock.now.unixMilliseconds
             scan: while scanned < Self.scanLimit {
-                let page = try await sources.runs.runs(query.filter, after: after, ascending: false, limit: 200)
+                let page = try await sources.runs.runs(candidates, after: after, ascending: false, limit: 200)
                 let events = try await sources.events.events(ids: page.compactMap(\.eventID))
                 let payloads = Dictionary(events.map { ($0.id, $0.payload) }, uniquingKeysWith: { first, _ in first })
                 for run in page {
@@ -208,7 +216,7 @@ struct DashboardPages: Sendable {
         let base = query.queryString
         var values: [String: Any] = [
             "runs": shown.map(Self.runRow), "empty": shown.isEmpty,
-            "countText": total.map { "\($0) matching" } ?? "\(shown.count) found among \(scanned) runs searched" + (next == nil ? "" : "; older runs may match too"),
+            "countText": total.map { "\($0) matching" } ?? "\(shown.count) found among \(scanned) runs searched" + (narrowed ? " (those its equalities picked out)" : "") + (next == nil ? "" : "; older runs may match too"),
             "next": next.map { "/runs?" + (base.isEmpty ? "" : base + "&") + "cursor=\($0)" } as Any,
             "first": query.cursor == nil ? nil : "/runs" + (base.isEmpty ? "" : "?" + base) as Any,
             "functions": functions.map { ["slug": $0.slug, "selected": $0.id == query.function?.id] },

@@ -938,36 +938,116 @@ extension PostgresRunStore: RunQueries {
     }
 
     public func runs(_ filter: RunFilter, after: ULID?, ascending: Bool, limit: Int) async throws -> [RunRecord] {
-        let rows = try await client.query(
-            Self.filtered(Self.runColumns, filter, after: after, order: ascending ? "ORDER BY r.id ASC" : "ORDER BY r.id DESC", limit: limit),
-            logger: logger)
-        return try await Self.decodeRuns(rows)
+        try await containing(filter) { payloads in
+            let rows = try await client.query(
+                Self.filtered(Self.runColumns, filter, after: after, order: ascending ? "ORDER BY r.id ASC" : "ORDER BY r.id DESC", limit: limit, payloads: payloads),
+                logger: logger)
+            return try await Self.decodeRuns(rows)
+        }
     }
 
     public func count(_ filter: RunFilter) async throws -> Int {
-        // Without the functions join, which only names the rows.
-        let rows = try await client.query(Self.filtered("count(*)", filter, after: nil, order: "", limit: nil, named: false), logger: logger)
-        for try await count in rows.decode(Int64.self) { return Int(count) }
-        return 0
+        try await containing(filter) { payloads in
+            // Without the functions join, which only names the rows.
+            let rows = try await client.query(
+                Self.filtered("count(*)", filter, after: nil, order: "", limit: nil, named: false, payloads: payloads), logger: logger)
+            for try await count in rows.decode(Int64.self) { return Int(count) }
+            return 0
+        }
+    }
+
+    /// How a query compares payloads with a filter's `eventContains` and `outputContains`.
+    struct PayloadMatch {
+        /// Compare only payloads that jsonb can hold; let the others through.
+        var guarded = false
+        /// The ids of every event whose payload contains `eventContains`, when there are at most
+        /// `containedEventLimit`; nil to test the events in the query itself.
+        var eventIDs: [String]?
+    }
+
+    /// How many events matching `eventContains` are looked up before the runs: runs of that
+    /// few events are read through `runs_event`; with more, the query walks the runs in id
+    /// order and probes a hashed set of the matching events (as it does for a filter that
+    /// matches most runs, where it stops after a page).
+    static let containedEventLimit = 1_000
+
+    /// Runs `body` with the way to compare payloads for `filter`.
+    ///
+    /// `json` → `jsonb` fails on a NUL character (`\u0000`) or a number beyond `numeric`'s
+    /// range, which `json` columns accept. On such a failure (a data exception, class 22) the
+    /// query is run again guarded: a payload whose text might hold one counts as matching.
+    /// Payloads are then tested twice as slowly (a regular expression first).
+    func containing<T>(_ filter: RunFilter, _ body: (PayloadMatch) async throws -> T) async throws -> T {
+        if filter.eventContains == nil && filter.outputContains == nil { return try await body(PayloadMatch()) }
+        do {
+            return try await body(PayloadMatch(eventIDs: try await containedEvents(filter, guarded: false)))
+        } catch let error as PSQLError where error.serverInfo?[.sqlState]?.hasPrefix("22") == true {
+            logger.debug("comparing payloads failed; comparing those jsonb can hold", metadata: ["error": "\(String(reflecting: error))"])
+            return try await body(PayloadMatch(guarded: true, eventIDs: try await containedEvents(filter, guarded: true)))
+        }
+    }
+
+    /// The ids of the events whose payload contains `filter.eventContains`, when there are at
+    /// most `containedEventLimit`; nil otherwise (or without that filter).
+    func containedEvents(_ filter: RunFilter, guarded: Bool) async throws -> [String]? {
+        guard let json = filter.eventContains?.jsonString else { return nil }
+        let rows = try await client.query("""
+            SELECT e.id FROM events e
+            WHERE \(unescaped: Self.containment("e.payload", guarded: guarded)) \(json)::jsonb \(unescaped: guarded ? "END" : "")
+            LIMIT \(Int64(Self.containedEventLimit + 1))
+            """, logger: logger)
+        var ids: [String] = []
+        for try await id in rows.decode(String.self) { ids.append(id) }
+        return ids.count > Self.containedEventLimit ? nil : ids
+    }
+
+    /// The start of a test that the `json` column `column` contains the jsonb that follows it
+    /// (and then `END` when `guarded`).
+    ///
+    /// Guarded, a payload whose text holds `\u0000`, an exponent of five digits or more, or a
+    /// run of 255 digits (in a text longer than the 6,385 digits a number beyond `numeric`'s
+    /// range needs without such an exponent) is let through uncompared.
+    static func containment(_ column: String, guarded: Bool) -> String {
+        guard guarded else { return "\(column)::jsonb @>" }
+        let text = "\(column)::text"
+        return """
+            CASE WHEN strpos(\(text), '\\u0000') > 0 OR \(text) ~ '[eE][-+]?[0-9]{5}'
+                      OR (octet_length(\(text)) > 6000 AND \(text) ~ '[0-9]{255}') THEN true
+                 ELSE \(column)::jsonb @>
+            """
     }
 
     /// `SELECT select` over the runs `filter` matches (after the id `after`, in the direction
     /// `order` names); `named` joins each run's function as `f`. Both the function index and the
-    /// id order serve it.
-    static func filtered(_ select: String, _ filter: RunFilter, after: ULID?, order: String, limit: Int?, named: Bool = true) -> PostgresQuery {
-        """
-        SELECT \(unescaped: select)
-        FROM runs r \(unescaped: named ? "JOIN functions f ON f.id = r.function_id" : "")
-        WHERE (\(filter.functionID)::uuid IS NULL OR r.function_id = \(filter.functionID))
-          AND (cardinality(\(filter.statuses)::text[]) = 0 OR r.status = ANY(\(filter.statuses)))
-          AND (\(filter.createdFrom)::timestamptz IS NULL OR r.created_at >= \(filter.createdFrom))
-          AND (\(filter.createdUntil)::timestamptz IS NULL OR r.created_at < \(filter.createdUntil))
-          AND (\(filter.skipReason)::text IS NULL OR r.skip_reason = \(filter.skipReason))
-          AND (\(filter.bulkID)::text IS NULL OR r.bulk_id = \(filter.bulkID))
-          AND (\(after?.description)::text IS NULL OR r.id \(unescaped: order.hasSuffix("ASC") ? ">" : "<") \(after?.description))
-        \(unescaped: order)
-        LIMIT \(limit.map(Int64.init))
-        """
+    /// id order serve it, and `runs_event` a filter on a few events (`payloads`).
+    ///
+    /// With `eventContains` but not the matching event ids, the events are tested in an `IN`
+    /// under an `OR`, which keeps it a hashed subplan (one pass over `events`, then a probe per
+    /// run) rather than a join the planner would order by its guess of how many events match.
+    static func filtered(
+        _ select: String, _ filter: RunFilter, after: ULID?, order: String, limit: Int?, named: Bool = true, payloads: PayloadMatch = PayloadMatch()
+    ) -> PostgresQuery {
+        let testedEvents = payloads.eventIDs == nil ? filter.eventContains?.jsonString : nil
+        let end = payloads.guarded ? "END" : ""
+        return """
+            SELECT \(unescaped: select)
+            FROM runs r \(unescaped: named ? "JOIN functions f ON f.id = r.function_id" : "")
+            WHERE (\(filter.functionID)::uuid IS NULL OR r.function_id = \(filter.functionID))
+              AND (cardinality(\(filter.statuses)::text[]) = 0 OR r.status = ANY(\(filter.statuses)))
+              AND (\(filter.createdFrom)::timestamptz IS NULL OR r.created_at >= \(filter.createdFrom))
+              AND (\(filter.createdUntil)::timestamptz IS NULL OR r.created_at < \(filter.createdUntil))
+              AND (\(filter.skipReason)::text IS NULL OR r.skip_reason = \(filter.skipReason))
+              AND (\(filter.bulkID)::text IS NULL OR r.bulk_id = \(filter.bulkID))
+              AND (\(payloads.eventIDs)::text[] IS NULL OR r.event_id = ANY(\(payloads.eventIDs)))
+              AND (\(testedEvents)::jsonb IS NULL OR r.event_id IN (
+                    SELECT e.id FROM events e
+                    WHERE \(unescaped: containment("e.payload", guarded: payloads.guarded)) \(testedEvents)::jsonb \(unescaped: end)))
+              AND (\(filter.outputContains?.jsonString)::jsonb IS NULL
+                   OR \(unescaped: containment("r.output", guarded: payloads.guarded)) \(filter.outputContains?.jsonString)::jsonb \(unescaped: end))
+              AND (\(after?.description)::text IS NULL OR r.id \(unescaped: order.hasSuffix("ASC") ? ">" : "<") \(after?.description))
+            \(unescaped: order)
+            LIMIT \(limit.map(Int64.init))
+            """
     }
 
     static let runColumns = """

@@ -605,6 +605,8 @@ public final class InMemoryRunStore: RunStore, RunQueries {
                     && (filter.createdUntil.map { run.createdAt < $0 } ?? true)
                     && (filter.skipReason.map { run.skipReason == $0 } ?? true)
                     && (filter.bulkID.map { run.bulkID == $0 } ?? true)
+                    && (filter.eventContains.map { wanted in run.eventIDs.first.flatMap { eventLog.stored($0)?.payload }?.contains(wanted) ?? false } ?? true)
+                    && (filter.outputContains.map { wanted in run.output.flatMap { try? JSONValue(parsing: $0) }?.contains(wanted) ?? false } ?? true)
                     && (after.map { ascending ? run.id > $0 : run.id < $0 } ?? true)
             }
             return matching.sorted { ascending ? $0.id < $1.id : $0.id > $1.id }.prefix(limit).map { record(of: $0, in: state) }

@@ -109,10 +109,77 @@ public enum RunStoreContract {
         ("a step keeps the queue and send times of its final attempt", stepTiming),
         ("failed attempts are kept by the park that retries them and the finish that ends the run, oldest first", failedAttemptsKept),
         ("a park or finish that is refused keeps no failed attempt", refusedWritesKeepNoFailedAttempt),
+        ("runs are filtered by what their trigger event and their output contain", containment),
     ] + FlowStoreContract.checks + [
         ("a full concurrency counter puts work in line, and a freed slot lets the first in line go", concurrencySlots),
         ("a run-level slot stays with its run between drives and goes when the run ends", runLevelSlots),
     ]
+
+    /// `eventContains` and `outputContains` (jsonb `@>`), on a few events and outputs, one
+    /// payload with a NUL character and one with a number beyond Postgres's `numeric` (which
+    /// `jsonb` cannot hold: such payloads may be let through, and here they do contain what is
+    /// asked for), and on more events than `PostgresRunStore` looks up before the runs.
+    static func containment(_ f: RunStoreFixture) async throws {
+        let payloads: [String] = [
+            #"{"name":"shop/a","data":{"userId":"u-1","vip":true}}"#,
+            #"{"name":"shop/a","data":{"userId":"u-2","vip":true}}"#,
+            #"{"name":"shop/a","data":{"userId":"u-1","note":"a\u0000b"}}"#,
+            #"{"name":"shop/a","data":{"userId":"u-1","big":1e200000}}"#,
+            #"{"name":"shop/a","data":[{"userId":"u-1"}]}"#,
+        ]
+        let ms = UInt64(f.t0.unixMilliseconds)
+        var events = try payloads.enumerated().map { index, text in
+            AcceptedEvent(
+                id: ULID(milliseconds: ms + 10, entropy: [UInt8](repeating: UInt8(80 + index), count: 10)), name: "shop/a", dedupeKey: nil,
+                ts: f.t0.unixMilliseconds, payload: try JSONValue(parsing: text), receivedAt: f.t0.unixMilliseconds)
+        }
+        // 1,001 events that all match one filter, the last of which starts a run.
+        events += (0..<1_001).map { index in
+            AcceptedEvent(
+                id: ULID(milliseconds: ms + 20, entropy: [UInt8](repeating: 0, count: 8) + [UInt8(index >> 8), UInt8(index & 0xFF)]), name: "shop/fill",
+                dedupeKey: nil, ts: f.t0.unixMilliseconds, payload: ["name": "shop/fill", "data": ["fill": true]], receivedAt: f.t0.unixMilliseconds)
+        }
+        _ = try await f.eventLog.append(events, dedupeUntil: f.t0, now: f.t0)
+        let outputs: [JSONValue?] = [["status": "ok"], ["status": "no"], nil, "ok", nil, ["status": "ok"]]
+        var runs: [ULID] = []
+        for (index, event) in (events.prefix(5) + [events[events.count - 1]]).enumerated() {
+            var run = f.newRun(key: "contains:\(index)", entropy: UInt8(70 + index))
+            run.eventIDs = [event.id]
+            #expect(try await f.store.createRuns([run], now: f.t0) == [run.id])
+            runs.append(run.id)
+            if let output = outputs[index] {
+                let lease = try await f.lease(WorkItem(runID: run.id, reason: .start, call: .discovery), owner: "one")
+                #expect(try await f.store.finish(lease, .completed(output: output), steps: 0, emitting: [], now: f.t0) == .finished)
+            }
+        }
+        func matching(_ event: String?, output: String? = nil, after: ULID? = nil, ascending: Bool = true) async throws -> [ULID] {
+            let filter = RunFilter(
+                functionID: f.functionID, eventContains: try event.map { try JSONValue(parsing: $0) }, outputContains: try output.map { try JSONValue(parsing: $0) })
+            let found = try await f.store.runs(filter, after: after, ascending: ascending, limit: 100).map(\.id)
+            if after == nil { #expect(try await f.store.count(filter) == found.count) }
+            return found
+        }
+        // Exactly `expected`, except that the runs of the two payloads jsonb cannot hold may
+        // be let through too.
+        func expect(_ found: [ULID], _ expected: [ULID], sourceLocation: SourceLocation = #_sourceLocation) {
+            let uncomparable = [runs[2], runs[3]]
+            #expect(found.filter { !uncomparable.contains($0) } == expected.filter { !uncomparable.contains($0) }, sourceLocation: sourceLocation)
+            #expect(Set(expected).isSubset(of: found), sourceLocation: sourceLocation)
+            #expect(found == found.sorted() || found == found.sorted(by: >), sourceLocation: sourceLocation)
+        }
+        expect(try await matching(#"{"data":{"userId":"u-1"}}"#), [runs[0], runs[2], runs[3]])
+        #expect(try await matching(#"{"data":{"userId":"u-1"}}"#, ascending: false) == [runs[3], runs[2], runs[0]])
+        #expect(try await matching(#"{"data":{"userId":"u-1"}}"#, after: runs[0]) == [runs[2], runs[3]])
+        expect(try await matching(#"{"data":{"userId":"u-1","vip":true}}"#), [runs[0]])
+        expect(try await matching(#"{"name":"shop/a"}"#), Array(runs.prefix(5)))
+        expect(try await matching(#"{"data":{"userId":"u-3"}}"#), [])
+        expect(try await matching(#"{"data":{"fill":true}}"#), [runs[5]])
+        expect(try await matching(nil, output: #"{"status":"ok"}"#), [runs[0], runs[5]])
+        expect(try await matching(nil, output: #""ok""#), [runs[3]])
+        expect(try await matching(#"{"data":{"userId":"u-2"}}"#, output: #"{"status":"ok"}"#), [])
+        expect(try await matching(#"{"data":{"userId":"u-1"}}"#, output: #"{"status":"ok"}"#), [runs[0]])
+        expect(try await matching(#"{"data":{"fill":true}}"#, output: #"{"status":"ok"}"#), [runs[5]])
+    }
 
     static func stepTiming(_ f: RunStoreFixture) async throws {
         let lease = try await f.startedRun()

@@ -37,8 +37,8 @@ public struct BulkJob: Sendable, Hashable {
     public var status: Status = .running
     /// The last run id handled.
     public var cursor: ULID?
-    /// The runs its filter matched when it was asked for (before the expression): what
-    /// `scanned` goes up to.
+    /// The runs its filter matched when it was asked for (before the expression, but after
+    /// the equalities of it that `filter` takes): what `scanned` goes up to.
     public var total = 0
     /// Runs walked so far.
     public var scanned = 0
@@ -67,9 +67,12 @@ public struct BulkJob: Sendable, Hashable {
         self.createdAt = createdAt
     }
 
-    /// The runs the job walks (before its expression is applied).
+    /// The runs the job walks, before its expression is applied to each; the expression's
+    /// equalities on the event (`Expression.eventPrefilter`) already narrow them in the store.
     public var filter: RunFilter {
-        RunFilter(functionID: functionID, statuses: statuses, createdFrom: createdFrom, createdUntil: createdUntil, skipReason: skipReason)
+        RunFilter(
+            functionID: functionID, statuses: statuses, createdFrom: createdFrom, createdUntil: createdUntil, skipReason: skipReason,
+            eventContains: expression.flatMap { try? CairnCore.Expression(compiling: $0) }?.eventPrefilter)
     }
 }
 

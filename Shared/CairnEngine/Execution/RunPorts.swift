@@ -262,10 +262,18 @@ public struct RunFilter: Sendable, Hashable {
     public var skipReason: String?
     /// Runs a bulk replay started.
     public var bulkID: String?
+    /// Runs whose trigger event (the first of `eventIDs`) has a payload containing this JSON,
+    /// as Postgres `jsonb @>` decides it (`JSONValue.contains`): what an expression search
+    /// pushes down (`Expression.eventPrefilter`). A store may also return runs whose payload it
+    /// cannot compare (Postgres: one jsonb cannot hold, with a NUL character or a number beyond
+    /// its range), never fewer.
+    public var eventContains: JSONValue?
+    /// Runs whose output contains this JSON (`Expression.outputPrefilter`), as `eventContains`.
+    public var outputContains: JSONValue?
 
     public init(
         functionID: UUID? = nil, statuses: [String] = [], createdFrom: Date? = nil, createdUntil: Date? = nil, skipReason: String? = nil,
-        bulkID: String? = nil
+        bulkID: String? = nil, eventContains: JSONValue? = nil, outputContains: JSONValue? = nil
     ) {
         self.functionID = functionID
         self.statuses = statuses
@@ -273,6 +281,8 @@ public struct RunFilter: Sendable, Hashable {
         self.createdUntil = createdUntil
         self.skipReason = skipReason
         self.bulkID = bulkID
+        self.eventContains = eventContains
+        self.outputContains = outputContains
     }
 
     /// The statuses a run can have.
