@@ -11,8 +11,13 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-# Each benchmark's output goes to the terminal and to the log the report reads.
-measure() { "$@" 2>&1 | tee -a "$log"; }
+# Each benchmark's output goes to the terminal and to the log the report reads, then how long
+# it took (to the terminal only), to keep an eye on the smoke's share of `make test`.
+measure() {
+  local started=$SECONDS
+  "$@" 2>&1 | tee -a "$log"
+  echo "  ($1: $((SECONDS - started)) s)"
+}
 
 products="cairn-bench cairn cairn-api cairn-event-api cairn-scheduler cairn-executor cairn-gateway"
 if [ -n "${BENCH_SMOKE:-}" ]; then
