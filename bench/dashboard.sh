@@ -5,9 +5,9 @@
 # 17 runs triggered by the event whose data.userId is "u-42", and one run of 1,000 steps.
 #
 # In headless Chromium (Tests/EndToEndTests/Dashboard/browser_check.py):
-# 1. the runs page: from navigation to its first rows painted;
+# 1. the runs page: from navigation to its first rows painted (Element Timing), and to loaded;
 # 2. the filter status=Failed over the last 24 h: the count it shows against the fixture's;
-# 3. the 1,000-step run's page: from navigation to its waterfall;
+# 3. the 1,000-step run's page (200 steps a page): from navigation to its waterfall painted;
 # and with curl, 4. the search event.data.userId == "u-42": every page of matches followed to the
 # end, the time until the last match and the matches found (bounded at 120 s).
 #
@@ -54,10 +54,14 @@ spec=$(python3 - "$big" "$since" <<'PY'
 import json, sys
 big, since = sys.argv[1], sys.argv[2]
 steps = []
-for path, wait, check in [("/runs", "[data-testid=run-row]", {"selector": "[data-testid=run-row]", "count": 50}),
-                          (f"/runs?status=Failed&from={since}", "[data-testid=runs-count]", {"selector": "[data-testid=runs-count]", "contains": "matching"}),
-                          (f"/runs/{big}", "[data-testid=wf-row]", {"selector": "[data-testid=wf-row]", "count": 1000})]:
-    steps += [{"op": "visit", "path": path, "wait": wait}, {"op": "visit", "path": path, "wait": wait}, {"op": "expect", **check}]
+for path, wait, paint, checks in [
+        ("/runs", "[data-testid=run-row]", "run-row", [{"selector": "[data-testid=run-row]", "count": 50}]),
+        (f"/runs?status=Failed&from={since}", "[data-testid=runs-count]", "run-row", [{"selector": "[data-testid=runs-count]", "contains": "matching"}]),
+        # The run's page shows 200 steps at a time, and says how many there are.
+        (f"/runs/{big}", "[data-testid=wf-row]", "wf-row", [{"selector": "[data-testid=wf-row]", "count": 200},
+                                                           {"selector": "[data-testid=step-range]", "contains": "1–200 of 1000 steps"}])]:
+    visit = {"op": "visit", "path": path, "wait": wait, "paint": paint}
+    steps += [visit, visit] + [{"op": "expect", **check} for check in checks]
 print(json.dumps({"steps": steps}))
 PY
 )
@@ -88,20 +92,23 @@ python3 - "$root/bench/RESULTS.md" "$fixture" "$browser" "$search" "$shown_count
 import json, os, re, sys
 sys.path.insert(0, os.path.dirname(sys.argv[1]))
 results, fixture, browser, search, shown, seeded = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4].split(), int(sys.argv[5]), sys.argv[6]
-# The timed visit is the second of each pair.
-visits = [int(ms) for ms in re.findall(r"ok\s+visit \S+ \((\d+) ms\)", browser)]
-runs_ms, failed_ms, big_ms = visits[1], visits[3], visits[5]
+# The timed visit is the second of each pair: when the first rows were painted, and when the page
+# had loaded (its last byte, stylesheet and script) with the awaited element in it.
+visits = [(int(painted), int(loaded)) for loaded, painted in re.findall(r"ok\s+visit \S+ \((\d+) ms, painted (\d+) ms\)", browser)]
+(runs_ms, runs_loaded), (failed_ms, failed_loaded), (big_ms, big_loaded) = visits[1], visits[3], visits[5]
 found, requests, last_ms, total_ms, ended = int(search[0]), int(search[1]), int(search[2]), int(search[3]), search[4]
 expected = fixture["failed_last_24h"]
-print(f"  runs page, first rows: {runs_ms} ms; status=Failed last 24 h: {failed_ms} ms, count shown {shown} (fixture {expected})")
+print(f"  runs page, first rows painted: {runs_ms} ms (loaded {runs_loaded} ms); status=Failed last 24 h: {failed_ms} ms (loaded {failed_loaded} ms), count shown {shown} (fixture {expected})")
 print(f"  search event.data.userId == \"u-42\": {found} of 17 matches in {requests} requests, the last after {last_ms} ms ({ended}, {total_ms} ms)")
-print(f"  the 1,000-step run: {big_ms} ms")
+print(f"  the 1,000-step run, first 200 steps painted: {big_ms} ms (loaded {big_loaded} ms)")
 print(f"dashboard_runs_first_rows_ms={runs_ms}")
 print(f"dashboard_failed_filter_ms={failed_ms}")
 print(f"dashboard_failed_count_exact={1 if shown == expected else 0}")
 print(f"dashboard_search_matches={found}")
 print(f"dashboard_search_ms={last_ms}")
 print(f"dashboard_big_run_ms={big_ms}")
+print(f"dashboard_runs_loaded_ms={runs_loaded}")
+print(f"dashboard_big_run_loaded_ms={big_loaded}")
 if os.environ.get("BENCH_SMOKE"):
     sys.exit(0)
 import results_block
@@ -115,10 +122,10 @@ results_block.write(results, "dashboard", [
     "",
     "| Figure | Value | Goal |",
     "|---|---:|---|",
-    f"| Runs page, navigation to first rows painted | {runs_ms} ms | < 500 ms |",
-    f"| `status=Failed`, last 24 h: page, and the count shown against the fixture's | {failed_ms} ms; {shown:,} vs {expected:,} | exact |",
+    f"| Runs page, navigation to first rows painted (to loaded, count included) | {runs_ms} ms ({runs_loaded} ms) | < 500 ms |",
+    f"| `status=Failed`, last 24 h: rows painted (loaded), and the count shown against the fixture's | {failed_ms} ms ({failed_loaded} ms); {shown:,} vs {expected:,} | exact |",
     f"| Search `event.data.userId == \"u-42\"` (17 runs): matches found, requests, time to the last | {found} of 17, {requests} requests, "
     f"{last_ms:,} ms | every match < 1 s |",
-    f"| A run of 1,000 steps, navigation to its waterfall | {big_ms} ms | < 1 s |",
+    f"| A run of 1,000 steps, navigation to its waterfall painted (loaded); 200 steps a page | {big_ms} ms ({big_loaded} ms) | < 1 s |",
 ])
 PY

@@ -64,8 +64,9 @@ def main() -> None:
         at = start + i * span // event_count
         user = "u-42" if i == u42_index else f"u-{1000 + i}"
         payload = {"name": "bench/order", "data": {"userId": user, "n": i}, "ts": at}
-        events.append((ulid(at, rng), "bench/order", at, json.dumps(payload), stamp(at)))
-    copy(url, "events", ["id", "name", "ts", "payload", "received_at"], events)
+        events.append((ulid(at, rng), "bench/order", at, json.dumps(payload), stamp(at), stamp(at), stamp(at)))
+    # History: published to the stream and routed long ago, so Cairn's relays leave them be.
+    copy(url, "events", ["id", "name", "ts", "payload", "received_at", "published_at", "routed_at"], events)
 
     # The 17 runs of the u-42 event, at even intervals through the runs.
     u42_positions = {round(k * (runs - 1) / 16) for k in range(17)}

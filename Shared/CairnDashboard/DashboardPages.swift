@@ -211,12 +211,11 @@ struct DashboardPages: Sendable {
             shown = Array(page.prefix(Self.pageSize))
             if page.count > Self.pageSize { next = shown.last?.id }
         }
-        let total = query.expression == nil ? try await sources.runs.count(query.filter) : nil
         let functions = try await sources.registry.liveFunctions().sorted { $0.slug < $1.slug }
         let base = query.queryString
         var values: [String: Any] = [
             "runs": shown.map(Self.runRow), "empty": shown.isEmpty,
-            "countText": total.map { "\($0) matching" } ?? "\(shown.count) found among \(scanned) runs searched" + (narrowed ? " (those its equalities picked out)" : "") + (next == nil ? "" : "; older runs may match too"),
+            "countText": query.expression != nil ? "\(shown.count) found among \(scanned) runs searched" + (narrowed ? " (those its equalities picked out)" : "") + (next == nil ? "" : "; older runs may match too") : DashboardTemplates.later,
             "next": next.map { "/runs?" + (base.isEmpty ? "" : base + "&") + "cursor=\($0)" } as Any,
             "first": query.cursor == nil ? nil : "/runs" + (base.isEmpty ? "" : "?" + base) as Any,
             "functions": functions.map { ["slug": $0.slug, "selected": $0.id == query.function?.id] },
@@ -229,7 +228,11 @@ struct DashboardPages: Sendable {
         ]
         // A bulk action by filter needs a function: it is what a bulk job is scoped to.
         values["bulkable"] = query.function != nil
-        return templates.page("runs", title: "Runs", request: request, nav: "/runs", values)
+        if query.expression != nil { return templates.page("runs", title: "Runs", request: request, nav: "/runs", values) }
+        // Over a million runs the exact count is the slowest part of the page (a parallel scan
+        // that takes every core for a moment): it is counted once the rows have been sent.
+        let store = sources.runs, filter = query.filter
+        return templates.streamedPage("runs", title: "Runs", request: request, nav: "/runs", values) { "\(try await store.count(filter)) matching" }
     }
 
     static func runRow(_ run: RunRecord) -> [String: Any] {
@@ -247,13 +250,23 @@ struct DashboardPages: Sendable {
         guard let run = try await sources.runs.run(id) else { throw DashboardPageError.notFound("id: no run \(id)") }
         let events = try await sources.events.events(ids: run.eventIDs.isEmpty ? run.eventID.map { [$0] } ?? [] : run.eventIDs)
         let now = sources.clock.now
-        let waterfall = Waterfall(run: run, now: now)
+        let window = try StepWindow(run: run, page: request["page"], steps: request["steps"])
+        let waterfall = Waterfall(run: run, now: now, showing: window.indices)
         var values = Self.runRow(run)
         values["waterfall"] = waterfall.rows
         values["scale"] = waterfall.scale
-        values["steps"] = run.steps.enumerated().map { index, step in Self.stepPanel(step, index: index, run: run) }
+        let invokes = window.indices.map { run.steps[$0] }.filter { $0.op == "InvokeFunction" }.map(\.id) + run.waitingFor.filter { $0.kind == "invoke" }.map(\.stepID)
+        let children = try await invokedRuns(of: run.id, steps: invokes)
+        values["steps"] = window.indices.map { index in
+            var panel = Self.stepPanel(run.steps[index], index: index, run: run)
+            panel["childRun"] = children[run.steps[index].id]?.description as Any
+            return panel
+        }
+        values["stepPager"] = window.pager(path: "/runs/\(run.id)") as Any
         values["hasWaiting"] = !run.waitingFor.isEmpty
-        values["waiting"] = run.waitingFor.map { ["kind": $0.kind, "step": $0.stepID, "event": $0.event as Any, "until": DashboardFormat.stamp($0.until) as Any] }
+        values["waiting"] = run.waitingFor.map {
+            ["kind": $0.kind, "step": $0.stepID, "event": $0.event as Any, "until": DashboardFormat.stamp($0.until) as Any, "childRun": children[$0.stepID]?.description as Any]
+        }
         values["events"] = events.sorted { $0.id < $1.id }.map { ["id": $0.id.description, "name": $0.name, "payload": DashboardFormat.json($0.payload)] }
         values["output"] = run.output.map(DashboardFormat.json) as Any
         values["error"] = run.error.map(Self.errorPanel) as Any
@@ -270,6 +283,21 @@ struct DashboardPages: Sendable {
         values["live"] = run.endedAt == nil ? "/live/runs/\(run.id)?steps=\(run.steps.count)&status=\(run.status)" as Any : false
         values["rerunData"] = events.first { $0.id == run.eventID }.map { DashboardFormat.pretty($0.payload["data"] ?? .object([:])) } ?? "{}"
         return templates.page("run", title: "Run \(run.id)", request: request, nav: "/runs", values)
+    }
+
+    /// The run each of `steps` (invoke steps of run `runID`) started, by step id: found through
+    /// the `inngest/function.invoked` event the step sent, by its correlation id.
+    func invokedRuns(of runID: ULID, steps: [String]) async throws -> [String: ULID] {
+        guard !steps.isEmpty else { return [:] }
+        let byCorrelation = Dictionary(steps.map { (Invocation.correlationID(runID: runID, stepID: $0), $0) }, uniquingKeysWith: { first, _ in first })
+        var children: [String: ULID] = [:]
+        for event in try await sources.events.invokedEvents(correlationIDs: Array(byCorrelation.keys)) {
+            guard let correlation = event.payload["data"]?["_inngest"]?["correlation_id"]?.stringValue, let step = byCorrelation[correlation],
+                let child = try await sources.runs.runs(eventID: event.id).first
+            else { continue }
+            children[step] = child.id
+        }
+        return children
     }
 
     static func stepPanel(_ step: RunRecord.Step, index: Int, run: RunRecord) -> [String: Any] {
@@ -433,11 +461,65 @@ struct DashboardPages: Sendable {
 /// The run page's waterfall: a row per recorded step, each attempt split into its time in the
 /// queue and its time executing, failed attempts in red, sleeps and waits as gaps, on one time
 /// axis from the run's creation to its end (or now).
+/// Which of a run's steps its page shows: a page of `perPage` in order, or only those that
+/// failed (a failed step, or one with a failed attempt), so that a run of thousands of steps
+/// opens as fast as a short one. `?page=` and `?steps=failed` keep it in the URL.
+struct StepWindow {
+    static let perPage = 200
+
+    /// Indices into `run.steps`, in order.
+    let indices: [Int]
+    /// How many steps the filter matches, over every page.
+    let matching: Int
+    let page: Int
+    let failedOnly: Bool
+    let failedCount: Int
+    let stepCount: Int
+
+    init(run: RunRecord, page text: String?, steps filter: String?) throws {
+        let page = try text.map { text in
+            guard let page = Int(text), page >= 1 else { throw DashboardPageError.invalid("page: must be a whole number from 1, got \"\(text)\"") }
+            return page
+        } ?? 1
+        guard filter == nil || filter == "all" || filter == "failed" else {
+            throw DashboardPageError.invalid("steps: must be all or failed, got \"\(filter ?? "")\"")
+        }
+        let failedIDs = Set(run.failedAttempts.map(\.stepID))
+        let failed = run.steps.indices.filter { run.steps[$0].op == "StepFailed" || failedIDs.contains(run.steps[$0].id) }
+        let matches = filter == "failed" ? failed : Array(run.steps.indices)
+        let start = (page - 1) * Self.perPage
+        indices = start < matches.count ? Array(matches[start..<min(matches.count, start + Self.perPage)]) : []
+        matching = matches.count
+        self.page = page
+        failedOnly = filter == "failed"
+        failedCount = failed.count
+        stepCount = run.steps.count
+    }
+
+    /// The bar above the timeline: which steps are shown, links to the pages around, and the
+    /// failed-only switch; nil for a run whose steps all fit on one page and none failed.
+    func pager(path: String) -> [String: Any]? {
+        guard stepCount > Self.perPage || failedOnly || failedCount > 0 else { return nil }
+        let filter = failedOnly ? "steps=failed&" : ""
+        let pages = max(1, (matching + Self.perPage - 1) / Self.perPage)
+        var bar: [String: Any] = [
+            "stepFirst": indices.isEmpty ? 0 : (page - 1) * Self.perPage + 1, "stepLast": (page - 1) * Self.perPage + indices.count,
+            "stepMatching": matching, "stepAny": matching > 0, "stepKind": failedOnly ? "failed steps" : "steps", "failedCount": failedCount,
+        ]
+        if page > 1 { bar["earlier"] = "\(path)?\(filter)page=\(min(page - 1, pages))" }
+        if page < pages { bar["later"] = "\(path)?\(filter)page=\(page + 1)" }
+        if failedOnly { bar["allLink"] = path } else if failedCount > 0 { bar["failedLink"] = "\(path)?steps=failed" }
+        return bar
+    }
+}
+
 struct Waterfall {
     var rows: [[String: Any]] = []
     var scale: [[String: Any]] = []
 
-    init(run: RunRecord, now: Date) {
+    /// The rows of the steps at `shown` (every step when nil), on the scale of the whole run;
+    /// what the run still waits for is shown with its last step.
+    init(run: RunRecord, now: Date, showing shown: [Int]? = nil) {
         let start = run.createdAt
         let end = max(run.endedAt ?? now, run.steps.map(\.recordedAt).max() ?? start, start.addingTimeInterval(0.001))
         let span = end.timeIntervalSince(start)
@@ -447,7 +529,10 @@ struct Waterfall {
             return ["x": String(format: "%.2f", left), "width": String(format: "%.2f", max(2, x(to) - left)), "kind": kind]
         }
         var previous = run.startedAt ?? start
-        for step in run.steps {
+        let showing = shown.map(Set.init)
+        for (index, step) in run.steps.enumerated() {
+            defer { previous = step.recordedAt }
+            if let showing, !showing.contains(index) { continue }
             var rects: [[String: Any]] = []
             for attempt in run.failedAttempts where attempt.stepID == step.id {
                 if let queued = attempt.queuedAt, let started = attempt.startedAt { rects.append(rect(queued, started, "wf-queue")) }
@@ -471,9 +556,9 @@ struct Waterfall {
                 "name": step.name.isEmpty ? step.id : step.name, "op": step.op, "attempts": step.attempts, "rects": rects,
                 "duration": DashboardFormat.duration(step.recordedAt.timeIntervalSince(min(began, step.recordedAt))), "kind": kind,
             ])
-            previous = step.recordedAt
         }
-        for waiting in run.waitingFor {
+        let withLastStep = shown.map { $0.last == run.steps.indices.last || run.steps.isEmpty } ?? true
+        for waiting in run.waitingFor where withLastStep {
             rows.append([
                 "name": waiting.stepID, "op": waiting.kind, "attempts": 1, "rects": [rect(previous, min(end, waiting.until), waiting.kind == "sleep" ? "wf-sleep" : "wf-wait")],
                 "duration": "until " + DashboardFormat.time(waiting.until), "kind": "wf-wait", "open": true,

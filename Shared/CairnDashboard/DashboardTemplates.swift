@@ -74,6 +74,13 @@ struct DashboardTemplates: Sendable {
         _ name: String, title: String, viewer: DashboardViewer?, notice: String? = nil, nav current: String?, _ values: [String: Any],
         status: HTTPResponse.Status = .ok
     ) -> Response {
+        let context = Self.context(values, title: title, name: name, viewer: viewer, notice: notice, nav: current)
+        let body = library.render(Self.withoutNils(context) ?? [:], withTemplate: name) ?? "template \(name) is missing"
+        return Response(status: status, headers: Self.pageHeaders, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    /// A page's values with the layout's added.
+    static func context(_ values: [String: Any], title: String, name: String, viewer: DashboardViewer?, notice: String?, nav current: String?) -> [String: Any] {
         var context = values
         context["title"] = title
         context["page"] = name
@@ -84,8 +91,47 @@ struct DashboardTemplates: Sendable {
             context["canOperate"] = viewer.role.allows(.operator)
             context["nav"] = Self.navigation.map { ["path": $0.path, "label": $0.label, "current": $0.path == current] }
         }
-        let body = library.render(Self.withoutNils(context) ?? [:], withTemplate: name) ?? "template \(name) is missing"
-        return Response(status: status, headers: Self.pageHeaders, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        return context
+    }
+
+    /// Stands in a page's values for what `streamedPage` sends later.
+    static let later = "@@cairn-later@@"
+
+    /// Renders `name` like `page`, where one value is `DashboardTemplates.later`, and sends the
+    /// page in parts: up to that placeholder at once, then the text `later` computes (escaped),
+    /// then the rest. For a figure that is slow to compute, such as an exact count over a
+    /// million runs, placed after what must not wait for it: the browser paints the rows before
+    /// the count arrives. A failure to compute it is shown in its place; the page has already
+    /// been answered 200.
+    func streamedPage(
+        _ name: String, title: String, request: DashboardRequest, nav current: String, _ values: [String: Any],
+        later: @escaping @Sendable () async throws -> String
+    ) -> Response {
+        let whole = library.render(Self.withoutNils(Self.context(values, title: title, name: name, viewer: request.viewer, notice: request["notice"], nav: current)) ?? [:], withTemplate: name) ?? ""
+        guard let marker = whole.range(of: Self.later) else { return page(name, title: title, request: request, nav: current, values) }
+        let head = ByteBuffer(string: String(whole[..<marker.lowerBound])), tail = ByteBuffer(string: String(whole[marker.upperBound...]))
+        return Response(status: .ok, headers: Self.pageHeaders, body: ResponseBody { writer in
+            try await writer.write(head)
+            let text: String
+            do { text = try await later() } catch { text = "not known: \(error)" }
+            try await writer.write(ByteBuffer(string: Self.escaped(text)))
+            try await writer.write(tail)
+            try await writer.finish(nil)
+        })
+    }
+
+    static func escaped(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            default: out.append(character)
+            }
+        }
+        return out
     }
 
     /// `value` with every nil optional removed, from dictionaries and arrays at any depth:

@@ -139,6 +139,16 @@ public struct PostgresEventLog: EventLog {
             """)
     }
 
+    public func invokedEvents(correlationIDs: [String]) async throws -> [AcceptedEvent] {
+        if correlationIDs.isEmpty { return [] }
+        // Served by the partial index events_invoked (migration 0014).
+        return try await select("""
+            SELECT id, name, external_id, ts, payload::text, (extract(epoch FROM received_at) * 1000)::int8
+            FROM events
+            WHERE name = 'inngest/function.invoked' AND payload #>> '{data,_inngest,correlation_id}' = ANY(\(correlationIDs))
+            """)
+    }
+
     public func markRouted(_ ids: [ULID]) async throws {
         if ids.isEmpty { return }
         let texts = ids.map(\.description)

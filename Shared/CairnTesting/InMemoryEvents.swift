@@ -83,6 +83,16 @@ public final class InMemoryEventLog: EventLog {
         }
     }
 
+    public func invokedEvents(correlationIDs: [String]) async throws -> [AcceptedEvent] {
+        let wanted = Set(correlationIDs)
+        return state.withLock { state in
+            state.events.values.filter { event in
+                event.name == Invocation.invokedEventName
+                    && event.payload["data"]?["_inngest"]?["correlation_id"]?.stringValue.map(wanted.contains) == true
+            }
+        }
+    }
+
     public func markRouted(_ ids: [ULID]) async throws {
         state.withLock { $0.routed.formUnion(ids) }
     }

@@ -56,6 +56,90 @@ import Testing
         #expect(rects.map { "\($0["kind"]!) \($0["x"]!) \($0["width"]!)" } == ["wf-wait 450.00 550.00"])
     }
 
+    /// A run of 450 one-second steps; step 300 failed for good, steps 10 and 420 each failed an
+    /// attempt first.
+    static func longRun() throws -> RunRecord {
+        var run = try Self.run()
+        run.endedAt = Self.at(451)
+        run.steps = (0..<450).map { index in
+            RunRecord.Step(id: "s\(index)", name: "step \(index)", op: index == 300 ? "StepFailed" : "StepRun", result: .null, attempts: 1, recordedAt: Self.at(Double(index + 1)))
+        }
+        run.failedAttempts = [10, 420].map { index in
+            RunRecord.FailedAttempt(stepID: "s\(index)", attempt: 1, queuedAt: nil, startedAt: nil, endedAt: Self.at(Double(index) + 0.5), error: ["message": "no"])
+        }
+        return run
+    }
+
+    @Test func aLongRunShowsItsStepsAPageAtATimeOrOnlyTheFailedOnes() throws {
+        let run = try Self.longRun()
+        let first = try StepWindow(run: run, page: nil, steps: nil)
+        #expect(first.indices == Array(0..<200))
+        let bar = try #require(first.pager(path: "/runs/r"))
+        #expect(bar["stepFirst"] as? Int == 1 && bar["stepLast"] as? Int == 200 && bar["stepMatching"] as? Int == 450)
+        #expect(bar["earlier"] == nil && bar["later"] as? String == "/runs/r?page=2")
+        #expect(bar["failedLink"] as? String == "/runs/r?steps=failed" && bar["failedCount"] as? Int == 3)
+
+        let last = try StepWindow(run: run, page: "3", steps: "all")
+        #expect(last.indices == Array(400..<450))
+        let lastBar = try #require(last.pager(path: "/runs/r"))
+        #expect(lastBar["earlier"] as? String == "/runs/r?page=2" && lastBar["later"] == nil && lastBar["stepFirst"] as? Int == 401)
+
+        let failed = try StepWindow(run: run, page: nil, steps: "failed")
+        #expect(failed.indices == [10, 300, 420])
+        let failedBar = try #require(failed.pager(path: "/runs/r"))
+        #expect(failedBar["allLink"] as? String == "/runs/r" && failedBar["failedLink"] == nil && failedBar["later"] == nil)
+
+        // Past the end: an empty page that says so, and a way back.
+        let beyond = try StepWindow(run: run, page: "9", steps: nil)
+        #expect(beyond.indices.isEmpty && beyond.pager(path: "/runs/r")?["stepAny"] as? Bool == true)
+        #expect(beyond.pager(path: "/runs/r")?["earlier"] as? String == "/runs/r?page=3")
+
+        for (page, steps, field) in [("0", nil, "page:"), ("x", nil, "page:"), (nil, "some", "steps:")] as [(String?, String?, String)] {
+            let refusal = #expect(throws: DashboardPageError.self) { try StepWindow(run: run, page: page, steps: steps) }
+            #expect(refusal?.message.hasPrefix(field) == true, "\(refusal?.message ?? "")")
+        }
+        // A short run without failures gets no bar at all.
+        #expect(try StepWindow(run: try Self.run(), page: nil, steps: nil).pager(path: "/runs/r")?["failedCount"] as? Int == 1)
+        var clean = try Self.run()
+        clean.failedAttempts = []
+        #expect(try StepWindow(run: clean, page: nil, steps: nil).pager(path: "/runs/r") == nil)
+    }
+
+    @Test func aPageOfTheWaterfallKeepsTheWholeRunsScale() throws {
+        let run = try Self.longRun()
+        let whole = Waterfall(run: run, now: Self.at(1_000))
+        let window = try StepWindow(run: run, page: "3", steps: nil)
+        let page = Waterfall(run: run, now: Self.at(1_000), showing: window.indices)
+        func geometry(_ rows: ArraySlice<[String: Any]>) -> [String] {
+            rows.map { row in (row["rects"] as? [[String: Any]] ?? []).map { "\($0["kind"]!) \($0["x"]!) \($0["width"]!)" }.joined(separator: ",") }
+        }
+        #expect(page.rows.count == 50)
+        #expect(geometry(page.rows[...]) == geometry(whole.rows[400..<450]))
+        #expect(page.scale.map { $0["label"] as? String } == whole.scale.map { $0["label"] as? String })
+    }
+
+    @Test func aStreamedPageSendsWhatComesBeforeTheSlowFigureFirst() async throws {
+        let templates = try DashboardTemplates.load()
+        let request = DashboardRequest(viewer: Self.viewer(.viewer), query: Parameters(), parameters: Parameters(), form: [:], path: "/runs")
+        let (gate, open) = AsyncStream.makeStream(of: Int.self)
+        let values: [String: Any] = ["runs": [DashboardPages.runRow(try Self.run())], "countText": DashboardTemplates.later]
+        let response = templates.streamedPage("runs", title: "Runs", request: request, nav: "/runs", values) {
+            var figures = gate.makeAsyncIterator()
+            return "\(await figures.next() ?? 0) <matching>"
+        }
+        let collector = ChunkCollector()
+        let writing = Task { try await response.body.write(collector) }
+        // The rows are sent while the figure is still being computed.
+        while collector.chunks.isEmpty { await Task.yield() }
+        #expect(collector.chunks[0].contains("data-testid=\"run-row\""))
+        #expect(!collector.chunks[0].contains("matching"))
+        open.yield(11_416)
+        try await writing.value
+        #expect(collector.chunks.count == 3)
+        #expect(collector.chunks[1] == "11416 &lt;matching&gt;")
+        #expect(collector.chunks[2].contains("</html>"))
+    }
+
     static func viewer(_ role: AccountRole) -> DashboardViewer {
         DashboardViewer(principal: Principal(accountID: UUID(), actor: "\(role.rawValue)@example.com", role: role, csrfToken: "t0ken"), csrf: "t0ken")
     }
@@ -147,6 +231,15 @@ import Testing
 }
 
 /// Collects a response body.
+/// Each chunk a response body writes, in order.
+final class ChunkCollector: ResponseBodyWriter, @unchecked Sendable {
+    private let lock = NSLock()
+    private var written: [String] = []
+    var chunks: [String] { lock.withLock { written } }
+    func write(_ buffer: ByteBuffer) async throws { lock.withLock { written.append(String(buffer: buffer)) } }
+    func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
+
 final class Collector: ResponseBodyWriter, @unchecked Sendable {
     var text = ""
     func write(_ buffer: ByteBuffer) async throws { text += String(buffer: buffer) }

@@ -48,6 +48,34 @@ import Testing
         }
     }
 
+    @Test func invokedEventsAreFoundByTheirCorrelationIDOnly() async throws {
+        try await withTestDatabase { db in
+            let log = log(db)
+            var ids = ULIDGenerator()
+            let parent = ids.next(milliseconds: 1_767_225_600_000)
+            func invoked(_ step: String, id: String? = nil) -> AcceptedEvent {
+                let event = Invocation.invokedEvent(
+                    functionID: "shop-child", payload: id.map { ["id": .string($0), "data": ["n": 1]] } ?? ["data": ["n": 1]],
+                    correlationID: Invocation.correlationID(runID: parent, stepID: step), callerSlug: "shop-parent", expires: Self.start.addingTimeInterval(60),
+                    now: Self.start)
+                return AcceptedEvent(event, id: ids.next(milliseconds: 1_767_225_600_000), receivedAt: 1_767_225_600_000)
+            }
+            // One invoke with the default id, one whose payload names its own id, and an
+            // ordinary event that merely carries a look-alike field.
+            let first = invoked("call-a"), second = invoked("call-b", id: "caller-chosen")
+            var lookalike = Self.event("shop/other", generator: &ids)
+            lookalike.payload = ["name": "shop/other", "data": ["_inngest": ["correlation_id": .string(Invocation.correlationID(runID: parent, stepID: "call-a"))]]]
+            _ = try await log.append([first, second, lookalike, invoked("call-c")], dedupeUntil: Self.start.addingTimeInterval(Self.day), now: Self.start)
+
+            let found = try await log.invokedEvents(correlationIDs: ["call-a", "call-b", "call-z"].map { Invocation.correlationID(runID: parent, stepID: $0) })
+            #expect(Set(found.map(\.id)) == [first.id, second.id])
+            #expect(try await log.invokedEvents(correlationIDs: []).isEmpty)
+            let memory = InMemoryEventLog()
+            _ = try await memory.append([first, second, lookalike], dedupeUntil: Self.start.addingTimeInterval(Self.day), now: Self.start)
+            #expect(Set(try await memory.invokedEvents(correlationIDs: [Invocation.correlationID(runID: parent, stepID: "call-b")]).map(\.id)) == [second.id])
+        }
+    }
+
     @Test func racingAppendsOfOneKeyStoreItOnce() async throws {
         try await withTestDatabase { db in
             let log = log(db)

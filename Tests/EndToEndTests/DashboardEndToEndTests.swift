@@ -119,8 +119,9 @@ import Testing
             let events = try await harness.send([
                 ["name": "test/five", "data": ["key": "d5"]], ["name": "test/fails-twice", "data": ["key": "d2"]],
                 ["name": "test/fail", "data": ["key": "df"]], ["name": "test/nap", "data": ["key": "dn"]],
+                ["name": "test/invoke", "data": [:]],
             ])
-            try #require(events.count == 4)
+            try #require(events.count == 5)
             let five = try await harness.endedRun(of: events[0])
             let twice = try await harness.endedRun(of: events[1])
             #expect(twice["status"] == "Completed")
@@ -130,6 +131,7 @@ import Testing
             let failedID = try #require(failed["run_id"]?.stringValue)
             try await harness.waitUntilCounted("dn:first")
             let napper = try #require(try await harness.api.get("/v1/events/\(events[3])/runs").body["data"]?.arrayValue?.first?["run_id"]?.stringValue)
+            let parentID = try #require(try await harness.endedRun(of: events[4])["run_id"]?.stringValue)
 
             let pages: [(name: String, path: String)] = [
                 ("overview", "/"), ("apps", "/apps"), ("functions", "/functions"), ("function", "/functions/cairn-e2e-five-steps"),
@@ -154,6 +156,18 @@ import Testing
                 Step.count("[data-testid=waterfall] rect.wf-ok", 2),
                 Step.count("[data-testid=failed-attempt]", 2),
                 Step.expect("[data-testid=failed-attempt]", ["contains": "fails once"]),
+                // Only the steps that failed: both did, once each.
+                Step.click("[data-testid=steps-failed]", wait: "[data-testid=steps-all]"),
+                Step.count("[data-testid=wf-row]", 2),
+                Step.expect("[data-testid=step-range]", ["contains": "1–2 of 2 failed steps"]),
+            ]
+            // An invoke step links to the run it started: the parent's first invoke, child-ok.
+            steps += [
+                Step.visit("/runs/\(parentID)", wait: "[data-testid=child-run]"),
+                Step.count("[data-testid=child-run]", 2),
+                Step.click("[data-testid=child-run]", wait: "[data-testid=run-facts]"),
+                Step.expect("[data-testid=run-facts]", ["contains": "cairn-e2e-child-ok"]),
+                Step.text("[data-testid=run-status]", "Completed"),
             ]
             // Keyboard: j selects the first row of a list.
             steps += [

@@ -39,6 +39,11 @@ public protocol EventLog: Sendable {
     /// a new pause looks back over.
     func events(named name: String, after: ULID, limit: Int) async throws -> [AcceptedEvent]
 
+    /// The stored `inngest/function.invoked` events whose correlation id
+    /// (`data._inngest.correlation_id`, `Invocation.correlationID`) is among `correlationIDs`,
+    /// in no particular order: what a run's invoke steps sent, to find the runs they started.
+    func invokedEvents(correlationIDs: [String]) async throws -> [AcceptedEvent]
+
     /// Marks events as routed by the scheduler: their runs, resumes and cancels are committed.
     func markRouted(_ ids: [ULID]) async throws
 

@@ -19,6 +19,8 @@ Each step is an object with an "op" (and may carry a "comment"):
   {"op":"visit", "path":"/runs?status=Failed", "name":"runs", "wait":"[data-testid=page-runs]"}
       Load base+path (or an absolute URL), wait up to 10 s for the `wait` selector, print the
       time from navigation start to the selector found, then run the page check (below).
+      With "paint":"id", also print when the browser first painted an element carrying
+      elementtiming="id" (the Element Timing API; from navigation start).
   {"op":"shot", "name":"runs-light"}
       Save the 1440x900 viewport to DIR/runs-light.png.
   {"op":"expect", "selector":"...", <condition>, "any":false}
@@ -108,7 +110,7 @@ ACTION_KEYS = {"confirm", "wait", "navigates", "allow_console"}
 # op -> (required keys, optional keys)
 OPS = {
     "theme": ({"scheme"}, set()),
-    "visit": ({"path"}, {"name", "wait", "allow_console"}),
+    "visit": ({"path"}, {"name", "wait", "paint", "allow_console"}),
     "shot": ({"name"}, set()),
     "expect": ({"selector"}, {"count", "min", "absent", "text", "contains", "attr", "any"}),
     "click": ({"selector"}, ACTION_KEYS),
@@ -532,9 +534,25 @@ class Session:
         if "wait" in step:
             wait_for_element(self.driver, step["wait"], timeout)
         elapsed = (time.monotonic() - started) * 1000
+        painted = self.first_paint(step["paint"]) if "paint" in step else None
         self.check(step)
         name = f" [{step['name']}]" if "name" in step else ""
-        return f"{name} ({elapsed:.0f} ms)"
+        return f"{name} ({elapsed:.0f} ms" + (f", painted {painted:.0f} ms" if painted is not None else "") + ")"
+
+    def first_paint(self, identifier):
+        """When an element with elementtiming=identifier was first painted, in ms from
+        navigation start; fails the step if the browser recorded none."""
+        painted = self.driver.execute_async_script("""
+            const [id, done] = arguments, times = [];
+            const observer = new PerformanceObserver(list => {
+              for (const entry of list.getEntries()) if (entry.identifier === id) times.push(entry.renderTime || entry.loadTime);
+            });
+            observer.observe({type: 'element', buffered: true});
+            setTimeout(() => { observer.disconnect(); done(times.length ? Math.min(...times) : null); }, 100);
+        """, identifier)
+        if painted is None:
+            raise StepFailure(f"the browser recorded no paint of an element with elementtiming={identifier!r}")
+        return painted
 
     def op_shot(self, step):
         path = os.path.join(self.shots, step["name"] + ".png")
