@@ -74,13 +74,12 @@ struct DashboardTemplates: Sendable {
         _ name: String, title: String, viewer: DashboardViewer?, notice: String? = nil, nav current: String?, _ values: [String: Any],
         status: HTTPResponse.Status = .ok
     ) -> Response {
-        let context = Self.context(values, title: title, name: name, viewer: viewer, notice: notice, nav: current)
-        let body = library.render(Self.withoutNils(context) ?? [:], withTemplate: name) ?? "template \(name) is missing"
+        let body = render(name, title: title, viewer: viewer, notice: notice, nav: current, values)
         return Response(status: status, headers: Self.pageHeaders, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }
 
-    /// A page's values with the layout's added.
-    static func context(_ values: [String: Any], title: String, name: String, viewer: DashboardViewer?, notice: String?, nav current: String?) -> [String: Any] {
+    /// The HTML of `name` inside the layout, with the layout's values added to the page's.
+    func render(_ name: String, title: String, viewer: DashboardViewer?, notice: String?, nav current: String?, _ values: [String: Any]) -> String {
         var context = values
         context["title"] = title
         context["page"] = name
@@ -91,7 +90,7 @@ struct DashboardTemplates: Sendable {
             context["canOperate"] = viewer.role.allows(.operator)
             context["nav"] = Self.navigation.map { ["path": $0.path, "label": $0.label, "current": $0.path == current] }
         }
-        return context
+        return library.render(Self.withoutNils(context) ?? [:], withTemplate: name) ?? "template \(name) is missing"
     }
 
     /// Stands in a page's values for what `streamedPage` sends later.
@@ -107,8 +106,10 @@ struct DashboardTemplates: Sendable {
         _ name: String, title: String, request: DashboardRequest, nav current: String, _ values: [String: Any],
         later: @escaping @Sendable () async throws -> String
     ) -> Response {
-        let whole = library.render(Self.withoutNils(Self.context(values, title: title, name: name, viewer: request.viewer, notice: request["notice"], nav: current)) ?? [:], withTemplate: name) ?? ""
-        guard let marker = whole.range(of: Self.later) else { return page(name, title: title, request: request, nav: current, values) }
+        let whole = render(name, title: title, viewer: request.viewer, notice: request["notice"], nav: current, values)
+        guard let marker = whole.range(of: Self.later) else {
+            return Response(status: .ok, headers: Self.pageHeaders, body: ResponseBody(byteBuffer: ByteBuffer(string: whole)))
+        }
         let head = ByteBuffer(string: String(whole[..<marker.lowerBound])), tail = ByteBuffer(string: String(whole[marker.upperBound...]))
         return Response(status: .ok, headers: Self.pageHeaders, body: ResponseBody { writer in
             try await writer.write(head)
@@ -120,6 +121,7 @@ struct DashboardTemplates: Sendable {
         })
     }
 
+    /// `text` safe inside an HTML element or a quoted attribute.
     static func escaped(_ text: String) -> String {
         var out = ""
         for character in text {
