@@ -115,6 +115,10 @@ public struct Dashboard: Sendable {
             Route(method: .post, path: "/settings/tokens", need: .viewerForm) { try await settings.createToken($1) },
             Route(method: .post, path: "/settings/tokens/:id/revoke", need: .viewerForm) { try await settings.revokeToken($1) },
             Route(method: .post, path: "/settings/accounts", need: .viewerForm) { try await settings.createAccount($1) },
+            Route(method: .post, path: "/settings/accounts/:id/role", need: .viewerForm) { try await settings.changeRole($1) },
+            Route(method: .post, path: "/settings/accounts/:id/disable", need: .viewerForm) { try await settings.disableAccount($1) },
+            Route(method: .post, path: "/settings/accounts/:id/enable", need: .viewerForm) { try await settings.enableAccount($1) },
+            Route(method: .post, path: "/settings/accounts/:id/reset", need: .viewerForm) { try await settings.resetPassword($1) },
         ]
     }
 

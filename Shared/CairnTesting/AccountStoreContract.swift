@@ -13,6 +13,10 @@ public enum AccountStoreContract {
         ("a session is found by its token hash with its account, for existing accounts only", sessions),
         ("expired sessions are deleted, live ones kept", expiredSessions),
         ("a token is found by its hash while live; one live token per name; revoked once", tokens),
+        ("a token is read with the account that made it, so that a disable or a demotion shows at once", tokenCreators),
+        ("disabling deletes the account's sessions, and shows with any session read after; enabling clears only the flag", disabling),
+        ("an account's sessions are deleted together, and no one else's", accountSessions),
+        ("the last enabled admin is neither demoted nor disabled, also when two admins change each other at once", lastEnabledAdmin),
         ("the audit log pages newest first by id, below the last id seen, and keeps the first of an id", auditPages),
     ]
 
@@ -138,7 +142,9 @@ public enum AccountStoreContract {
     static func tokens(_ store: any AccountStore) async throws {
         let ci = APIToken(id: UUID(), name: "ci", role: .operator, tokenHash: digest(1), createdBy: "ops@example.com", createdAt: t0)
         try await store.createToken(ci)
-        #expect(try await store.token(hash: digest(1)) == ci)
+        let found = try #require(try await store.token(hash: digest(1)))
+        #expect(found.token == ci)
+        #expect(found.creator == nil)
         #expect(try await store.token(hash: digest(9)) == nil)
 
         let sameName = try await refusal {
@@ -153,7 +159,7 @@ public enum AccountStoreContract {
         #expect(sameHash.field == "token_hash")
 
         try await store.touchToken(id: ci.id, now: t0.addingTimeInterval(5))
-        #expect(try await store.token(hash: digest(1))?.lastUsedAt == t0.addingTimeInterval(5))
+        #expect(try await store.token(hash: digest(1))?.token.lastUsedAt == t0.addingTimeInterval(5))
         try await store.touchToken(id: UUID(), now: t0)
 
         #expect(try await store.revokeToken(id: ci.id, now: t0.addingTimeInterval(10)))
@@ -169,6 +175,132 @@ public enum AccountStoreContract {
         #expect(listed.last?.revokedAt == t0.addingTimeInterval(10))
         #expect(listed.last?.lastUsedAt == t0.addingTimeInterval(5))
         #expect(listed.first == next)
+    }
+
+    static func tokenCreators(_ store: any AccountStore) async throws {
+        let ops = account("ops@example.com", role: .operator)
+        try await store.createAccount(ops)
+        try await store.createAccount(account("admin@example.com", role: .admin))
+        try await store.createToken(APIToken(id: UUID(), name: "ci", role: .operator, tokenHash: digest(1), createdBy: "ops@example.com", createdAt: t0))
+        try await store.createToken(APIToken(id: UUID(), name: "dev", role: .admin, tokenHash: digest(2), createdBy: "local", createdAt: t0))
+        #expect(try await store.token(hash: digest(1))?.creator == ops)
+        #expect(try await store.token(hash: digest(2))?.creator == nil)
+
+        #expect(try await store.updateRole(id: ops.id, role: .viewer))
+        #expect(try await store.token(hash: digest(1))?.creator?.role == .viewer)
+        #expect(try await store.disableAccount(id: ops.id, now: t0.addingTimeInterval(10)))
+        let found = try #require(try await store.token(hash: digest(1)))
+        #expect(found.token.revokedAt == nil)
+        #expect(found.creator?.disabledAt == t0.addingTimeInterval(10))
+        #expect(try await store.enableAccount(id: ops.id))
+        #expect(try await store.token(hash: digest(1))?.creator?.disabledAt == nil)
+    }
+
+    /// Accounts ann (with `role`) and bob, signed in with sessions 1 and 2 (ann) and 3 (bob).
+    static func annAndBobSignedIn(_ store: any AccountStore, annRole role: AccountRole = .viewer) async throws -> (ann: Account, bob: Account) {
+        let ann = account("ann@example.com", role: role)
+        let bob = account("bob@example.com")
+        try await store.createAccount(ann)
+        try await store.createAccount(bob)
+        for (byte, owner) in [(UInt8(1), ann), (2, ann), (3, bob)] {
+            try await store.createSession(
+                AccountSession(tokenHash: digest(byte), accountID: owner.id, csrfToken: "c\(byte)", createdAt: t0, expiresAt: t0.addingTimeInterval(3600)))
+        }
+        return (ann, bob)
+    }
+
+    static func disabling(_ store: any AccountStore) async throws {
+        let (ann, bob) = try await annAndBobSignedIn(store, annRole: .operator)
+        let at = t0.addingTimeInterval(60)
+        #expect(try await store.disableAccount(id: ann.id, now: at))
+        #expect(try await store.account(id: ann.id)?.disabledAt == at)
+        #expect(try await store.accounts().first { $0.id == ann.id }?.disabledAt == at)
+        #expect(try await store.account(email: "ann@example.com")?.disabledAt == at)
+        #expect(try await store.session(tokenHash: digest(1)) == nil)
+        #expect(try await store.session(tokenHash: digest(2)) == nil)
+        #expect(try await store.session(tokenHash: digest(3))?.account == bob)
+        // Twice, or an unknown account: nothing written.
+        #expect(try await !store.disableAccount(id: ann.id, now: at.addingTimeInterval(1)))
+        #expect(try await store.account(id: ann.id)?.disabledAt == at)
+        #expect(try await !store.disableAccount(id: UUID(), now: at))
+
+        // A session made while the disable was under way is read with the flag.
+        try await store.createSession(
+            AccountSession(tokenHash: digest(4), accountID: ann.id, csrfToken: "c4", createdAt: at, expiresAt: at.addingTimeInterval(60)))
+        #expect(try await store.session(tokenHash: digest(4))?.account.disabledAt == at)
+
+        #expect(try await store.enableAccount(id: ann.id))
+        let enabled = try #require(try await store.account(id: ann.id))
+        #expect(enabled == ann)
+        #expect(try await !store.enableAccount(id: ann.id))
+        #expect(try await !store.enableAccount(id: UUID()))
+    }
+
+    static func accountSessions(_ store: any AccountStore) async throws {
+        let (ann, _) = try await annAndBobSignedIn(store)
+        #expect(try await store.deleteSessions(accountID: ann.id) == 2)
+        #expect(try await store.session(tokenHash: digest(1)) == nil)
+        #expect(try await store.session(tokenHash: digest(2)) == nil)
+        #expect(try await store.session(tokenHash: digest(3)) != nil)
+        #expect(try await store.deleteSessions(accountID: ann.id) == 0)
+        #expect(try await store.deleteSessions(accountID: UUID()) == 0)
+        #expect(try await store.account(id: ann.id) == ann)
+    }
+
+    static func lastEnabledAdmin(_ store: any AccountStore) async throws {
+        let ann = account("ann@example.com", role: .admin)
+        let bob = account("bob@example.com", role: .admin)
+        try await store.createAccount(ann)
+        try await store.createAccount(bob)
+
+        // Two admins change each other at once, again and again: one change wins each time.
+        for round in 0..<6 {
+            let (first, second) = round.isMultiple(of: 2) ? (ann, bob) : (bob, ann)
+            let outcomes = try await withThrowingTaskGroup(of: OperationRefusal?.self) { group in
+                group.addTask {
+                    do {
+                        _ = try await store.disableAccount(id: first.id, now: t0)
+                        return nil
+                    } catch let refusal as OperationRefusal { return refusal }
+                }
+                group.addTask {
+                    do {
+                        _ = try await round < 3 ? store.updateRole(id: second.id, role: .operator) : store.disableAccount(id: second.id, now: t0)
+                        return nil
+                    } catch let refusal as OperationRefusal { return refusal }
+                }
+                return try await group.reduce(into: [OperationRefusal?]()) { $0.append($1) }
+            }
+            #expect(outcomes.compactMap { $0 }.count == 1, "round \(round): \(outcomes)")
+            let refusedRule = "is the last enabled admin; make another account an admin first"
+            #expect(outcomes.compactMap { $0 }.allSatisfy { $0.kind == .conflict && $0.rule.hasSuffix(refusedRule) })
+            let admins = try await store.accounts().filter { $0.role == .admin && $0.disabledAt == nil }
+            #expect(admins.count == 1, "round \(round)")
+            // Back to two enabled admins.
+            for other in [ann, bob] {
+                _ = try await store.enableAccount(id: other.id)
+                _ = try await store.updateRole(id: other.id, role: .admin)
+            }
+        }
+
+        // Alone, an admin is neither demoted nor disabled; with a second one, it is.
+        _ = try await store.updateRole(id: bob.id, role: .viewer)
+        let demoted = try await refusal { _ = try await store.updateRole(id: ann.id, role: .operator) }
+        #expect(demoted == .lastEnabledAdmin("ann@example.com", field: "role"))
+        #expect(demoted.description == "role: ann@example.com is the last enabled admin; make another account an admin first")
+        let disabled = try await refusal { _ = try await store.disableAccount(id: ann.id, now: t0) }
+        #expect(disabled == .lastEnabledAdmin("ann@example.com", field: "id"))
+        #expect(try await store.account(id: ann.id) == ann)
+        // A disabled admin does not count; an admin keeping the role, or a viewer, changes freely.
+        #expect(try await store.updateRole(id: bob.id, role: .admin))
+        #expect(try await store.disableAccount(id: bob.id, now: t0))
+        await #expect(throws: OperationRefusal.lastEnabledAdmin("ann@example.com", field: "id")) {
+            _ = try await store.disableAccount(id: ann.id, now: t0)
+        }
+        #expect(try await store.updateRole(id: ann.id, role: .admin))
+        #expect(try await store.updateRole(id: bob.id, role: .viewer))
+        #expect(try await store.enableAccount(id: bob.id))
+        #expect(try await !store.updateRole(id: UUID(), role: .viewer))
     }
 
     static func auditPages(_ store: any AccountStore) async throws {

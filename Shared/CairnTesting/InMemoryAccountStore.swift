@@ -5,13 +5,19 @@ import Synchronization
 
 /// `AccountStore` in memory, with the Postgres store's rules: one account per normalized
 /// email, sessions only for existing accounts, one live token per name, one token per hash,
-/// one audit entry per id.
+/// one audit entry per id, always an enabled admin once there was one.
 public final class InMemoryAccountStore: AccountStore {
     struct State {
         var accounts: [UUID: Account] = [:]
         var sessions: [[UInt8]: AccountSession] = [:]
         var tokens: [UUID: APIToken] = [:]
         var audit: [ULID: AuditEntry] = [:]
+
+        /// Whether `account` is an enabled admin and no other account is.
+        func isLastEnabledAdmin(_ account: Account) -> Bool {
+            account.role == .admin && account.disabledAt == nil
+                && !accounts.values.contains { $0.id != account.id && $0.role == .admin && $0.disabledAt == nil }
+        }
     }
 
     private let state = Mutex(State())
@@ -57,9 +63,28 @@ public final class InMemoryAccountStore: AccountStore {
     }
 
     public func updateRole(id: UUID, role: AccountRole) async throws -> Bool {
-        state.withLock { state in
-            guard state.accounts[id] != nil else { return false }
+        try state.withLock { state throws(OperationRefusal) in
+            guard let account = state.accounts[id] else { return false }
+            if role != .admin, state.isLastEnabledAdmin(account) { throw OperationRefusal.lastEnabledAdmin(account.email, field: "role") }
             state.accounts[id]?.role = role
+            return true
+        }
+    }
+
+    public func disableAccount(id: UUID, now: Date) async throws -> Bool {
+        try state.withLock { state throws(OperationRefusal) in
+            guard let account = state.accounts[id], account.disabledAt == nil else { return false }
+            if state.isLastEnabledAdmin(account) { throw OperationRefusal.lastEnabledAdmin(account.email, field: "id") }
+            state.accounts[id]?.disabledAt = now
+            state.sessions = state.sessions.filter { $0.value.accountID != id }
+            return true
+        }
+    }
+
+    public func enableAccount(id: UUID) async throws -> Bool {
+        state.withLock { state in
+            guard state.accounts[id]?.disabledAt != nil else { return false }
+            state.accounts[id]?.disabledAt = nil
             return true
         }
     }
@@ -87,6 +112,14 @@ public final class InMemoryAccountStore: AccountStore {
         _ = state.withLock { $0.sessions.removeValue(forKey: tokenHash) }
     }
 
+    public func deleteSessions(accountID: UUID) async throws -> Int {
+        state.withLock { state in
+            let count = state.sessions.count
+            state.sessions = state.sessions.filter { $0.value.accountID != accountID }
+            return count - state.sessions.count
+        }
+    }
+
     public func deleteExpiredSessions(now: Date) async throws -> Int {
         state.withLock { state in
             let expired = state.sessions.filter { $0.value.expiresAt <= now }.keys
@@ -110,8 +143,11 @@ public final class InMemoryAccountStore: AccountStore {
         }
     }
 
-    public func token(hash: [UInt8]) async throws -> APIToken? {
-        state.withLock { $0.tokens.values.first { $0.tokenHash == hash && $0.revokedAt == nil } }
+    public func token(hash: [UInt8]) async throws -> (token: APIToken, creator: Account?)? {
+        state.withLock { state in
+            guard let token = state.tokens.values.first(where: { $0.tokenHash == hash && $0.revokedAt == nil }) else { return nil }
+            return (token, state.accounts.values.first { $0.email == token.createdBy.lowercased() })
+        }
     }
 
     public func tokens() async throws -> [APIToken] {

@@ -212,6 +212,185 @@ import Testing
         #expect(entry.detail == ["role": "viewer"])
     }
 
+    // MARK: Managing accounts
+
+    @Test func onlyAnAdminManagesAccountsAndAnUnknownIdIsNotFound() async throws {
+        let ops = principal(try await account("ops@example.com", role: .operator))
+        let ann = try await account("ann@example.com", role: .viewer)
+        let refusals = [
+            try await #require(throws: OperationRefusal.self) { try await accounts.changeRole(by: ops, id: ann.id, role: .admin) },
+            try await #require(throws: OperationRefusal.self) { try await accounts.disableAccount(by: ops, id: ann.id) },
+            try await #require(throws: OperationRefusal.self) { try await accounts.enableAccount(by: ops, id: ann.id) },
+            try await #require(throws: OperationRefusal.self) { try await accounts.resetPassword(by: ops, id: ann.id) },
+        ]
+        #expect(refusals.allSatisfy { $0.kind == .forbidden && $0.field == "role" })
+        #expect(refusals.map(\.rule) == [
+            "changing an account's role needs the admin role; ops@example.com is operator",
+            "disabling an account needs the admin role; ops@example.com is operator",
+            "enabling an account needs the admin role; ops@example.com is operator",
+            "resetting a password needs the admin role; ops@example.com is operator",
+        ])
+        #expect(try await store.account(id: ann.id) == ann)
+
+        let unknown = UUID()
+        let notFound = try await #require(throws: OperationRefusal.self) { try await accounts.disableAccount(by: .local, id: unknown) }
+        #expect(notFound.kind == .notFound)
+        #expect(notFound.description == "id: must name an account, got \(unknown)")
+        for refused in [
+            { try await accounts.changeRole(by: .local, id: unknown, role: .viewer) },
+            { try await accounts.enableAccount(by: .local, id: unknown) },
+            { _ = try await accounts.resetPassword(by: .local, id: unknown) },
+        ] as [() async throws -> Void] {
+            await #expect(throws: notFound) { try await refused() }
+        }
+        #expect(try await store.audit(before: nil, limit: 10).isEmpty)
+    }
+
+    @Test func aRoleChangeShowsAtOnceInSessionsAndTokens() async throws {
+        let admin = principal(try await account("admin@example.com", role: .admin))
+        let ann = try await account("ann@example.com", role: .admin)
+        let (session, _, _) = try await accounts.signIn(email: "ann@example.com", password: "a long enough password")
+        let (token, _) = try await accounts.createToken(by: principal(ann), name: "ann-ci", role: .operator)
+
+        let changed = try await accounts.changeRole(by: admin, id: ann.id, role: .viewer)
+        #expect(changed.role == .viewer)
+        #expect(try await store.account(id: ann.id)?.role == .viewer)
+        #expect(try await accounts.principal(sessionToken: session)?.role == .viewer)
+        // A token never acts with more than its creator's role now.
+        #expect(try await accounts.principal(bearer: token)?.role == .viewer)
+        let entry = try #require(try await store.audit(before: nil, limit: 1).first)
+        #expect([entry.actor, entry.action, entry.target] == ["admin@example.com", "account.role", "ann@example.com"])
+        #expect(entry.detail == ["from": "admin", "role": "viewer"])
+
+        // The same role again changes and records nothing; promoting gives the token its role back.
+        try await accounts.changeRole(by: admin, id: ann.id, role: .viewer)
+        #expect(try await store.audit(before: nil, limit: 10).filter { $0.action == "account.role" }.count == 1)
+        try await accounts.changeRole(by: .local, id: ann.id, role: .admin)
+        #expect(try await accounts.principal(bearer: token)?.role == .operator)
+        #expect(try await store.audit(before: nil, limit: 1).first?.actor == "local")
+    }
+
+    @Test func anAdminCannotDemoteOrDisableThemselves() async throws {
+        let me = try await account("admin@example.com", role: .admin)
+        _ = try await account("other@example.com", role: .admin)
+        let demote = try await #require(throws: OperationRefusal.self) { try await accounts.changeRole(by: principal(me), id: me.id, role: .operator) }
+        #expect(demote.kind == .forbidden)
+        #expect(demote.description == "role: an admin cannot demote their own account (admin@example.com); another admin can")
+        let disable = try await #require(throws: OperationRefusal.self) { try await accounts.disableAccount(by: principal(me), id: me.id) }
+        #expect(disable.kind == .forbidden)
+        #expect(disable.description == "id: an admin cannot disable their own account (admin@example.com); another admin can")
+        #expect(try await store.account(id: me.id) == me)
+        #expect(try await store.audit(before: nil, limit: 10).isEmpty)
+        // Keeping one's own role is no change.
+        #expect(try await accounts.changeRole(by: principal(me), id: me.id, role: .admin) == me)
+    }
+
+    @Test func theLastEnabledAdminIsNeitherDemotedNorDisabled() async throws {
+        let only = try await account("admin@example.com", role: .admin)
+        let other = try await account("other@example.com", role: .admin)
+        // Another admin that is disabled does not count.
+        try await accounts.disableAccount(by: principal(only), id: other.id)
+        let demote = try await #require(throws: OperationRefusal.self) { try await accounts.changeRole(by: .local, id: only.id, role: .viewer) }
+        #expect(demote.kind == .conflict)
+        #expect(demote.description == "role: admin@example.com is the last enabled admin; make another account an admin first")
+        let disable = try await #require(throws: OperationRefusal.self) { try await accounts.disableAccount(by: .local, id: only.id) }
+        #expect(disable.kind == .conflict)
+        #expect(disable.description == "id: admin@example.com is the last enabled admin; make another account an admin first")
+        #expect(try await store.account(id: only.id) == only)
+        #expect(try await store.audit(before: nil, limit: 10).map(\.action) == ["account.disable"])
+
+        try await accounts.enableAccount(by: .local, id: other.id)
+        try await accounts.changeRole(by: principal(other), id: only.id, role: .viewer)
+        #expect(try await store.account(id: only.id)?.role == .viewer)
+    }
+
+    @Test func aDisabledAccountSignsNothingInUntilItIsEnabled() async throws {
+        let admin = principal(try await account("admin@example.com", role: .admin))
+        let ann = try await account("ann@example.com", role: .operator, password: "ann's own password")
+        let (session, _, _) = try await accounts.signIn(email: "ann@example.com", password: "ann's own password")
+        let (token, _) = try await accounts.createToken(by: principal(ann), name: "ann-ci", role: .operator)
+        let (localToken, _) = try await accounts.createToken(by: .local, name: "dev", role: .operator)
+
+        clock.advance(by: 5)
+        let disabled = try await accounts.disableAccount(by: admin, id: ann.id)
+        #expect(disabled.disabledAt == clock.now)
+        #expect(try await store.account(id: ann.id)?.disabledAt == clock.now)
+        #expect(try await store.session(tokenHash: AccountToken.digest(session)) == nil)
+        #expect(try await accounts.principal(sessionToken: session) == nil)
+        #expect(try await accounts.principal(bearer: token) == nil)
+        #expect(try await accounts.principal(bearer: localToken) != nil)
+        // Kept, not revoked.
+        #expect(try await store.tokens().first { $0.name == "ann-ci" }?.revokedAt == nil)
+        // The right password is told the account is disabled; a wrong one learns nothing.
+        let refused = try await #require(throws: OperationRefusal.self) { try await accounts.signIn(email: "ann@example.com", password: "ann's own password") }
+        #expect(refused == .accountDisabled("ann@example.com"))
+        #expect(refused.description == "email: the account ann@example.com is disabled; an admin can enable it")
+        await #expect(throws: OperationRefusal.signInRefused) { try await accounts.signIn(email: "ann@example.com", password: "not ann's password") }
+
+        let again = try await #require(throws: OperationRefusal.self) { try await accounts.disableAccount(by: admin, id: ann.id) }
+        #expect(again.kind == .conflict)
+        #expect(again.description == "id: the account ann@example.com is already disabled")
+
+        try await accounts.enableAccount(by: admin, id: ann.id)
+        #expect(try await store.account(id: ann.id)?.disabledAt == nil)
+        #expect(try await accounts.principal(bearer: token)?.actor == "token:ann-ci")
+        #expect(try await accounts.principal(sessionToken: session) == nil)
+        #expect(try await accounts.signIn(email: "ann@example.com", password: "ann's own password").account.id == ann.id)
+        let notDisabled = try await #require(throws: OperationRefusal.self) { try await accounts.enableAccount(by: admin, id: ann.id) }
+        #expect(notDisabled.description == "id: the account ann@example.com is not disabled")
+
+        let entries = try await store.audit(before: nil, limit: 10).filter { $0.action.hasPrefix("account.") }
+        #expect(entries.map { [$0.actor, $0.action, $0.target] } == [
+            ["admin@example.com", "account.enable", "ann@example.com"], ["admin@example.com", "account.disable", "ann@example.com"],
+        ])
+    }
+
+    @Test func aPasswordResetSetsAOneTimePasswordAndSignsTheAccountOut() async throws {
+        let admin = principal(try await account("admin@example.com", role: .admin))
+        let ann = try await account("ann@example.com", role: .viewer, password: "forgotten password")
+        let first = try await accounts.signIn(email: "ann@example.com", password: "forgotten password")
+        let second = try await accounts.signIn(email: "ann@example.com", password: "forgotten password")
+
+        let (password, account) = try await accounts.resetPassword(by: admin, id: ann.id)
+        #expect(password.count == 32)
+        #expect(account.mustChangePassword)
+        let stored = try #require(try await store.account(id: ann.id))
+        #expect(stored.mustChangePassword)
+        #expect(!stored.passwordHash.contains(password))
+        #expect(try await accounts.principal(sessionToken: first.token) == nil)
+        #expect(try await accounts.principal(sessionToken: second.token) == nil)
+        await #expect(throws: OperationRefusal.signInRefused) { try await accounts.signIn(email: "ann@example.com", password: "forgotten password") }
+        let signedIn = try await accounts.signIn(email: "ann@example.com", password: password)
+        #expect(try await accounts.principal(sessionToken: signedIn.token)?.mustChangePassword == true)
+        try await accounts.changePassword(accountID: ann.id, current: password, new: "a new own password")
+
+        let entry = try #require(try await store.audit(before: nil, limit: 10).first { $0.action == "account.reset" })
+        #expect([entry.actor, entry.target] == ["admin@example.com", "ann@example.com"])
+        #expect(!entry.detail.jsonString.contains(password))
+        // Another reset gives another password.
+        #expect(try await accounts.resetPassword(by: .local, id: ann.id).password != password)
+    }
+
+    /// A disable or a reset that lands while a sign-in checks the password (after the sign-in
+    /// read the account, before it stored its session) leaves no session behind.
+    @Test(arguments: ["disable", "reset"])
+    func aSignInUnderWayWhenTheAccountChangesStartsNoSession(_ change: String) async throws {
+        let ann = try await account("ann@example.com", role: .viewer, password: "ann's own password")
+        let admin = accounts
+        let racing = Accounts(
+            store: SessionHook(inner: store) {
+                if change == "disable" {
+                    try await admin.disableAccount(by: .local, id: ann.id)
+                } else {
+                    _ = try await admin.resetPassword(by: .local, id: ann.id)
+                }
+            }, clock: clock, settings: AccountSettings(passwordRounds: 100))
+        let refusal = try await #require(throws: OperationRefusal.self) { try await racing.signIn(email: "ann@example.com", password: "ann's own password") }
+        #expect(refusal == (change == "disable" ? .accountDisabled("ann@example.com") : .signInRefused))
+        #expect(try await store.deleteSessions(accountID: ann.id) == 0)
+        #expect(try await store.audit(before: nil, limit: 10).map(\.action) == ["account.\(change)"])
+    }
+
     // MARK: API tokens
 
     @Test func aTokensRoleCannotExceedItsCreators() async throws {
@@ -302,4 +481,39 @@ import Testing
         #expect(Principal.local.csrfToken == nil)
         #expect(Principal.local.allows(.admin))
     }
+}
+
+/// An account store that runs `beforeCreateSession` just before it stores a session, to land
+/// a change in the middle of a sign-in.
+private struct SessionHook: AccountStore {
+    let inner: InMemoryAccountStore
+    let beforeCreateSession: @Sendable () async throws -> Void
+
+    func createSession(_ session: AccountSession) async throws {
+        try await beforeCreateSession()
+        try await inner.createSession(session)
+    }
+
+    func createAccount(_ account: Account) async throws { try await inner.createAccount(account) }
+    func account(email: String) async throws -> Account? { try await inner.account(email: email) }
+    func account(id: UUID) async throws -> Account? { try await inner.account(id: id) }
+    func accounts() async throws -> [Account] { try await inner.accounts() }
+    func accountCount() async throws -> Int { try await inner.accountCount() }
+    func updatePassword(id: UUID, hash: String, mustChange: Bool) async throws -> Bool {
+        try await inner.updatePassword(id: id, hash: hash, mustChange: mustChange)
+    }
+    func updateRole(id: UUID, role: AccountRole) async throws -> Bool { try await inner.updateRole(id: id, role: role) }
+    func disableAccount(id: UUID, now: Date) async throws -> Bool { try await inner.disableAccount(id: id, now: now) }
+    func enableAccount(id: UUID) async throws -> Bool { try await inner.enableAccount(id: id) }
+    func session(tokenHash: [UInt8]) async throws -> (session: AccountSession, account: Account)? { try await inner.session(tokenHash: tokenHash) }
+    func deleteSession(tokenHash: [UInt8]) async throws { try await inner.deleteSession(tokenHash: tokenHash) }
+    func deleteSessions(accountID: UUID) async throws -> Int { try await inner.deleteSessions(accountID: accountID) }
+    func deleteExpiredSessions(now: Date) async throws -> Int { try await inner.deleteExpiredSessions(now: now) }
+    func createToken(_ token: APIToken) async throws { try await inner.createToken(token) }
+    func token(hash: [UInt8]) async throws -> (token: APIToken, creator: Account?)? { try await inner.token(hash: hash) }
+    func tokens() async throws -> [APIToken] { try await inner.tokens() }
+    func revokeToken(id: UUID, now: Date) async throws -> Bool { try await inner.revokeToken(id: id, now: now) }
+    func touchToken(id: UUID, now: Date) async throws { try await inner.touchToken(id: id, now: now) }
+    func record(_ entry: AuditEntry) async throws { try await inner.record(entry) }
+    func audit(before: ULID?, limit: Int) async throws -> [AuditEntry] { try await inner.audit(before: before, limit: limit) }
 }

@@ -68,4 +68,49 @@ import Testing
             #expect(remaining == 0)
         }
     }
+
+    /// Two admins in two "processes" disable each other at once, again and again: one of them
+    /// is refused each time, and the one enabled admin left still signs in, with a token that
+    /// the other's disable made useless.
+    @Test func adminsDisablingEachOtherAtOnceLeaveOneAndItsTokensWork() async throws {
+        try await withTestDatabase { db in
+            let clock = ManualClock()
+            func accounts() -> Accounts {
+                Accounts(store: PostgresAccountStore(database: db, logger: Self.logger), clock: clock, settings: AccountSettings(passwordRounds: 100))
+            }
+            let store = PostgresAccountStore(database: db, logger: Self.logger)
+            let ann = try await accounts().createAccount(
+                by: .local, email: "ann@example.com", role: .admin, password: "ann's own password", mustChangePassword: false)
+            let bob = try await accounts().createAccount(
+                by: .local, email: "bob@example.com", role: .admin, password: "bob's own password", mustChangePassword: false)
+            let annPrincipal = Principal(accountID: ann.id, actor: ann.email, role: .admin)
+            let bobPrincipal = Principal(accountID: bob.id, actor: bob.email, role: .admin)
+            let (annToken, _) = try await accounts().createToken(by: annPrincipal, name: "ann-ci", role: .admin)
+            let (bobToken, _) = try await accounts().createToken(by: bobPrincipal, name: "bob-ci", role: .admin)
+            for _ in 0..<5 {
+                let refused = try await withThrowingTaskGroup(of: Bool.self) { group in
+                    for (by, target) in [(annPrincipal, bob.id), (bobPrincipal, ann.id)] {
+                        group.addTask {
+                            do {
+                                try await accounts().disableAccount(by: by, id: target)
+                                return false
+                            } catch let refusal as OperationRefusal where refusal.kind == .conflict {
+                                return true
+                            }
+                        }
+                    }
+                    return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+                }
+                #expect(refused == 1)
+                let left = try #require(try await store.accounts().first { $0.disabledAt == nil })
+                let (leftToken, goneToken) = left.id == ann.id ? (annToken, bobToken) : (bobToken, annToken)
+                #expect(try await accounts().principal(bearer: leftToken)?.role == .admin)
+                #expect(try await accounts().principal(bearer: goneToken) == nil)
+                let password = left.id == ann.id ? "ann's own password" : "bob's own password"
+                #expect(try await accounts().signIn(email: left.email, password: password).account.id == left.id)
+                try await accounts().enableAccount(by: .local, id: left.id == ann.id ? bob.id : ann.id)
+            }
+            #expect(try await store.accounts().allSatisfy { $0.disabledAt == nil && $0.role == .admin })
+        }
+    }
 }

@@ -345,6 +345,40 @@ import Testing
                 // A browser session reads the API but changes nothing through it.
                 Step.fetch("/v1/runs", status: 200),
                 Step.fetch("/v1/cancellations", method: "POST", status: 403, body: ["function_id": "nothing"]),
+                // A viewer manages no account, but makes its own token.
+                Step.visit("/settings", wait: "[data-testid=tokens]"), Step.absent("[data-testid=accounts]"), Step.absent("[data-testid=account-set-role]"),
+                Step.fill("[data-testid=token-name]", "viewer-script"), Step.fill("[data-testid=token-role]", "viewer"),
+                Step.submit("[data-testid=tokens] form", wait: "[data-testid=new-token-text]"),
+                Step.capture("[data-testid=new-token-text]", as: "viewerToken"),
+                Step.fetch("/v1/runs", status: 200, headers: ["authorization": "Bearer ${viewerToken}"]),
+                Step.click("[data-testid=sign-out]", wait: "[data-testid=login-form]"),
+            ]
+            // The admin manages the viewer's account: a new role, disabled (its token refused at
+            // once), a password reset, enabled again (its token back). The admin's own row has
+            // no controls.
+            let viewerRow = "[data-testid=account-row][data-email=\"viewer@example.com\"]"
+            let viewerBearer: [String: JSONValue] = ["authorization": "Bearer ${viewerToken}"]
+            steps += signIn("ops@example.com", "correct horse battery")
+            steps += [
+                Step.visit("/settings", wait: "[data-testid=accounts]"),
+                Step.absent("[data-testid=account-row][data-email=\"ops@example.com\"] form"),
+                Step.fill(viewerRow + " [data-testid=account-set-role]", "operator"),
+                Step.submit(viewerRow + " [data-testid=account-save-role]", wait: "[data-testid=notice]"),
+                Step.text("[data-testid=notice]", "Account viewer@example.com is operator now."),
+                Step.click(viewerRow + " [data-testid=account-disable]", wait: "[data-testid=notice]", confirming: true),
+                Step.expect(viewerRow + " [data-testid=account-status]", ["contains": "disabled"]),
+                Step.fetch("/v1/runs", status: 401, headers: viewerBearer),
+                Step.click(viewerRow + " [data-testid=account-reset]", wait: "[data-testid=reset-password-text]", confirming: true),
+                Step.capture("[data-testid=reset-password-text]", as: "viewerPassword"),
+                Step.submit(viewerRow + " [data-testid=account-enable]", wait: "[data-testid=notice]"),
+                Step.text("[data-testid=notice]", "Account viewer@example.com enabled."),
+                Step.fetch("/v1/runs", status: 200, headers: viewerBearer),
+                Step.click("[data-testid=sign-out]", wait: "[data-testid=login-form]"),
+            ]
+            // The viewer, now an operator, signs in with the reset password and must change it.
+            steps += signIn("viewer@example.com", "${viewerPassword}") + changePassword("${viewerPassword}", "viewer password 3")
+            steps += [
+                Step.visit("/runs", wait: "[data-testid=page-runs]"), Step.text("[data-testid=who]", "viewer@example.com · operator"),
                 Step.click("[data-testid=sign-out]", wait: "[data-testid=login-form]"),
             ]
             // The admin's audit log shows who did what.
@@ -355,6 +389,10 @@ import Testing
                 Step.expect("[data-testid=audit-row]", ["contains": "token.create", "any": true]),
                 Step.expect("[data-testid=audit-row]", ["contains": "account.create", "any": true]),
                 Step.expect("[data-testid=audit-row]", ["contains": "viewer@example.com", "any": true]),
+                Step.expect("[data-testid=audit-row]", ["contains": "account.role", "any": true]),
+                Step.expect("[data-testid=audit-row]", ["contains": "account.disable", "any": true]),
+                Step.expect("[data-testid=audit-row]", ["contains": "account.reset", "any": true]),
+                Step.expect("[data-testid=audit-row]", ["contains": "account.enable", "any": true]),
                 Step.shot("settings-admin-light"),
             ]
             try await Self.browse(origin, shots: try Self.shotsFolder("accounts"), steps)

@@ -16,20 +16,34 @@ public struct Account: Sendable, Hashable {
     public var mustChangePassword: Bool
     /// When the account was created.
     public var createdAt: Date
+    /// When an admin disabled it; nil while it is enabled. A disabled account signs nothing
+    /// in: not its password, not its sessions, not the API tokens it made.
+    public var disabledAt: Date?
 
     /// An account; `email` is stored normalized (`normalizedEmail`).
-    public init(id: UUID, email: String, role: AccountRole, passwordHash: String, mustChangePassword: Bool, createdAt: Date) {
+    public init(
+        id: UUID, email: String, role: AccountRole, passwordHash: String, mustChangePassword: Bool, createdAt: Date, disabledAt: Date? = nil
+    ) {
         self.id = id
         self.email = Account.normalizedEmail(email)
         self.role = role
         self.passwordHash = passwordHash
         self.mustChangePassword = mustChangePassword
         self.createdAt = createdAt
+        self.disabledAt = disabledAt
     }
 
     /// `email` as accounts store and look it up: without surrounding white space, lower-cased.
     public static func normalizedEmail(_ email: String) -> String {
         email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+    }
+}
+
+extension OperationRefusal {
+    /// What a store answers when a change would leave no enabled admin: `email`'s account is
+    /// the last one, and `field` is what the change was to (`role` or `id`).
+    public static func lastEnabledAdmin(_ email: String, field: String) -> OperationRefusal {
+        OperationRefusal(kind: .conflict, field: field, rule: "\(email) is the last enabled admin; make another account an admin first")
     }
 }
 
@@ -69,7 +83,9 @@ public struct APIToken: Sendable, Hashable {
     public var role: AccountRole
     /// `AccountToken.digest` of the token's text (32 bytes); unique.
     public var tokenHash: [UInt8]
-    /// The email (or actor name) of the principal who made it.
+    /// The email (or actor name) of the principal who made it. A token made by an account
+    /// (the account with this email) signs nothing in while that account is disabled, and
+    /// never more than that account's current role.
     public var createdBy: String
     /// When it was made.
     public var createdAt: Date
@@ -104,7 +120,8 @@ public struct AuditEntry: Sendable, Hashable {
     public var actor: String
     /// What was done, as `<noun>.<verb>`: `run.cancel`, `run.rerun`, `bulk.cancel`,
     /// `bulk.replay`, `function.pause`, `function.resume`, `function.invoke`, `event.send`,
-    /// `account.create`, `account.password`, `token.create`, `token.revoke`, `session.signin`.
+    /// `account.create`, `account.password`, `account.role`, `account.disable`,
+    /// `account.enable`, `account.reset`, `token.create`, `token.revoke`, `session.signin`.
     public var action: String
     /// What it was done to: a run or bulk job id, a function slug, an event name, an email, a
     /// token name.
@@ -156,8 +173,26 @@ public protocol AccountStore: Sendable {
     func updatePassword(id: UUID, hash: String, mustChange: Bool) async throws -> Bool
 
     /// Changes an account's role. False (nothing written) when no account has `id`.
+    ///
+    /// - Throws: `OperationRefusal.lastEnabledAdmin` on `role` when the account is the last
+    ///   enabled admin and `role` is not admin. Decided atomically with the other changes that
+    ///   take an admin away (`disableAccount`): of two admins demoting or disabling each other
+    ///   at once, one is refused.
     @discardableResult
     func updateRole(id: UUID, role: AccountRole) async throws -> Bool
+
+    /// Disables an account at `now` and deletes its sessions, in one write. True when it was
+    /// enabled; false (nothing written) when no account has `id` or it is already disabled.
+    ///
+    /// - Throws: `OperationRefusal.lastEnabledAdmin` on `id` when the account is the last
+    ///   enabled admin (decided atomically, as for `updateRole`).
+    @discardableResult
+    func disableAccount(id: UUID, now: Date) async throws -> Bool
+
+    /// Enables a disabled account (its sessions stay deleted; its API tokens work again). True
+    /// when it was disabled; false (nothing written) when no account has `id` or it is enabled.
+    @discardableResult
+    func enableAccount(id: UUID) async throws -> Bool
 
     // MARK: Sessions
 
@@ -174,6 +209,10 @@ public protocol AccountStore: Sendable {
     /// Deletes the session with `tokenHash`; deleting one that does not exist does nothing.
     func deleteSession(tokenHash: [UInt8]) async throws
 
+    /// Deletes every session of the account `accountID`. Returns how many.
+    @discardableResult
+    func deleteSessions(accountID: UUID) async throws -> Int
+
     /// Deletes every session that expires at or before `now`. Returns how many.
     @discardableResult
     func deleteExpiredSessions(now: Date) async throws -> Int
@@ -186,8 +225,10 @@ public protocol AccountStore: Sendable {
     ///   same name, or on `token_hash` when any token has the same hash.
     func createToken(_ token: APIToken) async throws
 
-    /// The live (unrevoked) token with `hash`; nil if none, or if it was revoked.
-    func token(hash: [UInt8]) async throws -> APIToken?
+    /// The live (unrevoked) token with `hash` and the account that made it (the one whose
+    /// email is its `createdBy`; nil when none has, as for `local`), read together, so that a
+    /// disable or a role change shows at once; nil if no token has `hash`, or if it was revoked.
+    func token(hash: [UInt8]) async throws -> (token: APIToken, creator: Account?)?
 
     /// Every token, revoked ones included, newest first (by creation time, then id).
     func tokens() async throws -> [APIToken]

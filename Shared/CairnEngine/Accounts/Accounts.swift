@@ -8,6 +8,11 @@ extension OperationRefusal {
     /// that the answer does not reveal which emails have accounts.
     public static let signInRefused = OperationRefusal(
         kind: .unauthorized, field: "email and password", rule: "do not match an account; check both and try again")
+
+    /// What a sign-in with the right password for a disabled account is told.
+    public static func accountDisabled(_ email: String) -> OperationRefusal {
+        OperationRefusal(kind: .forbidden, field: "email", rule: "the account \(email) is disabled; an admin can enable it")
+    }
 }
 
 /// Who is making a request: a signed-in account, an API token, or the local developer.
@@ -61,8 +66,14 @@ public struct AccountSettings: Sendable {
 /// functions.
 ///
 /// The operations on accounts and tokens record their own audit entries (`account.create`,
-/// `account.password`, `token.create`, `token.revoke`, `session.signin`); a caller does not
-/// record those again.
+/// `account.password`, `account.role`, `account.disable`, `account.enable`, `account.reset`,
+/// `token.create`, `token.revoke`, `session.signin`); a caller does not record those again.
+///
+/// A disabled account signs nothing in, whenever the disable lands: sign-in refuses it, and
+/// `principal(sessionToken:)` and `principal(bearer:)` read the account with the session or
+/// the token's creator on every request, so a session or token presented after the disable is
+/// refused even if it was made while the disable was under way. Disabling also deletes the
+/// sessions; the tokens are kept (not revoked), and work again when the account is enabled.
 ///
 /// Secrets: passwords are stored as `PasswordHash` encodings, session and API tokens as their
 /// SHA-256 digests; the plaintext of a one-time password or an API token is returned once and
@@ -120,28 +131,38 @@ public struct Accounts: Sendable {
     /// cookie (43 base64url characters), the session and the account.
     ///
     /// An unknown email costs the same password verification as a known one, and both it and a
-    /// wrong password get `OperationRefusal.signInRefused`.
+    /// wrong password get `OperationRefusal.signInRefused`; the right password of a disabled
+    /// account gets `OperationRefusal.accountDisabled`.
     public func signIn(email: String, password: String) async throws -> (token: String, session: AccountSession, account: Account) {
         let found = try await store.account(email: email)
         let encoded = found?.passwordHash ?? PasswordHash.placeholder(rounds: settings.passwordRounds)
         let matches = await Self.offloaded { PasswordHash.verify(password: password, encoded: encoded) }
         guard let account = found, matches else { throw OperationRefusal.signInRefused }
+        guard account.disabledAt == nil else { throw OperationRefusal.accountDisabled(account.email) }
         let now = clock.now
         let token = AccountToken.text(Self.randomBytes(32))
         let session = AccountSession(
             tokenHash: AccountToken.digest(token), accountID: account.id, csrfToken: AccountToken.text(Self.randomBytes(32)), createdAt: now,
             expiresAt: now.addingTimeInterval(settings.sessionLifetime.timeInterval))
         try await store.createSession(session)
+        // A disable or a password reset may have landed while the password was checked, after
+        // it deleted the account's sessions: this one then goes too, before anyone has its token.
+        let current = try await store.account(id: account.id)
+        guard let current, current.disabledAt == nil, current.passwordHash == account.passwordHash else {
+            try await store.deleteSession(tokenHash: session.tokenHash)
+            if let current, current.disabledAt != nil { throw OperationRefusal.accountDisabled(account.email) }
+            throw OperationRefusal.signInRefused
+        }
         try await record(actor: account.email, action: "session.signin", target: account.email, detail: [:], at: now)
         return (token, session, account)
     }
 
-    /// The principal a session cookie's token signs in; nil when the token names no session
-    /// or its session has expired (an expired session is deleted).
+    /// The principal a session cookie's token signs in; nil when the token names no session,
+    /// or its session has expired or its account is disabled (such a session is deleted).
     public func principal(sessionToken: String) async throws -> Principal? {
         guard !sessionToken.isEmpty, sessionToken.utf8.count <= 256 else { return nil }
         guard let (session, account) = try await store.session(tokenHash: AccountToken.digest(sessionToken)) else { return nil }
-        guard session.expiresAt > clock.now else {
+        guard session.expiresAt > clock.now, account.disabledAt == nil else {
             try await store.deleteSession(tokenHash: session.tokenHash)
             return nil
         }
@@ -150,16 +171,18 @@ public struct Accounts: Sendable {
     }
 
     /// The principal an API token (the text after `Bearer `) signs in, acting as
-    /// `token:<name>` with the token's role; nil when it names no live token. Notes the use in
-    /// the token's `lastUsedAt` (at most once per `tokenTouchInterval`).
+    /// `token:<name>` with the token's role, lowered to its creator's role if that account has
+    /// since been demoted; nil when it names no live token, or its creator's account is
+    /// disabled. Notes the use in the token's `lastUsedAt` (at most once per
+    /// `tokenTouchInterval`).
     public func principal(bearer: String) async throws -> Principal? {
         guard bearer.hasPrefix(Self.tokenPrefix), bearer.utf8.count <= 256 else { return nil }
-        guard let token = try await store.token(hash: AccountToken.digest(bearer)) else { return nil }
+        guard let (token, creator) = try await store.token(hash: AccountToken.digest(bearer)), creator?.disabledAt == nil else { return nil }
         let now = clock.now
         if token.lastUsedAt.map({ now.timeIntervalSince($0) >= Self.tokenTouchInterval }) ?? true {
             try await store.touchToken(id: token.id, now: now)
         }
-        return Principal(accountID: nil, actor: "token:\(token.name)", role: token.role)
+        return Principal(accountID: nil, actor: "token:\(token.name)", role: min(token.role, creator?.role ?? token.role))
     }
 
     /// Ends the session a cookie's token names; ending one that does not exist does nothing.
@@ -220,6 +243,100 @@ public struct Accounts: Sendable {
         try await store.createAccount(account)
         try await record(actor: principal.actor, action: "account.create", target: account.email, detail: ["role": .string(role.rawValue)], at: now)
         return account
+    }
+
+    /// Gives the account `id` another role; giving it the role it has changes nothing. Returns
+    /// the account as it is now. Its sessions and tokens act with the new role at once (a token
+    /// never with more than its creator's role).
+    ///
+    /// - Throws: `OperationRefusal`: `.forbidden` on `role` unless `principal` is an admin, or
+    ///   when an admin demotes their own account; `.notFound` on `id`;
+    ///   `OperationRefusal.lastEnabledAdmin` on `role` when it would leave no enabled admin.
+    @discardableResult
+    public func changeRole(by principal: Principal, id: UUID, role: AccountRole) async throws -> Account {
+        var account = try await managedAccount(by: principal, id: id, doing: "changing an account's role")
+        guard account.role != role else { return account }
+        guard account.id != principal.accountID else {
+            throw OperationRefusal(kind: .forbidden, field: "role", rule: "an admin cannot demote their own account (\(account.email)); another admin can")
+        }
+        guard try await store.updateRole(id: id, role: role) else { throw Self.noAccount(id) }
+        try await record(
+            actor: principal.actor, action: "account.role", target: account.email,
+            detail: ["from": .string(account.role.rawValue), "role": .string(role.rawValue)], at: clock.now)
+        account.role = role
+        return account
+    }
+
+    /// Disables the account `id`: it can no longer sign in, its sessions are deleted, and its
+    /// sessions and API tokens are refused from now on (kept, not revoked: enabling it gives
+    /// the tokens back). Returns the account as it is now.
+    ///
+    /// - Throws: `OperationRefusal`: `.forbidden` on `role` unless `principal` is an admin;
+    ///   `.notFound` on `id`; `.forbidden` on `id` when an admin disables their own account;
+    ///   `.conflict` on `id` when it is already disabled; `OperationRefusal.lastEnabledAdmin` on
+    ///   `id` when it would leave no enabled admin.
+    @discardableResult
+    public func disableAccount(by principal: Principal, id: UUID) async throws -> Account {
+        var account = try await managedAccount(by: principal, id: id, doing: "disabling an account")
+        guard account.id != principal.accountID else {
+            throw OperationRefusal(kind: .forbidden, field: "id", rule: "an admin cannot disable their own account (\(account.email)); another admin can")
+        }
+        let now = clock.now
+        guard account.disabledAt == nil, try await store.disableAccount(id: id, now: now) else {
+            throw OperationRefusal(kind: .conflict, field: "id", rule: "the account \(account.email) is already disabled")
+        }
+        try await record(actor: principal.actor, action: "account.disable", target: account.email, detail: [:], at: now)
+        account.disabledAt = now
+        return account
+    }
+
+    /// Enables the disabled account `id`: its password signs in again, and its API tokens work
+    /// again. Returns the account as it is now.
+    ///
+    /// - Throws: `OperationRefusal`: `.forbidden` on `role` unless `principal` is an admin;
+    ///   `.notFound` on `id`; `.conflict` on `id` when it is not disabled.
+    @discardableResult
+    public func enableAccount(by principal: Principal, id: UUID) async throws -> Account {
+        var account = try await managedAccount(by: principal, id: id, doing: "enabling an account")
+        guard account.disabledAt != nil, try await store.enableAccount(id: id) else {
+            throw OperationRefusal(kind: .conflict, field: "id", rule: "the account \(account.email) is not disabled")
+        }
+        try await record(actor: principal.actor, action: "account.enable", target: account.email, detail: [:], at: clock.now)
+        account.disabledAt = nil
+        return account
+    }
+
+    /// Gives the account `id` a new random one-time password that its owner must change at
+    /// next sign-in, and deletes its sessions. Returns the password (32 URL-safe characters),
+    /// for the caller to show once, and the account as it is now.
+    ///
+    /// - Throws: `OperationRefusal`: `.forbidden` on `role` unless `principal` is an admin;
+    ///   `.notFound` on `id`.
+    public func resetPassword(by principal: Principal, id: UUID) async throws -> (password: String, account: Account) {
+        var account = try await managedAccount(by: principal, id: id, doing: "resetting a password")
+        let password = AccountToken.text(Self.randomBytes(24))
+        let hash = await hashPassword(password)
+        guard try await store.updatePassword(id: id, hash: hash, mustChange: true) else { throw Self.noAccount(id) }
+        // After the new hash: a sign-in still checking the old password sees the change and
+        // drops its session (`signIn`).
+        try await store.deleteSessions(accountID: id)
+        try await record(actor: principal.actor, action: "account.reset", target: account.email, detail: [:], at: clock.now)
+        account.passwordHash = hash
+        account.mustChangePassword = true
+        return (password, account)
+    }
+
+    /// The account `id`, for an admin to manage.
+    func managedAccount(by principal: Principal, id: UUID, doing what: String) async throws -> Account {
+        guard principal.allows(.admin) else {
+            throw OperationRefusal(kind: .forbidden, field: "role", rule: "\(what) needs the admin role; \(principal.actor) is \(principal.role)")
+        }
+        guard let account = try await store.account(id: id) else { throw Self.noAccount(id) }
+        return account
+    }
+
+    static func noAccount(_ id: UUID) -> OperationRefusal {
+        OperationRefusal(kind: .notFound, field: "id", rule: "must name an account, got \(id)")
     }
 
     // MARK: API tokens
