@@ -240,13 +240,29 @@ public struct PostgresRunStore: RunStore {
         }
     }
 
-    /// Gives the lease up and retires its item; false when the lease was lost.
-    private func release(_ lease: RunLease, pendingSteps: [String]? = nil, now: Date, connection: PostgresConnection) async throws -> Bool {
+    public func releaseGroup(_ lease: RunLease, steps: Int, now: Date) async throws -> ReleaseOutcome {
+        let released = try await client.withTransaction(logger: logger) { connection in
+            try await release(lease, steps: steps, now: now, connection: connection)
+        }
+        if released { return .released }
+        let state = try await client.query("""
+            SELECT 1 FROM runs WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) AND status = 'Running'
+            """, logger: logger)
+        return try await state.hasRows() ? .stepsChanged : .leaseLost
+    }
+
+    /// Gives the lease up and retires its item (with `steps`, only while the run's log holds
+    /// that many); false when the lease was lost (or the log holds another count).
+    private func release(
+        _ lease: RunLease, pendingSteps: [String]? = nil, steps: Int? = nil, now: Date, connection: PostgresConnection
+    ) async throws -> Bool {
         let released = try await connection.query("""
             UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL, updated_at = \(now),
                 pending_steps = coalesce(\(pendingSteps), pending_steps),
                 force_step_plan = force_step_plan OR \(pendingSteps != nil)
-            WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) AND status = 'Running' RETURNING 1
+            WHERE id = \(lease.runID.description) AND fencing_token = \(lease.token) AND status = 'Running'
+              AND (\(steps.map(Int64.init))::int8 IS NULL OR (SELECT count(*) FROM steps WHERE run_id = \(lease.runID.description)) = \(steps.map(Int64.init)))
+            RETURNING 1
             """, logger: logger)
         guard try await released.hasRows() else { return false }
         try await connection.query(

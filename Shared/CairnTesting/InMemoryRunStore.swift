@@ -298,6 +298,14 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         try await perform(.release) { state in Self.release(lease, pendingSteps: nil, &state) }
     }
 
+    public func releaseGroup(_ lease: RunLease, steps: Int, now: Date) async throws -> ReleaseOutcome {
+        try await perform(.release) { state in
+            guard Self.holds(lease, state) else { return .leaseLost }
+            guard (state.steps[lease.runID] ?? []).count == steps else { return .stepsChanged }
+            return Self.release(lease, pendingSteps: nil, &state) ? .released : .leaseLost
+        }
+    }
+
     /// Gives the lease up and retires its item; false when the lease was lost.
     static func release(_ lease: RunLease, pendingSteps: [String]?, _ state: inout State) -> Bool {
         guard holds(lease, state), var run = state.runs[lease.runID] else { return false }

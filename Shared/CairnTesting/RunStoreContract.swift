@@ -89,7 +89,7 @@ public enum RunStoreContract {
         ("leases: granted, busy, stale, ended", leaseOutcomes),
         ("a stale holder changes nothing after a takeover", staleHolderChangesNothing),
         ("a step is recorded once, first write wins", firstWriteWins),
-        ("steps are recorded and runs end only on the log the writer counted on", stepsFollowTheLog),
+        ("steps are recorded, runs end and waiting groups let go only on the log the writer counted on", stepsFollowTheLog),
         ("the write that ends a drive retires its item", endingADriveRetiresTheItem),
         ("two retries of the same call in one run are two timers", twoRetriesInOneRun),
         ("a timer id already taken fails the park and changes nothing", timerCollisionChangesNothing),
@@ -436,7 +436,18 @@ public enum RunStoreContract {
         #expect(try await f.eventLog.events(named: "early", after: ULID(milliseconds: 0, entropy: [UInt8](repeating: 0, count: 10)), limit: 10).isEmpty)
         // Reloaded, it goes on from what is stored.
         #expect(try await f.store.recordStep(lease, f.step("b", position: 1), now: f.t0) == .recorded)
+        // A drive whose group waits lets go only on the log it read: with a step it does not
+        // know of, it keeps the lease (its item too).
+        #expect(try await f.store.releaseGroup(lease, steps: 1, now: f.t0) == .stepsChanged)
+        #expect(try await f.store.renew(lease, duration: .seconds(60)))
         #expect(try await f.store.finish(lease, .completed(output: 1), steps: 2, emitting: [], now: f.t0) == .finished)
+        #expect(try await f.store.releaseGroup(lease, steps: 2, now: f.t0) == .leaseLost)
+
+        let other = try await f.startedRun(entropy: 9)
+        #expect(try await f.store.recordStep(other, f.step("a", position: 0), now: f.t0) == .recorded)
+        #expect(try await f.store.releaseGroup(other, steps: 1, now: f.t0) == .released)
+        let start = WorkItem(runID: other.runID, reason: .start, call: .discovery)
+        #expect(try await f.store.lease(start, owner: "two", duration: .seconds(60)) == .stale)
     }
 
     static func endingADriveRetiresTheItem(_ f: RunStoreFixture) async throws {

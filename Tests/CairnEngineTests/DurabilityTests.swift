@@ -91,6 +91,32 @@ import Testing
         #expect(engine.app.executions(run.id, "p4") == 1)
     }
 
+    /// Two members of a parallel group end at once: the drive of a retried member has
+    /// recorded it and is letting go of the run (the wait is not recorded yet) when the wait is
+    /// matched; the router records it and publishes its resume, which is refused because the
+    /// drive still holds the run, and stays pending. Neither may leave the run to the
+    /// redelivery of the refused resume a minute later.
+    @Test func aGroupMemberRecordedWhileAnotherMembersDriveHoldsTheRunIsSeenByThatDrive() async throws {
+        let engine = EngineHarness()
+        try await engine.sync([("group", "shop/group", 3, [], FakeSDKApp.Function(
+            [.group([[.run("p1", failures: 1, output: 1)], [.wait("w", event: "shop/approved", timeout: "1h")]]), .run("after", output: 2)],
+            output: { ["p1": $0["p1"] ?? .null, "by": $0["w"]?["data"]?["by"] ?? .null, "after": $0["after"] ?? .null] }))])
+        let event = try await engine.send("shop/group")
+        try await engine.settle()
+        // p1 failed once and waits for its retry; w waits for its event.
+        engine.store.inject(.before {
+            _ = try await engine.send("shop/approved", ["by": "ada"])
+            #expect(try await engine.route() == 1)
+            // The resume the match published, driven now: the run is busy.
+            #expect(try await engine.drive() == 1)
+        }, on: .release)
+        try await engine.advance(60)
+        let run = try await engine.run(of: event)
+        #expect(run.status == "Completed", "\(run.status) \(run.steps.map(\.name))")
+        #expect(run.output == ["p1": 1, "by": "ada", "after": 2])
+        #expect(engine.app.executions(run.id, "after") == 1)
+    }
+
     // MARK: Pauses
 
     /// The event a wait is for arrives while the wait's pause is being stored: the router

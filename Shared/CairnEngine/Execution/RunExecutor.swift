@@ -618,12 +618,19 @@ public final class RunExecutor: Service {
 
     /// Before discovery after a step of a parallel group that waited for a retry: continue only
     /// once every step of the group is recorded. False when the drive ends here (the lease is
-    /// released; the group's other retries continue it).
+    /// released; the group's other members continue it). A member recorded by someone else
+    /// since this drive read the run keeps the lease (`releaseGroup`): the drive reloads the
+    /// run and looks again.
     func continueGroup(_ lease: RunLease, _ snapshot: inout RunSnapshot) async throws -> Bool {
         guard !snapshot.pendingSteps.isEmpty else { return true }
-        if snapshot.pendingSteps.contains(where: { snapshot.steps[$0] == nil }) {
-            try await release(lease)
-            return false
+        while snapshot.pendingSteps.contains(where: { snapshot.steps[$0] == nil }) {
+            // Let go only if no member was recorded since this drive read the run: one recorded
+            // meanwhile had its own resume refused while this drive held the run.
+            switch try await store.releaseGroup(lease, steps: snapshot.stack.count, now: clock.now) {
+            case .released: return false
+            case .leaseLost: throw LeaseLost(runID: lease.runID)
+            case .stepsChanged: snapshot = try await store.snapshot(lease.runID)
+            }
         }
         try await clearGroup(lease, &snapshot)
         return true

@@ -46,6 +46,14 @@ public protocol RunLog: Sendable {
     /// False when the lease was lost.
     func release(_ lease: RunLease, now: Date) async throws -> Bool
 
+    /// `release`, for a drive that found its parallel group still waiting for members: only
+    /// while the run's log holds exactly `steps` steps. A member recorded by someone else (a
+    /// wait matched, an invoke ended) after the drive read the run had its resume refused
+    /// while the drive held the lease; `.stepsChanged` then keeps the lease, and the drive
+    /// reloads and goes on with the group rather than leave the run to that resume's
+    /// redelivery.
+    func releaseGroup(_ lease: RunLease, steps: Int, now: Date) async throws -> ReleaseOutcome
+
     /// Hands the run back until what it waits for comes, in one transaction: the timers (each
     /// item due at its date), the pauses with their timeout timers (due at the pause's expiry),
     /// the events stored unpublished (an invoke's trigger, so the callee starts only once its

@@ -267,6 +267,17 @@ public enum RecordOutcome: Sendable, Hashable {
 }
 
 /// What became of a run's end handed to `RunLog.finish`.
+public enum ReleaseOutcome: Sendable, Hashable {
+    /// The lease was given up.
+    case released
+    /// The lease is gone, or the run has ended. Nothing was written.
+    case leaseLost
+    /// The run's log does not hold the steps the writer counted on: the lease is kept; reload
+    /// and go on.
+    case stepsChanged
+}
+
+/// What `RunStore.finish` did.
 public enum FinishOutcome: Sendable, Hashable {
     /// The run ended now.
     case finished
