@@ -97,7 +97,7 @@ import Testing
     /// drive still holds the run, and stays pending. Neither may leave the run to the
     /// redelivery of the refused resume a minute later.
     @Test func aGroupMemberRecordedWhileAnotherMembersDriveHoldsTheRunIsSeenByThatDrive() async throws {
-        let engine = EngineHarness(executors: 2)
+        let engine = EngineHarness()
         try await engine.sync([("group", "shop/group", 3, [], FakeSDKApp.Function(
             [.group([[.run("p1", failures: 1, output: 1)], [.wait("w", event: "shop/approved", timeout: "1h")]]), .run("after", output: 2)],
             output: { ["p1": $0["p1"] ?? .null, "by": $0["w"]?["data"]?["by"] ?? .null, "after": $0["after"] ?? .null] }))])
@@ -107,8 +107,8 @@ import Testing
         engine.store.inject(.before {
             _ = try await engine.send("shop/approved", ["by": "ada"])
             #expect(try await engine.route() == 1)
-            // The resume the match published, driven now by another executor: the run is busy.
-            #expect(try await engine.drive(with: 1) == 1)
+            // The resume the match published, driven now: the run is busy.
+            #expect(try await engine.drive() == 1)
         }, on: .release)
         try await engine.advance(60)
         let run = try await engine.run(of: event)

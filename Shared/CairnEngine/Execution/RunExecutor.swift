@@ -120,25 +120,13 @@ public final class RunExecutor: Service {
         }
     }
 
-    /// Marks run `runID` as driven by this process. A drive of it here may already have let the
-    /// run go and only be finishing (a parallel group waiting for members, whose next member's
-    /// resume arrives just then): waits up to about a second for it rather than leave the item
-    /// to its redelivery, a minute later. False when the other drive goes on longer.
-    func claim(_ runID: ULID) async -> Bool {
-        for _ in 0..<40 {
-            if driving.withLock({ $0.insert(runID).inserted }) { return true }
-            try? await Task.sleep(for: .milliseconds(25))
-        }
-        return false
-    }
-
     /// Drives `item`'s run as far as it can go now. Returns false when the item should be
     /// delivered again (another executor holds the run, or this one lost its lease), true when
     /// it was handled or needs nothing more.
     ///
     /// - Parameter queuedAt: when the item was published, for its queue wait (metric and span).
     public func drive(_ item: WorkItem, queuedAt: Date? = nil) async throws -> Bool {
-        guard await claim(item.runID) else { return false }
+        guard driving.withLock({ $0.insert(item.runID).inserted }) else { return false }
         defer { driving.withLock { _ = $0.remove(item.runID) } }
         let lease: RunLease
         switch try await store.lease(item, owner: settings.owner, duration: settings.leaseDuration) {
