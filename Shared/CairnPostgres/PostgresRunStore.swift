@@ -127,6 +127,14 @@ public struct PostgresRunStore: RunStore {
         }
     }
 
+    public func isLive(_ item: WorkItem) async throws -> Bool {
+        let rows = try await client.query("""
+            SELECT 1 FROM runs WHERE id = \(item.runID.description) AND status IN ('Queued', 'Running')
+              AND EXISTS (SELECT 1 FROM outbox WHERE stream = \(Self.workStream) AND entry_id = \(item.entryID))
+            """, logger: logger)
+        return try await rows.hasRows()
+    }
+
     public func renew(_ lease: RunLease, duration: Duration) async throws -> Bool {
         let rows = try await client.query("""
             UPDATE runs SET lease_expires_at = clock_timestamp() + make_interval(secs => \(duration.timeInterval))

@@ -12,7 +12,7 @@ import Synchronization
 public final class InMemoryRunStore: RunStore, RunQueries {
     /// An operation a fault can be injected at.
     public enum Operation: String, Sendable, Hashable {
-        case createRuns, lease, renew, recordStep, clearPending, release, park, finish, cancel
+        case createRuns, lease, isLive, renew, recordStep, clearPending, release, park, finish, cancel
         case fireDueTimers, resume, timeOutPause, markLookedBack
         case markWorkPublished, recoverStranded, deliverDueEvents
         case admit, fireDue, fireTimeouts
@@ -224,6 +224,12 @@ public final class InMemoryRunStore: RunStore, RunQueries {
             run.startedAt = run.startedAt ?? now
             state.runs[item.runID] = run
             return .granted(RunLease(runID: item.runID, token: run.token, owner: owner, item: item.entryID))
+        }
+    }
+
+    public func isLive(_ item: WorkItem) async throws -> Bool {
+        try await perform(.isLive) { state in
+            state.runs[item.runID]?.unfinished == true && state.outbox[item.entryID] != nil
         }
     }
 

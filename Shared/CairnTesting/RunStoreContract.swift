@@ -378,13 +378,23 @@ public enum RunStoreContract {
         let again = try await f.lease(start, owner: "one")
         #expect(again.token > lease.token)
         #expect(try await f.store.run(lease.runID)?.status == "Running")
+        #expect(try await f.store.isLive(start))
         // An item that never existed, or was retired, is stale.
         let unknown = WorkItem(runID: lease.runID, reason: .retry, call: .discovery, generation: 99)
         #expect(try await f.store.lease(unknown, owner: "one", duration: .seconds(60)) == .stale)
+        #expect(try await !f.store.isLive(unknown))
         #expect(try await f.store.release(again, now: f.t0))
         #expect(try await f.store.lease(start, owner: "two", duration: .seconds(60)) == .stale)
+        #expect(try await !f.store.isLive(start))
         let missing = WorkItem(runID: ULID(milliseconds: 1, entropy: [UInt8](repeating: 0, count: 10)), reason: .start, call: .discovery)
         #expect(try await f.store.lease(missing, owner: "one", duration: .seconds(60)) == .ended)
+        #expect(try await !f.store.isLive(missing))
+        // A run cancelled under its lease leaves no item live.
+        let cancelled = try await f.startedRun(entropy: 40, owner: "one")
+        let cancelledStart = WorkItem(runID: cancelled.runID, reason: .start, call: .discovery)
+        #expect(try await f.store.isLive(cancelledStart))
+        #expect(try await f.store.cancel(cancelled.runID, now: f.t0, emitting: { _ in [] }) != nil)
+        #expect(try await !f.store.isLive(cancelledStart))
     }
 
     static func staleHolderChangesNothing(_ f: RunStoreFixture) async throws {

@@ -138,6 +138,9 @@ public final class RunExecutor: Service {
             try await withLeaseRenewed(lease) { try await self.drive(item, holding: lease, queuedAt: queuedAt) }
             return true
         } catch let lost as LeaseLost {
+            // Cancelled under this drive, or taken over and its item retired: nothing is left
+            // to deliver again.
+            guard try await store.isLive(item) else { return true }
             logger.notice("lost the lease on a run; another executor has it", metadata: ["run": "\(lost.runID)"])
             return false
         }

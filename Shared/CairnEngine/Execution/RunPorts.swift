@@ -27,6 +27,11 @@ public protocol RunLog: Sendable {
     /// Extends a lease by `duration` from now; false when it was lost.
     func renew(_ lease: RunLease, duration: Duration) async throws -> Bool
 
+    /// Whether `item` is still to be driven: its run has not ended and its outbox row is
+    /// there. Changes nothing. A drive that lost its lease asks, to tell a delivery worth
+    /// repeating from one a cancel or a takeover has already made moot.
+    func isLive(_ item: WorkItem) async throws -> Bool
+
     /// The run's function (the version it started with), events and recorded steps.
     func snapshot(_ runID: ULID) async throws -> RunSnapshot
 
