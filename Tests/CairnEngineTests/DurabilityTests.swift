@@ -1,5 +1,5 @@
 import CairnCore
-import CairnEngine
+@testable import CairnEngine
 import CairnTesting
 import Foundation
 import Testing
@@ -115,6 +115,33 @@ import Testing
         #expect(run.status == "Completed", "\(run.status) \(run.steps.map(\.name))")
         #expect(run.output == ["p1": 1, "by": "ada", "after": 2])
         #expect(engine.app.executions(run.id, "after") == 1)
+    }
+
+    /// The event a wait is for is routed while the drive that parked the run still winds up
+    /// (it is looking back for that event), and its resume reaches the same executor: the
+    /// resume waits for that drive and drives the run when it ends, instead of being refused
+    /// as a second drive of the run and left to its redelivery a lease duration later.
+    @Test func aResumeReachingTheExecutorStillWindingUpTheRunWaitsForThatDrive() async throws {
+        let engine = EngineHarness()
+        try await engine.sync([("wait", "shop/order", 0, [], FakeSDKApp.Function(
+            [.wait("approval", event: "shop/approved", timeout: "1h")], output: { $0["approval"]?["data"]?["by"] ?? "timed out" }))])
+        let order = try await engine.send("shop/order")
+        try await engine.route()
+        let runID = try #require(try await engine.runs(of: order).first?.id)
+        let second = SecondDrive()
+        engine.store.inject(.before {
+            _ = try await engine.send("shop/approved", ["by": "ada"])
+            #expect(try await engine.route() == 1)
+            // The resume, delivered to executor 0 while its first drive is here.
+            await second.start { try await engine.drive(with: 0) }
+            while await !second.isDone, !engine.executors[0].hasWaiter(for: runID) { await Task.yield() }
+        }, on: .markLookedBack)
+        #expect(try await engine.drive(with: 0) == 1)
+        #expect(try await second.value() == 1)
+        let run = try await engine.run(of: order)
+        #expect(run.status == "Completed")
+        #expect(run.output == "ada")
+        #expect(engine.work.backlog == 0)
     }
 
     // MARK: Pauses
@@ -566,5 +593,24 @@ import Testing
         #expect(run.status == "Completed")
         #expect(run.functionVersion == 1)
         #expect(engine.app.executions(run.id, "a") == 3)
+    }
+}
+
+/// A drive started from inside another (a fault hook), awaited once that one has ended.
+private actor SecondDrive {
+    private var task: Task<Int, any Error>?
+    private(set) var isDone = false
+
+    func start(_ body: @escaping @Sendable () async throws -> Int) {
+        task = Task {
+            defer { Task { await self.finished() } }
+            return try await body()
+        }
+    }
+
+    private func finished() { isDone = true }
+
+    func value() async throws -> Int {
+        try await #require(task).value
     }
 }

@@ -47,8 +47,17 @@ public final class RunExecutor: Service {
     let stamper = EventStamper()
     /// Runs this process is driving now. A stream entry still in flight here can be
     /// redelivered to this same process (reclaimed after `leaseDuration` idle during a long
-    /// call); the lease would let the same owner in again, so this set keeps one drive per run.
-    private let driving = Mutex(Set<ULID>())
+    /// call); the lease would let the same owner in again, so this keeps one drive per run
+    /// (see `claim`).
+    private let driving = Mutex([ULID: LocalDrive]())
+
+    /// A drive of a run in this process: whether it has let the run go (its lease released by
+    /// a park, a finish or a release) and only winds up, and the delivery waiting to take over
+    /// from it.
+    struct LocalDrive {
+        var letGo = false
+        var next: CheckedContinuation<Bool, Never>?
+    }
     /// The process's app calls in flight, at most `settings.concurrency`: a delivery takes a
     /// slot for its drive, and a parallel group takes more for its members (see `runGroup`).
     let slots: AsyncSlots
@@ -126,8 +135,8 @@ public final class RunExecutor: Service {
     ///
     /// - Parameter queuedAt: when the item was published, for its queue wait (metric and span).
     public func drive(_ item: WorkItem, queuedAt: Date? = nil) async throws -> Bool {
-        guard driving.withLock({ $0.insert(item.runID).inserted }) else { return false }
-        defer { driving.withLock { _ = $0.remove(item.runID) } }
+        guard await claim(item.runID) else { return false }
+        defer { unclaim(item.runID) }
         let lease: RunLease
         switch try await store.lease(item, owner: settings.owner, duration: settings.leaseDuration) {
         case .granted(let granted): lease = granted
@@ -144,6 +153,48 @@ public final class RunExecutor: Service {
             logger.notice("lost the lease on a run; another executor has it", metadata: ["run": "\(lost.runID)"])
             return false
         }
+    }
+
+    /// Marks `runID` as driven here; false when another drive of it here goes on (the item
+    /// is then delivered again later). A drive that has already let the run go is only
+    /// winding up (announcing its events, indexing timers, looking back for a wait's event),
+    /// and what it released is often what comes next: a resume its look-back published, the
+    /// next member of a parallel group. Such an item waits for that drive and takes the run
+    /// over when it ends, instead of waiting for its redelivery. One item waits per run; a
+    /// drive that has let go needs no more slots, so waiting cannot starve it.
+    func claim(_ runID: ULID) async -> Bool {
+        await withCheckedContinuation { (handover: CheckedContinuation<Bool, Never>) in
+            let answer: Bool? = driving.withLock { drives in
+                guard let drive = drives[runID] else {
+                    drives[runID] = LocalDrive()
+                    return true
+                }
+                guard drive.letGo, drive.next == nil else { return false }
+                drives[runID]?.next = handover
+                return nil
+            }
+            if let answer { handover.resume(returning: answer) }
+        }
+    }
+
+    /// Ends this process's drive of `runID`, handing the run to the item waiting for it.
+    func unclaim(_ runID: ULID) {
+        let next = driving.withLock { drives in
+            let next = drives[runID]?.next
+            drives[runID] = next.map { _ in LocalDrive() }
+            return next
+        }
+        next?.resume(returning: true)
+    }
+
+    /// Notes that this process's drive of `runID` has released its lease (see `claim`).
+    func letGo(_ runID: ULID) {
+        driving.withLock { $0[runID]?.letGo = true }
+    }
+
+    /// Whether an item waits here for this process's drive of `runID` to end.
+    func hasWaiter(for runID: ULID) -> Bool {
+        driving.withLock { $0[runID]?.next != nil }
     }
 
     /// Drives `item`'s run on `lease`, which is renewed meanwhile, holding a slot on each of
@@ -630,7 +681,9 @@ public final class RunExecutor: Service {
             // Let go only if no member was recorded since this drive read the run: one recorded
             // meanwhile had its own resume refused while this drive held the run.
             switch try await store.releaseGroup(lease, steps: snapshot.stack.count, now: clock.now) {
-            case .released: return false
+            case .released:
+                letGo(lease.runID)
+                return false
             case .leaseLost: throw LeaseLost(runID: lease.runID)
             case .stepsChanged: snapshot = try await store.snapshot(lease.runID)
             }
@@ -650,6 +703,7 @@ public final class RunExecutor: Service {
     /// each new wait look back for an event that arrived while it was being written.
     func park(_ lease: RunLease, _ parking: Parking) async throws {
         guard try await store.park(lease, parking, now: clock.now) else { throw LeaseLost(runID: lease.runID) }
+        letGo(lease.runID)
         settings.metrics.tracing.emit(parking.sleepSpans)
         await events.announce(parking.events)
         await index(parking.timers.map { ($0.item.entryID, $0.due) } + parking.pauses.map { ($0.timeout.entryID, $0.pause.expiresAt) })
@@ -662,6 +716,7 @@ public final class RunExecutor: Service {
     /// Ends the drive without changing the run.
     func release(_ lease: RunLease) async throws {
         guard try await store.release(lease, now: clock.now) else { throw LeaseLost(runID: lease.runID) }
+        letGo(lease.runID)
     }
 
     /// Adds timers to the due index; a failure only delays them to the next Postgres sweep.
@@ -682,6 +737,7 @@ public final class RunExecutor: Service {
             SystemEvents.forEnd(functionSlug: snapshot.function.id, runID: snapshot.runID, events: snapshot.events, end: end), now: now)
         switch try await store.finish(lease, end, steps: snapshot.stack.count, failedAttempts: failedAttempts, emitting: emitted, now: now) {
         case .finished:
+            letGo(lease.runID)
             settings.metrics.ended(function: snapshot.function.id, runID: lease.runID, status: end.metricStatus, error: end.errorMessage, now: now)
             await events.announce(emitted)
         case .leaseLost: throw LeaseLost(runID: lease.runID)
