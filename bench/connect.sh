@@ -10,7 +10,7 @@
 #    bench/connect_idle.py connects 1,000 workers (BENCH_SMOKE=1: 20) through /v0/connect/start
 #    and holds them, each heartbeating every 10 s. The gateway's resident memory with every
 #    worker connected, and the share of one core it spends over 60 s of heartbeats
-#    (BENCH_SMOKE=1: 10 s). Goals: RSS <= 150 MB, heartbeats <= 5 % of a core.
+#    (BENCH_SMOKE=1: 4 s). Goals: RSS <= 150 MB, heartbeats <= 5 % of a core.
 #
 # Prints the figures as name=value lines (bench/report.py) and, unless BENCH_SMOKE=1, writes
 # the connect block of bench/RESULTS.md.
@@ -18,7 +18,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
 rounds=8 runs=25 workers=1000 window=60
-[ -z "${BENCH_SMOKE:-}" ] || { rounds=1 runs=3 workers=20 window=10; }
+[ -z "${BENCH_SMOKE:-}" ] || { rounds=1 runs=3 workers=20 window=4; }
 
 source "$root/bench/lib.sh"
 with_private_servers "$0" "$@"

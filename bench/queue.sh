@@ -18,7 +18,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
 queue_args=(--limit 5 --backlog 10000 --hold-ms 100 --probes 200 --line-seconds 120 --sample-seconds 40)
 rounds=3 step_runs=100
-[ -z "${BENCH_SMOKE:-}" ] || { queue_args=(--limit 2 --backlog 100 --hold-ms 500 --probes 10 --line-seconds 30 --sample-seconds 1); rounds=1 step_runs=5; }
+[ -z "${BENCH_SMOKE:-}" ] || { queue_args=(--limit 2 --backlog 30 --hold-ms 200 --probes 10 --line-seconds 30 --sample-seconds 1); rounds=1 step_runs=5; }
 
 source "$root/bench/lib.sh"
 with_private_servers "$0" "$@"

@@ -3,7 +3,7 @@
 # (Postgres with fsync on), driven at a fixed request rate by cairn-bench.
 #
 #   bench/retention.sh       1,000,000 expired events, 4 windows of 15 s
-#   BENCH_SMOKE=1 …          100,000 expired events, 1 s windows (proves the harness runs)
+#   BENCH_SMOKE=1 …          20,000 expired events, 1 s windows (proves the harness runs)
 #
 # In one run: seed the expired events; measure ingest at a fixed rate in windows that
 # alternate between a scheduler whose retention keeps events for ever
@@ -15,7 +15,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${BENCH_BIN_DIR:-$(cd "$root" && swift build -c release --show-bin-path)}
 rows=1000000 seconds=15 rate=400
-[ -z "${BENCH_SMOKE:-}" ] || { rows=100000 seconds=1 rate=100; }
+[ -z "${BENCH_SMOKE:-}" ] || { rows=20000 seconds=1 rate=100; }
 
 source "$root/bench/lib.sh"
 with_private_servers "$0" "$@"
