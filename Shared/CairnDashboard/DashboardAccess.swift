@@ -40,7 +40,7 @@ public struct DashboardAccess: Sendable {
         guard let token = CookieHeader.value(Self.cookieName, in: request.headers[values: .cookie]), let principal = try await accounts.principal(sessionToken: token),
             let csrf = principal.csrfToken
         else { return nil }
-        return DashboardViewer(principal: principal, csrf: csrf)
+        return DashboardViewer(principal: principal, csrf: csrf, sessionToken: token)
     }
 
     enum SignInOutcome {
@@ -115,6 +115,8 @@ final class SignInGate: Sendable {
 struct DashboardViewer: Sendable {
     var principal: Principal
     var csrf: String
+    /// The session cookie's token; nil for `cairn dev`'s local admin.
+    var sessionToken: String?
 
     var actor: String { principal.actor }
     var role: AccountRole { principal.role }

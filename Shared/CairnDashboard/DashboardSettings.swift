@@ -81,7 +81,8 @@ struct DashboardSettings: Sendable {
             return try await page(request, failure: "confirm_password: must repeat the new password exactly")
         }
         do {
-            try await accounts.changePassword(accountID: accountID, current: request.field("current_password") ?? "", new: new)
+            try await accounts.changePassword(
+                accountID: accountID, current: request.field("current_password") ?? "", new: new, keepingSession: viewer.sessionToken)
         } catch let refusal as OperationRefusal {
             return try await page(request, failure: refusal.description)
         }

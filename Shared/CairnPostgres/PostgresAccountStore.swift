@@ -65,11 +65,18 @@ public struct PostgresAccountStore: AccountStore {
         return Int(count)
     }
 
-    public func updatePassword(id: UUID, hash: String, mustChange: Bool) async throws -> Bool {
+    public func updatePassword(id: UUID, hash: String, mustChange: Bool, keepingSession: [UInt8]?) async throws -> Bool {
+        // One statement: the sessions go with the password they were opened under.
         let rows = try await client.query("""
-            UPDATE accounts SET password_hash = \(hash), must_change_password = \(mustChange), updated_at = now()
-            WHERE id = \(id)
-            RETURNING 1
+            WITH updated AS (
+                UPDATE accounts SET password_hash = \(hash), must_change_password = \(mustChange), updated_at = now()
+                WHERE id = \(id)
+                RETURNING id
+            ), ended AS (
+                DELETE FROM account_sessions
+                WHERE account_id IN (SELECT id FROM updated) AND token_hash IS DISTINCT FROM \(keepingSession.map { Data($0) })
+            )
+            SELECT 1 FROM updated
             """, logger: logger)
         return try await rows.hasRows()
     }

@@ -16,6 +16,7 @@ public enum AccountStoreContract {
         ("a token is read with the account that made it, so that a disable or a demotion shows at once", tokenCreators),
         ("disabling deletes the account's sessions, and shows with any session read after; enabling clears only the flag", disabling),
         ("an account's sessions are deleted together, and no one else's", accountSessions),
+        ("a new password ends the account's other sessions, all of them when reset", aNewPasswordEndsTheOtherSessions),
         ("the last enabled admin is neither demoted nor disabled, also when two admins change each other at once", lastEnabledAdmin),
         ("the audit log pages newest first by id, below the last id seen, and keeps the first of an id", auditPages),
     ]
@@ -80,7 +81,7 @@ public enum AccountStoreContract {
     static func updates(_ store: any AccountStore) async throws {
         let ann = account("ann@example.com")
         try await store.createAccount(ann)
-        #expect(try await store.updatePassword(id: ann.id, hash: "pbkdf2-sha256$2$new", mustChange: false))
+        #expect(try await store.updatePassword(id: ann.id, hash: "pbkdf2-sha256$2$new", mustChange: false, keepingSession: nil))
         #expect(try await store.updateRole(id: ann.id, role: .operator))
         let changed = try #require(try await store.account(id: ann.id))
         #expect(changed.passwordHash == "pbkdf2-sha256$2$new")
@@ -90,7 +91,7 @@ public enum AccountStoreContract {
         #expect(changed.createdAt == ann.createdAt)
 
         let unknown = UUID()
-        #expect(try await !store.updatePassword(id: unknown, hash: "x", mustChange: false))
+        #expect(try await !store.updatePassword(id: unknown, hash: "x", mustChange: false, keepingSession: nil))
         #expect(try await !store.updateRole(id: unknown, role: .admin))
         #expect(try await store.accountCount() == 1)
     }
@@ -245,6 +246,20 @@ public enum AccountStoreContract {
         #expect(try await store.deleteSessions(accountID: ann.id) == 0)
         #expect(try await store.deleteSessions(accountID: UUID()) == 0)
         #expect(try await store.account(id: ann.id) == ann)
+    }
+
+    static func aNewPasswordEndsTheOtherSessions(_ store: any AccountStore) async throws {
+        let (ann, _) = try await annAndBobSignedIn(store)
+        // Changed from session 1: session 2 ends, 1 and the other account's 3 stay.
+        #expect(try await store.updatePassword(id: ann.id, hash: "pbkdf2-sha256$2$new", mustChange: false, keepingSession: digest(1)))
+        #expect(try await store.session(tokenHash: digest(1)) != nil)
+        #expect(try await store.session(tokenHash: digest(2)) == nil)
+        #expect(try await store.session(tokenHash: digest(3)) != nil)
+        // Reset by an admin: every session of the account ends.
+        #expect(try await store.updatePassword(id: ann.id, hash: "pbkdf2-sha256$2$reset", mustChange: true, keepingSession: nil))
+        #expect(try await store.session(tokenHash: digest(1)) == nil)
+        #expect(try await store.session(tokenHash: digest(3)) != nil)
+        #expect(try await store.account(id: ann.id)?.passwordHash == "pbkdf2-sha256$2$reset")
     }
 
     static func lastEnabledAdmin(_ store: any AccountStore) async throws {

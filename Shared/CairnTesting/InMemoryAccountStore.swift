@@ -53,11 +53,12 @@ public final class InMemoryAccountStore: AccountStore {
         state.withLock { $0.accounts.count }
     }
 
-    public func updatePassword(id: UUID, hash: String, mustChange: Bool) async throws -> Bool {
+    public func updatePassword(id: UUID, hash: String, mustChange: Bool, keepingSession: [UInt8]?) async throws -> Bool {
         state.withLock { state in
             guard state.accounts[id] != nil else { return false }
             state.accounts[id]?.passwordHash = hash
             state.accounts[id]?.mustChangePassword = mustChange
+            state.sessions = state.sessions.filter { $0.value.accountID != id || $0.value.tokenHash == keepingSession }
             return true
         }
     }

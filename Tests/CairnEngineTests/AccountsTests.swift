@@ -179,6 +179,25 @@ import Testing
         #expect(unknown.kind == .notFound)
     }
 
+    /// A new password signs the account out everywhere but where it was changed: a session
+    /// opened with the old password (on a lost laptop, by whoever learned it) ends with it.
+    @Test func changingThePasswordEndsTheAccountsOtherSessions() async throws {
+        let ann = try await account("ann@example.com", role: .viewer)
+        let here = try await accounts.signIn(email: "ann@example.com", password: "a long enough password")
+        let elsewhere = try await accounts.signIn(email: "ann@example.com", password: "a long enough password")
+        _ = try await account("bob@example.com", role: .viewer)
+        let bob = try await accounts.signIn(email: "bob@example.com", password: "a long enough password")
+        try await accounts.changePassword(accountID: ann.id, current: "a long enough password", new: "a brand new password", keepingSession: here.token)
+        #expect(try await accounts.principal(sessionToken: here.token)?.accountID == ann.id)
+        #expect(try await accounts.principal(sessionToken: elsewhere.token) == nil)
+        #expect(try await accounts.principal(sessionToken: bob.token) != nil)
+        // A refused change ends nothing.
+        await #expect(throws: OperationRefusal.self) {
+            try await accounts.changePassword(accountID: ann.id, current: "not the password", new: "another new password", keepingSession: nil)
+        }
+        #expect(try await accounts.principal(sessionToken: here.token) != nil)
+    }
+
     @Test func onlyAnAdminCreatesAccountsAndAnEmailIsTakenOnce() async throws {
         let ops = try await account("ops@example.com", role: .operator)
         let forbidden = try await #require(throws: OperationRefusal.self) {
@@ -499,8 +518,8 @@ private struct SessionHook: AccountStore {
     func account(id: UUID) async throws -> Account? { try await inner.account(id: id) }
     func accounts() async throws -> [Account] { try await inner.accounts() }
     func accountCount() async throws -> Int { try await inner.accountCount() }
-    func updatePassword(id: UUID, hash: String, mustChange: Bool) async throws -> Bool {
-        try await inner.updatePassword(id: id, hash: hash, mustChange: mustChange)
+    func updatePassword(id: UUID, hash: String, mustChange: Bool, keepingSession: [UInt8]?) async throws -> Bool {
+        try await inner.updatePassword(id: id, hash: hash, mustChange: mustChange, keepingSession: keepingSession)
     }
     func updateRole(id: UUID, role: AccountRole) async throws -> Bool { try await inner.updateRole(id: id, role: role) }
     func disableAccount(id: UUID, now: Date) async throws -> Bool { try await inner.disableAccount(id: id, now: now) }

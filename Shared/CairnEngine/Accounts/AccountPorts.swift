@@ -167,10 +167,11 @@ public protocol AccountStore: Sendable {
     /// How many accounts exist.
     func accountCount() async throws -> Int
 
-    /// Replaces an account's password hash and its must-change flag. False (nothing written)
-    /// when no account has `id`.
+    /// Replaces an account's password hash and its must-change flag and deletes the account's
+    /// sessions, all but the one whose token hash is `keepingSession`, together. False
+    /// (nothing written) when no account has `id`.
     @discardableResult
-    func updatePassword(id: UUID, hash: String, mustChange: Bool) async throws -> Bool
+    func updatePassword(id: UUID, hash: String, mustChange: Bool, keepingSession: [UInt8]?) async throws -> Bool
 
     /// Changes an account's role. False (nothing written) when no account has `id`.
     ///

@@ -199,12 +199,14 @@ public struct Accounts: Sendable {
     // MARK: Managing accounts
 
     /// Replaces an account's password, given its current one, and clears its must-change flag.
+    /// Every session of the account ends with the old password but the one `keepingSession`
+    /// (the token of the session making the change) names.
     ///
     /// - Throws: `OperationRefusal`: `.invalid` on `new_password` when it is shorter than
     ///   `minimumPasswordLength` characters, longer than `maximumPasswordBytes` bytes, or equal
     ///   to the current one; `.unauthorized` on `current_password` when it does not match;
     ///   `.notFound` on `account_id`.
-    public func changePassword(accountID: UUID, current: String, new: String) async throws {
+    public func changePassword(accountID: UUID, current: String, new: String, keepingSession: String? = nil) async throws {
         guard let account = try await store.account(id: accountID) else {
             throw OperationRefusal(kind: .notFound, field: "account_id", rule: "must name an account, got \(accountID)")
         }
@@ -217,7 +219,8 @@ public struct Accounts: Sendable {
             throw OperationRefusal(kind: .invalid, field: "new_password", rule: "must differ from the current password")
         }
         let hash = await hashPassword(new)
-        guard try await store.updatePassword(id: accountID, hash: hash, mustChange: false) else {
+        guard try await store.updatePassword(id: accountID, hash: hash, mustChange: false, keepingSession: keepingSession.map(AccountToken.digest))
+        else {
             throw OperationRefusal(kind: .notFound, field: "account_id", rule: "must name an account, got \(accountID)")
         }
         try await record(actor: account.email, action: "account.password", target: account.email, detail: [:], at: clock.now)
@@ -316,10 +319,9 @@ public struct Accounts: Sendable {
         var account = try await managedAccount(by: principal, id: id, doing: "resetting a password")
         let password = AccountToken.text(Self.randomBytes(24))
         let hash = await hashPassword(password)
-        guard try await store.updatePassword(id: id, hash: hash, mustChange: true) else { throw Self.noAccount(id) }
-        // After the new hash: a sign-in still checking the old password sees the change and
-        // drops its session (`signIn`).
-        try await store.deleteSessions(accountID: id)
+        // Its sessions end with the new hash: a sign-in still checking the old password sees
+        // the change and drops its session (`signIn`).
+        guard try await store.updatePassword(id: id, hash: hash, mustChange: true, keepingSession: nil) else { throw Self.noAccount(id) }
         try await record(actor: principal.actor, action: "account.reset", target: account.email, detail: [:], at: clock.now)
         account.passwordHash = hash
         account.mustChangePassword = true
