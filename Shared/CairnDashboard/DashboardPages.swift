@@ -290,12 +290,15 @@ struct DashboardPages: Sendable {
     func invokedRuns(of runID: ULID, steps: [String]) async throws -> [String: ULID] {
         guard !steps.isEmpty else { return [:] }
         let byCorrelation = Dictionary(steps.map { (Invocation.correlationID(runID: runID, stepID: $0), $0) }, uniquingKeysWith: { first, _ in first })
-        var children: [String: ULID] = [:]
+        var stepByEvent: [ULID: String] = [:]
         for event in try await sources.events.invokedEvents(correlationIDs: Array(byCorrelation.keys)) {
-            guard let correlation = event.payload["data"]?["_inngest"]?["correlation_id"]?.stringValue, let step = byCorrelation[correlation],
-                let child = try await sources.runs.runs(eventID: event.id).first
-            else { continue }
-            children[step] = child.id
+            guard let correlation = event.payload["data"]?["_inngest"]?["correlation_id"]?.stringValue, let step = byCorrelation[correlation] else { continue }
+            stepByEvent[event.id] = step
+        }
+        var children: [String: ULID] = [:]
+        // Oldest first: an event that started more than one run links to its first.
+        for child in try await sources.runs.runs(triggeredBy: Array(stepByEvent.keys)).reversed() {
+            if let eventID = child.eventID, let step = stepByEvent[eventID] { children[step] = child.id }
         }
         return children
     }

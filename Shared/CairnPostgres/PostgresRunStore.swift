@@ -961,6 +961,17 @@ extension PostgresRunStore: RunQueries {
         return try await Self.decodeRuns(rows)
     }
 
+    public func runs(triggeredBy eventIDs: [ULID]) async throws -> [RunRecord] {
+        guard !eventIDs.isEmpty else { return [] }
+        let rows = try await client.query("""
+            SELECT \(unescaped: Self.runColumns)
+            FROM runs r JOIN functions f ON f.id = r.function_id
+            WHERE r.event_id = ANY(\(eventIDs.map(\.description)))
+            ORDER BY r.id
+            """, logger: logger)
+        return try await Self.decodeRuns(rows)
+    }
+
     public func runs(_ filter: RunFilter, after: ULID?, ascending: Bool, limit: Int) async throws -> [RunRecord] {
         try await containing(filter) { payloads in
             let rows = try await client.query(

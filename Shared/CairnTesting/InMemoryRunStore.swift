@@ -606,6 +606,13 @@ public final class InMemoryRunStore: RunStore, RunQueries {
         }
     }
 
+    public func runs(triggeredBy eventIDs: [ULID]) async throws -> [RunRecord] {
+        let wanted = Set(eventIDs)
+        return state.withLock { state in
+            state.runs.values.filter { $0.eventIDs.first.map(wanted.contains) ?? false }.sorted { $0.id < $1.id }.map { record(of: $0, in: state) }
+        }
+    }
+
     public func count(_ filter: RunFilter) async throws -> Int {
         try await runs(filter, after: nil, ascending: true, limit: .max).count
     }

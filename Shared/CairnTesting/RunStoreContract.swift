@@ -110,6 +110,7 @@ public enum RunStoreContract {
         ("failed attempts are kept by the park that retries them and the finish that ends the run, oldest first", failedAttemptsKept),
         ("a park or finish that is refused keeps no failed attempt", refusedWritesKeepNoFailedAttempt),
         ("runs are filtered by what their trigger event and their output contain", containment),
+        ("the runs of several trigger events are read at once", runsByTriggerEvents),
     ] + FlowStoreContract.checks + [
         ("a full concurrency counter puts work in line, and a freed slot lets the first in line go", concurrencySlots),
         ("a run-level slot stays with its run between drives and goes when the run ends", runLevelSlots),
@@ -119,6 +120,29 @@ public enum RunStoreContract {
     /// payload with a NUL character and one with a number beyond Postgres's `numeric` (which
     /// `jsonb` cannot hold: such payloads may be let through, and here they do contain what is
     /// asked for), and on more events than `PostgresRunStore` looks up before the runs.
+    static func runsByTriggerEvents(_ f: RunStoreFixture) async throws {
+        let ms = UInt64(f.t0.unixMilliseconds)
+        let events = (0..<3).map { index in
+            AcceptedEvent(
+                id: ULID(milliseconds: ms + 5, entropy: [UInt8](repeating: UInt8(60 + index), count: 10)), name: "shop/a", dedupeKey: nil,
+                ts: f.t0.unixMilliseconds, payload: ["name": "shop/a", "data": ["i": .string("\(index)")]], receivedAt: f.t0.unixMilliseconds)
+        }
+        _ = try await f.eventLog.append(events, dedupeUntil: f.t0, now: f.t0)
+        // Two runs of the first event, one of the second, none of the third.
+        var runs: [ULID] = []
+        for (index, event) in [events[0], events[1], events[0]].enumerated() {
+            var run = f.newRun(key: "trigger:\(index)", entropy: UInt8(50 + index))
+            run.eventIDs = [event.id]
+            #expect(try await f.store.createRuns([run], now: f.t0) == [run.id])
+            runs.append(run.id)
+        }
+        #expect(try await f.store.runs(triggeredBy: [events[2].id, events[0].id]).map(\.id) == [runs[0], runs[2]])
+        let all = try await f.store.runs(triggeredBy: events.map(\.id))
+        #expect(all.map(\.id) == runs.sorted())
+        #expect(all.map(\.eventID) == [events[0].id, events[1].id, events[0].id])
+        #expect(try await f.store.runs(triggeredBy: []).isEmpty)
+    }
+
     static func containment(_ f: RunStoreFixture) async throws {
         let payloads: [String] = [
             #"{"name":"shop/a","data":{"userId":"u-1","vip":true}}"#,

@@ -254,6 +254,9 @@ public protocol RunQueries: Sendable {
     func run(_ id: ULID) async throws -> RunRecord?
     /// The runs an event started, oldest first (without steps).
     func runs(eventID: ULID) async throws -> [RunRecord]
+    /// The runs whose trigger event (`eventID`) is one of `eventIDs`, oldest first (without
+    /// steps), in one read however many events: a batch's other events are not counted.
+    func runs(triggeredBy eventIDs: [ULID]) async throws -> [RunRecord]
     /// A page of the runs `filter` matches (without steps), by id: newest first, or oldest
     /// first when `ascending`, starting after the id `after` (keyset pagination: a page costs
     /// the same however deep it is).
