@@ -13,7 +13,9 @@ import SwiftProtobuf
 /// One call:
 /// 1. route: a live, ready connection serving the function, on a live gateway, whose
 ///    instance has a free slot — taking the slot, writing the request's lease and putting the
-///    request in the gateway's inbox in one step. With none, it waits up to `routeWait`, then
+///    request in the gateway's inbox in one step (a gateway in this process is handed the
+///    request directly; to its worker without a limit, before the lease is written, which
+///    takes a Redis round trip off the call). With none, it waits up to `routeWait`, then
 ///    fails as not delivered: the run tries the same attempt again after its backoff, spending
 ///    none of its retries;
 /// 2. wait for the worker's ack; an undeliverable
@@ -37,6 +39,8 @@ public final class ConnectTransport: SDKTransport, Service {
     let tick: Duration
     /// Gateways in this process, reached without Redis.
     let exchange: ConnectLocalExchange?
+    /// The lease writes still under way of calls to local workers without a limit, by request.
+    let leaseWrites = Mutex<[String: Task<Bool, any Error>]>([:])
 
     enum Event: Sendable {
         case notice(ConnectInboxNotice)
@@ -123,12 +127,12 @@ public final class ConnectTransport: SDKTransport, Service {
                 case .routeAgain:
                     break
                 }
-                try? await state.release(requestID: requestID, instanceID: taken.instanceID)
+                await free(taken)
                 lease = nil
             }
             throw SDKCallNotDelivered("no connected worker accepted the request for \(target.function) after 3 tries")
         } catch {
-            if let lease { try? await state.release(requestID: requestID, instanceID: lease.instanceID) }
+            if let lease { await free(lease) }
             throw error
         }
     }
@@ -136,7 +140,13 @@ public final class ConnectTransport: SDKTransport, Service {
     /// Frees the slot of a call that has its reply and drops the buffered copy, off the call's
     /// path (a slot not freed is freed when its lease lapses, a buffer when its TTL does).
     func release(_ lease: ConnectLease) {
-        Task { [state] in try? await state.release(requestID: lease.requestID, instanceID: lease.instanceID) }
+        Task { await self.free(lease) }
+    }
+
+    /// Frees the call's slot once its lease is written (see `route`).
+    func free(_ lease: ConnectLease) async {
+        if let written = leaseWrites.withLock({ $0.removeValue(forKey: lease.requestID) }) { _ = try? await written.value }
+        try? await state.release(requestID: lease.requestID, instanceID: lease.instanceID)
     }
 
     /// The connections serving `function` on live gateways, read again when `fresh` or when
@@ -177,6 +187,17 @@ public final class ConnectTransport: SDKTransport, Service {
                 guard let local = exchange?.gateway(worker.gatewayID) else {
                     if try await state.assign(lease, limit: worker.maxConcurrency, now: now, forward: forward) { return lease }
                     continue
+                }
+                // A worker without a concurrency limit has no slot to check: the request goes to it
+                // at once and its lease is written beside the call, not before it. Nothing reads
+                // the lease in the call's first seconds (the worker's first lease extension, this
+                // call's lapse check), and the slot is freed only once it is written (`free`).
+                if worker.maxConcurrency == nil {
+                    let written = Task { [state] in try await state.assign(lease, limit: nil, now: now, forward: nil) }
+                    leaseWrites.withLock { $0[requestID] = written }
+                    exchange?.expect(requestID, by: self)
+                    await local.deliver(forward.request, to: forward.connectionID)
+                    return lease
                 }
                 if try await state.assign(lease, limit: worker.maxConcurrency, now: now, forward: nil) {
                     exchange?.expect(requestID, by: self)
@@ -246,6 +267,7 @@ public final class ConnectTransport: SDKTransport, Service {
             lastCheck = now
             // A notice can be lost with a gateway; the buffer and the lease say where things are.
             if let reply = try await takeReply(requestID) { return reply }
+            if let written = leaseWrites.withLock({ $0[requestID] }) { _ = try? await written.value }
             guard let current = try await state.lease(requestID: requestID), current.expiresAt >= now else {
                 throw ConnectCallError("the connect worker stopped responding: the request's lease lapsed")
             }
