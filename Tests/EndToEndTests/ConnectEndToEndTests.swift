@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import CairnCore
 import CairnHTTP
+import CairnRedis
 import CairnRoles
 import CairnTesting
 import Foundation
@@ -43,6 +44,44 @@ import Testing
                 throw error
             }
             await ConcurrencyEndToEndTests.stop(gateways.all, binaries, name: "cairn-gateway")
+        }
+    }
+
+    /// A worker without a concurrency limit, in the executor's own process: its request is sent
+    /// before its slot and lease are written (docs/connect.md), yet both are there while the
+    /// step runs, and neither outlives the call.
+    @Test func aLocalWorkerWithoutALimitHoldsASlotWhileItsStepRunsAndNotAfter() async throws {
+        try await withRunningCairn(environment: ExecutionEndToEndTests.environment) { cairn in
+            let api = CairnAPIClient(origin: cairn.origin, key: nil)
+            let prefix = cairn.environment["CAIRN_STREAM_PREFIX"] ?? ""
+            let redis = RedisClient(configuration: try RedisConfiguration(url: try TestEnvironment.redisURL()), logger: .init(label: "test"))
+            try await redis.connect()
+            let slots = RedisArgument.string(prefix + "connect:slots:unlimited")
+            // The request ids holding a slot, once there are `count` of them.
+            @Sendable func held(_ count: Int) async throws -> [String] {
+                let deadline = ContinuousClock.now + .seconds(10)
+                while true {
+                    let members = try await redis.send(["ZRANGE", slots, "0", "-1"]).array?.compactMap(\.string) ?? []
+                    if members.count == count { return members }
+                    try #require(ContinuousClock.now < deadline, "the worker held \(members.count) slots, never \(count)")
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            try await withPythonApp(pointingAt: cairn, environment: ["APP_MODE": "connect", "APP_INSTANCE": "unlimited"]) { app in
+                try await api.waitForConnectWorkers(app: "cairn-e2e", count: 1)
+                let harness = Harness(api: api, app: app)
+                let ids = try await harness.send([["name": "test/slow", "data": ["key": "u1"]]])
+                try await harness.waitUntilCounted("u1:slow")
+                // The 3 s step holds one slot, and its request's lease names this worker.
+                let request = try #require(try await held(1).first)
+                let lease = try await redis.send(["HGET", .string(prefix + "connect:lease:" + request), "instance"])
+                #expect(lease.string == "unlimited")
+                #expect(try await harness.endedRun(of: try #require(ids.first))["status"] == "Completed")
+                // Freed off the call's path, with the lease.
+                _ = try await held(0)
+                #expect(try await redis.send(["EXISTS", .string(prefix + "connect:lease:" + request)]).int64 == 0)
+            }
+            await redis.shutdown()
         }
     }
 
